@@ -1,0 +1,46 @@
+# Stowage: `make dev` runs the whole system locally, `make test` runs every check.
+# Both install what is missing first (scripts/install.sh; idempotent, registries only).
+SHELL := bash
+.SHELLFLAGS := -euo pipefail -c
+.DEFAULT_GOAL := help
+
+export PORT ?= 8787
+
+.PHONY: help install build dev test fmt lint unit e2e deploy-check clean
+
+help:
+	@echo "make dev     install what is missing, build, migrate local D1, serve on http://127.0.0.1:$(PORT)"
+	@echo "make test    fmt, clippy (host + wasm32), unit, end-to-end tests, deploy dry run"
+
+install:
+	@scripts/install.sh
+
+build: install
+	@scripts/build-worker.sh
+
+dev: build
+	@scripts/dev.sh
+
+test: install fmt lint build unit e2e deploy-check
+	@echo "==> all checks passed"
+
+fmt:
+	cargo fmt --all -- --check
+
+lint:
+	cargo clippy --workspace --all-targets --locked -- -D warnings
+	cargo clippy -p stowage-shared -p stowage-worker --target wasm32-unknown-unknown --all-targets --locked -- -D warnings
+
+unit:
+	cargo test --locked -p stowage-shared -p stowage-worker -p stowage-agent
+
+# End-to-end: real wrangler dev servers (needs `make build`, which `make test` runs first).
+e2e:
+	cargo test --locked -p stowage-tests
+
+# The bundle `wrangler deploy` would upload builds and validates, without an account.
+deploy-check:
+	@scripts/deploy-check.sh
+
+clean:
+	rm -rf worker/build target/wrangler-logs

@@ -1,0 +1,55 @@
+-- The whole D1 schema as it stands after every migration in migrations/ (kept in step by a test).
+
+CREATE TABLE users (
+    id                  INTEGER PRIMARY KEY AUTOINCREMENT,
+    username            TEXT    NOT NULL UNIQUE COLLATE NOCASE,
+    display_name        TEXT    NOT NULL,
+    role                TEXT    NOT NULL DEFAULT 'admin' CHECK (role IN ('admin', 'operator', 'viewer')),
+    password_hash       TEXT    NOT NULL,
+    password_changed_at TEXT    NOT NULL,
+    created_at          TEXT    NOT NULL,
+    updated_at          TEXT    NOT NULL
+);
+
+-- One row per issued token. The JWT carries the id; a token is honoured only while its row is
+-- neither revoked nor expired, so logout and password changes take effect at once.
+CREATE TABLE sessions (
+    id           TEXT    PRIMARY KEY,
+    user_id      INTEGER NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+    created_at   TEXT    NOT NULL,
+    expires_at   TEXT    NOT NULL,
+    revoked_at   TEXT,
+    client_ip    TEXT    NOT NULL,
+    user_agent   TEXT    NOT NULL
+);
+CREATE INDEX sessions_user ON sessions (user_id);
+CREATE INDEX sessions_expires ON sessions (expires_at);
+
+-- Failed sign-in counters, keyed 'account:<username>' or 'ip:<address>'.
+CREATE TABLE login_throttle (
+    key          TEXT    PRIMARY KEY,
+    failures     INTEGER NOT NULL,
+    window_start TEXT    NOT NULL,
+    locked_until TEXT
+);
+
+CREATE TABLE audit_logs (
+    id            INTEGER PRIMARY KEY AUTOINCREMENT,
+    created_at    TEXT    NOT NULL,
+    actor_user_id INTEGER,
+    actor         TEXT    NOT NULL,
+    action        TEXT    NOT NULL,
+    resource_type TEXT    NOT NULL,
+    resource_id   TEXT,
+    result        TEXT    NOT NULL CHECK (result IN ('success', 'failure')),
+    detail        TEXT    NOT NULL DEFAULT '',
+    client_ip     TEXT    NOT NULL,
+    user_agent    TEXT    NOT NULL
+);
+CREATE INDEX audit_logs_created ON audit_logs (created_at);
+CREATE INDEX audit_logs_action ON audit_logs (action, created_at);
+
+CREATE TABLE system_state (
+    key   TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);

@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# Builds the Worker bundle (worker/build/) with the pinned worker-build and wasm-bindgen.
+set -euo pipefail
+source "$(dirname "$0")/env.sh"
+cd "$STOWAGE_ROOT/worker"
+# wasm-opt is off (see worker/Cargo.toml): its binary would come from GitHub.
+worker-build --release --no-opt >"$STOWAGE_ROOT/target/worker-build.log" 2>&1 || {
+  cat "$STOWAGE_ROOT/target/worker-build.log" >&2
+  exit 1
+}
+wasm=build/index_bg.wasm
+printf "==> worker bundle: %s bytes wasm, %s bytes gzipped\n" "$(stat -c %s $wasm)" "$(gzip -9c $wasm | wc -c)" >&2

@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# Installs whatever is missing, and nothing that is already there at the pinned version:
+#   - the Rust toolchain of rust-toolchain.toml with the wasm32 target (rustup),
+#   - worker-build and wasm-bindgen-cli (cargo, into $STOWAGE_TOOLS),
+#   - Node 22 and wrangler (npm, from package-lock.json, into node_modules).
+# Only package registries are used; nothing is downloaded from GitHub.
+set -euo pipefail
+source "$(dirname "$0")/env.sh"
+cd "$STOWAGE_ROOT"
+
+say() { printf '==> %s\n' "$*" >&2; }
+
+if ! command -v cargo >/dev/null; then
+  echo "cargo is missing: install Rust with rustup (https://rustup.rs) first" >&2
+  exit 1
+fi
+# rust-toolchain.toml names the toolchain and the wasm32 target; rustup installs both on first use.
+if ! rustup target list --installed | grep -qx wasm32-unknown-unknown; then
+  say "adding the wasm32-unknown-unknown target"
+  rustup target add wasm32-unknown-unknown
+fi
+
+# `worker-build --version` prints "0.8.7", `wasm-bindgen --version` "wasm-bindgen 0.2.130".
+installed_version() { "$1" --version 2>/dev/null | awk '{print $NF}'; }
+
+cargo_tool() { # binary crate version
+  local bin="$1" crate="$2" version="$3"
+  if [ "$(installed_version "$STOWAGE_TOOLS/bin/$bin")" = "$version" ]; then
+    return
+  fi
+  say "installing $crate $version (cargo, once per machine)"
+  # --locked first; wasm-bindgen-cli's lockfile names a webpki-roots release the index no longer
+  # serves, so fall back to a fresh resolution of the same pinned crate version.
+  cargo install "$crate" --version "$version" --root "$STOWAGE_TOOLS" --locked --quiet \
+    || cargo install "$crate" --version "$version" --root "$STOWAGE_TOOLS" --quiet
+}
+cargo_tool worker-build worker-build "$WORKER_BUILD_VERSION"
+cargo_tool wasm-bindgen wasm-bindgen-cli "$WASM_BINDGEN_VERSION"
+
+# node_modules is current when npm's own record of the install is newer than the lockfile.
+if [ ! -x node_modules/.bin/wrangler ] || [ ! -x node_modules/.bin/node ] \
+   || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+  say "installing Node 22 and wrangler (npm ci)"
+  npm ci --no-audit --no-fund --loglevel=error
+fi

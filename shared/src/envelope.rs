@@ -1,0 +1,197 @@
+//! The response envelope `{code, message, data}` and the catalogue of error codes.
+//!
+//! Every response the API sends is an [`Envelope`]: `code` is `"OK"` on success, otherwise a
+//! SCREAMING_SNAKE code from [`ErrorCode`], which also fixes the HTTP status. Codes and statuses
+//! follow BackupX's public contract where it has them, so existing clients keep working.
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use std::fmt;
+
+/// The body of every API response.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Envelope<T> {
+    pub code: String,
+    pub message: String,
+    pub data: Option<T>,
+}
+
+impl<T> Envelope<T> {
+    pub fn ok(data: T) -> Self {
+        Self {
+            code: "OK".to_owned(),
+            message: String::new(),
+            data: Some(data),
+        }
+    }
+
+    pub fn is_ok(&self) -> bool {
+        self.code == "OK"
+    }
+}
+
+impl Envelope<()> {
+    pub fn error(code: ErrorCode, message: impl Into<String>) -> Self {
+        Self {
+            code: code.as_str().to_owned(),
+            message: message.into(),
+            data: None,
+        }
+    }
+}
+
+macro_rules! error_codes {
+    ($($(#[$doc:meta])* $variant:ident = ($text:literal, $status:literal),)*) => {
+        /// Every error code the API can answer with, and the HTTP status that goes with it.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub enum ErrorCode {
+            $($(#[$doc])* $variant,)*
+        }
+
+        impl ErrorCode {
+            pub const ALL: &'static [ErrorCode] = &[$(ErrorCode::$variant,)*];
+
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $(ErrorCode::$variant => $text,)*
+                }
+            }
+
+            pub fn status(self) -> u16 {
+                match self {
+                    $(ErrorCode::$variant => $status,)*
+                }
+            }
+
+            pub fn from_code(text: &str) -> Option<Self> {
+                match text {
+                    $($text => Some(ErrorCode::$variant),)*
+                    _ => None,
+                }
+            }
+        }
+    };
+}
+
+error_codes! {
+    /// The request body or query was not acceptable and no more specific code applies.
+    InvalidInput = ("INVALID_INPUT", 400),
+    /// A path id was not a positive integer.
+    InvalidId = ("INVALID_ID", 400),
+    /// No route has this path.
+    NotFound = ("NOT_FOUND", 404),
+    /// The path exists but not with this method (the `Allow` header lists the ones that do).
+    MethodNotAllowed = ("METHOD_NOT_ALLOWED", 405),
+    /// The body is larger than the route accepts.
+    PayloadTooLarge = ("PAYLOAD_TOO_LARGE", 413),
+    /// The body is not `application/json`.
+    UnsupportedMediaType = ("UNSUPPORTED_MEDIA_TYPE", 415),
+    InternalError = ("INTERNAL_ERROR", 500),
+    /// A required secret or setting is missing from the Worker's environment.
+    ServerMisconfigured = ("SERVER_MISCONFIGURED", 500),
+    /// Readiness failed: the database cannot be reached or is not migrated.
+    NotReady = ("NOT_READY", 503),
+
+    AuthRequired = ("AUTH_REQUIRED", 401),
+    AuthInvalidToken = ("AUTH_INVALID_TOKEN", 401),
+    AuthInvalidCredentials = ("AUTH_INVALID_CREDENTIALS", 401),
+    AuthForbidden = ("AUTH_FORBIDDEN", 403),
+    AuthRateLimited = ("AUTH_RATE_LIMITED", 429),
+    AuthSetupDisabled = ("AUTH_SETUP_DISABLED", 409),
+    AuthSetupInvalid = ("AUTH_SETUP_INVALID", 400),
+    AuthLoginInvalid = ("AUTH_LOGIN_INVALID", 400),
+    AuthPasswordInvalid = ("AUTH_PASSWORD_INVALID", 400),
+    AuthWrongPassword = ("AUTH_WRONG_PASSWORD", 400),
+}
+
+impl fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl Serialize for ErrorCode {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for ErrorCode {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        ErrorCode::from_code(&text)
+            .ok_or_else(|| serde::de::Error::custom(format!("unknown error code {text}")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn success_envelope_shape() {
+        let env = Envelope::ok(json!({"initialized": false}));
+        assert_eq!(
+            serde_json::to_value(&env).expect("json"),
+            json!({"code": "OK", "message": "", "data": {"initialized": false}})
+        );
+    }
+
+    #[test]
+    fn error_envelope_has_null_data() {
+        let env = Envelope::error(ErrorCode::AuthRequired, "sign in first");
+        assert_eq!(
+            serde_json::to_value(&env).expect("json"),
+            json!({"code": "AUTH_REQUIRED", "message": "sign in first", "data": null})
+        );
+    }
+
+    #[test]
+    fn every_code_is_screaming_snake_round_trips_and_is_an_error_status() {
+        let mut seen = std::collections::HashSet::new();
+        for &code in ErrorCode::ALL {
+            let text = code.as_str();
+            assert!(seen.insert(text), "duplicate code {text}");
+            assert!(
+                text.chars()
+                    .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_'),
+                "{text} is not SCREAMING_SNAKE"
+            );
+            assert_eq!(ErrorCode::from_code(text), Some(code));
+            assert!(
+                (400..600).contains(&code.status()),
+                "{text} has status {}",
+                code.status()
+            );
+        }
+    }
+
+    #[test]
+    fn statuses_match_the_reference_contract() {
+        let cases = [
+            (ErrorCode::AuthRequired, 401),
+            (ErrorCode::AuthInvalidToken, 401),
+            (ErrorCode::AuthInvalidCredentials, 401),
+            (ErrorCode::AuthRateLimited, 429),
+            (ErrorCode::AuthSetupDisabled, 409),
+            (ErrorCode::AuthSetupInvalid, 400),
+            (ErrorCode::AuthLoginInvalid, 400),
+            (ErrorCode::AuthPasswordInvalid, 400),
+            (ErrorCode::AuthWrongPassword, 400),
+            (ErrorCode::NotFound, 404),
+            (ErrorCode::PayloadTooLarge, 413),
+        ];
+        for (code, status) in cases {
+            assert_eq!(code.status(), status, "{code}");
+        }
+    }
+
+    #[test]
+    fn client_can_read_an_error_envelope() {
+        let env: Envelope<serde_json::Value> =
+            serde_json::from_str(r#"{"code":"NOT_FOUND","message":"no route","data":null}"#)
+                .expect("parse");
+        assert!(!env.is_ok());
+        assert_eq!(ErrorCode::from_code(&env.code), Some(ErrorCode::NotFound));
+    }
+}

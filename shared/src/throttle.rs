@@ -1,0 +1,137 @@
+//! Login throttling policy: how many failed attempts a key (an account or a client IP) may make in a
+//! window before it is locked out, and for how long.
+//!
+//! The Worker keeps the counters in D1 (so they survive isolates and restarts) and asks this module
+//! what to do; the counting itself is one atomic upsert there, so concurrent failures are never lost.
+
+use crate::time::Timestamp;
+use chrono::Duration;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ThrottlePolicy {
+    /// Failures allowed inside one window; the next failure locks the key.
+    pub max_failures: u32,
+    pub window: Duration,
+    pub lockout: Duration,
+}
+
+impl Default for ThrottlePolicy {
+    fn default() -> Self {
+        Self {
+            max_failures: 5,
+            window: Duration::minutes(15),
+            lockout: Duration::minutes(15),
+        }
+    }
+}
+
+/// What is stored for one key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Counter {
+    pub failures: u32,
+    pub window_start: Timestamp,
+    pub locked_until: Option<Timestamp>,
+}
+
+/// The answer before an attempt is checked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Gate {
+    Open,
+    /// Locked: try again after this many whole seconds (the `Retry-After` value, at least 1).
+    Locked {
+        retry_after_secs: u64,
+    },
+}
+
+impl ThrottlePolicy {
+    /// May an attempt go ahead for this key?
+    pub fn gate(&self, counter: Option<&Counter>, now: Timestamp) -> Gate {
+        match counter.and_then(|c| c.locked_until) {
+            Some(until) if until > now => Gate::Locked {
+                retry_after_secs: retry_after(until, now),
+            },
+            _ => Gate::Open,
+        }
+    }
+
+    /// Failures counted before this instant belong to an old window and start over.
+    pub fn window_cutoff(&self, now: Timestamp) -> Timestamp {
+        now - self.window
+    }
+
+    /// After a failure has been counted (`failures` is the count in the current window, this one
+    /// included): lock the key until the returned time, or not at all.
+    pub fn lock_after_failure(&self, failures: u32, now: Timestamp) -> Option<Timestamp> {
+        (failures >= self.max_failures).then(|| now + self.lockout)
+    }
+}
+
+/// Whole seconds from `now` until `until`, rounded up, never 0 (a client told to retry after 0 s
+/// would hammer the server).
+pub fn retry_after(until: Timestamp, now: Timestamp) -> u64 {
+    let ms = (until - now).num_milliseconds().max(0);
+    (ms as u64).div_ceil(1000).max(1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::time::from_unix_millis;
+
+    fn at(secs: i64) -> Timestamp {
+        from_unix_millis(1_800_000_000_000 + secs * 1000).expect("valid")
+    }
+
+    fn policy() -> ThrottlePolicy {
+        ThrottlePolicy {
+            max_failures: 3,
+            window: Duration::seconds(60),
+            lockout: Duration::seconds(30),
+        }
+    }
+
+    #[test]
+    fn unknown_and_unlocked_keys_are_open() {
+        assert_eq!(policy().gate(None, at(0)), Gate::Open);
+        let c = Counter {
+            failures: 2,
+            window_start: at(0),
+            locked_until: None,
+        };
+        assert_eq!(policy().gate(Some(&c), at(1)), Gate::Open);
+    }
+
+    #[test]
+    fn locks_at_max_failures_and_reports_retry_after() {
+        let p = policy();
+        assert_eq!(p.lock_after_failure(2, at(10)), None);
+        let until = p.lock_after_failure(3, at(10)).expect("locked");
+        assert_eq!(until, at(40));
+        let c = Counter {
+            failures: 3,
+            window_start: at(0),
+            locked_until: Some(until),
+        };
+        assert_eq!(
+            p.gate(Some(&c), at(10)),
+            Gate::Locked {
+                retry_after_secs: 30
+            }
+        );
+        assert_eq!(p.gate(Some(&c), at(40)), Gate::Open, "lock ends on time");
+    }
+
+    #[test]
+    fn retry_after_rounds_up_and_is_never_zero() {
+        let now = at(0);
+        assert_eq!(retry_after(now + Duration::milliseconds(1), now), 1);
+        assert_eq!(retry_after(now + Duration::milliseconds(1500), now), 2);
+        assert_eq!(retry_after(now, now), 1);
+        assert_eq!(retry_after(now - Duration::seconds(5), now), 1);
+    }
+
+    #[test]
+    fn window_cutoff_is_one_window_back() {
+        assert_eq!(policy().window_cutoff(at(100)), at(40));
+    }
+}

@@ -1,0 +1,9 @@
+//! End-to-end tests through the real `wrangler dev`: every test starts its own server with its own
+//! state, so they run in parallel. `make test` builds the Worker and installs wrangler first.
+
+mod auth;
+mod cron;
+mod errors;
+mod health;
+mod schema;
+mod tokens;

@@ -1,0 +1,370 @@
+//! The six `/api/auth` routes: first-run setup, login, logout, profile and password change.
+
+use super::Ctx;
+use crate::auth::{self, Principal};
+use crate::config::{AppState, Config};
+use crate::error::ApiError;
+use crate::http;
+use crate::store::audit::{self, Entry, Outcome};
+use crate::store::{self, sessions, throttle, users};
+use stowage_shared::api::{
+    AuthPayload, ChangePasswordRequest, LoggedOut, LoginRequest, PasswordChanged, SetupRequest,
+    SetupStatus,
+};
+use stowage_shared::throttle::{Counter, Gate};
+use stowage_shared::time::{self, Timestamp};
+use stowage_shared::{ErrorCode, SecretString};
+use worker::{D1Database, Response};
+
+/// Who made a request, for audit rows and throttling keys.
+struct Caller {
+    ip: String,
+    user_agent: String,
+}
+
+impl Caller {
+    fn of(ctx: &Ctx<'_>) -> Self {
+        Self {
+            ip: http::client_ip(&ctx.req),
+            user_agent: http::user_agent(&ctx.req),
+        }
+    }
+
+    fn entry<'a>(
+        &'a self,
+        now: &'a str,
+        actor: &'a str,
+        action: &'static str,
+        outcome: Outcome,
+        detail: &'a str,
+    ) -> Entry<'a> {
+        Entry {
+            now,
+            actor_user_id: None,
+            actor,
+            action,
+            resource_type: "user",
+            resource_id: None,
+            outcome,
+            detail,
+            client_ip: &self.ip,
+            user_agent: &self.user_agent,
+        }
+    }
+}
+
+fn account_key(username: &str) -> String {
+    format!("account:{}", username.to_lowercase())
+}
+
+fn ip_key(ip: &str) -> String {
+    format!("ip:{ip}")
+}
+
+pub async fn setup_status(ctx: Ctx<'_>) -> Result<Response, ApiError> {
+    let AppState { db, .. } = ctx.state()?;
+    http::ok(&SetupStatus {
+        initialized: users::any_exists(&db).await?,
+    })
+}
+
+pub async fn setup(mut ctx: Ctx<'_>) -> Result<Response, ApiError> {
+    let AppState { db, config } = ctx.state()?;
+    let body: SetupRequest = http::read_json(
+        &mut ctx.req,
+        config.max_json_body,
+        ErrorCode::AuthSetupInvalid,
+    )
+    .await?;
+    let valid = body
+        .validate()
+        .map_err(|e| ApiError::new(ErrorCode::AuthSetupInvalid, e.to_string()))?;
+    let caller = Caller::of(&ctx);
+    let now = time::format(ctx.now);
+    let closed = || {
+        ApiError::new(
+            ErrorCode::AuthSetupDisabled,
+            "setup is already complete; sign in instead",
+        )
+    };
+    // Cheap early answer; the insert below is what makes the race safe.
+    let created = if users::any_exists(&db).await? {
+        None
+    } else {
+        let hash = auth::hash_password(config.argon2, valid.password.secret())?;
+        users::create_first_admin(
+            &db,
+            valid.username.as_str(),
+            valid.display_name.as_str(),
+            &hash,
+            &now,
+        )
+        .await?
+    };
+    let Some(user) = created else {
+        let entry = caller.entry(
+            &now,
+            valid.username.as_str(),
+            "auth.setup",
+            Outcome::Failure,
+            "setup_disabled",
+        );
+        audit::record(&db, &entry).await?;
+        return Err(closed());
+    };
+    let payload = start_session(&db, &config, &user, ctx.now, &caller).await?;
+    let entry = Entry {
+        actor_user_id: Some(user.id),
+        resource_id: Some(user.id.to_string()),
+        ..caller.entry(&now, &user.username, "auth.setup", Outcome::Success, "")
+    };
+    audit::record(&db, &entry).await?;
+    http::created(&payload)
+}
+
+pub async fn login(mut ctx: Ctx<'_>) -> Result<Response, ApiError> {
+    let AppState { db, config } = ctx.state()?;
+    let body: LoginRequest = http::read_json(
+        &mut ctx.req,
+        config.max_json_body,
+        ErrorCode::AuthLoginInvalid,
+    )
+    .await?;
+    let valid = body
+        .validate()
+        .map_err(|e| ApiError::new(ErrorCode::AuthLoginInvalid, e.to_string()))?;
+    let caller = Caller::of(&ctx);
+    let now = time::format(ctx.now);
+    let account = account_key(&valid.username);
+    let ip = ip_key(&caller.ip);
+
+    if let Err(limited) = check_gates(&db, &config, [&account, &ip], ctx.now).await {
+        let entry = caller.entry(
+            &now,
+            &valid.username,
+            "auth.login",
+            Outcome::Failure,
+            "rate_limited",
+        );
+        audit::record(&db, &entry).await?;
+        return Err(limited);
+    }
+
+    let user = users::find_by_username(&db, &valid.username).await?;
+    let verified = match &user {
+        Some(user) => auth::verify_password(config.argon2, &valid.password, &user.password_hash),
+        None => {
+            auth::burn_equivalent_work(config.argon2, &valid.password);
+            false
+        }
+    };
+    let user = match user {
+        Some(user) if verified => user,
+        _ => {
+            count_failure(&db, &config, [&account, &ip], ctx.now).await?;
+            let entry = caller.entry(
+                &now,
+                &valid.username,
+                "auth.login",
+                Outcome::Failure,
+                "invalid_credentials",
+            );
+            audit::record(&db, &entry).await?;
+            return Err(ApiError::new(
+                ErrorCode::AuthInvalidCredentials,
+                "wrong username or password",
+            ));
+        }
+    };
+
+    // Only the account counter is cleared: one good password must not reset an address that is
+    // guessing at other accounts.
+    throttle::clear(&db, &account).await?;
+    if auth::needs_rehash(config.argon2, &user.password_hash) {
+        let hash = auth::hash_password(config.argon2, &valid.password)?;
+        users::rehash(&db, user.id, &hash, &now).await?;
+    }
+    let payload = start_session(&db, &config, &user, ctx.now, &caller).await?;
+    let entry = Entry {
+        actor_user_id: Some(user.id),
+        resource_id: Some(user.id.to_string()),
+        ..caller.entry(&now, &user.username, "auth.login", Outcome::Success, "")
+    };
+    audit::record(&db, &entry).await?;
+    http::ok(&payload)
+}
+
+pub async fn logout(ctx: Ctx<'_>) -> Result<Response, ApiError> {
+    let AppState { db, config } = ctx.state()?;
+    let principal = auth::authenticate(&db, &config, &ctx.req, ctx.now).await?;
+    let caller = Caller::of(&ctx);
+    let now = time::format(ctx.now);
+    sessions::revoke(&db, &principal.session_id, &now).await?;
+    audit::record(
+        &db,
+        &principal_entry(
+            &caller,
+            &principal,
+            &now,
+            "auth.logout",
+            Outcome::Success,
+            "",
+        ),
+    )
+    .await?;
+    http::ok(&LoggedOut { logged_out: true })
+}
+
+pub async fn profile(ctx: Ctx<'_>) -> Result<Response, ApiError> {
+    let AppState { db, config } = ctx.state()?;
+    let principal = auth::authenticate(&db, &config, &ctx.req, ctx.now).await?;
+    http::ok(&principal.user.output())
+}
+
+pub async fn change_password(mut ctx: Ctx<'_>) -> Result<Response, ApiError> {
+    let AppState { db, config } = ctx.state()?;
+    let principal = auth::authenticate(&db, &config, &ctx.req, ctx.now).await?;
+    let body: ChangePasswordRequest = http::read_json(
+        &mut ctx.req,
+        config.max_json_body,
+        ErrorCode::AuthPasswordInvalid,
+    )
+    .await?;
+    let valid = body
+        .validate()
+        .map_err(|e| ApiError::new(ErrorCode::AuthPasswordInvalid, e.to_string()))?;
+    let caller = Caller::of(&ctx);
+    let now = time::format(ctx.now);
+    let user = &principal.user;
+    // A stolen token must not become a way to guess the password: the old-password check shares
+    // the account's sign-in throttle.
+    let account = account_key(&user.username);
+    let ip = ip_key(&caller.ip);
+    check_gates(&db, &config, [&account, &ip], ctx.now).await?;
+    if !auth::verify_password(config.argon2, &valid.old_password, &user.password_hash) {
+        count_failure(&db, &config, [&account, &ip], ctx.now).await?;
+        let entry = principal_entry(
+            &caller,
+            &principal,
+            &now,
+            "auth.password_change",
+            Outcome::Failure,
+            "wrong_password",
+        );
+        audit::record(&db, &entry).await?;
+        return Err(ApiError::new(
+            ErrorCode::AuthWrongPassword,
+            "the current password is not correct",
+        ));
+    }
+    let hash = auth::hash_password(config.argon2, valid.new_password.secret())?;
+    let entry = principal_entry(
+        &caller,
+        &principal,
+        &now,
+        "auth.password_change",
+        Outcome::Success,
+        "",
+    );
+    // One transaction: the new hash, the revocation of every other session and the audit row.
+    let changes = store::batch(
+        &db,
+        vec![
+            users::set_password(&db, user.id, &hash, &now)?,
+            sessions::revoke_others(&db, user.id, &principal.session_id, &now)?,
+            audit::insert(&db, &entry)?,
+        ],
+    )
+    .await?;
+    let revoked = changes.get(1).copied().unwrap_or(0);
+    http::ok(&PasswordChanged {
+        changed: true,
+        revoked_sessions: u32::try_from(revoked).unwrap_or(u32::MAX),
+    })
+}
+
+fn principal_entry<'a>(
+    caller: &'a Caller,
+    principal: &'a Principal,
+    now: &'a str,
+    action: &'static str,
+    outcome: Outcome,
+    detail: &'a str,
+) -> Entry<'a> {
+    Entry {
+        actor_user_id: Some(principal.user.id),
+        resource_id: Some(principal.user.id.to_string()),
+        ..caller.entry(now, &principal.user.username, action, outcome, detail)
+    }
+}
+
+async fn start_session(
+    db: &D1Database,
+    config: &Config,
+    user: &users::UserRow,
+    now: Timestamp,
+    caller: &Caller,
+) -> Result<AuthPayload, ApiError> {
+    let session_id = auth::new_session_id()?;
+    let expires_at = now + config.session_ttl;
+    let now_text = time::format(now);
+    let expires_text = time::format(expires_at);
+    sessions::create(
+        db,
+        &sessions::NewSession {
+            id: &session_id,
+            user_id: user.id,
+            now: &now_text,
+            expires_at: &expires_text,
+            client_ip: &caller.ip,
+            user_agent: &caller.user_agent,
+        },
+    )
+    .await?;
+    let token: SecretString = auth::issue_token(config, user.id, &session_id, now, expires_at)?;
+    Ok(AuthPayload {
+        token,
+        expires_at: expires_text,
+        user: user.output(),
+    })
+}
+
+/// Refuses the attempt when the account or the address is locked out.
+async fn check_gates(
+    db: &D1Database,
+    config: &Config,
+    keys: [&str; 2],
+    now: Timestamp,
+) -> Result<(), ApiError> {
+    let counters = throttle::get(db, keys).await?;
+    let retry_after_secs = counters
+        .iter()
+        .filter_map(
+            |(_, c): &(String, Counter)| match config.throttle.gate(Some(c), now) {
+                Gate::Locked { retry_after_secs } => Some(retry_after_secs),
+                Gate::Open => None,
+            },
+        )
+        .max();
+    match retry_after_secs {
+        Some(retry_after_secs) => Err(ApiError::RateLimited { retry_after_secs }),
+        None => Ok(()),
+    }
+}
+
+async fn count_failure(
+    db: &D1Database,
+    config: &Config,
+    keys: [&str; 2],
+    now: Timestamp,
+) -> Result<(), ApiError> {
+    let now_text = time::format(now);
+    let cutoff = time::format(config.throttle.window_cutoff(now));
+    for key in keys {
+        let failures = throttle::count_failure(db, key, &now_text, &cutoff).await?;
+        if let Some(until) = config.throttle.lock_after_failure(failures, now) {
+            throttle::lock(db, key, &time::format(until)).await?;
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,115 @@
+//! The Worker's configuration, read once per request from its environment. Binding and variable
+//! names are constants here and documented in the README and `wrangler.toml`.
+//!
+//! A value that is present but unusable fails closed (`SERVER_MISCONFIGURED`) instead of falling back
+//! to a default silently: a typo in a lockout setting must not turn throttling off.
+
+use crate::error::ApiError;
+use chrono::Duration;
+use stowage_shared::SecretString;
+use stowage_shared::throttle::ThrottlePolicy;
+use worker::{D1Database, Env};
+
+pub const DB_BINDING: &str = "DB";
+/// HMAC key for session tokens (HS256). A Worker secret, at least 32 bytes.
+pub const JWT_SECRET: &str = "JWT_SECRET";
+pub const SESSION_TTL_SECS: &str = "SESSION_TTL_SECS";
+pub const ARGON2_MEMORY_KIB: &str = "ARGON2_MEMORY_KIB";
+pub const ARGON2_ITERATIONS: &str = "ARGON2_ITERATIONS";
+pub const ARGON2_PARALLELISM: &str = "ARGON2_PARALLELISM";
+pub const LOGIN_MAX_FAILURES: &str = "LOGIN_MAX_FAILURES";
+pub const LOGIN_WINDOW_SECS: &str = "LOGIN_WINDOW_SECS";
+pub const LOGIN_LOCKOUT_SECS: &str = "LOGIN_LOCKOUT_SECS";
+pub const MAX_JSON_BODY_BYTES: &str = "MAX_JSON_BODY_BYTES";
+
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// argon2id cost. The defaults are OWASP's first recommendation (19 MiB, 2 passes, 1 lane), about
+/// 30 ms of CPU per hash inside workerd — more than the Free plan's 10 ms per request allows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Argon2Cost {
+    pub memory_kib: u32,
+    pub iterations: u32,
+    pub parallelism: u32,
+}
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub jwt_secret: SecretString,
+    pub session_ttl: Duration,
+    pub argon2: Argon2Cost,
+    pub throttle: ThrottlePolicy,
+    pub max_json_body: usize,
+}
+
+impl Config {
+    pub fn from_env(env: &Env) -> Result<Self, ApiError> {
+        let jwt_secret = env
+            .secret(JWT_SECRET)
+            .map(|s| s.to_string())
+            .map_err(|_| ApiError::Misconfigured(format!("secret {JWT_SECRET} is not set")))?;
+        if jwt_secret.len() < 32 {
+            return Err(ApiError::Misconfigured(format!(
+                "secret {JWT_SECRET} must be at least 32 bytes"
+            )));
+        }
+        Ok(Self {
+            jwt_secret: SecretString::new(jwt_secret),
+            session_ttl: Duration::seconds(number(env, SESSION_TTL_SECS, 86_400, 60..=31_536_000)?),
+            argon2: Argon2Cost {
+                memory_kib: number(env, ARGON2_MEMORY_KIB, 19_456, 1_024..=262_144)?,
+                iterations: number(env, ARGON2_ITERATIONS, 2, 1..=16)?,
+                parallelism: number(env, ARGON2_PARALLELISM, 1, 1..=8)?,
+            },
+            throttle: ThrottlePolicy {
+                max_failures: number(env, LOGIN_MAX_FAILURES, 5, 1..=1_000)?,
+                window: Duration::seconds(number(env, LOGIN_WINDOW_SECS, 900, 1..=86_400)?),
+                lockout: Duration::seconds(number(env, LOGIN_LOCKOUT_SECS, 900, 1..=86_400)?),
+            },
+            max_json_body: number(env, MAX_JSON_BODY_BYTES, 1_048_576, 1_024..=10_485_760)?,
+        })
+    }
+}
+
+/// A numeric variable: absent → `default`; present → must parse and lie in `range`.
+fn number<T>(
+    env: &Env,
+    name: &str,
+    default: T,
+    range: std::ops::RangeInclusive<T>,
+) -> Result<T, ApiError>
+where
+    T: std::str::FromStr + PartialOrd + std::fmt::Display + Copy,
+{
+    let Ok(var) = env.var(name) else {
+        return Ok(default);
+    };
+    let text = var.to_string();
+    match text.trim().parse::<T>() {
+        Ok(v) if range.contains(&v) => Ok(v),
+        _ => Err(ApiError::Misconfigured(format!(
+            "variable {name}={text:?} must be a number from {} to {}",
+            range.start(),
+            range.end()
+        ))),
+    }
+}
+
+/// What every handler gets: the database and the configuration.
+#[derive(Debug)]
+pub struct AppState {
+    pub db: D1Database,
+    pub config: Config,
+}
+
+impl AppState {
+    pub fn from_env(env: &Env) -> Result<Self, ApiError> {
+        let db = env
+            .d1(DB_BINDING)
+            .map_err(|_| ApiError::Misconfigured(format!("D1 binding {DB_BINDING} is missing")))?;
+        Ok(Self {
+            db,
+            config: Config::from_env(env)?,
+        })
+    }
+}

@@ -1,0 +1,28 @@
+//! The scheduled tick, run by the cron trigger every minute. For now it records that it ran and
+//! purges sign-in state that can no longer matter; scheduling of backups joins it later.
+
+use crate::config::AppState;
+use crate::error::ApiError;
+use crate::store::{sessions, system, throttle};
+use chrono::Duration;
+use stowage_shared::time::{self, Timestamp};
+
+/// What one tick did, for the log.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct TickReport {
+    pub sessions_purged: usize,
+    pub throttle_rows_purged: usize,
+}
+
+pub async fn tick(state: &AppState, now: Timestamp) -> Result<TickReport, ApiError> {
+    let now_text = time::format(now);
+    // Revoked sessions are kept a day so that "signed out" is visible when investigating.
+    let revoked_before = time::format(now - Duration::days(1));
+    let cutoff = time::format(state.config.throttle.window_cutoff(now));
+    let report = TickReport {
+        sessions_purged: sessions::purge(&state.db, &now_text, &revoked_before).await?,
+        throttle_rows_purged: throttle::purge(&state.db, &now_text, &cutoff).await?,
+    };
+    system::set_last_tick_at(&state.db, &now_text).await?;
+    Ok(report)
+}

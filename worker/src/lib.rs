@@ -1,0 +1,45 @@
+//! Stowage's control plane: a Cloudflare Worker serving `/api` on D1, with a cron tick.
+//!
+//! This file holds the entry points only. Routing is in `router`, handlers in `api`, SQL in
+//! `store`. The Worker never moves backup data; agents do.
+
+mod api;
+mod auth;
+mod config;
+mod cron;
+mod error;
+mod http;
+mod router;
+mod store;
+
+use stowage_shared::time::{self, Timestamp};
+use worker::{Context, Date, Env, Request, Response, ScheduleContext, ScheduledEvent, event};
+
+fn now() -> Timestamp {
+    let ms = i64::try_from(Date::now().as_millis()).unwrap_or(i64::MAX);
+    time::from_unix_millis(ms).unwrap_or_default()
+}
+
+#[event(fetch)]
+async fn fetch(req: Request, env: Env, _ctx: Context) -> worker::Result<Response> {
+    console_error_panic_hook::set_once();
+    let ctx = api::Ctx {
+        req,
+        env: &env,
+        now: now(),
+    };
+    Ok(router::handle(ctx).await)
+}
+
+#[event(scheduled)]
+async fn scheduled(_event: ScheduledEvent, env: Env, _ctx: ScheduleContext) {
+    console_error_panic_hook::set_once();
+    let result = match config::AppState::from_env(&env) {
+        Ok(state) => cron::tick(&state, now()).await,
+        Err(err) => Err(err),
+    };
+    match result {
+        Ok(report) => worker::console_log!("tick: {report:?}"),
+        Err(err) => worker::console_error!("tick failed: {err}"),
+    }
+}

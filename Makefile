@@ -21,7 +21,7 @@ build: install
 dev: build
 	@scripts/dev.sh
 
-test: install fmt lint build unit e2e deploy-check
+test: install fmt lint build deploy-check unit e2e
 	@echo "==> all checks passed"
 
 fmt:

@@ -1,3 +1,6 @@
+//! Authentication end to end: setup, login, logout, profile, password change, throttling, audit
+//! rows, and the promise that no secret leaves the server.
+
 use anyhow::{Result, ensure};
 use serde_json::json;
 use std::time::{Duration, Instant};

@@ -1,3 +1,5 @@
+//! The cron handler, triggered the way Cloudflare would.
+
 use anyhow::{Result, ensure};
 use stowage_shared::api::{Readiness, routes};
 use stowage_tests::Server;

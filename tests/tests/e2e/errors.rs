@@ -11,7 +11,7 @@ async fn raw(
     method: Method,
     path: &str,
     content_type: Option<&str>,
-    body: &'static str,
+    body: impl Into<reqwest::Body>,
 ) -> Result<Reply> {
     let mut req = server.http().request(method, server.url(path)).body(body);
     if let Some(ct) = content_type {
@@ -174,16 +174,8 @@ async fn oversized_bodies_are_refused_whether_declared_or_streamed() -> Result<(
         "x".repeat(1_100_000)
     );
 
-    let reply = Reply::read(
-        server
-            .http()
-            .post(server.url(routes::AUTH_LOGIN))
-            .header("Content-Type", "application/json")
-            .body(big.clone())
-            .send()
-            .await?,
-    )
-    .await?;
+    let json = Some("application/json");
+    let reply = raw(&server, Method::POST, routes::AUTH_LOGIN, json, big.clone()).await?;
     reply.expect_error(413, "PAYLOAD_TOO_LARGE")?;
 
     // Chunked: no Content-Length, so the Worker must stop reading at the limit itself.
@@ -193,16 +185,7 @@ async fn oversized_bodies_are_refused_whether_declared_or_streamed() -> Result<(
         .map(|c| Ok(c.to_vec()))
         .collect();
     let body = reqwest::Body::wrap_stream(futures_util::stream::iter(chunks));
-    let reply = Reply::read(
-        server
-            .http()
-            .post(server.url(routes::AUTH_LOGIN))
-            .header("Content-Type", "application/json")
-            .body(body)
-            .send()
-            .await?,
-    )
-    .await?;
+    let reply = raw(&server, Method::POST, routes::AUTH_LOGIN, json, body).await?;
     reply.expect_error(413, "PAYLOAD_TOO_LARGE")?;
 
     // Just under the limit is still parsed (and fails validation on its merits, not its size).
@@ -210,16 +193,7 @@ async fn oversized_bodies_are_refused_whether_declared_or_streamed() -> Result<(
         "{{\"username\":\"admin\",\"password\":\"{}\"}}",
         "x".repeat(1_000_000)
     );
-    let reply = Reply::read(
-        server
-            .http()
-            .post(server.url(routes::AUTH_LOGIN))
-            .header("Content-Type", "application/json")
-            .body(under)
-            .send()
-            .await?,
-    )
-    .await?;
+    let reply = raw(&server, Method::POST, routes::AUTH_LOGIN, json, under).await?;
     reply.expect_error(400, "AUTH_LOGIN_INVALID")?;
     Ok(())
 }

@@ -1,3 +1,5 @@
+//! Liveness, readiness and failing closed when misconfigured.
+
 use anyhow::Result;
 use stowage_shared::api::{Health, Readiness, routes};
 use stowage_tests::{Server, ServerOptions};

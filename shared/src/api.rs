@@ -17,7 +17,30 @@ pub mod routes {
     pub const AUTH_LOGOUT: &str = "/api/auth/logout";
     pub const AUTH_PROFILE: &str = "/api/auth/profile";
     pub const AUTH_PASSWORD: &str = "/api/auth/password";
+    pub const NODES: &str = "/api/nodes";
+    pub const AGENT_HEARTBEAT: &str = "/api/agent/heartbeat";
+    pub const AGENT_POLL: &str = "/api/agent/commands/poll";
+
+    pub fn node(id: i64) -> String {
+        format!("{NODES}/{id}")
+    }
+    pub fn node_fs_list(id: i64) -> String {
+        format!("{NODES}/{id}/fs/list")
+    }
+    pub fn node_rotate_token(id: i64) -> String {
+        format!("{NODES}/{id}/rotate-token")
+    }
+    pub fn agent_command_result(id: i64) -> String {
+        format!("/api/agent/commands/{id}/result")
+    }
 }
+
+/// Header that carries a node's token on every agent request.
+pub const AGENT_TOKEN_HEADER: &str = "X-Agent-Token";
+/// Header that carries the agent's protocol version on every agent request.
+pub const AGENT_PROTOCOL_HEADER: &str = "X-Stowage-Protocol";
+/// The oldest agent protocol the Worker still serves.
+pub const MIN_AGENT_PROTOCOL_VERSION: u32 = 1;
 
 /// `GET /api/health`: liveness, public.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -138,6 +161,171 @@ pub struct PasswordChanged {
     pub revoked_sessions: u32,
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum NodeStatus {
+    Online,
+    Offline,
+}
+
+/// What an agent found on its machine, reported with every heartbeat.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Capabilities {
+    /// `rclone version`, when rclone is installed.
+    #[serde(default)]
+    pub rclone: Option<String>,
+    /// Database client tools found on PATH, with their versions (e.g. `pg_dump` → `15.19`).
+    #[serde(default)]
+    pub tools: std::collections::BTreeMap<String, String>,
+    /// How many commands the agent runs at once.
+    #[serde(default)]
+    pub max_concurrent: u32,
+}
+
+/// A node (a machine with an agent) as the API shows it. The token is never part of it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NodeOutput {
+    pub id: i64,
+    pub name: String,
+    pub status: NodeStatus,
+    pub hostname: String,
+    pub ip_address: String,
+    pub os: String,
+    pub arch: String,
+    pub agent_version: String,
+    pub last_seen_at: Option<String>,
+    pub capabilities: Capabilities,
+    /// Commands waiting for or being run by this node's agent.
+    pub queue_depth: u32,
+    pub created_at: String,
+}
+
+/// `POST /api/nodes` and `PUT /api/nodes/:id`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NodeRequest {
+    pub name: String,
+}
+
+/// Returned once, at creation and at rotation: the plaintext token is not stored anywhere.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NodeWithToken {
+    pub node: NodeOutput,
+    pub token: SecretString,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Deleted {
+    pub deleted: bool,
+}
+
+/// One entry of `GET /api/nodes/:id/fs/list`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FsEntry {
+    pub name: String,
+    pub path: String,
+    pub is_dir: bool,
+    pub size: u64,
+    pub modified_at: Option<String>,
+}
+
+/// A directory listing, directories first, then by name.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FsListing {
+    pub path: String,
+    pub entries: Vec<FsEntry>,
+}
+
+/// `POST /api/agent/heartbeat`: who the agent is and what it can do.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HeartbeatRequest {
+    pub hostname: String,
+    pub ip_address: String,
+    pub os: String,
+    pub arch: String,
+    pub agent_version: String,
+    pub capabilities: Capabilities,
+    /// Commands this agent is running now; their leases are renewed.
+    #[serde(default)]
+    pub running: Vec<i64>,
+}
+
+/// The node's identity and the timings the agent must keep, so that all timing lives in the
+/// Worker's configuration.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HeartbeatResponse {
+    pub node_id: i64,
+    pub node_name: String,
+    pub heartbeat_interval_secs: u64,
+    pub poll_interval_secs: u64,
+    pub lease_secs: u64,
+    /// Running commands whose lease could not be renewed (expired, or not this node's): the agent
+    /// should stop working on them.
+    pub lost: Vec<i64>,
+}
+
+/// What a command asks the agent to do.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum CommandSpec {
+    /// List one directory on the node.
+    ListDir { path: String },
+}
+
+impl CommandSpec {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            CommandSpec::ListDir { .. } => "list_dir",
+        }
+    }
+}
+
+/// A command claimed by `POST /api/agent/commands/poll`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ClaimedCommand {
+    pub id: i64,
+    pub spec: CommandSpec,
+    pub lease_expires_at: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PollResponse {
+    pub command: Option<ClaimedCommand>,
+}
+
+/// Why a command failed, in the API's own terms so the Worker can answer the waiting caller.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CommandError {
+    pub code: crate::envelope::ErrorCode,
+    pub message: String,
+}
+
+/// `POST /api/agent/commands/:id/result`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "outcome", rename_all = "snake_case")]
+pub enum CommandResult {
+    Succeeded { result: serde_json::Value },
+    Failed { error: CommandError },
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ResultAccepted {
+    /// False when the same result had already been recorded (the report is idempotent).
+    pub recorded: bool,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -181,6 +369,32 @@ mod tests {
         assert_eq!(v["role"], "admin");
         let keys: Vec<_> = v.as_object().expect("object").keys().cloned().collect();
         assert!(keys.iter().all(|k| !k.to_lowercase().contains("hash")));
+    }
+
+    #[test]
+    fn command_specs_and_results_are_tagged() {
+        let spec = CommandSpec::ListDir {
+            path: "/srv".into(),
+        };
+        assert_eq!(
+            serde_json::to_value(&spec).expect("json"),
+            json!({"kind": "list_dir", "path": "/srv"})
+        );
+        let failed: CommandResult = serde_json::from_value(json!({
+            "outcome": "failed",
+            "error": {"code": "NODE_FS_NOT_FOUND", "message": "no such directory"}
+        }))
+        .expect("parse");
+        assert!(
+            matches!(failed, CommandResult::Failed { ref error } if error.code == crate::ErrorCode::NodeFsNotFound)
+        );
+        assert!(
+            serde_json::from_value::<CommandResult>(
+                json!({"outcome": "failed", "error": {"code": "MADE_UP", "message": ""}})
+            )
+            .is_err(),
+            "agents can only report codes the API knows"
+        );
     }
 
     #[test]

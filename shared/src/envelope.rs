@@ -101,6 +101,29 @@ error_codes! {
     AuthLoginInvalid = ("AUTH_LOGIN_INVALID", 400),
     AuthPasswordInvalid = ("AUTH_PASSWORD_INVALID", 400),
     AuthWrongPassword = ("AUTH_WRONG_PASSWORD", 400),
+
+    NodeInvalid = ("NODE_INVALID", 400),
+    NodeNotFound = ("NODE_NOT_FOUND", 404),
+    NodeDuplicateName = ("NODE_DUPLICATE_NAME", 409),
+    /// Tasks still run on this node; move or delete them first.
+    NodeHasTasks = ("NODE_HAS_TASKS", 409),
+    NodeOffline = ("NODE_OFFLINE", 400),
+    /// The agent's token is missing, wrong or was rotated away.
+    NodeInvalidToken = ("NODE_INVALID_TOKEN", 401),
+    NodeFsPathInvalid = ("NODE_FS_PATH_INVALID", 400),
+    NodeFsNotFound = ("NODE_FS_NOT_FOUND", 404),
+    NodeFsNotADirectory = ("NODE_FS_NOT_A_DIRECTORY", 400),
+    NodeFsPermissionDenied = ("NODE_FS_PERMISSION_DENIED", 403),
+    NodeFsReadError = ("NODE_FS_READ_ERROR", 400),
+    AgentProtocolUnsupported = ("AGENT_PROTOCOL_UNSUPPORTED", 426),
+    AgentCommandNotFound = ("AGENT_COMMAND_NOT_FOUND", 404),
+    /// The command belongs to another node.
+    AgentCommandForbidden = ("AGENT_COMMAND_FORBIDDEN", 403),
+    /// The lease ran out before the result arrived; the command was given up.
+    AgentCommandLeaseExpired = ("AGENT_COMMAND_LEASE_EXPIRED", 409),
+    AgentResultInvalid = ("AGENT_RESULT_INVALID", 400),
+    /// The agent did not answer within the wait of a synchronous call.
+    AgentCommandTimeout = ("AGENT_COMMAND_TIMEOUT", 504),
 }
 
 impl fmt::Display for ErrorCode {

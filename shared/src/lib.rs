@@ -6,7 +6,9 @@
 //! it as a parameter.
 
 pub mod api;
+pub mod commands;
 pub mod envelope;
+pub mod nodes;
 pub mod secret;
 pub mod throttle;
 pub mod time;

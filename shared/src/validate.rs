@@ -13,7 +13,7 @@ pub struct FieldError {
 }
 
 impl FieldError {
-    fn new(field: &'static str, reason: impl Into<String>) -> Self {
+    pub fn new(field: &'static str, reason: impl Into<String>) -> Self {
         Self {
             field,
             reason: reason.into(),
@@ -121,6 +121,24 @@ impl DisplayName {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+}
+
+/// An absolute path on a node, as the agent will read it: starts with `/`, at most 4096 bytes, no
+/// NUL. Returned unchanged otherwise (the agent's file system decides what exists).
+pub fn absolute_path(raw: &str) -> Result<String, FieldError> {
+    if !raw.starts_with('/') {
+        return Err(FieldError::new(
+            "path",
+            "must be an absolute path (start with /)",
+        ));
+    }
+    if raw.len() > 4096 {
+        return Err(FieldError::new("path", "must be at most 4096 bytes"));
+    }
+    if raw.contains('\0') {
+        return Err(FieldError::new("path", "must not contain NUL"));
+    }
+    Ok(raw.to_owned())
 }
 
 /// A setup request that passed every check.
@@ -260,6 +278,15 @@ mod tests {
     fn password_error_never_echoes_the_password() {
         let err = Password::parse("password", &"short".into()).expect_err("invalid");
         assert!(!err.to_string().contains("short"));
+    }
+
+    #[test]
+    fn absolute_paths() {
+        assert_eq!(absolute_path("/srv/data").expect("ok"), "/srv/data");
+        assert!(absolute_path("srv").is_err());
+        assert!(absolute_path("").is_err());
+        assert!(absolute_path("/a\0b").is_err());
+        assert!(absolute_path(&format!("/{}", "a".repeat(4096))).is_err());
     }
 
     #[test]

@@ -12,6 +12,7 @@ use argon2::password_hash::{PasswordHasher, PasswordVerifier};
 use argon2::{Algorithm, Argon2, Params, Version};
 use jsonwebtoken::{DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
+use stowage_shared::api::Role;
 use stowage_shared::time::{self, Timestamp};
 use stowage_shared::{ErrorCode, SecretString};
 use worker::{D1Database, Request};
@@ -105,11 +106,46 @@ pub fn issue_token(
     .map_err(|e| ApiError::internal("sign token", e))
 }
 
+/// A new node token: 32 random bytes, hex encoded behind a `stn_` prefix that secret scanners
+/// can recognise. Only its hash is stored.
+pub fn new_node_token() -> Result<SecretString, ApiError> {
+    let mut bytes = [0u8; 32];
+    getrandom::fill(&mut bytes).map_err(|e| ApiError::internal("random node token", e))?;
+    Ok(SecretString::new(format!("stn_{}", hex::encode(bytes))))
+}
+
+/// The stored form of a node token. A fast hash is right here: the token has 256 bits of
+/// entropy, so there is nothing to brute-force, unlike a password.
+pub fn node_token_hash(token: &str) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(token.as_bytes()))
+}
+
 /// Who is calling, once the token and its session have both been checked.
 #[derive(Debug, Clone)]
 pub struct Principal {
     pub user: UserRow,
     pub session_id: String,
+}
+
+impl Principal {
+    /// Refuses with `403 AUTH_FORBIDDEN` unless the user's role is at least `needed`
+    /// (admin > operator > viewer).
+    pub fn require(&self, needed: Role) -> Result<(), ApiError> {
+        let rank = |r: Role| match r {
+            Role::Viewer => 0,
+            Role::Operator => 1,
+            Role::Admin => 2,
+        };
+        if rank(self.user.output().role) >= rank(needed) {
+            Ok(())
+        } else {
+            Err(ApiError::new(
+                ErrorCode::AuthForbidden,
+                format!("this needs the {} role", needed.as_str()),
+            ))
+        }
+    }
 }
 
 /// Checks `Authorization: Bearer <jwt>`: the signature (HS256 only — `alg: none` and every other
@@ -200,6 +236,18 @@ mod tests {
             hash_password(CHEAP, &pw).expect("hash"),
             hash_password(CHEAP, &pw).expect("hash")
         );
+    }
+
+    #[test]
+    fn node_tokens_are_random_prefixed_and_hashed() {
+        let a = new_node_token().expect("token");
+        let b = new_node_token().expect("token");
+        assert_ne!(a, b);
+        assert!(a.expose().starts_with("stn_") && a.expose().len() == 68);
+        let hash = node_token_hash(a.expose());
+        assert_eq!(hash.len(), 64);
+        assert!(!hash.contains(&a.expose()[4..]));
+        assert_eq!(hash, node_token_hash(a.expose()));
     }
 
     #[test]

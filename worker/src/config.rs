@@ -7,6 +7,7 @@
 use crate::error::ApiError;
 use chrono::Duration;
 use stowage_shared::SecretString;
+use stowage_shared::nodes::Timings;
 use stowage_shared::throttle::ThrottlePolicy;
 use worker::{D1Database, Env};
 
@@ -21,6 +22,11 @@ pub const LOGIN_MAX_FAILURES: &str = "LOGIN_MAX_FAILURES";
 pub const LOGIN_WINDOW_SECS: &str = "LOGIN_WINDOW_SECS";
 pub const LOGIN_LOCKOUT_SECS: &str = "LOGIN_LOCKOUT_SECS";
 pub const MAX_JSON_BODY_BYTES: &str = "MAX_JSON_BODY_BYTES";
+pub const HEARTBEAT_SECS: &str = "HEARTBEAT_SECS";
+pub const POLL_SECS: &str = "POLL_SECS";
+pub const LEASE_SECS: &str = "LEASE_SECS";
+pub const OFFLINE_AFTER_SECS: &str = "OFFLINE_AFTER_SECS";
+pub const RPC_WAIT_SECS: &str = "RPC_WAIT_SECS";
 
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
@@ -40,6 +46,7 @@ pub struct Config {
     pub argon2: Argon2Cost,
     pub throttle: ThrottlePolicy,
     pub max_json_body: usize,
+    pub timings: Timings,
 }
 
 impl Config {
@@ -67,8 +74,27 @@ impl Config {
                 lockout: Duration::seconds(number(env, LOGIN_LOCKOUT_SECS, 900, 1..=86_400)?),
             },
             max_json_body: number(env, MAX_JSON_BODY_BYTES, 1_048_576, 1_024..=10_485_760)?,
+            timings: timings(env)?,
         })
     }
+}
+
+fn timings(env: &Env) -> Result<Timings, ApiError> {
+    let d = Timings::default();
+    let secs = |name: &str, default: Duration| -> Result<Duration, ApiError> {
+        number(env, name, default.num_seconds(), 1..=3_600).map(Duration::seconds)
+    };
+    let timings = Timings {
+        heartbeat: secs(HEARTBEAT_SECS, d.heartbeat)?,
+        poll: secs(POLL_SECS, d.poll)?,
+        lease: secs(LEASE_SECS, d.lease)?,
+        offline_after: secs(OFFLINE_AFTER_SECS, d.offline_after)?,
+        rpc_wait: secs(RPC_WAIT_SECS, d.rpc_wait)?,
+    };
+    timings
+        .check()
+        .map_err(|why| ApiError::Misconfigured(format!("agent timings: {why}")))?;
+    Ok(timings)
 }
 
 /// A numeric variable: absent → `default`; present → must parse and lie in `range`.

@@ -1,9 +1,10 @@
-//! The scheduled tick, run by the cron trigger every minute. For now it records that it ran and
-//! purges sign-in state that can no longer matter; scheduling of backups joins it later.
+//! The scheduled tick, run by the cron trigger every minute: it marks silent nodes offline, expires
+//! lapsed command leases, purges sign-in state that can no longer matter and records that it ran.
+//! Scheduling of backups joins it later.
 
 use crate::config::AppState;
 use crate::error::ApiError;
-use crate::store::{sessions, system, throttle};
+use crate::store::{commands, nodes, sessions, system, throttle};
 use chrono::Duration;
 use stowage_shared::time::{self, Timestamp};
 
@@ -12,6 +13,8 @@ use stowage_shared::time::{self, Timestamp};
 pub struct TickReport {
     pub sessions_purged: usize,
     pub throttle_rows_purged: usize,
+    pub nodes_marked_offline: usize,
+    pub leases_expired: usize,
 }
 
 pub async fn tick(state: &AppState, now: Timestamp) -> Result<TickReport, ApiError> {
@@ -22,6 +25,13 @@ pub async fn tick(state: &AppState, now: Timestamp) -> Result<TickReport, ApiErr
     let report = TickReport {
         sessions_purged: sessions::purge(&state.db, &now_text, &revoked_before).await?,
         throttle_rows_purged: throttle::purge(&state.db, &now_text, &cutoff).await?,
+        nodes_marked_offline: nodes::mark_silent_offline(
+            &state.db,
+            &time::format(now - state.config.timings.offline_after),
+            &now_text,
+        )
+        .await?,
+        leases_expired: commands::expire_lapsed(&state.db, &now_text).await?,
     };
     system::set_last_tick_at(&state.db, &now_text).await?;
     Ok(report)

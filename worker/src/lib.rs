@@ -15,7 +15,8 @@ mod store;
 use stowage_shared::time::{self, Timestamp};
 use worker::{Context, Date, Env, Request, Response, ScheduleContext, ScheduledEvent, event};
 
-fn now() -> Timestamp {
+/// The current time, read from the runtime once per use.
+pub(crate) fn now() -> Timestamp {
     let ms = i64::try_from(Date::now().as_millis()).unwrap_or(i64::MAX);
     time::from_unix_millis(ms).unwrap_or_default()
 }
@@ -27,6 +28,7 @@ async fn fetch(req: Request, env: Env, _ctx: Context) -> worker::Result<Response
         req,
         env: &env,
         now: now(),
+        id: None,
     };
     Ok(router::handle(ctx).await)
 }

@@ -17,6 +17,16 @@ enum Route {
     Logout,
     Profile,
     Password,
+    Nodes,
+    NodeCreate,
+    Node,
+    NodeUpdate,
+    NodeDelete,
+    NodeFsList,
+    NodeRotateToken,
+    AgentHeartbeat,
+    AgentPoll,
+    AgentResult,
 }
 
 const ROUTES: &[(Method, &str, Route)] = &[
@@ -28,13 +38,34 @@ const ROUTES: &[(Method, &str, Route)] = &[
     (Method::Post, routes::AUTH_LOGOUT, Route::Logout),
     (Method::Get, routes::AUTH_PROFILE, Route::Profile),
     (Method::Put, routes::AUTH_PASSWORD, Route::Password),
+    (Method::Get, "/api/nodes", Route::Nodes),
+    (Method::Post, "/api/nodes", Route::NodeCreate),
+    (Method::Get, "/api/nodes/:id", Route::Node),
+    (Method::Put, "/api/nodes/:id", Route::NodeUpdate),
+    (Method::Delete, "/api/nodes/:id", Route::NodeDelete),
+    (Method::Get, "/api/nodes/:id/fs/list", Route::NodeFsList),
+    (
+        Method::Post,
+        "/api/nodes/:id/rotate-token",
+        Route::NodeRotateToken,
+    ),
+    (Method::Post, routes::AGENT_HEARTBEAT, Route::AgentHeartbeat),
+    (Method::Post, routes::AGENT_POLL, Route::AgentPoll),
+    (
+        Method::Post,
+        "/api/agent/commands/:id/result",
+        Route::AgentResult,
+    ),
 ];
 
-pub async fn handle(ctx: Ctx<'_>) -> Response {
+pub async fn handle(mut ctx: Ctx<'_>) -> Response {
     let path = ctx.req.path();
     let method = ctx.req.method();
     let result = match resolve(&method, &path) {
-        Ok(route) => dispatch(route, ctx).await,
+        Ok((route, id)) => {
+            ctx.id = id;
+            dispatch(route, ctx).await
+        }
         Err(err) => Err(err),
     };
     result.unwrap_or_else(ApiError::into_response)
@@ -50,10 +81,36 @@ async fn dispatch(route: Route, ctx: Ctx<'_>) -> Result<Response, ApiError> {
         Route::Logout => api::auth::logout(ctx).await,
         Route::Profile => api::auth::profile(ctx).await,
         Route::Password => api::auth::change_password(ctx).await,
+        Route::Nodes => api::nodes::list(ctx).await,
+        Route::NodeCreate => api::nodes::create(ctx).await,
+        Route::Node => api::nodes::get(ctx).await,
+        Route::NodeUpdate => api::nodes::update(ctx).await,
+        Route::NodeDelete => api::nodes::delete(ctx).await,
+        Route::NodeFsList => api::nodes::fs_list(ctx).await,
+        Route::NodeRotateToken => api::nodes::rotate_token(ctx).await,
+        Route::AgentHeartbeat => api::agent::heartbeat(ctx).await,
+        Route::AgentPoll => api::agent::poll(ctx).await,
+        Route::AgentResult => api::agent::result(ctx).await,
     }
 }
 
-fn resolve(method: &Method, path: &str) -> Result<Route, ApiError> {
+/// Matches a path against a pattern whose `:id` segment matches any one segment, and returns that
+/// segment (ids are parsed by the handler, so `/api/nodes/abc` is a `400 INVALID_ID`, not a 404).
+fn match_pattern<'p>(pattern: &str, path: &'p str) -> Option<Option<&'p str>> {
+    let mut id = None;
+    let mut pattern_segments = pattern.split('/');
+    let mut path_segments = path.split('/');
+    loop {
+        match (pattern_segments.next(), path_segments.next()) {
+            (None, None) => return Some(id),
+            (Some(":id"), Some(segment)) if !segment.is_empty() => id = Some(segment),
+            (Some(p), Some(segment)) if p == segment => {}
+            _ => return None,
+        }
+    }
+}
+
+fn resolve(method: &Method, path: &str) -> Result<(Route, Option<String>), ApiError> {
     // `/api/health/` and `/api/health` are the same resource.
     let path = match path.strip_suffix('/') {
         Some(trimmed) if !trimmed.is_empty() => trimmed,
@@ -61,9 +118,9 @@ fn resolve(method: &Method, path: &str) -> Result<Route, ApiError> {
     };
     let mut allowed = Vec::new();
     for (m, pattern, route) in ROUTES {
-        if *pattern == path {
+        if let Some(id) = match_pattern(pattern, path) {
             if m == method {
-                return Ok(*route);
+                return Ok((*route, id.map(str::to_owned)));
             }
             allowed.push(m.to_string());
         }
@@ -86,18 +143,41 @@ mod tests {
 
     #[test]
     fn resolves_known_routes_and_trailing_slashes() {
-        assert_eq!(
-            resolve(&Method::Get, "/api/health").ok(),
-            Some(Route::Health)
-        );
-        assert_eq!(
-            resolve(&Method::Get, "/api/health/").ok(),
-            Some(Route::Health)
-        );
-        assert_eq!(
-            resolve(&Method::Put, "/api/auth/password").ok(),
-            Some(Route::Password)
-        );
+        let route = |m: Method, p: &str| resolve(&m, p).ok();
+        let cases = [
+            (Method::Get, "/api/health", Some((Route::Health, None))),
+            (Method::Get, "/api/health/", Some((Route::Health, None))),
+            (
+                Method::Put,
+                "/api/auth/password",
+                Some((Route::Password, None)),
+            ),
+            (
+                Method::Get,
+                "/api/nodes/12",
+                Some((Route::Node, Some("12"))),
+            ),
+            (
+                Method::Get,
+                "/api/nodes/x/fs/list",
+                Some((Route::NodeFsList, Some("x"))),
+            ),
+            (
+                Method::Post,
+                "/api/agent/commands/poll",
+                Some((Route::AgentPoll, None)),
+            ),
+            (
+                Method::Post,
+                "/api/agent/commands/5/result",
+                Some((Route::AgentResult, Some("5"))),
+            ),
+            (Method::Get, "/api/nodes//fs/list", None),
+        ];
+        for (method, path, want) in cases {
+            let want = want.map(|(r, id)| (r, id.map(str::to_owned)));
+            assert_eq!(route(method, path), want, "{path}");
+        }
     }
 
     #[test]
@@ -107,6 +187,10 @@ mod tests {
         let err = resolve(&Method::Delete, "/api/auth/login").expect_err("405");
         assert_eq!(err.code(), ErrorCode::MethodNotAllowed);
         assert!(matches!(err, ApiError::MethodNotAllowed { ref allow } if allow == "POST"));
+        let err = resolve(&Method::Post, "/api/nodes/3").expect_err("405");
+        assert!(
+            matches!(err, ApiError::MethodNotAllowed { ref allow } if allow == "GET, PUT, DELETE")
+        );
     }
 
     #[test]

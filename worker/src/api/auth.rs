@@ -1,7 +1,7 @@
 //! The six `/api/auth` routes: first-run setup, login, logout, profile and password change.
 
-use super::Ctx;
-use crate::auth::{self, Principal};
+use super::{Caller, Ctx};
+use crate::auth;
 use crate::config::{AppState, Config};
 use crate::error::ApiError;
 use crate::http;
@@ -15,43 +15,6 @@ use stowage_shared::throttle::{Counter, Gate};
 use stowage_shared::time::{self, Timestamp};
 use stowage_shared::{ErrorCode, SecretString};
 use worker::{D1Database, Response};
-
-/// Who made a request, for audit rows and throttling keys.
-struct Caller {
-    ip: String,
-    user_agent: String,
-}
-
-impl Caller {
-    fn of(ctx: &Ctx<'_>) -> Self {
-        Self {
-            ip: http::client_ip(&ctx.req),
-            user_agent: http::user_agent(&ctx.req),
-        }
-    }
-
-    fn entry<'a>(
-        &'a self,
-        now: &'a str,
-        actor: &'a str,
-        action: &'static str,
-        outcome: Outcome,
-        detail: &'a str,
-    ) -> Entry<'a> {
-        Entry {
-            now,
-            actor_user_id: None,
-            actor,
-            action,
-            resource_type: "user",
-            resource_id: None,
-            outcome,
-            detail,
-            client_ip: &self.ip,
-            user_agent: &self.user_agent,
-        }
-    }
-}
 
 fn account_key(username: &str) -> String {
     format!("account:{}", username.to_lowercase())
@@ -202,11 +165,11 @@ pub async fn logout(ctx: Ctx<'_>) -> Result<Response, ApiError> {
     sessions::revoke(&db, &principal.session_id, &now).await?;
     audit::record(
         &db,
-        &principal_entry(
-            &caller,
+        &caller.by(
             &principal,
             &now,
             "auth.logout",
+            ("user", principal.user.id),
             Outcome::Success,
             "",
         ),
@@ -243,11 +206,11 @@ pub async fn change_password(mut ctx: Ctx<'_>) -> Result<Response, ApiError> {
     check_gates(&db, &config, [&account, &ip], ctx.now).await?;
     if !auth::verify_password(config.argon2, &valid.old_password, &user.password_hash) {
         count_failure(&db, &config, [&account, &ip], ctx.now).await?;
-        let entry = principal_entry(
-            &caller,
+        let entry = caller.by(
             &principal,
             &now,
             "auth.password_change",
+            ("user", principal.user.id),
             Outcome::Failure,
             "wrong_password",
         );
@@ -258,11 +221,11 @@ pub async fn change_password(mut ctx: Ctx<'_>) -> Result<Response, ApiError> {
         ));
     }
     let hash = auth::hash_password(config.argon2, valid.new_password.secret())?;
-    let entry = principal_entry(
-        &caller,
+    let entry = caller.by(
         &principal,
         &now,
         "auth.password_change",
+        ("user", principal.user.id),
         Outcome::Success,
         "",
     );
@@ -281,21 +244,6 @@ pub async fn change_password(mut ctx: Ctx<'_>) -> Result<Response, ApiError> {
         changed: true,
         revoked_sessions: u32::try_from(revoked).unwrap_or(u32::MAX),
     })
-}
-
-fn principal_entry<'a>(
-    caller: &'a Caller,
-    principal: &'a Principal,
-    now: &'a str,
-    action: &'static str,
-    outcome: Outcome,
-    detail: &'a str,
-) -> Entry<'a> {
-    Entry {
-        actor_user_id: Some(principal.user.id),
-        resource_id: Some(principal.user.id.to_string()),
-        ..caller.entry(now, &principal.user.username, action, outcome, detail)
-    }
 }
 
 async fn start_session(

@@ -2,6 +2,8 @@
 //! and return plain Rust values; handlers never see a statement.
 
 pub mod audit;
+pub mod commands;
+pub mod nodes;
 pub mod sessions;
 pub mod system;
 pub mod throttle;

@@ -1,0 +1,178 @@
+//! The agent protocol: heartbeat, poll (claim one command with a lease) and result. Agents
+//! authenticate with `X-Agent-Token`, which is matched by its hash, and state their protocol version.
+
+use super::Ctx;
+use crate::auth;
+use crate::config::AppState;
+use crate::error::ApiError;
+use crate::http;
+use crate::store::commands::{self, Outcome};
+use crate::store::nodes::{self, AgentIdentity};
+use stowage_shared::api::{
+    AGENT_PROTOCOL_HEADER, AGENT_TOKEN_HEADER, ClaimedCommand, CommandResult, CommandSpec,
+    HeartbeatRequest, HeartbeatResponse, MIN_AGENT_PROTOCOL_VERSION, PollResponse, ResultAccepted,
+};
+use stowage_shared::commands::{CommandStatus, ReportDecision, Stored, judge_report, lease_until};
+use stowage_shared::{ErrorCode, time};
+use worker::Response;
+
+async fn agent(ctx: &Ctx<'_>) -> Result<(AppState, AgentIdentity), ApiError> {
+    let headers = ctx.req.headers();
+    let version = headers
+        .get(AGENT_PROTOCOL_HEADER)?
+        .and_then(|v| v.trim().parse::<u32>().ok());
+    match version {
+        Some(v) if v >= MIN_AGENT_PROTOCOL_VERSION => {}
+        _ => {
+            return Err(ApiError::new(
+                ErrorCode::AgentProtocolUnsupported,
+                format!(
+                    "this server needs agent protocol {MIN_AGENT_PROTOCOL_VERSION} or newer \
+                     (header {AGENT_PROTOCOL_HEADER}); upgrade stowage-agent"
+                ),
+            ));
+        }
+    }
+    let invalid = || {
+        ApiError::new(
+            ErrorCode::NodeInvalidToken,
+            "the agent token is missing, wrong or was rotated; enrol the agent again",
+        )
+    };
+    let token = headers.get(AGENT_TOKEN_HEADER)?.ok_or_else(invalid)?;
+    let state = ctx.state()?;
+    let node = nodes::by_token_hash(&state.db, &auth::node_token_hash(token.trim()))
+        .await?
+        .ok_or_else(invalid)?;
+    Ok((state, node))
+}
+
+fn clip(text: &str) -> String {
+    text.chars().take(256).collect()
+}
+
+pub async fn heartbeat(mut ctx: Ctx<'_>) -> Result<Response, ApiError> {
+    let (AppState { db, config }, node) = agent(&ctx).await?;
+    let body: HeartbeatRequest =
+        http::read_json(&mut ctx.req, config.max_json_body, ErrorCode::InvalidInput).await?;
+    let capabilities = serde_json::to_string(&body.capabilities)
+        .map_err(|e| ApiError::internal("encode capabilities", e))?;
+    let now = time::format(ctx.now);
+    let hb = nodes::Heartbeat {
+        hostname: &clip(&body.hostname),
+        ip_address: &clip(&body.ip_address),
+        os: &clip(&body.os),
+        arch: &clip(&body.arch),
+        agent_version: &clip(&body.agent_version),
+        capabilities: &capabilities,
+    };
+    nodes::heartbeat(&db, node.id, &hb, &now).await?;
+    let t = config.timings;
+    let until = time::format(lease_until(ctx.now, t.lease));
+    let renewed = commands::renew(&db, node.id, &body.running, &now, &until).await?;
+    let lost = body
+        .running
+        .iter()
+        .copied()
+        .filter(|id| !renewed.contains(id))
+        .collect();
+    http::ok(&HeartbeatResponse {
+        node_id: node.id,
+        node_name: node.name,
+        heartbeat_interval_secs: t.heartbeat.num_seconds().unsigned_abs(),
+        poll_interval_secs: t.poll.num_seconds().unsigned_abs(),
+        lease_secs: t.lease.num_seconds().unsigned_abs(),
+        lost,
+    })
+}
+
+pub async fn poll(ctx: Ctx<'_>) -> Result<Response, ApiError> {
+    let (AppState { db, config }, node) = agent(&ctx).await?;
+    let now = time::format(ctx.now);
+    let until = time::format(lease_until(ctx.now, config.timings.lease));
+    let Some(claimed) = commands::claim_next(&db, node.id, &now, &until).await? else {
+        return http::ok(&PollResponse { command: None });
+    };
+    let spec: CommandSpec = serde_json::from_str(&claimed.spec)
+        .map_err(|e| ApiError::internal("decode stored command", e))?;
+    http::ok(&PollResponse {
+        command: Some(ClaimedCommand {
+            id: claimed.id,
+            spec,
+            lease_expires_at: claimed.lease_expires_at,
+        }),
+    })
+}
+
+pub async fn result(mut ctx: Ctx<'_>) -> Result<Response, ApiError> {
+    let (AppState { db, config }, node) = agent(&ctx).await?;
+    let id = ctx.id()?;
+    let report: CommandResult = http::read_json(
+        &mut ctx.req,
+        config.max_json_body,
+        ErrorCode::AgentResultInvalid,
+    )
+    .await?;
+    let ok = matches!(report, CommandResult::Succeeded { .. });
+    let now = time::format(ctx.now);
+    // Read, decide, then write conditionally; if the row changed in between (the tick expired it),
+    // decide again on what is stored now.
+    for _ in 0..2 {
+        let row = commands::get(&db, id).await?.ok_or_else(|| {
+            ApiError::new(
+                ErrorCode::AgentCommandNotFound,
+                format!("command {id} does not exist"),
+            )
+        })?;
+        let stored = Stored {
+            node_id: row.node_id,
+            status: CommandStatus::parse(&row.status)
+                .ok_or_else(|| ApiError::internal("command status", row.status.clone()))?,
+            lease_expires_at: row.lease_expires_at.as_deref().and_then(time::parse),
+        };
+        match judge_report(stored, node.id, ok, ctx.now) {
+            ReportDecision::Record(status) => {
+                let (result, error) = match &report {
+                    CommandResult::Succeeded { result } => (Some(result.to_string()), None),
+                    CommandResult::Failed { error } => (None, Some(error)),
+                };
+                let outcome = Outcome {
+                    status: status.as_str(),
+                    result: result.as_deref(),
+                    error_code: error.map(|e| e.code.as_str()),
+                    error_message: error.map(|e| e.message.as_str()),
+                };
+                if commands::finish(&db, id, node.id, &outcome, &now).await? {
+                    return http::ok(&ResultAccepted { recorded: true });
+                }
+            }
+            ReportDecision::AlreadyRecorded => {
+                return http::ok(&ResultAccepted { recorded: false });
+            }
+            ReportDecision::Forbidden => {
+                return Err(ApiError::new(
+                    ErrorCode::AgentCommandForbidden,
+                    format!("command {id} belongs to another node"),
+                ));
+            }
+            ReportDecision::LeaseExpired => {
+                return Err(ApiError::new(
+                    ErrorCode::AgentCommandLeaseExpired,
+                    format!(
+                        "the lease on command {id} expired before its result arrived; it was given up"
+                    ),
+                ));
+            }
+            ReportDecision::Invalid => {
+                return Err(ApiError::new(
+                    ErrorCode::AgentResultInvalid,
+                    format!("command {id} is {}; this result cannot apply", row.status),
+                ));
+            }
+        }
+    }
+    Err(ApiError::internal(
+        "record result",
+        "the command kept changing",
+    ))
+}

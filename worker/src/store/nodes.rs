@@ -1,0 +1,184 @@
+//! The `nodes` table. `token_hash` is read only to authenticate an agent and never selected
+//! into a row that could reach a response.
+
+use super::{all, first, int, run, text};
+use crate::error::ApiError;
+use serde::Deserialize;
+use worker::D1Database;
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct NodeRow {
+    pub id: i64,
+    pub name: String,
+    pub status: String,
+    pub hostname: String,
+    pub ip_address: String,
+    pub os: String,
+    pub arch: String,
+    pub agent_version: String,
+    pub capabilities: String,
+    pub last_seen_at: Option<String>,
+    pub created_at: String,
+    pub queue_depth: i64,
+}
+
+/// Every query that returns a [`NodeRow`] selects exactly these columns.
+macro_rules! node_select {
+    ($tail:literal) => {
+        concat!(
+            "SELECT n.id, n.name, n.status, n.hostname, n.ip_address, n.os, n.arch, n.agent_version,
+                    n.capabilities, n.last_seen_at, n.created_at,
+                    (SELECT COUNT(*) FROM agent_commands c
+                     WHERE c.node_id = n.id AND c.status IN ('pending', 'claimed')) AS queue_depth
+             FROM nodes n ",
+            $tail
+        )
+    };
+}
+
+pub async fn list(db: &D1Database) -> Result<Vec<NodeRow>, ApiError> {
+    all(db, node_select!("ORDER BY n.name COLLATE NOCASE"), &[]).await
+}
+
+pub async fn get(db: &D1Database, id: i64) -> Result<Option<NodeRow>, ApiError> {
+    first(db, node_select!("WHERE n.id = ?1"), &[int(id)]).await
+}
+
+/// Creates a node; `None` when the name is taken.
+pub async fn create(
+    db: &D1Database,
+    name: &str,
+    token_hash: &str,
+    now: &str,
+) -> Result<Option<i64>, ApiError> {
+    #[derive(Deserialize)]
+    struct Id {
+        id: i64,
+    }
+    let row: Option<Id> = first(
+        db,
+        "INSERT INTO nodes (name, token_hash, created_at, updated_at) VALUES (?1, ?2, ?3, ?3)
+         ON CONFLICT DO NOTHING RETURNING id",
+        &[text(name), text(token_hash), text(now)],
+    )
+    .await?;
+    Ok(row.map(|r| r.id))
+}
+
+/// Is `name` used by a node other than `except`?
+pub async fn name_taken(db: &D1Database, name: &str, except: i64) -> Result<bool, ApiError> {
+    #[derive(Deserialize)]
+    struct Row {
+        taken: i64,
+    }
+    let row: Option<Row> = first(
+        db,
+        "SELECT EXISTS (SELECT 1 FROM nodes WHERE name = ?1 AND id <> ?2) AS taken",
+        &[text(name), int(except)],
+    )
+    .await?;
+    Ok(row.is_some_and(|r| r.taken != 0))
+}
+
+/// Renames a node; false when it does not exist or the name was taken meanwhile.
+pub async fn rename(db: &D1Database, id: i64, name: &str, now: &str) -> Result<bool, ApiError> {
+    let changed = run(
+        db,
+        "UPDATE OR IGNORE nodes SET name = ?2, updated_at = ?3 WHERE id = ?1",
+        &[int(id), text(name), text(now)],
+    )
+    .await?;
+    Ok(changed > 0)
+}
+
+/// Replaces the token hash: the old token stops working with this statement.
+pub async fn set_token_hash(
+    db: &D1Database,
+    id: i64,
+    token_hash: &str,
+    now: &str,
+) -> Result<bool, ApiError> {
+    let changed = run(
+        db,
+        "UPDATE nodes SET token_hash = ?2, updated_at = ?3 WHERE id = ?1",
+        &[int(id), text(token_hash), text(now)],
+    )
+    .await?;
+    Ok(changed > 0)
+}
+
+/// Deletes a node and, by cascade, its commands. Tasks (a later table) will block this with
+/// `NODE_HAS_TASKS` through their foreign key check in the handler.
+pub async fn delete(db: &D1Database, id: i64) -> Result<bool, ApiError> {
+    Ok(run(db, "DELETE FROM nodes WHERE id = ?1", &[int(id)]).await? > 0)
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct AgentIdentity {
+    pub id: i64,
+    pub name: String,
+}
+
+pub async fn by_token_hash(
+    db: &D1Database,
+    token_hash: &str,
+) -> Result<Option<AgentIdentity>, ApiError> {
+    first(
+        db,
+        "SELECT id, name FROM nodes WHERE token_hash = ?1",
+        &[text(token_hash)],
+    )
+    .await
+}
+
+#[derive(Debug)]
+pub struct Heartbeat<'a> {
+    pub hostname: &'a str,
+    pub ip_address: &'a str,
+    pub os: &'a str,
+    pub arch: &'a str,
+    pub agent_version: &'a str,
+    pub capabilities: &'a str,
+}
+
+/// Records a heartbeat and marks the node online.
+pub async fn heartbeat(
+    db: &D1Database,
+    id: i64,
+    hb: &Heartbeat<'_>,
+    now: &str,
+) -> Result<(), ApiError> {
+    run(
+        db,
+        "UPDATE nodes SET status = 'online', hostname = ?2, ip_address = ?3, os = ?4, arch = ?5,
+                agent_version = ?6, capabilities = ?7, last_seen_at = ?8, updated_at = ?8
+         WHERE id = ?1",
+        &[
+            int(id),
+            text(hb.hostname),
+            text(hb.ip_address),
+            text(hb.os),
+            text(hb.arch),
+            text(hb.agent_version),
+            text(hb.capabilities),
+            text(now),
+        ],
+    )
+    .await?;
+    Ok(())
+}
+
+/// Marks nodes silent since before `cutoff` offline; returns how many changed.
+pub async fn mark_silent_offline(
+    db: &D1Database,
+    cutoff: &str,
+    now: &str,
+) -> Result<usize, ApiError> {
+    run(
+        db,
+        "UPDATE nodes SET status = 'offline', updated_at = ?2
+         WHERE status = 'online' AND (last_seen_at IS NULL OR last_seen_at <= ?1)",
+        &[text(cutoff), text(now)],
+    )
+    .await
+}

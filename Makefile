@@ -34,8 +34,10 @@ lint:
 unit:
 	cargo test --locked -p stowage-shared -p stowage-worker -p stowage-agent
 
-# End-to-end: real wrangler dev servers (needs `make build`, which `make test` runs first).
+# End-to-end: real wrangler dev servers and agent processes (needs `make build`, which
+# `make test` runs first).
 e2e:
+	cargo build --locked -p stowage-agent
 	cargo test --locked -p stowage-tests
 
 # The bundle `wrangler deploy` would upload builds and validates, without an account.

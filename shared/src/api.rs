@@ -240,7 +240,13 @@ pub struct FsEntry {
 pub struct FsListing {
     pub path: String,
     pub entries: Vec<FsEntry>,
+    /// True when the directory holds more than [`FS_LIST_MAX_ENTRIES`] entries and only the first
+    /// ones (in listing order) are returned.
+    pub truncated: bool,
 }
+
+/// The most entries one listing returns, so that an answer always fits the Worker's body limit.
+pub const FS_LIST_MAX_ENTRIES: usize = 2_000;
 
 /// `POST /api/agent/heartbeat`: who the agent is and what it can do.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

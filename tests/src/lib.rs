@@ -192,6 +192,9 @@ impl Server {
 
         let http = reqwest::Client::builder()
             .user_agent("stowage-e2e")
+            // Tests pause for seconds in blocking wrangler calls; a pooled connection the server
+            // closed meanwhile would fail the next request, so every request dials afresh.
+            .pool_max_idle_per_host(0)
             .timeout(Duration::from_secs(60))
             .build()?;
         let mut server = Server {
@@ -484,5 +487,182 @@ impl Reply {
             self.raw
         );
         Ok(())
+    }
+}
+
+/// The agent binary `cargo build -p stowage-agent` made (`make test` builds it before the tests).
+pub fn agent_binary() -> Result<PathBuf> {
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo_root().join("target"));
+    let bin = target.join("debug/stowage-agent");
+    ensure!(
+        bin.exists(),
+        "{} is missing: run `cargo build -p stowage-agent` (make test does it)",
+        bin.display()
+    );
+    Ok(bin)
+}
+
+/// A real `stowage-agent run` process with its token in a file (never in its arguments), its own
+/// process group and its log in a file. Dropping it kills it.
+#[derive(Debug)]
+pub struct AgentProcess {
+    child: Child,
+    dir: tempfile::TempDir,
+}
+
+impl AgentProcess {
+    pub fn start(server_url: &str, token: &str) -> Result<Self> {
+        let dir = tempfile::Builder::new()
+            .prefix("stowage-agent-")
+            .tempdir()?;
+        let token_file = dir.path().join("token");
+        std::fs::write(&token_file, token)?;
+        let log = std::fs::File::create(dir.path().join("agent.log"))?;
+        let child = Command::new(agent_binary()?)
+            .args(["run", "--server", server_url, "--token-file"])
+            .arg(&token_file)
+            .env("RUST_LOG", "info,stowage_agent=debug")
+            .env_remove("STOWAGE_TOKEN")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .process_group(0)
+            .spawn()
+            .context("spawning stowage-agent")?;
+        Ok(Self { child, dir })
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("agent.log")).unwrap_or_default()
+    }
+
+    /// Sends a signal to the agent (SIGKILL to simulate a crash, SIGTERM to stop it).
+    pub fn signal(&self, signal: Signal) -> Result<()> {
+        let pid = i32::try_from(self.child.id())?;
+        nix::sys::signal::kill(Pid::from_raw(pid), signal)?;
+        Ok(())
+    }
+
+    /// Waits for the agent to exit by itself and returns its exit code.
+    pub async fn wait_exit(&mut self, timeout: Duration) -> Result<Option<i32>> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(status) = self.child.try_wait()? {
+                return Ok(status.code());
+            }
+            ensure!(
+                Instant::now() < deadline,
+                "the agent did not exit within {timeout:?}; its log:\n{}",
+                self.log()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Waits until the agent's log contains `needle`.
+    pub async fn wait_for_log(&self, needle: &str, timeout: Duration) -> Result<()> {
+        let deadline = Instant::now() + timeout;
+        while !self.log().contains(needle) {
+            ensure!(
+                Instant::now() < deadline,
+                "the agent never logged {needle:?}; its log:\n{}",
+                self.log()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        Ok(())
+    }
+}
+
+impl Drop for AgentProcess {
+    fn drop(&mut self) {
+        if let Ok(pid) = i32::try_from(self.child.id()) {
+            let _ = killpg(Pid::from_raw(pid), Signal::SIGKILL);
+        }
+        let _ = self.child.wait();
+    }
+}
+
+/// Speaks the agent protocol directly, for the cases a real agent cannot be made to produce on
+/// cue (a claim whose agent then falls silent, a report with another node's token).
+#[derive(Debug, Clone)]
+pub struct RawAgent {
+    http: reqwest::Client,
+    base_url: String,
+    token: String,
+}
+
+impl RawAgent {
+    pub fn new(server: &Server, token: &str) -> Self {
+        Self {
+            http: server.http.clone(),
+            base_url: server.base_url.clone(),
+            token: token.to_owned(),
+        }
+    }
+
+    pub async fn post<B: Serialize + ?Sized>(&self, path: &str, body: &B) -> Result<Reply> {
+        let resp = self
+            .http
+            .post(format!("{}{path}", self.base_url))
+            .header(api::AGENT_TOKEN_HEADER, &self.token)
+            .header(
+                api::AGENT_PROTOCOL_HEADER,
+                api::AGENT_PROTOCOL_VERSION.to_string(),
+            )
+            .json(body)
+            .send()
+            .await?;
+        Reply::read(resp).await
+    }
+
+    pub async fn heartbeat(&self) -> Result<Reply> {
+        let body = api::HeartbeatRequest {
+            hostname: "raw-agent".into(),
+            ip_address: "127.0.0.1".into(),
+            os: "test".into(),
+            arch: "test".into(),
+            agent_version: "0.0.0".into(),
+            capabilities: api::Capabilities::default(),
+            running: Vec::new(),
+        };
+        self.post(routes::AGENT_HEARTBEAT, &body).await
+    }
+
+    pub async fn poll(&self) -> Result<Option<api::ClaimedCommand>> {
+        let resp: api::PollResponse = self
+            .post(routes::AGENT_POLL, &serde_json::json!({}))
+            .await?
+            .expect_ok()?;
+        Ok(resp.command)
+    }
+
+    pub async fn report(&self, id: i64, result: &api::CommandResult) -> Result<Reply> {
+        self.post(&routes::agent_command_result(id), result).await
+    }
+}
+
+/// Polls `check` until it returns `Some`, or fails after `timeout` saying what was awaited.
+pub async fn eventually<T, F, Fut>(what: &str, timeout: Duration, mut check: F) -> Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<Option<T>>>,
+{
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(value) = check().await? {
+            return Ok(value);
+        }
+        ensure!(
+            Instant::now() < deadline,
+            "timed out after {timeout:?} waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }

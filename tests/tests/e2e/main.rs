@@ -5,5 +5,6 @@ mod auth;
 mod cron;
 mod errors;
 mod health;
+mod nodes;
 mod schema;
 mod tokens;

@@ -1,0 +1,131 @@
+//! The agent side of the protocol: one typed call per endpoint, errors sorted into what the agent
+//! must do about them (give up, retry later, or report).
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use std::time::Duration;
+use stowage_shared::api::{
+    self, AGENT_PROTOCOL_HEADER, AGENT_PROTOCOL_VERSION, AGENT_TOKEN_HEADER, CommandResult,
+    HeartbeatRequest, HeartbeatResponse, PollResponse, ResultAccepted, routes,
+};
+use stowage_shared::{Envelope, ErrorCode, SecretString};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// The server refused this agent for good: wrong or rotated token, or a protocol too old.
+    /// Retrying cannot help.
+    #[error("the server rejected this agent ({code}): {message}")]
+    Rejected { code: ErrorCode, message: String },
+    /// The server could not be reached or did not answer in time; try again later.
+    #[error("the server is unreachable: {0}")]
+    Unreachable(#[source] reqwest::Error),
+    /// The server answered with an error about this request.
+    #[error("the server answered HTTP {status} {code}: {message}")]
+    Refused {
+        status: u16,
+        code: String,
+        message: String,
+    },
+    #[error("the server's answer was unreadable: {0}")]
+    Decode(String),
+}
+
+impl ClientError {
+    /// Worth retrying after a pause (network trouble or a server-side failure).
+    pub fn is_transient(&self) -> bool {
+        match self {
+            ClientError::Unreachable(_) => true,
+            ClientError::Refused { status, .. } => *status >= 500 || *status == 429,
+            _ => false,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Client {
+    http: reqwest::Client,
+    server: String,
+    token: SecretString,
+}
+
+impl Client {
+    pub fn new(server: &str, token: SecretString) -> Result<Self, ClientError> {
+        let http = reqwest::Client::builder()
+            .user_agent(concat!("stowage-agent/", env!("CARGO_PKG_VERSION")))
+            .connect_timeout(Duration::from_secs(10))
+            .timeout(Duration::from_secs(60))
+            .build()
+            .map_err(ClientError::Unreachable)?;
+        Ok(Self {
+            http,
+            server: server.trim_end_matches('/').to_owned(),
+            token,
+        })
+    }
+
+    pub fn server(&self) -> &str {
+        &self.server
+    }
+
+    async fn post<B: Serialize, T: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &B,
+    ) -> Result<T, ClientError> {
+        let resp = self
+            .http
+            .post(format!("{}{path}", self.server))
+            .header(AGENT_TOKEN_HEADER, self.token.expose())
+            .header(AGENT_PROTOCOL_HEADER, AGENT_PROTOCOL_VERSION.to_string())
+            .json(body)
+            .send()
+            .await
+            .map_err(ClientError::Unreachable)?;
+        let status = resp.status().as_u16();
+        let bytes = resp.bytes().await.map_err(ClientError::Unreachable)?;
+        let envelope: Envelope<T> = serde_json::from_slice(&bytes).map_err(|e| {
+            ClientError::Decode(format!(
+                "HTTP {status}: {e}: {}",
+                String::from_utf8_lossy(&bytes[..bytes.len().min(200)])
+            ))
+        })?;
+        if (200..300).contains(&status) && envelope.is_ok() {
+            return envelope
+                .data
+                .ok_or_else(|| ClientError::Decode("a success without data".to_owned()));
+        }
+        match ErrorCode::from_code(&envelope.code) {
+            Some(code @ (ErrorCode::NodeInvalidToken | ErrorCode::AgentProtocolUnsupported)) => {
+                Err(ClientError::Rejected {
+                    code,
+                    message: envelope.message,
+                })
+            }
+            _ => Err(ClientError::Refused {
+                status,
+                code: envelope.code,
+                message: envelope.message,
+            }),
+        }
+    }
+
+    pub async fn heartbeat(
+        &self,
+        req: &HeartbeatRequest,
+    ) -> Result<HeartbeatResponse, ClientError> {
+        self.post(routes::AGENT_HEARTBEAT, req).await
+    }
+
+    pub async fn poll(&self) -> Result<PollResponse, ClientError> {
+        self.post(routes::AGENT_POLL, &serde_json::json!({})).await
+    }
+
+    pub async fn report(
+        &self,
+        id: i64,
+        result: &CommandResult,
+    ) -> Result<ResultAccepted, ClientError> {
+        self.post(&api::routes::agent_command_result(id), result)
+            .await
+    }
+}

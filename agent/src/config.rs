@@ -1,0 +1,153 @@
+//! Where the agent's settings come from: flags, then `STOWAGE_*` environment variables (both via
+//! clap), then a TOML config file. The token is read from a file or the environment in preference
+//! to a flag, because flags are visible to every user of the machine in `ps`.
+
+use anyhow::{Context, Result, bail};
+use serde::Deserialize;
+use std::path::{Path, PathBuf};
+use stowage_shared::SecretString;
+
+/// The config file's shape (all keys optional; flags and environment win).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    pub server: Option<String>,
+    pub token: Option<SecretString>,
+    pub token_file: Option<PathBuf>,
+    pub max_concurrent: Option<usize>,
+}
+
+impl FileConfig {
+    pub fn load(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("reading config file {}", path.display()))?;
+        toml::from_str(&text).with_context(|| format!("parsing config file {}", path.display()))
+    }
+}
+
+/// What the agent runs with, every value checked.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Base URL of the control plane, without a trailing slash.
+    pub server: String,
+    pub token: SecretString,
+    pub max_concurrent: usize,
+}
+
+/// Values given on the command line or in the environment.
+#[derive(Debug, Default, Clone)]
+pub struct Given {
+    pub server: Option<String>,
+    pub token: Option<SecretString>,
+    pub token_file: Option<PathBuf>,
+    pub max_concurrent: Option<usize>,
+}
+
+impl Config {
+    pub fn resolve(given: Given, file: FileConfig) -> Result<Self> {
+        let server = given
+            .server
+            .or(file.server)
+            .context("no server: pass --server URL, set STOWAGE_SERVER, or put server = \"…\" in the config file")?;
+        let server = server.trim().trim_end_matches('/').to_owned();
+        if !(server.starts_with("http://") || server.starts_with("https://")) {
+            bail!("server {server:?} must be an http:// or https:// URL");
+        }
+        let token = match (given.token, given.token_file) {
+            (Some(token), _) => token,
+            (None, Some(path)) => read_token(&path)?,
+            (None, None) => match (file.token, file.token_file) {
+                (Some(token), _) => token,
+                (None, Some(path)) => read_token(&path)?,
+                (None, None) => bail!(
+                    "no token: pass --token-file FILE, set STOWAGE_TOKEN, or put token_file = \"…\" in the config file"
+                ),
+            },
+        };
+        if token.expose().trim().is_empty() {
+            bail!("the token is empty");
+        }
+        let max_concurrent = given.max_concurrent.or(file.max_concurrent).unwrap_or(4);
+        if !(1..=64).contains(&max_concurrent) {
+            bail!("max concurrent commands must be 1 to 64 (got {max_concurrent})");
+        }
+        Ok(Self {
+            server,
+            token: SecretString::new(token.expose().trim()),
+            max_concurrent,
+        })
+    }
+}
+
+fn read_token(path: &Path) -> Result<SecretString> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("reading token file {}", path.display()))?;
+    Ok(SecretString::new(text.trim()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_win_over_the_file_and_tokens_come_from_files() -> Result<()> {
+        let dir = tempfile::tempdir()?;
+        let token_file = dir.path().join("token");
+        std::fs::write(&token_file, "stn_from_file\n")?;
+        let file: FileConfig = toml::from_str(&format!(
+            "server = \"http://file.example/\"\ntoken_file = {:?}\nmax_concurrent = 2\n",
+            token_file
+        ))?;
+        let config = Config::resolve(
+            Given {
+                server: Some("https://flag.example/".into()),
+                ..Given::default()
+            },
+            file,
+        )?;
+        assert_eq!(config.server, "https://flag.example");
+        assert_eq!(config.token.expose(), "stn_from_file");
+        assert_eq!(config.max_concurrent, 2);
+        Ok(())
+    }
+
+    #[test]
+    fn missing_or_bad_values_say_what_to_do() {
+        let err = Config::resolve(Given::default(), FileConfig::default()).expect_err("no server");
+        assert!(err.to_string().contains("--server"));
+        let err = Config::resolve(
+            Given {
+                server: Some("ftp://x".into()),
+                token: Some("t".into()),
+                ..Given::default()
+            },
+            FileConfig::default(),
+        )
+        .expect_err("bad scheme");
+        assert!(err.to_string().contains("http"));
+        let err = Config::resolve(
+            Given {
+                server: Some("http://x".into()),
+                ..Given::default()
+            },
+            FileConfig::default(),
+        )
+        .expect_err("no token");
+        assert!(err.to_string().contains("--token-file"));
+    }
+
+    #[test]
+    fn unknown_config_keys_are_errors() {
+        assert!(toml::from_str::<FileConfig>("sever = \"typo\"").is_err());
+    }
+
+    #[test]
+    fn debug_output_hides_the_token() {
+        let config = Config {
+            server: "http://x".into(),
+            token: "stn_secret".into(),
+            max_concurrent: 1,
+        };
+        assert!(!format!("{config:?}").contains("stn_secret"));
+    }
+}

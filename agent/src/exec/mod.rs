@@ -1,0 +1,18 @@
+//! Command executors: one function per command kind, each turning a spec into a result the
+//! server understands. Errors are reported in the API's codes, never as a panic or a dropped command.
+
+pub mod list_dir;
+
+use stowage_shared::api::{CommandResult, CommandSpec};
+
+pub async fn execute(spec: &CommandSpec) -> CommandResult {
+    let outcome = match spec {
+        CommandSpec::ListDir { path } => list_dir::list_dir(path)
+            .await
+            .and_then(|listing| serde_json::to_value(listing).map_err(list_dir::encode_error)),
+    };
+    match outcome {
+        Ok(result) => CommandResult::Succeeded { result },
+        Err(error) => CommandResult::Failed { error },
+    }
+}

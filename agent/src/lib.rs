@@ -1,0 +1,10 @@
+//! The Stowage agent as a library: configuration, the protocol client, the poll and heartbeat
+//! loops, and the command executors. `main.rs` only parses arguments and maps errors to exit codes.
+//!
+//! The agent trusts nothing it receives: every command spec is re-validated before it runs.
+
+pub mod client;
+pub mod config;
+pub mod exec;
+pub mod poll;
+pub mod system;

@@ -1,0 +1,130 @@
+//! What the agent tells the server about its machine: identity and the tools it can use.
+
+use std::collections::BTreeMap;
+use std::net::UdpSocket;
+use std::time::Duration;
+use stowage_shared::api::Capabilities;
+use tokio::process::Command;
+
+#[derive(Debug, Clone)]
+pub struct Identity {
+    pub hostname: String,
+    pub ip_address: String,
+    pub os: String,
+    pub arch: String,
+}
+
+impl Identity {
+    pub fn detect(server: &str) -> Self {
+        Self {
+            hostname: hostname(),
+            ip_address: outbound_ip(server).unwrap_or_default(),
+            os: os_name(),
+            arch: std::env::consts::ARCH.to_owned(),
+        }
+    }
+}
+
+/// Linux keeps the hostname in procfs; reading it avoids a dependency for one string.
+fn hostname() -> String {
+    ["/proc/sys/kernel/hostname", "/etc/hostname"]
+        .iter()
+        .find_map(|p| std::fs::read_to_string(p).ok())
+        .map(|s| s.trim().to_owned())
+        .unwrap_or_default()
+}
+
+/// `PRETTY_NAME` from os-release (e.g. "Debian GNU/Linux 12 (bookworm)"), else the OS family.
+fn os_name() -> String {
+    std::fs::read_to_string("/etc/os-release")
+        .ok()
+        .and_then(|text| {
+            text.lines()
+                .find_map(|l| l.strip_prefix("PRETTY_NAME="))
+                .map(|v| v.trim_matches('"').to_owned())
+        })
+        .unwrap_or_else(|| std::env::consts::OS.to_owned())
+}
+
+/// The local address the machine would use to reach the server. Connecting a UDP socket sends
+/// nothing; it only asks the kernel for a route.
+fn outbound_ip(server: &str) -> Option<String> {
+    let host_port = server.split("://").nth(1)?.split('/').next()?;
+    let with_port = if host_port.contains(':') {
+        host_port.to_owned()
+    } else if server.starts_with("https://") {
+        format!("{host_port}:443")
+    } else {
+        format!("{host_port}:80")
+    };
+    let socket = UdpSocket::bind("0.0.0.0:0").ok()?;
+    socket.connect(with_port).ok()?;
+    Some(socket.local_addr().ok()?.ip().to_string())
+}
+
+/// The tools later backups need, found on PATH, with their first line of `--version`.
+pub async fn capabilities(max_concurrent: usize) -> Capabilities {
+    const TOOLS: [&str; 7] = [
+        "pg_dump",
+        "psql",
+        "mariadb-dump",
+        "mysqldump",
+        "mariadb",
+        "mysql",
+        "sqlite3",
+    ];
+    let mut tools = BTreeMap::new();
+    for tool in TOOLS {
+        if let Some(version) = version_of(tool).await {
+            tools.insert(tool.to_owned(), version);
+        }
+    }
+    Capabilities {
+        rclone: version_of("rclone").await,
+        tools,
+        max_concurrent: u32::try_from(max_concurrent).unwrap_or(u32::MAX),
+    }
+}
+
+async fn version_of(tool: &str) -> Option<String> {
+    let run = Command::new(tool)
+        .arg(if tool == "sqlite3" {
+            "-version"
+        } else {
+            "--version"
+        })
+        .stdin(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .output();
+    let out = tokio::time::timeout(Duration::from_secs(5), run)
+        .await
+        .ok()?
+        .ok()?;
+    if !out.status.success() {
+        return None;
+    }
+    let text = String::from_utf8_lossy(&out.stdout);
+    text.lines()
+        .next()
+        .map(|l| l.trim().to_owned())
+        .filter(|l| !l.is_empty())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn outbound_ip_to_loopback_is_loopback() {
+        assert_eq!(
+            outbound_ip("http://127.0.0.1:8787").as_deref(),
+            Some("127.0.0.1")
+        );
+        assert_eq!(outbound_ip("not a url"), None);
+    }
+
+    #[tokio::test]
+    async fn missing_tools_are_simply_absent() {
+        assert_eq!(version_of("stowage-no-such-tool").await, None);
+    }
+}

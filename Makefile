@@ -6,7 +6,7 @@ SHELL := bash
 
 export PORT ?= 8787
 
-.PHONY: help install build dev test fmt lint unit e2e deploy-check clean
+.PHONY: help install build agent dev test fmt lint unit e2e deploy-check clean
 
 help:
 	@echo "make dev     install what is missing, build, migrate local D1, serve on http://127.0.0.1:$(PORT)"
@@ -18,7 +18,10 @@ install:
 build: install
 	@scripts/build-worker.sh
 
-dev: build
+agent:
+	cargo build --locked -p stowage-agent
+
+dev: build agent
 	@scripts/dev.sh
 
 test: install fmt lint build deploy-check unit e2e
@@ -36,8 +39,7 @@ unit:
 
 # End-to-end: real wrangler dev servers and agent processes (needs `make build`, which
 # `make test` runs first).
-e2e:
-	cargo build --locked -p stowage-agent
+e2e: agent
 	cargo test --locked -p stowage-tests
 
 # The bundle `wrangler deploy` would upload builds and validates, without an account.

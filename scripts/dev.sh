@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Runs the control plane locally: local secrets on first run, D1 migrations, then `wrangler dev`
-# (workerd + local D1) on 127.0.0.1:$PORT with its state in $STOWAGE_STATE_DIR.
+# Runs the whole system locally: local secrets on first run, D1 migrations, `wrangler dev`
+# (workerd + local D1) on 127.0.0.1:$PORT with its state in $STOWAGE_STATE_DIR, and one agent
+# enrolled as the node `local` (its token lives in the state dir, never in an argument).
 set -euo pipefail
 source "$(dirname "$0")/env.sh"
 cd "$STOWAGE_ROOT"
@@ -24,6 +25,31 @@ wrangler d1 migrations apply DB --local --persist-to "$STATE" >"$STATE/migration
   exit 1
 }
 
+# The node `local`: its token is made once per state dir; D1 keeps only its SHA-256.
+TOKEN_FILE="$STATE/local-agent.token"
+if [ ! -s "$TOKEN_FILE" ]; then
+  (umask 077; printf 'stn_%s' "$(od -An -tx1 -N32 /dev/urandom | tr -d ' \n')" > "$TOKEN_FILE")
+fi
+TOKEN_HASH="$(tr -d '\n' < "$TOKEN_FILE" | sha256sum | cut -d' ' -f1)"
+NOW="$(date -u +%Y-%m-%dT%H:%M:%S.000Z)"
+wrangler d1 execute DB --local --persist-to "$STATE" --command \
+  "INSERT INTO nodes (name, token_hash, created_at, updated_at) VALUES ('local', '$TOKEN_HASH', '$NOW', '$NOW')
+   ON CONFLICT (name) DO UPDATE SET token_hash = excluded.token_hash" >"$STATE/enrol.log" 2>&1 || {
+  cat "$STATE/enrol.log" >&2
+  exit 1
+}
+
+AGENT="${CARGO_TARGET_DIR:-$STOWAGE_ROOT/target}/debug/stowage-agent"
+pids=()
+cleanup() { kill "${pids[@]}" 2>/dev/null || true; wait 2>/dev/null || true; }
+trap cleanup EXIT INT TERM
+
 echo "==> Stowage on http://127.0.0.1:$PORT (state: $STATE)" >&2
-exec wrangler dev --ip 127.0.0.1 --port "$PORT" --inspector-port "$INSPECTOR_PORT" \
-  --persist-to "$STATE" --show-interactive-dev-session=false
+wrangler dev --ip 127.0.0.1 --port "$PORT" --inspector-port "$INSPECTOR_PORT" \
+  --persist-to "$STATE" --show-interactive-dev-session=false &
+pids+=($!)
+# The agent retries until wrangler answers, so it can start at once.
+"$AGENT" run --server "http://127.0.0.1:$PORT" --token-file "$TOKEN_FILE" >>"$STATE/agent.log" 2>&1 &
+pids+=($!)
+echo "==> agent for node 'local' running (log: $STATE/agent.log)" >&2
+wait -n "${pids[@]}"

@@ -104,6 +104,17 @@ mod tests {
         Ok(())
     }
 
+    #[test]
+    fn permission_denied_has_its_own_code() {
+        // Tests run as root here, which reads everything, so the mapping is checked directly.
+        let err = io_error(
+            "/root/secret",
+            &std::io::Error::from(ErrorKind::PermissionDenied),
+        );
+        assert_eq!(err.code, ErrorCode::NodeFsPermissionDenied);
+        assert!(err.message.starts_with("/root/secret cannot be read"));
+    }
+
     #[tokio::test]
     async fn errors_carry_codes() -> std::io::Result<()> {
         let dir = tempfile::tempdir()?;

@@ -515,3 +515,107 @@ async fn agent_waits_for_an_unreachable_server_and_stops_cleanly_on_sigterm() ->
     assert!(agent.log().contains("stopped"));
     Ok(())
 }
+
+#[tokio::test]
+async fn heartbeats_listing_a_running_command_keep_its_lease_alive() -> Result<()> {
+    let server = Server::start_with(fast()).await?;
+    let admin = server.admin("admin", PASSWORD).await?;
+    let created = create_node(&server, &admin, "box").await?;
+    let raw = RawAgent::new(&server, created.token.expose());
+    raw.heartbeat().await?.expect_ok::<serde_json::Value>()?;
+    let waiting = {
+        let http = server.http().clone();
+        let url = server.url(&format!("{}?path=/", routes::node_fs_list(created.node.id)));
+        let admin = admin.clone();
+        tokio::spawn(async move {
+            stowage_tests::Reply::read(http.get(url).bearer_auth(admin).send().await?).await
+        })
+    };
+    let claimed = eventually("the command", Duration::from_secs(10), || raw.poll()).await?;
+
+    // Work "runs" for well past the 3 s lease, renewed by heartbeats that list it, with ticks in
+    // between that would expire it otherwise.
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_secs(7) {
+        let body = json!({
+            "hostname": "raw-agent", "ipAddress": "127.0.0.1", "os": "test", "arch": "test",
+            "agentVersion": "0.0.0", "capabilities": {}, "running": [claimed.id]
+        });
+        let beat: serde_json::Value = raw
+            .post(routes::AGENT_HEARTBEAT, &body)
+            .await?
+            .expect_ok()?;
+        assert_eq!(beat["lost"], json!([]), "the lease was renewed");
+        server.trigger_cron().await?;
+        tokio::time::sleep(Duration::from_millis(700)).await;
+    }
+    let listing = json!({"path": "/", "entries": [], "truncated": false});
+    let accepted: serde_json::Value = raw
+        .report(claimed.id, &CommandResult::Succeeded { result: listing })
+        .await?
+        .expect_ok()?;
+    assert_eq!(accepted["recorded"], true);
+    // The caller may have given up waiting (RPC_WAIT_SECS is 6), but the work was never lost.
+    let reply = waiting.await??;
+    ensure!(
+        reply.status == 200 || reply.code() == "AGENT_COMMAND_TIMEOUT",
+        "{}",
+        reply.raw
+    );
+    let rows = server.query(&format!(
+        "SELECT status FROM agent_commands WHERE id = {}",
+        claimed.id
+    ))?;
+    assert_eq!(rows[0]["status"], "succeeded");
+    Ok(())
+}
+
+/// The agent library's `poll_once` step, driven alone against a real server.
+#[tokio::test]
+async fn poll_once_is_a_step_that_claims_and_runs_one_command() -> Result<()> {
+    use stowage_agent::client::Client;
+    use stowage_agent::poll::{Agent, Step};
+    use stowage_agent::system::Identity;
+
+    let server = Server::start_with(fast()).await?;
+    let admin = server.admin("admin", PASSWORD).await?;
+    let created = create_node(&server, &admin, "box").await?;
+    let client = Client::new(&server.base_url, created.token.clone())?;
+    let agent = Agent::new(
+        client,
+        Identity::detect(&server.base_url),
+        Default::default(),
+        1,
+    );
+    let hello = agent.heartbeat_once().await?;
+    assert_eq!(hello.node_id, created.node.id);
+    assert_eq!(
+        agent.intervals().heartbeat,
+        Duration::from_secs(1),
+        "the server's timings are adopted"
+    );
+    assert_eq!(agent.poll_once().await?, Step::Idle);
+
+    let dir = tempfile::tempdir()?;
+    std::fs::write(dir.path().join("only-file"), b"abc")?;
+    let waiting = {
+        let http = server.http().clone();
+        let url = server.url(&fs_list_path(created.node.id, dir.path()));
+        let admin = admin.clone();
+        tokio::spawn(async move {
+            stowage_tests::Reply::read(http.get(url).bearer_auth(admin).send().await?).await
+        })
+    };
+    let id = eventually("a command to claim", Duration::from_secs(10), || async {
+        Ok(match agent.poll_once().await? {
+            Step::Started(id) => Some(id),
+            _ => None,
+        })
+    })
+    .await?;
+    assert!(id > 0);
+    let listing: FsListing = waiting.await??.expect_ok()?;
+    assert_eq!(listing.entries.len(), 1);
+    assert_eq!(listing.entries[0].size, 3);
+    Ok(())
+}

@@ -256,16 +256,7 @@ impl Server {
     /// Waits until the log contains `needle` (Worker console output reaches the log a moment after
     /// the response that caused it).
     pub async fn wait_for_log(&self, needle: &str, timeout: Duration) -> Result<()> {
-        let deadline = Instant::now() + timeout;
-        while !self.log().contains(needle) {
-            ensure!(
-                Instant::now() < deadline,
-                "the log never showed {needle:?}:\n{}",
-                self.log_tail()
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        Ok(())
+        wait_for_text("the server's log", || self.log(), needle, timeout).await
     }
 
     fn log_tail(&self) -> String {
@@ -343,6 +334,12 @@ impl Server {
             req = req.json(body);
         }
         Reply::read(req.send().await?).await
+    }
+
+    /// Starts a GET in the background (for calls that wait on an agent while the test plays it).
+    pub fn spawn_get(&self, path: &str, token: &str) -> tokio::task::JoinHandle<Result<Reply>> {
+        let req = self.http.get(self.url(path)).bearer_auth(token);
+        tokio::spawn(async move { Reply::read(req.send().await?).await })
     }
 
     pub async fn get(&self, path: &str, token: Option<&str>) -> Result<Reply> {
@@ -567,16 +564,7 @@ impl AgentProcess {
 
     /// Waits until the agent's log contains `needle`.
     pub async fn wait_for_log(&self, needle: &str, timeout: Duration) -> Result<()> {
-        let deadline = Instant::now() + timeout;
-        while !self.log().contains(needle) {
-            ensure!(
-                Instant::now() < deadline,
-                "the agent never logged {needle:?}; its log:\n{}",
-                self.log()
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        Ok(())
+        wait_for_text("the agent's log", || self.log(), needle, timeout).await
     }
 }
 
@@ -645,6 +633,28 @@ impl RawAgent {
 
     pub async fn report(&self, id: i64, result: &api::CommandResult) -> Result<Reply> {
         self.post(&routes::agent_command_result(id), result).await
+    }
+}
+
+/// Waits until `read()` contains `needle`; on timeout the error shows the end of what was read.
+async fn wait_for_text(
+    what: &str,
+    read: impl Fn() -> String,
+    needle: &str,
+    timeout: Duration,
+) -> Result<()> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let text = read();
+        if text.contains(needle) {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            let tail: Vec<&str> = text.lines().rev().take(40).collect();
+            let tail: Vec<&str> = tail.into_iter().rev().collect();
+            bail!("{what} never showed {needle:?}:\n{}", tail.join("\n"));
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
 

@@ -294,14 +294,7 @@ async fn a_claim_whose_agent_falls_silent_expires_and_a_late_result_is_refused()
     raw.heartbeat().await?.expect_ok::<serde_json::Value>()?;
 
     // A listing is requested; the "agent" claims it and then goes silent, as a killed one would.
-    let waiting = {
-        let http = server.http().clone();
-        let url = server.url(&format!("{}?path=/", routes::node_fs_list(id)));
-        let admin = admin.clone();
-        tokio::spawn(async move {
-            stowage_tests::Reply::read(http.get(url).bearer_auth(admin).send().await?).await
-        })
-    };
+    let waiting = server.spawn_get(&format!("{}?path=/", routes::node_fs_list(id)), &admin);
     let claimed = eventually(
         "the command to be claimable",
         Duration::from_secs(10),
@@ -354,14 +347,10 @@ async fn results_are_idempotent_and_only_the_claiming_node_may_report() -> Resul
     raw_a.heartbeat().await?.expect_ok::<serde_json::Value>()?;
     raw_b.heartbeat().await?.expect_ok::<serde_json::Value>()?;
 
-    let waiting = {
-        let http = server.http().clone();
-        let url = server.url(&format!("{}?path=/srv", routes::node_fs_list(a.node.id)));
-        let admin = admin.clone();
-        tokio::spawn(async move {
-            stowage_tests::Reply::read(http.get(url).bearer_auth(admin).send().await?).await
-        })
-    };
+    let waiting = server.spawn_get(
+        &format!("{}?path=/srv", routes::node_fs_list(a.node.id)),
+        &admin,
+    );
     let claimed = eventually("a's command", Duration::from_secs(10), || raw_a.poll()).await?;
     assert!(raw_b.poll().await?.is_none(), "b never sees a's commands");
 
@@ -523,14 +512,10 @@ async fn heartbeats_listing_a_running_command_keep_its_lease_alive() -> Result<(
     let created = create_node(&server, &admin, "box").await?;
     let raw = RawAgent::new(&server, created.token.expose());
     raw.heartbeat().await?.expect_ok::<serde_json::Value>()?;
-    let waiting = {
-        let http = server.http().clone();
-        let url = server.url(&format!("{}?path=/", routes::node_fs_list(created.node.id)));
-        let admin = admin.clone();
-        tokio::spawn(async move {
-            stowage_tests::Reply::read(http.get(url).bearer_auth(admin).send().await?).await
-        })
-    };
+    let waiting = server.spawn_get(
+        &format!("{}?path=/", routes::node_fs_list(created.node.id)),
+        &admin,
+    );
     let claimed = eventually("the command", Duration::from_secs(10), || raw.poll()).await?;
 
     // Work "runs" for well past the 3 s lease, renewed by heartbeats that list it, with ticks in
@@ -598,14 +583,7 @@ async fn poll_once_is_a_step_that_claims_and_runs_one_command() -> Result<()> {
 
     let dir = tempfile::tempdir()?;
     std::fs::write(dir.path().join("only-file"), b"abc")?;
-    let waiting = {
-        let http = server.http().clone();
-        let url = server.url(&fs_list_path(created.node.id, dir.path()));
-        let admin = admin.clone();
-        tokio::spawn(async move {
-            stowage_tests::Reply::read(http.get(url).bearer_auth(admin).send().await?).await
-        })
-    };
+    let waiting = server.spawn_get(&fs_list_path(created.node.id, dir.path()), &admin);
     let id = eventually("a command to claim", Duration::from_secs(10), || async {
         Ok(match agent.poll_once().await? {
             Step::Started(id) => Some(id),

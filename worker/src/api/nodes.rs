@@ -50,15 +50,34 @@ async fn signed_in(ctx: &Ctx<'_>, needed: Role) -> Result<(AppState, Principal),
 }
 
 async fn find(db: &D1Database, id: i64) -> Result<NodeRow, ApiError> {
-    nodes::get(db, id)
-        .await?
-        .ok_or_else(|| ApiError::new(ErrorCode::NodeNotFound, format!("node {id} does not exist")))
+    nodes::get(db, id).await?.ok_or_else(|| not_found(id))
 }
 
 async fn read_name(ctx: &mut Ctx<'_>, config: &Config) -> Result<NodeName, ApiError> {
     let body: NodeRequest =
         http::read_json(&mut ctx.req, config.max_json_body, ErrorCode::NodeInvalid).await?;
     NodeName::parse(&body.name).map_err(|e| ApiError::new(ErrorCode::NodeInvalid, e.to_string()))
+}
+
+fn not_found(id: i64) -> ApiError {
+    ApiError::new(ErrorCode::NodeNotFound, format!("node {id} does not exist"))
+}
+
+/// Records a successful admin action on node `id`.
+async fn audited(
+    ctx: &Ctx<'_>,
+    db: &D1Database,
+    principal: &Principal,
+    action: &'static str,
+    id: i64,
+) -> Result<(), ApiError> {
+    let now = time::format(ctx.now);
+    let caller = Caller::of(ctx);
+    audit::record(
+        db,
+        &caller.by(principal, &now, action, ("node", id), Outcome::Success, ""),
+    )
+    .await
 }
 
 fn duplicate(name: &NodeName) -> ApiError {
@@ -94,19 +113,7 @@ pub async fn create(mut ctx: Ctx<'_>) -> Result<Response, ApiError> {
     )
     .await?
     .ok_or_else(|| duplicate(&name))?;
-    let caller = Caller::of(&ctx);
-    audit::record(
-        &db,
-        &caller.by(
-            &principal,
-            &now,
-            "node.create",
-            ("node", id),
-            Outcome::Success,
-            "",
-        ),
-    )
-    .await?;
+    audited(&ctx, &db, &principal, "node.create", id).await?;
     let row = find(&db, id).await?;
     http::created(&NodeWithToken {
         node: output(&row, &config, ctx.now),
@@ -128,19 +135,7 @@ pub async fn update(mut ctx: Ctx<'_>) -> Result<Response, ApiError> {
         find(&db, id).await?;
         return Err(duplicate(&name));
     }
-    let caller = Caller::of(&ctx);
-    audit::record(
-        &db,
-        &caller.by(
-            &principal,
-            &now,
-            "node.update",
-            ("node", id),
-            Outcome::Success,
-            "",
-        ),
-    )
-    .await?;
+    audited(&ctx, &db, &principal, "node.update", id).await?;
     http::ok(&output(&find(&db, id).await?, &config, ctx.now))
 }
 
@@ -150,25 +145,9 @@ pub async fn delete(ctx: Ctx<'_>) -> Result<Response, ApiError> {
     // Backup tasks arrive with their own table; deleting a node they use will answer
     // NODE_HAS_TASKS here, before anything is removed.
     if !nodes::delete(&db, id).await? {
-        return Err(ApiError::new(
-            ErrorCode::NodeNotFound,
-            format!("node {id} does not exist"),
-        ));
+        return Err(not_found(id));
     }
-    let now = time::format(ctx.now);
-    let caller = Caller::of(&ctx);
-    audit::record(
-        &db,
-        &caller.by(
-            &principal,
-            &now,
-            "node.delete",
-            ("node", id),
-            Outcome::Success,
-            "",
-        ),
-    )
-    .await?;
+    audited(&ctx, &db, &principal, "node.delete", id).await?;
     http::ok(&Deleted { deleted: true })
 }
 
@@ -178,24 +157,9 @@ pub async fn rotate_token(ctx: Ctx<'_>) -> Result<Response, ApiError> {
     let token = auth::new_node_token()?;
     let now = time::format(ctx.now);
     if !nodes::set_token_hash(&db, id, &auth::node_token_hash(token.expose()), &now).await? {
-        return Err(ApiError::new(
-            ErrorCode::NodeNotFound,
-            format!("node {id} does not exist"),
-        ));
+        return Err(not_found(id));
     }
-    let caller = Caller::of(&ctx);
-    audit::record(
-        &db,
-        &caller.by(
-            &principal,
-            &now,
-            "node.rotate_token",
-            ("node", id),
-            Outcome::Success,
-            "",
-        ),
-    )
-    .await?;
+    audited(&ctx, &db, &principal, "node.rotate_token", id).await?;
     http::ok(&NodeWithToken {
         node: output(&find(&db, id).await?, &config, ctx.now),
         token,

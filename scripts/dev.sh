@@ -12,12 +12,14 @@ STATE="${STOWAGE_STATE_DIR:-$STOWAGE_ROOT/.state}"
 INSPECTOR_PORT="${INSPECTOR_PORT:-$((PORT + 10000))}"
 mkdir -p "$STATE"
 
-# Local secrets, made once and never committed (.dev.vars is git-ignored).
-if [ ! -s .dev.vars ]; then
-  umask 077
-  printf 'JWT_SECRET=%s\n' "$(od -An -tx1 -N32 /dev/urandom | tr -d ' \n')" > .dev.vars
-  echo "==> created .dev.vars with a fresh JWT_SECRET" >&2
-fi
+# Local secrets, made once each and never committed (.dev.vars is git-ignored). A secret added in
+# a later version is appended without touching the ones already there.
+for secret in JWT_SECRET SEAL_KEY; do
+  if ! grep -q "^$secret=" .dev.vars 2>/dev/null; then
+    (umask 077; printf '%s=%s\n' "$secret" "$(od -An -tx1 -N32 /dev/urandom | tr -d ' \n')" >> .dev.vars)
+    echo "==> added a fresh $secret to .dev.vars" >&2
+  fi
+done
 
 echo "==> migrating local D1 in $STATE" >&2
 wrangler d1 migrations apply DB --local --persist-to "$STATE" >"$STATE/migrations.log" 2>&1 || {

@@ -30,6 +30,13 @@ pub mod routes {
     pub fn node_rotate_token(id: i64) -> String {
         format!("{NODES}/{id}/rotate-token")
     }
+    pub const STORAGE_TARGETS: &str = "/api/storage-targets";
+    pub fn storage_target(id: i64) -> String {
+        format!("{STORAGE_TARGETS}/{id}")
+    }
+    pub fn storage_target_star(id: i64) -> String {
+        format!("{STORAGE_TARGETS}/{id}/star")
+    }
     pub fn agent_command_result(id: i64) -> String {
         format!("/api/agent/commands/{id}/result")
     }
@@ -330,6 +337,61 @@ pub enum CommandResult {
 pub struct ResultAccepted {
     /// False when the same result had already been recorded (the report is idempotent).
     pub recorded: bool,
+}
+
+/// `POST /api/storage-targets` and `PUT /api/storage-targets/:id`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StorageTargetRequest {
+    pub name: String,
+    #[serde(rename = "type")]
+    pub kind: String,
+    #[serde(default)]
+    pub description: String,
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    /// The type's configuration; secrets may be sent as `********` on update to keep them.
+    pub config: serde_json::Value,
+    /// 0 means no quota.
+    #[serde(default)]
+    pub quota_bytes: i64,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// A storage target without its configuration (lists).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StorageTargetSummary {
+    pub id: i64,
+    pub name: String,
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub description: String,
+    pub enabled: bool,
+    pub starred: bool,
+    /// Grows by one whenever the configuration changes.
+    pub config_version: i64,
+    pub quota_bytes: i64,
+    pub last_tested_at: Option<String>,
+    /// `unknown`, `success` or `failed`.
+    pub last_test_status: String,
+    pub last_test_message: String,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+/// A storage target with its configuration, secrets masked.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StorageTargetDetail {
+    #[serde(flatten)]
+    pub summary: StorageTargetSummary,
+    pub config: serde_json::Value,
+    /// The config keys that are secrets for this type (masked as `********` when set).
+    pub masked_fields: Vec<String>,
 }
 
 #[cfg(test)]

@@ -124,6 +124,17 @@ error_codes! {
     AgentResultInvalid = ("AGENT_RESULT_INVALID", 400),
     /// The agent did not answer within the wait of a synchronous call.
     AgentCommandTimeout = ("AGENT_COMMAND_TIMEOUT", 504),
+
+    /// The request body of a storage target is unusable (name, type, description).
+    StorageTargetInvalid = ("STORAGE_TARGET_INVALID", 400),
+    /// The target's `config` is wrong for its type; the message names the field.
+    StorageTargetInvalidConfig = ("STORAGE_TARGET_INVALID_CONFIG", 400),
+    StorageProviderUnsupported = ("STORAGE_PROVIDER_UNSUPPORTED", 400),
+    StorageTargetTypeImmutable = ("STORAGE_TARGET_TYPE_IMMUTABLE", 400),
+    StorageTargetNotFound = ("STORAGE_TARGET_NOT_FOUND", 404),
+    StorageTargetNameExists = ("STORAGE_TARGET_NAME_EXISTS", 409),
+    /// Tasks still write to this target.
+    StorageTargetInUse = ("STORAGE_TARGET_IN_USE", 409),
 }
 
 impl fmt::Display for ErrorCode {

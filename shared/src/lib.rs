@@ -10,6 +10,7 @@ pub mod commands;
 pub mod envelope;
 pub mod nodes;
 pub mod secret;
+pub mod storage;
 pub mod throttle;
 pub mod time;
 pub mod validate;

@@ -147,6 +147,7 @@ impl Server {
             if let Some(secret) = &jwt_secret {
                 writeln!(f, "JWT_SECRET={secret}")?;
             }
+            writeln!(f, "SEAL_KEY={}", random_hex()?)?;
         }
 
         let mut cmd = tool("wrangler");
@@ -263,6 +264,11 @@ impl Server {
         let log = self.log();
         let lines: Vec<&str> = log.lines().collect();
         lines[lines.len().saturating_sub(40)..].join("\n")
+    }
+
+    /// The directory that holds this server's local D1 (for tests that grep it for secrets).
+    pub fn state_dir(&self) -> &Path {
+        self.state.path()
     }
 
     /// The JWT secret this server signs with, so tests can forge tokens it must still refuse.

@@ -14,6 +14,8 @@ use worker::{D1Database, Env};
 pub const DB_BINDING: &str = "DB";
 /// HMAC key for session tokens (HS256). A Worker secret, at least 32 bytes.
 pub const JWT_SECRET: &str = "JWT_SECRET";
+/// AES-256-GCM key (64 hex digits) that seals stored secrets. A Worker secret.
+pub const SEAL_KEY: &str = "SEAL_KEY";
 pub const SESSION_TTL_SECS: &str = "SESSION_TTL_SECS";
 pub const ARGON2_MEMORY_KIB: &str = "ARGON2_MEMORY_KIB";
 pub const ARGON2_ITERATIONS: &str = "ARGON2_ITERATIONS";
@@ -42,6 +44,8 @@ pub struct Argon2Cost {
 #[derive(Debug, Clone)]
 pub struct Config {
     pub jwt_secret: SecretString,
+    /// Absent means the routes that store secrets answer SERVER_MISCONFIGURED; sign-in still works.
+    pub seal_key: Option<SecretString>,
     pub session_ttl: Duration,
     pub argon2: Argon2Cost,
     pub throttle: ThrottlePolicy,
@@ -62,6 +66,10 @@ impl Config {
         }
         Ok(Self {
             jwt_secret: SecretString::new(jwt_secret),
+            seal_key: env
+                .secret(SEAL_KEY)
+                .ok()
+                .map(|s| SecretString::new(s.to_string())),
             session_ttl: Duration::seconds(number(env, SESSION_TTL_SECS, 86_400, 60..=31_536_000)?),
             argon2: Argon2Cost {
                 memory_kib: number(env, ARGON2_MEMORY_KIB, 19_456, 1_024..=262_144)?,
@@ -118,6 +126,16 @@ where
             range.start(),
             range.end()
         ))),
+    }
+}
+
+impl Config {
+    pub fn sealer(&self) -> Result<crate::seal::Sealer, ApiError> {
+        let key = self
+            .seal_key
+            .as_ref()
+            .ok_or_else(|| ApiError::Misconfigured(format!("secret {SEAL_KEY} is not set")))?;
+        crate::seal::Sealer::new(key)
     }
 }
 

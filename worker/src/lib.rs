@@ -10,6 +10,7 @@ mod cron;
 mod error;
 mod http;
 mod router;
+mod seal;
 mod store;
 
 use stowage_shared::time::{self, Timestamp};

@@ -7,4 +7,5 @@ mod errors;
 mod health;
 mod nodes;
 mod schema;
+mod storage;
 mod tokens;

@@ -5,6 +5,7 @@ pub mod audit;
 pub mod commands;
 pub mod nodes;
 pub mod sessions;
+pub mod storage_targets;
 pub mod system;
 pub mod throttle;
 pub mod users;

@@ -1,0 +1,724 @@
+//! Storage targets: the typed, validated configuration of each backend type, and which of its fields
+//! are secrets (masked in every response, kept when an update sends the mask back).
+//!
+//! The API carries a target as `{type, config}` with `config` a JSON object; [`StorageConfig::parse`]
+//! turns that into one typed variant exactly once, naming the offending field when it cannot.
+
+use crate::validate::FieldError;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use std::collections::BTreeMap;
+
+/// What a masked secret looks like in a response; sending it back means "keep the stored value".
+pub const MASK: &str = "********";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StorageType {
+    LocalDisk,
+    S3,
+    Webdav,
+    Sftp,
+    Ftp,
+    GoogleDrive,
+    AzureBlob,
+    Rclone,
+}
+
+impl StorageType {
+    pub const ALL: [StorageType; 8] = [
+        StorageType::LocalDisk,
+        StorageType::S3,
+        StorageType::Webdav,
+        StorageType::Sftp,
+        StorageType::Ftp,
+        StorageType::GoogleDrive,
+        StorageType::AzureBlob,
+        StorageType::Rclone,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StorageType::LocalDisk => "local_disk",
+            StorageType::S3 => "s3",
+            StorageType::Webdav => "webdav",
+            StorageType::Sftp => "sftp",
+            StorageType::Ftp => "ftp",
+            StorageType::GoogleDrive => "google_drive",
+            StorageType::AzureBlob => "azure_blob",
+            StorageType::Rclone => "rclone",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|t| t.as_str() == text)
+    }
+
+    /// The config keys that hold secrets. For `rclone`, option names are checked with
+    /// [`is_secret_rclone_option`] instead, since its keys are open-ended.
+    pub fn secret_fields(self) -> &'static [&'static str] {
+        match self {
+            StorageType::LocalDisk | StorageType::Rclone => &[],
+            StorageType::S3 => &["accessKeyId", "secretAccessKey"],
+            StorageType::Webdav | StorageType::Ftp => &["password"],
+            StorageType::Sftp => &["password", "privateKey", "privateKeyPassphrase"],
+            StorageType::GoogleDrive => &["clientSecret", "refreshToken"],
+            StorageType::AzureBlob => &["accountKey"],
+        }
+    }
+}
+
+/// rclone option names that carry secrets: rclone marks them `IsPassword` or `Sensitive`, and their
+/// names follow these patterns across backends (`pass`, `password`, `secret_access_key`, `token`,
+/// `client_secret`, `key`, `sas_url`, …).
+pub fn is_secret_rclone_option(key: &str) -> bool {
+    let k = key.to_ascii_lowercase();
+    [
+        "pass",
+        "secret",
+        "token",
+        "key",
+        "sas_url",
+        "bearer",
+        "credentials",
+    ]
+    .iter()
+    .any(|p| k.contains(p))
+        && !matches!(
+            k.as_str(),
+            "key_use_agent" | "pubkey_file" | "known_hosts_file"
+        )
+}
+
+/// S3-compatible services with their usual endpoint shape, so users pick a name, not a URL.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum S3Preset {
+    Aws,
+    CloudflareR2,
+    Minio,
+    BackblazeB2,
+    Wasabi,
+    AlibabaOss,
+    TencentCos,
+    Other,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct LocalDiskConfig {
+    /// A directory on the node that runs the work.
+    pub base_path: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct S3Config {
+    #[serde(default)]
+    pub preset: Option<S3Preset>,
+    /// Required except for AWS, where it follows from the region.
+    #[serde(default)]
+    pub endpoint: String,
+    #[serde(default)]
+    pub region: String,
+    pub bucket: String,
+    pub access_key_id: String,
+    pub secret_access_key: String,
+    #[serde(default)]
+    pub force_path_style: bool,
+    /// Key prefix inside the bucket.
+    #[serde(default)]
+    pub prefix: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct WebdavConfig {
+    pub endpoint: String,
+    #[serde(default)]
+    pub username: String,
+    #[serde(default)]
+    pub password: String,
+    #[serde(default)]
+    pub base_path: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SftpConfig {
+    pub host: String,
+    #[serde(default = "default_sftp_port")]
+    pub port: u16,
+    pub username: String,
+    #[serde(default)]
+    pub password: String,
+    /// An OpenSSH private key (PEM). One of password or private key is required.
+    #[serde(default)]
+    pub private_key: String,
+    #[serde(default)]
+    pub private_key_passphrase: String,
+    /// The server's public host key (`ssh-ed25519 AAAA…`); required unless host-key checking is
+    /// turned off explicitly.
+    #[serde(default)]
+    pub host_key: String,
+    #[serde(default)]
+    pub insecure_skip_host_key_check: bool,
+    #[serde(default)]
+    pub base_path: String,
+}
+
+fn default_sftp_port() -> u16 {
+    22
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct FtpConfig {
+    pub host: String,
+    #[serde(default = "default_ftp_port")]
+    pub port: u16,
+    #[serde(default = "default_ftp_user")]
+    pub username: String,
+    #[serde(default)]
+    pub password: String,
+    #[serde(default)]
+    pub base_path: String,
+    /// Explicit FTPS (AUTH TLS).
+    #[serde(default, rename = "useTLS")]
+    pub use_tls: bool,
+}
+
+fn default_ftp_port() -> u16 {
+    21
+}
+
+fn default_ftp_user() -> String {
+    "anonymous".to_owned()
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct GoogleDriveConfig {
+    pub client_id: String,
+    pub client_secret: String,
+    /// Filled in by the OAuth flow (`google-drive/complete`), not typed by users.
+    #[serde(default)]
+    pub refresh_token: String,
+    #[serde(default)]
+    pub folder_id: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct AzureBlobConfig {
+    pub account: String,
+    pub account_key: String,
+    pub container: String,
+    /// Defaults to `https://<account>.blob.core.windows.net`.
+    #[serde(default)]
+    pub endpoint: String,
+    #[serde(default)]
+    pub prefix: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RcloneConfig {
+    /// An rclone backend name as `rclone help backends` lists it (`sftp`, `b2`, `onedrive`, …).
+    pub backend: String,
+    /// Backend options by rclone's own names (`host`, `user`, `pass`, …).
+    #[serde(default)]
+    pub options: BTreeMap<String, String>,
+    /// Path inside the remote.
+    #[serde(default)]
+    pub root: String,
+}
+
+/// One storage target's configuration, checked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StorageConfig {
+    LocalDisk(LocalDiskConfig),
+    S3(S3Config),
+    Webdav(WebdavConfig),
+    Sftp(SftpConfig),
+    Ftp(FtpConfig),
+    GoogleDrive(GoogleDriveConfig),
+    AzureBlob(AzureBlobConfig),
+    Rclone(RcloneConfig),
+}
+
+fn field(name: &str, reason: impl Into<String>) -> FieldError {
+    FieldError::new("config", format!("{name}: {}", reason.into()))
+}
+
+fn decode<T: DeserializeOwned>(config: &Value) -> Result<T, FieldError> {
+    serde_path_to_error::deserialize(config).map_err(|err| {
+        let path = err.path().to_string();
+        let inner = err.into_inner().to_string();
+        // serde's text for a wrong type quotes the value sent; only the expectation is kept.
+        let reason = match inner.split_once(", expected ") {
+            Some((_, expected)) if inner.starts_with("invalid") => {
+                format!("wrong type, expected {expected}")
+            }
+            _ => inner,
+        };
+        if path == "." {
+            FieldError::new("config", reason)
+        } else {
+            field(&path, reason)
+        }
+    })
+}
+
+fn required(name: &str, value: &str) -> Result<(), FieldError> {
+    if value.trim().is_empty() {
+        Err(field(name, "is required"))
+    } else {
+        Ok(())
+    }
+}
+
+fn url(name: &str, value: &str) -> Result<(), FieldError> {
+    required(name, value)?;
+    if value.starts_with("http://") || value.starts_with("https://") {
+        Ok(())
+    } else {
+        Err(field(name, "must be an http:// or https:// URL"))
+    }
+}
+
+fn no_controls(name: &str, value: &str) -> Result<(), FieldError> {
+    if value.chars().any(char::is_control) {
+        Err(field(name, "must not contain control characters"))
+    } else {
+        Ok(())
+    }
+}
+
+impl StorageConfig {
+    /// Parses and checks the config of a target of type `kind`.
+    pub fn parse(kind: StorageType, config: &Value) -> Result<Self, FieldError> {
+        if !config.is_object() {
+            return Err(FieldError::new("config", "must be a JSON object"));
+        }
+        let parsed = match kind {
+            StorageType::LocalDisk => {
+                let c: LocalDiskConfig = decode(config)?;
+                if !c.base_path.starts_with('/') {
+                    return Err(field("basePath", "must be an absolute path on the node"));
+                }
+                no_controls("basePath", &c.base_path)?;
+                StorageConfig::LocalDisk(c)
+            }
+            StorageType::S3 => {
+                let c: S3Config = decode(config)?;
+                required("bucket", &c.bucket)?;
+                required("accessKeyId", &c.access_key_id)?;
+                required("secretAccessKey", &c.secret_access_key)?;
+                match c.preset {
+                    Some(S3Preset::Aws) if c.endpoint.is_empty() => required("region", &c.region)?,
+                    _ => url("endpoint", &c.endpoint)?,
+                }
+                StorageConfig::S3(c)
+            }
+            StorageType::Webdav => {
+                let c: WebdavConfig = decode(config)?;
+                url("endpoint", &c.endpoint)?;
+                StorageConfig::Webdav(c)
+            }
+            StorageType::Sftp => {
+                let c: SftpConfig = decode(config)?;
+                required("host", &c.host)?;
+                required("username", &c.username)?;
+                if c.password.is_empty() && c.private_key.is_empty() {
+                    return Err(field("password", "a password or a privateKey is required"));
+                }
+                if c.host_key.trim().is_empty() && !c.insecure_skip_host_key_check {
+                    return Err(field(
+                        "hostKey",
+                        "is required to check the server's identity (or set insecureSkipHostKeyCheck)",
+                    ));
+                }
+                if c.port == 0 {
+                    return Err(field("port", "must be 1 to 65535"));
+                }
+                StorageConfig::Sftp(c)
+            }
+            StorageType::Ftp => {
+                let c: FtpConfig = decode(config)?;
+                required("host", &c.host)?;
+                if c.port == 0 {
+                    return Err(field("port", "must be 1 to 65535"));
+                }
+                StorageConfig::Ftp(c)
+            }
+            StorageType::GoogleDrive => {
+                let c: GoogleDriveConfig = decode(config)?;
+                required("clientId", &c.client_id)?;
+                required("clientSecret", &c.client_secret)?;
+                StorageConfig::GoogleDrive(c)
+            }
+            StorageType::AzureBlob => {
+                let c: AzureBlobConfig = decode(config)?;
+                required("account", &c.account)?;
+                required("accountKey", &c.account_key)?;
+                required("container", &c.container)?;
+                if !c.endpoint.is_empty() {
+                    url("endpoint", &c.endpoint)?;
+                }
+                StorageConfig::AzureBlob(c)
+            }
+            StorageType::Rclone => {
+                let c: RcloneConfig = decode(config)?;
+                required("backend", &c.backend)?;
+                if !c
+                    .backend
+                    .chars()
+                    .all(|ch| ch.is_ascii_alphanumeric() || ch == '_' || ch == '-')
+                {
+                    return Err(field("backend", "must be an rclone backend name"));
+                }
+                for (key, value) in &c.options {
+                    if !key
+                        .chars()
+                        .all(|ch| ch.is_ascii_alphanumeric() || ch == '_')
+                    {
+                        return Err(field(
+                            &format!("options.{key}"),
+                            "is not an rclone option name",
+                        ));
+                    }
+                    no_controls(&format!("options.{key}"), value)?;
+                }
+                StorageConfig::Rclone(c)
+            }
+        };
+        Ok(parsed)
+    }
+
+    pub fn kind(&self) -> StorageType {
+        match self {
+            StorageConfig::LocalDisk(_) => StorageType::LocalDisk,
+            StorageConfig::S3(_) => StorageType::S3,
+            StorageConfig::Webdav(_) => StorageType::Webdav,
+            StorageConfig::Sftp(_) => StorageType::Sftp,
+            StorageConfig::Ftp(_) => StorageType::Ftp,
+            StorageConfig::GoogleDrive(_) => StorageType::GoogleDrive,
+            StorageConfig::AzureBlob(_) => StorageType::AzureBlob,
+            StorageConfig::Rclone(_) => StorageType::Rclone,
+        }
+    }
+
+    /// The config as JSON, secrets included (for sealing and for the agent that runs the work).
+    pub fn to_json(&self) -> Value {
+        let value = match self {
+            StorageConfig::LocalDisk(c) => serde_json::to_value(c),
+            StorageConfig::S3(c) => serde_json::to_value(c),
+            StorageConfig::Webdav(c) => serde_json::to_value(c),
+            StorageConfig::Sftp(c) => serde_json::to_value(c),
+            StorageConfig::Ftp(c) => serde_json::to_value(c),
+            StorageConfig::GoogleDrive(c) => serde_json::to_value(c),
+            StorageConfig::AzureBlob(c) => serde_json::to_value(c),
+            StorageConfig::Rclone(c) => serde_json::to_value(c),
+        };
+        // Plain structs of strings, numbers and booleans always serialise.
+        value.unwrap_or(Value::Null)
+    }
+
+    /// The config as a response shows it, with every non-empty secret replaced by [`MASK`], and
+    /// the names of the fields that are secrets for this type.
+    pub fn masked(&self) -> (Value, Vec<String>) {
+        let mut value = self.to_json();
+        let mut fields = Vec::new();
+        if let StorageConfig::Rclone(c) = self {
+            for key in c.options.keys().filter(|k| is_secret_rclone_option(k)) {
+                fields.push(format!("options.{key}"));
+                if let Some(v) = value.pointer_mut(&format!("/options/{key}")) {
+                    mask_value(v);
+                }
+            }
+        } else if let Some(obj) = value.as_object_mut() {
+            for key in self.kind().secret_fields() {
+                fields.push((*key).to_owned());
+                if let Some(v) = obj.get_mut(*key) {
+                    mask_value(v);
+                }
+            }
+        }
+        (value, fields)
+    }
+}
+
+fn mask_value(v: &mut Value) {
+    if v.as_str().is_some_and(|s| !s.is_empty()) {
+        *v = Value::String(MASK.to_owned());
+    }
+}
+
+/// For an update: every secret the client left empty or sent back as [`MASK`] takes the stored
+/// value, so editing a name never needs the password again.
+pub fn keep_stored_secrets(incoming: &Value, stored: &StorageConfig) -> Value {
+    let mut merged = incoming.clone();
+    let stored_json = stored.to_json();
+    let keep = |slot: Option<&mut Value>, old: Option<&Value>| {
+        if let (Some(slot), Some(old)) = (slot, old)
+            && slot.as_str().is_none_or(|s| s.is_empty() || s == MASK)
+        {
+            *slot = old.clone();
+        }
+    };
+    match stored {
+        StorageConfig::Rclone(c) => {
+            for key in c.options.keys().filter(|k| is_secret_rclone_option(k)) {
+                let pointer = format!("/options/{key}");
+                if merged.pointer(&pointer).is_some() {
+                    keep(merged.pointer_mut(&pointer), stored_json.pointer(&pointer));
+                }
+            }
+        }
+        _ => {
+            let Some(obj) = merged.as_object_mut() else {
+                return merged;
+            };
+            for key in stored.kind().secret_fields() {
+                let slot = obj
+                    .entry((*key).to_owned())
+                    .or_insert(Value::String(String::new()));
+                keep(Some(slot), stored_json.get(*key));
+            }
+        }
+    }
+    merged
+}
+
+/// Removes the keys of a JSON object whose value is null (clients often send `null` for "unset").
+pub fn drop_nulls(value: &Value) -> Value {
+    match value {
+        Value::Object(map) => Value::Object(
+            map.iter()
+                .filter(|(_, v)| !v.is_null())
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect::<Map<String, Value>>(),
+        ),
+        other => other.clone(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn s3() -> Value {
+        json!({
+            "preset": "minio", "endpoint": "http://127.0.0.1:9000", "bucket": "backups",
+            "accessKeyId": "AKIA123", "secretAccessKey": "s3cr3t", "forcePathStyle": true
+        })
+    }
+
+    #[test]
+    fn types_round_trip() {
+        for t in StorageType::ALL {
+            assert_eq!(StorageType::parse(t.as_str()), Some(t));
+        }
+        assert_eq!(StorageType::parse("dropbox"), None);
+    }
+
+    #[test]
+    fn valid_configs_parse() {
+        let cases = [
+            (StorageType::LocalDisk, json!({"basePath": "/srv/backups"})),
+            (StorageType::S3, s3()),
+            (
+                StorageType::S3,
+                json!({"preset": "aws", "region": "eu-west-1", "bucket": "b", "accessKeyId": "a", "secretAccessKey": "s"}),
+            ),
+            (
+                StorageType::Webdav,
+                json!({"endpoint": "https://dav.example/remote.php", "username": "u", "password": "p"}),
+            ),
+            (
+                StorageType::Sftp,
+                json!({"host": "h", "username": "u", "password": "p", "hostKey": "ssh-ed25519 AAAA"}),
+            ),
+            (
+                StorageType::Ftp,
+                json!({"host": "ftp.example", "useTLS": true}),
+            ),
+            (
+                StorageType::GoogleDrive,
+                json!({"clientId": "id", "clientSecret": "cs"}),
+            ),
+            (
+                StorageType::AzureBlob,
+                json!({"account": "acct", "accountKey": "k", "container": "c"}),
+            ),
+            (
+                StorageType::Rclone,
+                json!({"backend": "b2", "options": {"account": "a", "key": "k"}, "root": "bucket/x"}),
+            ),
+        ];
+        for (kind, config) in cases {
+            let parsed =
+                StorageConfig::parse(kind, &config).unwrap_or_else(|e| panic!("{kind:?}: {e}"));
+            assert_eq!(parsed.kind(), kind);
+        }
+        let ftp = StorageConfig::parse(StorageType::Ftp, &json!({"host": "h"})).expect("ftp");
+        assert_eq!(ftp.to_json()["port"], 21);
+        assert_eq!(ftp.to_json()["username"], "anonymous");
+    }
+
+    #[test]
+    fn invalid_configs_name_the_field() {
+        let cases = [
+            (
+                StorageType::LocalDisk,
+                json!({"basePath": "relative"}),
+                "config: basePath: must be an absolute path on the node",
+            ),
+            (
+                StorageType::LocalDisk,
+                json!({}),
+                "config: missing field `basePath`",
+            ),
+            (
+                StorageType::S3,
+                json!({"endpoint": "http://x", "bucket": "", "accessKeyId": "a", "secretAccessKey": "s"}),
+                "config: bucket: is required",
+            ),
+            (
+                StorageType::S3,
+                json!({"endpoint": "ftp://x", "bucket": "b", "accessKeyId": "a", "secretAccessKey": "s"}),
+                "config: endpoint: must be an http:// or https:// URL",
+            ),
+            (
+                StorageType::S3,
+                json!({"endpoint": "http://x", "bucket": "b", "accessKeyId": "a", "secretAccessKey": 5}),
+                "config: secretAccessKey: wrong type, expected a string",
+            ),
+            (
+                StorageType::Sftp,
+                json!({"host": "h", "username": "u"}),
+                "config: password: a password or a privateKey is required",
+            ),
+            (
+                StorageType::Sftp,
+                json!({"host": "h", "username": "u", "password": "p"}),
+                "config: hostKey: is required to check the server's identity (or set insecureSkipHostKeyCheck)",
+            ),
+            (
+                StorageType::Webdav,
+                json!({"endpoint": "http://x", "passwrd": "typo"}),
+                "config: passwrd: unknown field `passwrd`, expected one of `endpoint`, `username`, `password`, `basePath`",
+            ),
+            (
+                StorageType::Rclone,
+                json!({"backend": "s3; rm -rf"}),
+                "config: backend: must be an rclone backend name",
+            ),
+            (
+                StorageType::Ftp,
+                json!([1]),
+                "config: must be a JSON object",
+            ),
+        ];
+        for (kind, config, want) in cases {
+            let err = StorageConfig::parse(kind, &config).expect_err("invalid");
+            assert_eq!(err.to_string(), want, "{kind:?} {config}");
+        }
+    }
+
+    #[test]
+    fn wrong_types_never_echo_the_secret() {
+        let err = StorageConfig::parse(
+            StorageType::Webdav,
+            &json!({"endpoint": "http://x", "password": ["hunter2"]}),
+        )
+        .expect_err("wrong type");
+        assert!(!err.to_string().contains("hunter2"));
+    }
+
+    #[test]
+    fn secrets_are_masked_and_listed() {
+        let c = StorageConfig::parse(StorageType::S3, &s3()).expect("s3");
+        let (masked, fields) = c.masked();
+        assert_eq!(masked["accessKeyId"], MASK);
+        assert_eq!(masked["secretAccessKey"], MASK);
+        assert_eq!(masked["bucket"], "backups");
+        assert_eq!(fields, ["accessKeyId", "secretAccessKey"]);
+        assert!(!masked.to_string().contains("s3cr3t"));
+
+        let rc = StorageConfig::parse(
+            StorageType::Rclone,
+            &json!({"backend": "sftp", "options": {"host": "h", "user": "u", "pass": "obscured"}}),
+        )
+        .expect("rclone");
+        let (masked, fields) = rc.masked();
+        assert_eq!(masked["options"]["pass"], MASK);
+        assert_eq!(masked["options"]["host"], "h");
+        assert_eq!(fields, ["options.pass"]);
+    }
+
+    #[test]
+    fn empty_secrets_stay_empty_when_masked() {
+        let c = StorageConfig::parse(StorageType::Webdav, &json!({"endpoint": "http://x"}))
+            .expect("dav");
+        assert_eq!(c.masked().0["password"], "");
+    }
+
+    #[test]
+    fn update_with_mask_or_blank_keeps_stored_secrets() {
+        let stored = StorageConfig::parse(StorageType::S3, &s3()).expect("s3");
+        let mut incoming = s3();
+        incoming["accessKeyId"] = json!(MASK);
+        incoming["secretAccessKey"] = json!("");
+        incoming["bucket"] = json!("renamed");
+        let merged = keep_stored_secrets(&incoming, &stored);
+        assert_eq!(merged["accessKeyId"], "AKIA123");
+        assert_eq!(merged["secretAccessKey"], "s3cr3t");
+        assert_eq!(merged["bucket"], "renamed");
+
+        let mut replaced = s3();
+        replaced["secretAccessKey"] = json!("new-secret");
+        assert_eq!(
+            keep_stored_secrets(&replaced, &stored)["secretAccessKey"],
+            "new-secret"
+        );
+
+        let mut omitted = s3();
+        omitted
+            .as_object_mut()
+            .expect("object")
+            .remove("secretAccessKey");
+        assert_eq!(
+            keep_stored_secrets(&omitted, &stored)["secretAccessKey"],
+            "s3cr3t"
+        );
+    }
+
+    #[test]
+    fn rclone_secret_option_names() {
+        for key in [
+            "pass",
+            "password",
+            "secret_access_key",
+            "client_secret",
+            "token",
+            "key",
+            "sas_url",
+        ] {
+            assert!(is_secret_rclone_option(key), "{key}");
+        }
+        for key in [
+            "host",
+            "user",
+            "port",
+            "region",
+            "key_use_agent",
+            "known_hosts_file",
+        ] {
+            assert!(!is_secret_rclone_option(key), "{key}");
+        }
+    }
+}

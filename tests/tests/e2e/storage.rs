@@ -1,0 +1,275 @@
+//! Storage targets through the real Worker: per-type validation, sealing at rest, masking.
+
+use anyhow::Result;
+use serde_json::{Value, json};
+use stowage_shared::api::{StorageTargetDetail, StorageTargetSummary, routes};
+use stowage_shared::storage::MASK;
+use stowage_tests::Server;
+
+const ACCESS_KEY: &str = "AKIASTOWAGETEST0001";
+const SECRET_KEY: &str = "wJalrXUtnFEMI-stowage-secret-key";
+const DAV_PASSWORD: &str = "dav-password-never-shown";
+
+fn s3_target(name: &str) -> Value {
+    json!({
+        "name": name, "type": "s3", "description": "MinIO in the basement",
+        "config": {
+            "preset": "minio", "endpoint": "http://127.0.0.1:9000", "region": "us-east-1",
+            "bucket": "backups", "accessKeyId": ACCESS_KEY, "secretAccessKey": SECRET_KEY,
+            "forcePathStyle": true, "prefix": "stowage"
+        }
+    })
+}
+
+/// Every file of the server's local D1, as one lossy string, for grepping.
+fn d1_bytes(server: &Server) -> Result<String> {
+    let mut all = Vec::new();
+    let mut stack = vec![server.state_dir().to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(dir)? {
+            let path = entry?.path();
+            if path.is_dir() {
+                stack.push(path);
+            } else if !path.extension().is_some_and(|e| e == "log" || e == "env") {
+                all.extend(std::fs::read(&path)?);
+            }
+        }
+    }
+    Ok(String::from_utf8_lossy(&all).into_owned())
+}
+
+#[tokio::test]
+async fn targets_are_validated_sealed_at_rest_and_masked_in_every_answer() -> Result<()> {
+    let server = Server::start().await?;
+    let admin = server.admin("admin", "correct horse battery").await?;
+    let mut replies = Vec::new();
+
+    let created = server
+        .post(routes::STORAGE_TARGETS, Some(&admin), &s3_target("minio"))
+        .await?;
+    assert_eq!(created.status, 201);
+    let detail: StorageTargetDetail = created.expect_ok()?;
+    assert_eq!(detail.summary.kind, "s3");
+    assert_eq!(detail.summary.last_test_status, "unknown");
+    assert_eq!(detail.summary.config_version, 1);
+    assert_eq!(detail.config["accessKeyId"], MASK);
+    assert_eq!(detail.config["secretAccessKey"], MASK);
+    assert_eq!(detail.config["bucket"], "backups");
+    assert_eq!(detail.masked_fields, ["accessKeyId", "secretAccessKey"]);
+    let id = detail.summary.id;
+    replies.push(created);
+
+    let dav = json!({"name": "nextcloud", "type": "webdav", "config": {
+        "endpoint": "https://cloud.example/remote.php/dav", "username": "ada", "password": DAV_PASSWORD}});
+    replies.push(
+        server
+            .post(routes::STORAGE_TARGETS, Some(&admin), &dav)
+            .await?,
+    );
+
+    // Bad input: a clear 4xx naming the problem.
+    let cases = [
+        (
+            json!({"name": "x", "type": "dropbox", "config": {}}),
+            400,
+            "STORAGE_PROVIDER_UNSUPPORTED",
+            "dropbox",
+        ),
+        (
+            json!({"name": "x", "type": "s3", "config": {"endpoint": "http://e", "accessKeyId": "a", "secretAccessKey": "s"}}),
+            400,
+            "STORAGE_TARGET_INVALID_CONFIG",
+            "bucket",
+        ),
+        (
+            json!({"name": "x", "type": "local_disk", "config": {"basePath": "backups"}}),
+            400,
+            "STORAGE_TARGET_INVALID_CONFIG",
+            "basePath",
+        ),
+        (
+            json!({"name": "x", "type": "sftp", "config": {"host": "h", "username": "u", "password": "p"}}),
+            400,
+            "STORAGE_TARGET_INVALID_CONFIG",
+            "hostKey",
+        ),
+        (
+            json!({"name": "", "type": "local_disk", "config": {"basePath": "/b"}}),
+            400,
+            "STORAGE_TARGET_INVALID",
+            "name",
+        ),
+        (
+            json!({"name": "x", "type": "local_disk"}),
+            400,
+            "STORAGE_TARGET_INVALID",
+            "config",
+        ),
+        (
+            json!({"name": "x", "type": "local_disk", "config": {"basePath": "/b"}, "quotaBytes": -1}),
+            400,
+            "STORAGE_TARGET_INVALID",
+            "quotaBytes",
+        ),
+        (
+            s3_target("MINIO"),
+            409,
+            "STORAGE_TARGET_NAME_EXISTS",
+            "MINIO",
+        ),
+    ];
+    for (body, status, code, mentions) in cases {
+        let reply = server
+            .post(routes::STORAGE_TARGETS, Some(&admin), &body)
+            .await?;
+        reply.expect_error(status, code)?;
+        assert!(
+            reply.envelope.message.contains(mentions),
+            "{code} should mention {mentions}: {}",
+            reply.raw
+        );
+    }
+
+    // Lists carry no config at all; details are masked.
+    let list = server.get(routes::STORAGE_TARGETS, Some(&admin)).await?;
+    let summaries: Vec<StorageTargetSummary> = list.expect_ok()?;
+    assert_eq!(summaries.len(), 2);
+    assert!(!list.raw.contains("config\""));
+    replies.push(list);
+    replies.push(
+        server
+            .get(&routes::storage_target(id), Some(&admin))
+            .await?,
+    );
+
+    // Sending the masks back keeps the secrets: the config is unchanged, so its version stays.
+    let mut edit = s3_target("minio (basement)");
+    edit["config"]["accessKeyId"] = json!(MASK);
+    edit["config"]["secretAccessKey"] = json!("");
+    let kept: StorageTargetDetail = server
+        .put(&routes::storage_target(id), Some(&admin), &edit)
+        .await?
+        .expect_ok()?;
+    assert_eq!(kept.summary.name, "minio (basement)");
+    assert_eq!(
+        kept.summary.config_version, 1,
+        "masks sent back change nothing"
+    );
+    let mut rotate = edit.clone();
+    rotate["config"]["secretAccessKey"] = json!("a-brand-new-secret");
+    let rotated: StorageTargetDetail = server
+        .put(&routes::storage_target(id), Some(&admin), &rotate)
+        .await?
+        .expect_ok()?;
+    assert_eq!(rotated.summary.config_version, 2);
+    assert_eq!(rotated.config["secretAccessKey"], MASK);
+
+    let mut retype = edit.clone();
+    retype["type"] = json!("webdav");
+    server
+        .put(&routes::storage_target(id), Some(&admin), &retype)
+        .await?
+        .expect_error(400, "STORAGE_TARGET_TYPE_IMMUTABLE")?;
+    let mut clash = edit.clone();
+    clash["name"] = json!("NextCloud");
+    server
+        .put(&routes::storage_target(id), Some(&admin), &clash)
+        .await?
+        .expect_error(409, "STORAGE_TARGET_NAME_EXISTS")?;
+
+    let starred: StorageTargetSummary = server
+        .put(&routes::storage_target_star(id), Some(&admin), &json!({}))
+        .await?
+        .expect_ok()?;
+    assert!(starred.starred);
+    let first: Vec<StorageTargetSummary> = server
+        .get(routes::STORAGE_TARGETS, Some(&admin))
+        .await?
+        .expect_ok()?;
+    assert_eq!(first[0].id, id, "starred targets list first");
+
+    for reply in &replies {
+        for secret in [ACCESS_KEY, SECRET_KEY, DAV_PASSWORD, "a-brand-new-secret"] {
+            assert!(
+                !reply.raw.contains(secret),
+                "a response leaks {secret}: {}",
+                reply.raw
+            );
+        }
+    }
+    let d1 = d1_bytes(&server)?;
+    for secret in [ACCESS_KEY, SECRET_KEY, DAV_PASSWORD, "a-brand-new-secret"] {
+        assert!(
+            !d1.contains(secret),
+            "the local D1 holds {secret} in the clear"
+        );
+    }
+    assert!(
+        d1.contains("backups") || d1.contains("minio"),
+        "the grep reads the real database files"
+    );
+
+    server
+        .call::<()>(
+            reqwest::Method::DELETE,
+            &routes::storage_target(id),
+            Some(&admin),
+            None,
+        )
+        .await?
+        .expect_ok::<Value>()?;
+    server
+        .get(&routes::storage_target(id), Some(&admin))
+        .await?
+        .expect_error(404, "STORAGE_TARGET_NOT_FOUND")?;
+    let audit = server.query(
+        "SELECT action FROM audit_logs WHERE resource_type = 'storage_target' ORDER BY id",
+    )?;
+    let actions: Vec<&str> = audit.iter().filter_map(|r| r["action"].as_str()).collect();
+    assert_eq!(
+        actions,
+        [
+            "storage_target.create",
+            "storage_target.create",
+            "storage_target.update",
+            "storage_target.update",
+            "storage_target.star",
+            "storage_target.delete"
+        ]
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_sealed_config_moved_to_another_row_does_not_open() -> Result<()> {
+    let server = Server::start().await?;
+    let admin = server.admin("admin", "correct horse battery").await?;
+    let a: StorageTargetDetail = server
+        .post(routes::STORAGE_TARGETS, Some(&admin), &s3_target("a"))
+        .await?
+        .expect_ok()?;
+    let b: StorageTargetDetail = server
+        .post(routes::STORAGE_TARGETS, Some(&admin), &s3_target("b"))
+        .await?
+        .expect_ok()?;
+    server.query(&format!(
+        "UPDATE storage_targets SET config_sealed = (SELECT config_sealed FROM storage_targets WHERE id = {}) WHERE id = {}",
+        a.summary.id, b.summary.id
+    ))?;
+    let reply = server
+        .get(&routes::storage_target(b.summary.id), Some(&admin))
+        .await?;
+    reply.expect_error(500, "INTERNAL_ERROR")?;
+    assert!(
+        !reply.raw.contains("SEAL_KEY"),
+        "the response says nothing about keys"
+    );
+    server
+        .wait_for_log("tampered row", std::time::Duration::from_secs(10))
+        .await?;
+    server
+        .get(&routes::storage_target(a.summary.id), Some(&admin))
+        .await?
+        .expect_ok::<StorageTargetDetail>()?;
+    Ok(())
+}

@@ -1,0 +1,151 @@
+//! The `storage_targets` table. The config travels in and out sealed; this module never sees it
+//! in the clear.
+
+use super::{all, first, int, run, text};
+use crate::error::ApiError;
+use serde::Deserialize;
+use worker::D1Database;
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct TargetRow {
+    pub id: i64,
+    pub uid: String,
+    pub name: String,
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub description: String,
+    pub enabled: i64,
+    pub starred: i64,
+    pub config_sealed: String,
+    pub config_version: i64,
+    pub quota_bytes: i64,
+    pub last_tested_at: Option<String>,
+    pub last_test_status: String,
+    pub last_test_message: String,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+macro_rules! target_select {
+    ($tail:literal) => {
+        concat!(
+            "SELECT id, uid, name, type, description, enabled, starred, config_sealed, config_version,
+                    quota_bytes, last_tested_at, last_test_status, last_test_message, created_at, updated_at
+             FROM storage_targets ",
+            $tail
+        )
+    };
+}
+
+pub async fn list(db: &D1Database) -> Result<Vec<TargetRow>, ApiError> {
+    all(
+        db,
+        target_select!("ORDER BY starred DESC, updated_at DESC, id DESC"),
+        &[],
+    )
+    .await
+}
+
+pub async fn get(db: &D1Database, id: i64) -> Result<Option<TargetRow>, ApiError> {
+    first(db, target_select!("WHERE id = ?1"), &[int(id)]).await
+}
+
+/// The fields a create or update writes.
+#[derive(Debug)]
+pub struct Fields<'a> {
+    pub name: &'a str,
+    pub description: &'a str,
+    pub enabled: bool,
+    pub config_sealed: &'a str,
+    pub quota_bytes: i64,
+}
+
+/// Inserts a target; `None` when the name is taken.
+pub async fn create(
+    db: &D1Database,
+    uid: &str,
+    kind: &str,
+    f: &Fields<'_>,
+    now: &str,
+) -> Result<Option<i64>, ApiError> {
+    #[derive(Deserialize)]
+    struct Id {
+        id: i64,
+    }
+    let row: Option<Id> = first(
+        db,
+        "INSERT INTO storage_targets (uid, name, type, description, enabled, config_sealed, quota_bytes, created_at, updated_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8)
+         ON CONFLICT DO NOTHING RETURNING id",
+        &[
+            text(uid),
+            text(f.name),
+            text(kind),
+            text(f.description),
+            int(i64::from(f.enabled)),
+            text(f.config_sealed),
+            int(f.quota_bytes),
+            text(now),
+        ],
+    )
+    .await?;
+    Ok(row.map(|r| r.id))
+}
+
+pub async fn name_taken(db: &D1Database, name: &str, except: i64) -> Result<bool, ApiError> {
+    #[derive(Deserialize)]
+    struct Row {
+        taken: i64,
+    }
+    let row: Option<Row> = first(
+        db,
+        "SELECT EXISTS (SELECT 1 FROM storage_targets WHERE name = ?1 AND id <> ?2) AS taken",
+        &[text(name), int(except)],
+    )
+    .await?;
+    Ok(row.is_some_and(|r| r.taken != 0))
+}
+
+/// Updates a target; the config version grows when the config changed. False when the row is
+/// gone or the name was taken meanwhile.
+pub async fn update(
+    db: &D1Database,
+    id: i64,
+    f: &Fields<'_>,
+    config_changed: bool,
+    now: &str,
+) -> Result<bool, ApiError> {
+    let changed = run(
+        db,
+        "UPDATE OR IGNORE storage_targets
+         SET name = ?2, description = ?3, enabled = ?4, config_sealed = ?5, quota_bytes = ?6,
+             config_version = config_version + ?7, updated_at = ?8
+         WHERE id = ?1",
+        &[
+            int(id),
+            text(f.name),
+            text(f.description),
+            int(i64::from(f.enabled)),
+            text(f.config_sealed),
+            int(f.quota_bytes),
+            int(i64::from(config_changed)),
+            text(now),
+        ],
+    )
+    .await?;
+    Ok(changed > 0)
+}
+
+pub async fn toggle_star(db: &D1Database, id: i64, now: &str) -> Result<bool, ApiError> {
+    let changed = run(
+        db,
+        "UPDATE storage_targets SET starred = 1 - starred, updated_at = ?2 WHERE id = ?1",
+        &[int(id), text(now)],
+    )
+    .await?;
+    Ok(changed > 0)
+}
+
+pub async fn delete(db: &D1Database, id: i64) -> Result<bool, ApiError> {
+    Ok(run(db, "DELETE FROM storage_targets WHERE id = ?1", &[int(id)]).await? > 0)
+}

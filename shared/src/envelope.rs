@@ -133,6 +133,10 @@ error_codes! {
     StorageTargetTypeImmutable = ("STORAGE_TARGET_TYPE_IMMUTABLE", 400),
     StorageTargetNotFound = ("STORAGE_TARGET_NOT_FOUND", 404),
     StorageTargetNameExists = ("STORAGE_TARGET_NAME_EXISTS", 409),
+    /// The backend refused or could not be reached; the message is the backend's reason.
+    StorageTargetTestFailed = ("STORAGE_TARGET_TEST_FAILED", 400),
+    /// No online node can run the work.
+    NodePoolEmpty = ("NODE_POOL_EMPTY", 400),
     /// Tasks still write to this target.
     StorageTargetInUse = ("STORAGE_TARGET_IN_USE", 409),
 }

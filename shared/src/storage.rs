@@ -450,6 +450,44 @@ impl StorageConfig {
     }
 }
 
+impl StorageConfig {
+    /// The non-empty secret values of this config.
+    pub fn secret_values(&self) -> Vec<String> {
+        let json = self.to_json();
+        let pointers: Vec<String> = match self {
+            StorageConfig::Rclone(c) => c
+                .options
+                .keys()
+                .filter(|k| is_secret_rclone_option(k))
+                .map(|k| format!("/options/{k}"))
+                .collect(),
+            _ => self
+                .kind()
+                .secret_fields()
+                .iter()
+                .map(|k| format!("/{k}"))
+                .collect(),
+        };
+        pointers
+            .iter()
+            .filter_map(|p| json.pointer(p).and_then(Value::as_str))
+            .filter(|v| !v.is_empty())
+            .map(str::to_owned)
+            .collect()
+    }
+
+    /// `text` with every secret of this config replaced by [`MASK`]: backends like to quote the
+    /// credentials they refused (an S3 error names the access key it did not know).
+    pub fn scrub(&self, text: &str) -> String {
+        let mut secrets = self.secret_values();
+        // Longest first, so a secret that contains another is replaced whole.
+        secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
+        secrets.iter().fold(text.to_owned(), |acc, secret| {
+            acc.replace(secret.as_str(), MASK)
+        })
+    }
+}
+
 fn mask_value(v: &mut Value) {
     if v.as_str().is_some_and(|s| !s.is_empty()) {
         *v = Value::String(MASK.to_owned());
@@ -694,6 +732,16 @@ mod tests {
         assert_eq!(
             keep_stored_secrets(&omitted, &stored)["secretAccessKey"],
             "s3cr3t"
+        );
+    }
+
+    #[test]
+    fn scrub_removes_every_secret_from_a_message() {
+        let c = StorageConfig::parse(StorageType::S3, &s3()).expect("s3");
+        let message = "InvalidAccessKeyId: AKIA123 is unknown (secret s3cr3t) for bucket backups";
+        assert_eq!(
+            c.scrub(message),
+            "InvalidAccessKeyId: ******** is unknown (secret ********) for bucket backups"
         );
     }
 

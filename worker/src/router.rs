@@ -33,6 +33,8 @@ enum Route {
     StorageTargetUpdate,
     StorageTargetDelete,
     StorageTargetStar,
+    StorageTargetTestPending,
+    StorageTargetTest,
 }
 
 // One line per route reads best as a table; rustfmt would break the long ones apart.
@@ -62,6 +64,8 @@ const ROUTES: &[(Method, &str, Route)] = &[
     (Method::Put,    "/api/storage-targets/:id",          Route::StorageTargetUpdate),
     (Method::Delete, "/api/storage-targets/:id",          Route::StorageTargetDelete),
     (Method::Put,    "/api/storage-targets/:id/star",     Route::StorageTargetStar),
+    (Method::Post,   routes::STORAGE_TARGETS_TEST,        Route::StorageTargetTestPending),
+    (Method::Post,   "/api/storage-targets/:id/test",     Route::StorageTargetTest),
 ];
 
 pub async fn handle(mut ctx: Ctx<'_>) -> Response {
@@ -103,6 +107,8 @@ async fn dispatch(route: Route, ctx: Ctx<'_>) -> Result<Response, ApiError> {
         Route::StorageTargetUpdate => api::storage_targets::update(ctx).await,
         Route::StorageTargetDelete => api::storage_targets::delete(ctx).await,
         Route::StorageTargetStar => api::storage_targets::star(ctx).await,
+        Route::StorageTargetTestPending => api::storage_targets::test_pending(ctx).await,
+        Route::StorageTargetTest => api::storage_targets::test_saved(ctx).await,
     }
 }
 

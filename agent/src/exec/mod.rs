@@ -2,6 +2,7 @@
 //! server understands. Errors are reported in the API's codes, never as a panic or a dropped command.
 
 pub mod list_dir;
+pub mod storage_test;
 
 use stowage_shared::api::{CommandResult, CommandSpec};
 
@@ -10,6 +11,12 @@ pub async fn execute(spec: &CommandSpec) -> CommandResult {
         CommandSpec::ListDir { path } => list_dir::list_dir(path)
             .await
             .and_then(|listing| serde_json::to_value(listing).map_err(list_dir::encode_error)),
+        CommandSpec::StorageTest {
+            storage_type,
+            config,
+        } => storage_test::storage_test(*storage_type, config)
+            .await
+            .map(|ms| serde_json::json!({ "latencyMs": ms })),
     };
     match outcome {
         Ok(result) => CommandResult::Succeeded { result },

@@ -273,3 +273,210 @@ async fn a_sealed_config_moved_to_another_row_does_not_open() -> Result<()> {
         .expect_ok::<StorageTargetDetail>()?;
     Ok(())
 }
+
+fn assert_no_probe_left(dir: &std::path::Path) -> Result<()> {
+    for entry in walk(dir)? {
+        assert!(
+            !entry.contains(".stowage-probe-"),
+            "a probe object was left behind: {entry}"
+        );
+    }
+    Ok(())
+}
+
+fn walk(dir: &std::path::Path) -> Result<Vec<String>> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir)? {
+        let path = entry?.path();
+        if path.is_dir() {
+            out.extend(walk(&path)?);
+        }
+        out.push(path.to_string_lossy().into_owned());
+    }
+    Ok(out)
+}
+
+#[tokio::test]
+async fn connection_tests_run_on_an_agent_against_real_servers() -> Result<()> {
+    use stowage_shared::api::{NodeWithToken, StorageTestResult};
+    use stowage_tests::{AgentProcess, RcloneServer, ServerOptions, eventually};
+
+    let server = Server::start_with(
+        ServerOptions::default()
+            .var("HEARTBEAT_SECS", 1)
+            .var("POLL_SECS", 1)
+            .var("RPC_WAIT_SECS", 30),
+    )
+    .await?;
+    let admin = server.admin("admin", "correct horse battery").await?;
+    let local = tempfile::tempdir()?;
+    let local_target =
+        json!({"name": "here", "type": "local_disk", "config": {"basePath": local.path()}});
+
+    // Nobody to run it yet.
+    server
+        .post(routes::STORAGE_TARGETS_TEST, Some(&admin), &local_target)
+        .await?
+        .expect_error(400, "NODE_POOL_EMPTY")?;
+
+    let node: NodeWithToken = server
+        .post(routes::NODES, Some(&admin), &json!({"name": "box"}))
+        .await?
+        .expect_ok()?;
+    let _agent = AgentProcess::start(&server.base_url, node.token.expose())?;
+    eventually(
+        "the node to come online",
+        std::time::Duration::from_secs(20),
+        || async {
+            let n: stowage_shared::api::NodeOutput = server
+                .get(&routes::node(node.node.id), Some(&admin))
+                .await?
+                .expect_ok()?;
+            Ok((n.status == stowage_shared::api::NodeStatus::Online).then_some(()))
+        },
+    )
+    .await?;
+
+    let s3 = RcloneServer::start(
+        "s3",
+        // rclone reads this variable as CSV, so the one "key,secret" pair is quoted.
+        &[("RCLONE_AUTH_KEY", &format!("\"{ACCESS_KEY},{SECRET_KEY}\""))],
+    )
+    .await?;
+    std::fs::create_dir(s3.data().join("backups"))?;
+    let dav = RcloneServer::start(
+        "webdav",
+        &[("RCLONE_USER", "ada"), ("RCLONE_PASS", DAV_PASSWORD)],
+    )
+    .await?;
+    let s3_config = |secret: &str| {
+        json!({"name": "minio", "type": "s3", "config": {
+            "preset": "minio", "endpoint": format!("http://127.0.0.1:{}", s3.port), "bucket": "backups",
+            "accessKeyId": ACCESS_KEY, "secretAccessKey": secret, "forcePathStyle": true, "prefix": "stowage"}})
+    };
+    let dav_config = |password: &str| {
+        json!({"name": "dav", "type": "webdav", "config": {
+            "endpoint": format!("http://127.0.0.1:{}", dav.port), "username": "ada", "password": password,
+            "basePath": "stowage"}})
+    };
+
+    let mut replies = Vec::new();
+    for body in [
+        local_target.clone(),
+        s3_config(SECRET_KEY),
+        dav_config(DAV_PASSWORD),
+    ] {
+        let reply = server
+            .post(routes::STORAGE_TARGETS_TEST, Some(&admin), &body)
+            .await?;
+        let result: StorageTestResult = reply.expect_ok()?;
+        assert!(result.success, "{}", reply.raw);
+        assert_eq!(result.node_id, node.node.id);
+        replies.push(reply);
+    }
+    // Wrong credentials: a 400 with the backend's reason, and never the secret sent.
+    for body in [
+        s3_config("not-the-secret-key"),
+        dav_config("not-the-dav-password"),
+    ] {
+        let reply = server
+            .post(routes::STORAGE_TARGETS_TEST, Some(&admin), &body)
+            .await?;
+        reply.expect_error(400, "STORAGE_TARGET_TEST_FAILED")?;
+        assert!(
+            reply.envelope.message.len() > 10,
+            "the backend's reason is given: {}",
+            reply.raw
+        );
+        replies.push(reply);
+    }
+    // A server that is not there.
+    let mut gone = dav_config(DAV_PASSWORD);
+    gone["config"]["endpoint"] = json!("http://127.0.0.1:9");
+    server
+        .post(routes::STORAGE_TARGETS_TEST, Some(&admin), &gone)
+        .await?
+        .expect_error(400, "STORAGE_TARGET_TEST_FAILED")?;
+
+    // A saved target's test is recorded on it, success or failure.
+    let saved: StorageTargetDetail = server
+        .post(
+            routes::STORAGE_TARGETS,
+            Some(&admin),
+            &s3_config(SECRET_KEY),
+        )
+        .await?
+        .expect_ok()?;
+    let id = saved.summary.id;
+    let ok: StorageTestResult = server
+        .post(&routes::storage_target_test(id), Some(&admin), &json!({}))
+        .await?
+        .expect_ok()?;
+    assert!(ok.success);
+    let after: StorageTargetDetail = server
+        .get(&routes::storage_target(id), Some(&admin))
+        .await?
+        .expect_ok()?;
+    assert_eq!(after.summary.last_test_status, "success");
+    assert!(after.summary.last_tested_at.is_some());
+    server
+        .put(
+            &routes::storage_target(id),
+            Some(&admin),
+            &s3_config("rotated-away"),
+        )
+        .await?
+        .expect_ok::<StorageTargetDetail>()?;
+    let failed = server
+        .post(&routes::storage_target_test(id), Some(&admin), &json!({}))
+        .await?;
+    failed.expect_error(400, "STORAGE_TARGET_TEST_FAILED")?;
+    replies.push(failed);
+    let after: StorageTargetDetail = server
+        .get(&routes::storage_target(id), Some(&admin))
+        .await?
+        .expect_ok()?;
+    assert_eq!(after.summary.last_test_status, "failed");
+    assert!(!after.summary.last_test_message.is_empty());
+    server
+        .post(
+            &format!("{}?nodeId=999", routes::storage_target_test(id)),
+            Some(&admin),
+            &json!({}),
+        )
+        .await?
+        .expect_error(404, "NODE_NOT_FOUND")?;
+
+    for reply in &replies {
+        for secret in [
+            SECRET_KEY,
+            DAV_PASSWORD,
+            "not-the-secret-key",
+            "not-the-dav-password",
+            "rotated-away",
+        ] {
+            assert!(
+                !reply.raw.contains(secret),
+                "a response leaks {secret}: {}",
+                reply.raw
+            );
+        }
+    }
+    let d1 = d1_bytes(&server)?;
+    for secret in [
+        SECRET_KEY,
+        DAV_PASSWORD,
+        "not-the-secret-key",
+        "rotated-away",
+        ACCESS_KEY,
+    ] {
+        assert!(
+            !d1.contains(secret),
+            "the local D1 holds {secret} in the clear (command specs are sealed too)"
+        );
+    }
+    for dir in [local.path().to_path_buf(), s3.data(), dav.data()] {
+        assert_no_probe_left(&dir)?;
+    }
+    Ok(())
+}

@@ -9,8 +9,8 @@ use crate::http;
 use crate::store::commands::{self, Outcome};
 use crate::store::nodes::{self, AgentIdentity};
 use stowage_shared::api::{
-    AGENT_PROTOCOL_HEADER, AGENT_TOKEN_HEADER, ClaimedCommand, CommandResult, CommandSpec,
-    HeartbeatRequest, HeartbeatResponse, MIN_AGENT_PROTOCOL_VERSION, PollResponse, ResultAccepted,
+    AGENT_PROTOCOL_HEADER, AGENT_TOKEN_HEADER, ClaimedCommand, CommandResult, HeartbeatRequest,
+    HeartbeatResponse, MIN_AGENT_PROTOCOL_VERSION, PollResponse, ResultAccepted,
 };
 use stowage_shared::commands::{CommandStatus, ReportDecision, Stored, judge_report, lease_until};
 use stowage_shared::{ErrorCode, time};
@@ -88,13 +88,13 @@ pub async fn heartbeat(mut ctx: Ctx<'_>) -> Result<Response, ApiError> {
 
 pub async fn poll(ctx: Ctx<'_>) -> Result<Response, ApiError> {
     let (AppState { db, config }, node) = agent(&ctx).await?;
+    let sealer = config.sealer()?;
     let now = time::format(ctx.now);
     let until = time::format(lease_until(ctx.now, config.timings.lease));
     let Some(claimed) = commands::claim_next(&db, node.id, &now, &until).await? else {
         return http::ok(&PollResponse { command: None });
     };
-    let spec: CommandSpec = serde_json::from_str(&claimed.spec)
-        .map_err(|e| ApiError::internal("decode stored command", e))?;
+    let spec = super::rpc::open(&sealer, &claimed.uid, &claimed.spec_sealed)?;
     http::ok(&PollResponse {
         command: Some(ClaimedCommand {
             id: claimed.id,

@@ -4,6 +4,7 @@ pub mod agent;
 pub mod auth;
 pub mod health;
 pub mod nodes;
+pub mod rpc;
 pub mod storage_targets;
 
 use crate::auth::Principal;

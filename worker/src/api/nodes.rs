@@ -1,18 +1,15 @@
 //! `/api/nodes`: machines with an agent. Tokens are shown once (create, rotate) and stored hashed.
 
-use super::{Caller, Ctx};
+use super::{Caller, Ctx, rpc};
 use crate::auth::{self, Principal};
 use crate::config::{AppState, Config};
 use crate::error::ApiError;
 use crate::http;
 use crate::store::audit::{self, Outcome};
-use crate::store::commands;
 use crate::store::nodes::{self, NodeRow};
 use stowage_shared::api::{
-    CommandError, CommandSpec, Deleted, FsListing, NodeOutput, NodeRequest, NodeStatus,
-    NodeWithToken, Role,
+    CommandSpec, Deleted, FsListing, NodeOutput, NodeRequest, NodeStatus, NodeWithToken, Role,
 };
-use stowage_shared::commands::CommandStatus;
 use stowage_shared::nodes::{NodeName, effective_status};
 use stowage_shared::time::{self, Timestamp};
 use stowage_shared::{ErrorCode, validate};
@@ -40,6 +37,42 @@ pub fn output(row: &NodeRow, config: &Config, now: Timestamp) -> NodeOutput {
         queue_depth: u32::try_from(row.queue_depth).unwrap_or(u32::MAX),
         created_at: row.created_at.clone(),
     }
+}
+
+/// The node that runs a piece of work: the one asked for, which must exist and be online, or else
+/// the online node heard from most recently.
+pub async fn choose_online(
+    db: &D1Database,
+    config: &Config,
+    now: Timestamp,
+    requested: Option<i64>,
+) -> Result<i64, ApiError> {
+    if let Some(id) = requested {
+        let row = find(db, id).await?;
+        if output(&row, config, now).status == NodeStatus::Offline {
+            return Err(ApiError::new(
+                ErrorCode::NodeOffline,
+                format!(
+                    "node {:?} is offline; start its agent and try again",
+                    row.name
+                ),
+            ));
+        }
+        return Ok(id);
+    }
+    nodes::list(db)
+        .await?
+        .iter()
+        .map(|row| output(row, config, now))
+        .filter(|n| n.status == NodeStatus::Online)
+        .max_by(|a, b| a.last_seen_at.cmp(&b.last_seen_at))
+        .map(|n| n.id)
+        .ok_or_else(|| {
+            ApiError::new(
+                ErrorCode::NodePoolEmpty,
+                "no node is online to do this; start an agent (make dev starts one) and try again",
+            )
+        })
 }
 
 async fn signed_in(ctx: &Ctx<'_>, needed: Role) -> Result<(AppState, Principal), ApiError> {
@@ -184,75 +217,33 @@ pub async fn fs_list(ctx: Ctx<'_>) -> Result<Response, ApiError> {
         ));
     }
     let spec = CommandSpec::ListDir { path };
-    let spec_json =
-        serde_json::to_string(&spec).map_err(|e| ApiError::internal("encode command", e))?;
-    let command_id =
-        commands::enqueue(&db, id, spec.kind(), &spec_json, &time::format(ctx.now)).await?;
-    let listing: FsListing = wait_for_result(&db, command_id, config.timings.rpc_wait).await?;
+    let answer = rpc::call(
+        &db,
+        &config.sealer()?,
+        id,
+        &spec,
+        config.timings.rpc_wait,
+        ctx.now,
+        FS_ERRORS,
+    )
+    .await?;
+    let listing: FsListing = serde_json::from_value(answer).map_err(|e| {
+        ApiError::new(
+            ErrorCode::AgentResultInvalid,
+            format!("the agent's listing was unreadable: {e}"),
+        )
+    })?;
     http::ok(&listing)
 }
 
-/// Polls the command row until it finishes or `wait` runs out. On timeout a command no agent has
-/// claimed is given up, so no agent works on an answer nobody will read.
-async fn wait_for_result<T: serde::de::DeserializeOwned>(
-    db: &D1Database,
-    command_id: i64,
-    wait: chrono::Duration,
-) -> Result<T, ApiError> {
-    const STEP_MS: i64 = 200;
-    let timeout = || {
-        ApiError::new(
-            ErrorCode::AgentCommandTimeout,
-            format!("the agent did not answer within {} s", wait.num_seconds()),
-        )
-    };
-    let mut waited_ms = 0;
-    loop {
-        worker::Delay::from(std::time::Duration::from_millis(STEP_MS as u64)).await;
-        waited_ms += STEP_MS;
-        let row = commands::get(db, command_id)
-            .await?
-            .ok_or_else(|| ApiError::internal("wait for command", "command row vanished"))?;
-        match CommandStatus::parse(&row.status) {
-            Some(CommandStatus::Succeeded) => {
-                let result = row.result.unwrap_or_default();
-                return serde_json::from_str(&result).map_err(|e| {
-                    ApiError::new(
-                        ErrorCode::AgentResultInvalid,
-                        format!("the agent's answer was unreadable: {e}"),
-                    )
-                });
-            }
-            Some(CommandStatus::Failed) => {
-                let error = CommandError {
-                    code: row
-                        .error_code
-                        .as_deref()
-                        .and_then(ErrorCode::from_code)
-                        .unwrap_or(ErrorCode::NodeFsReadError),
-                    message: row.error_message.unwrap_or_default(),
-                };
-                return Err(agent_error(error));
-            }
-            Some(CommandStatus::Expired) => return Err(timeout()),
-            _ if waited_ms >= wait.num_milliseconds() => {
-                commands::abandon(db, command_id, &time::format(crate::now())).await?;
-                return Err(timeout());
-            }
-            _ => {}
-        }
-    }
-}
-
-/// An error the agent reported, answered with its code when it is one a caller can act on.
-fn agent_error(error: CommandError) -> ApiError {
-    let code = match error.code {
-        c @ (ErrorCode::NodeFsNotFound
-        | ErrorCode::NodeFsNotADirectory
-        | ErrorCode::NodeFsPermissionDenied
-        | ErrorCode::NodeFsPathInvalid
-        | ErrorCode::NodeFsReadError) => c,
-        _ => ErrorCode::NodeFsReadError,
-    };
-    ApiError::new(code, error.message)
-}
+/// Errors of a listing the caller can act on keep their code.
+const FS_ERRORS: rpc::ErrorPolicy = rpc::ErrorPolicy {
+    passes: &[
+        ErrorCode::NodeFsNotFound,
+        ErrorCode::NodeFsNotADirectory,
+        ErrorCode::NodeFsPermissionDenied,
+        ErrorCode::NodeFsPathInvalid,
+        ErrorCode::NodeFsReadError,
+    ],
+    fallback: ErrorCode::NodeFsReadError,
+};

@@ -1,7 +1,7 @@
 //! `/api/storage-targets`: where backups go. Configs are validated per type, sealed at rest and
 //! masked in every response; an update that sends a mask back keeps the stored secret.
 
-use super::{Caller, Ctx};
+use super::{Caller, Ctx, nodes as node_api, rpc};
 use crate::auth::{self, Principal};
 use crate::config::{AppState, Config};
 use crate::error::ApiError;
@@ -11,9 +11,11 @@ use crate::store::audit::{self, Outcome};
 use crate::store::storage_targets::{self as targets, Fields, TargetRow};
 use serde_json::Value;
 use stowage_shared::api::{
-    Deleted, Role, StorageTargetDetail, StorageTargetRequest, StorageTargetSummary,
+    CommandSpec, Deleted, Role, StorageTargetDetail, StorageTargetRequest, StorageTargetSummary,
+    StorageTestResult,
 };
 use stowage_shared::storage::{StorageConfig, StorageType, drop_nulls, keep_stored_secrets};
+use stowage_shared::time::Timestamp;
 use stowage_shared::{ErrorCode, time};
 use worker::{D1Database, Response};
 
@@ -108,6 +110,7 @@ async fn audited(
 
 /// The request's plain fields, checked.
 struct Checked {
+    node_id: Option<i64>,
     name: String,
     kind: StorageType,
     description: String,
@@ -149,6 +152,7 @@ async fn read_request(ctx: &mut Ctx<'_>, config: &Config) -> Result<Checked, Api
         )
     })?;
     Ok(Checked {
+        node_id: body.node_id,
         name,
         kind,
         description: body.description.trim().to_owned(),
@@ -260,4 +264,96 @@ pub async fn star(ctx: Ctx<'_>) -> Result<Response, ApiError> {
     }
     audited(&ctx, &db, &principal, "storage_target.star", id).await?;
     http::ok(&summary(&find(&db, id).await?))
+}
+
+/// Errors of a connection test the caller can act on keep their code.
+const TEST_ERRORS: rpc::ErrorPolicy = rpc::ErrorPolicy {
+    passes: &[
+        ErrorCode::StorageTargetTestFailed,
+        ErrorCode::StorageTargetInvalidConfig,
+    ],
+    fallback: ErrorCode::StorageTargetTestFailed,
+};
+
+/// Runs the probe on a node's agent. Failure messages are the backend's, scrubbed of the
+/// config's secrets (the agent scrubs too).
+async fn run_test(
+    db: &D1Database,
+    config: &Config,
+    sealer: &Sealer,
+    now: Timestamp,
+    node: Option<i64>,
+    target: &StorageConfig,
+) -> Result<StorageTestResult, ApiError> {
+    let node_id = node_api::choose_online(db, config, now, node).await?;
+    let spec = CommandSpec::StorageTest {
+        storage_type: target.kind(),
+        config: target.to_json(),
+    };
+    match rpc::call(
+        db,
+        sealer,
+        node_id,
+        &spec,
+        config.timings.rpc_wait,
+        now,
+        TEST_ERRORS,
+    )
+    .await
+    {
+        Ok(answer) => Ok(StorageTestResult {
+            success: true,
+            message: "connected: a probe object was written, read back, listed and deleted"
+                .to_owned(),
+            latency_ms: answer["latencyMs"].as_u64().unwrap_or_default(),
+            node_id,
+        }),
+        Err(ApiError::Request { code, message }) => Err(ApiError::Request {
+            code,
+            message: target.scrub(&message),
+        }),
+        Err(other) => Err(other),
+    }
+}
+
+/// `POST /api/storage-targets/test`: tests a config before it is saved.
+pub async fn test_pending(mut ctx: Ctx<'_>) -> Result<Response, ApiError> {
+    let (AppState { db, config }, _) = signed_in(&ctx, Role::Operator).await?;
+    let sealer = config.sealer()?;
+    let req = read_request(&mut ctx, &config).await?;
+    let target = parse_config(req.kind, &req.config)?;
+    let result = run_test(&db, &config, &sealer, ctx.now, req.node_id, &target).await?;
+    http::ok(&result)
+}
+
+/// `POST /api/storage-targets/:id/test[?nodeId=N]`: tests a saved target and records the outcome.
+pub async fn test_saved(ctx: Ctx<'_>) -> Result<Response, ApiError> {
+    let (AppState { db, config }, _) = signed_in(&ctx, Role::Operator).await?;
+    let sealer = config.sealer()?;
+    let id = ctx.id()?;
+    let node = match ctx.query("nodeId")? {
+        Some(raw) => Some(raw.parse::<i64>().map_err(|_| {
+            ApiError::new(
+                ErrorCode::InvalidInput,
+                "nodeId must be a node's numeric id",
+            )
+        })?),
+        None => None,
+    };
+    let row = find(&db, id).await?;
+    let target = open_config(&sealer, &row)?;
+    let outcome = run_test(&db, &config, &sealer, ctx.now, node, &target).await;
+    let now = time::format(ctx.now);
+    match &outcome {
+        Ok(result) => targets::record_test(&db, id, true, &result.message, &now).await?,
+        Err(ApiError::Request {
+            code: ErrorCode::StorageTargetTestFailed | ErrorCode::StorageTargetInvalidConfig,
+            message,
+        }) => {
+            targets::record_test(&db, id, false, message, &now).await?;
+        }
+        // No node, or no answer: the target itself was not tested.
+        Err(_) => {}
+    }
+    http::ok(&outcome?)
 }

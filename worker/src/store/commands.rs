@@ -6,11 +6,13 @@ use crate::error::ApiError;
 use serde::Deserialize;
 use worker::D1Database;
 
+/// Queues a command whose spec the caller has sealed under `uid`.
 pub async fn enqueue(
     db: &D1Database,
+    uid: &str,
     node_id: i64,
     kind: &str,
-    spec: &str,
+    spec_sealed: &str,
     now: &str,
 ) -> Result<i64, ApiError> {
     #[derive(Deserialize)]
@@ -19,8 +21,8 @@ pub async fn enqueue(
     }
     let row: Option<Id> = first(
         db,
-        "INSERT INTO agent_commands (node_id, kind, spec, created_at) VALUES (?1, ?2, ?3, ?4) RETURNING id",
-        &[int(node_id), text(kind), text(spec), text(now)],
+        "INSERT INTO agent_commands (uid, node_id, kind, spec_sealed, created_at) VALUES (?1, ?2, ?3, ?4, ?5) RETURNING id",
+        &[text(uid), int(node_id), text(kind), text(spec_sealed), text(now)],
     )
     .await?;
     row.map(|r| r.id)
@@ -30,7 +32,8 @@ pub async fn enqueue(
 #[derive(Debug, Clone, Deserialize)]
 pub struct Claimed {
     pub id: i64,
-    pub spec: String,
+    pub uid: String,
+    pub spec_sealed: String,
     pub lease_expires_at: String,
 }
 
@@ -49,7 +52,7 @@ pub async fn claim_next(
          WHERE id = (SELECT id FROM agent_commands WHERE node_id = ?1 AND status = 'pending'
                      ORDER BY id LIMIT 1)
            AND status = 'pending'
-         RETURNING id, spec, lease_expires_at",
+         RETURNING id, uid, spec_sealed, lease_expires_at",
         &[int(node_id), text(now), text(lease_until)],
     )
     .await

@@ -149,3 +149,26 @@ pub async fn toggle_star(db: &D1Database, id: i64, now: &str) -> Result<bool, Ap
 pub async fn delete(db: &D1Database, id: i64) -> Result<bool, ApiError> {
     Ok(run(db, "DELETE FROM storage_targets WHERE id = ?1", &[int(id)]).await? > 0)
 }
+
+/// Records the outcome of a connection test.
+pub async fn record_test(
+    db: &D1Database,
+    id: i64,
+    success: bool,
+    message: &str,
+    now: &str,
+) -> Result<(), ApiError> {
+    run(
+        db,
+        "UPDATE storage_targets SET last_tested_at = ?2, last_test_status = ?3, last_test_message = ?4
+         WHERE id = ?1",
+        &[
+            int(id),
+            text(now),
+            text(if success { "success" } else { "failed" }),
+            text(&message.chars().take(512).collect::<String>()),
+        ],
+    )
+    .await?;
+    Ok(())
+}

@@ -1,0 +1,176 @@
+//! The agent's storage layer: one type for every backend, built on OpenDAL (the library the Rust
+//! ecosystem uses for object storage) with retries on transient errors.
+//!
+//! Every config is re-validated here with `StorageConfig::parse` before anything is built.
+
+use opendal::layers::RetryLayer;
+use opendal::{Operator, services};
+use stowage_shared::storage::{S3Preset, StorageConfig};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    #[error("{0}")]
+    Unsupported(String),
+    #[error("{0}")]
+    Backend(#[from] opendal::Error),
+}
+
+/// An opened storage target.
+#[derive(Debug, Clone)]
+pub struct Store {
+    op: Operator,
+}
+
+fn root(path: &str) -> String {
+    let trimmed = path.trim_matches('/');
+    if trimmed.is_empty() {
+        "/".to_owned()
+    } else {
+        format!("/{trimmed}/")
+    }
+}
+
+impl Store {
+    pub fn open(config: &StorageConfig) -> Result<Self, StorageError> {
+        let op = match config {
+            StorageConfig::LocalDisk(c) => {
+                Operator::new(services::Fs::default().root(&c.base_path))?
+            }
+            StorageConfig::S3(c) => {
+                let mut b = services::S3::default()
+                    .bucket(&c.bucket)
+                    .access_key_id(&c.access_key_id)
+                    .secret_access_key(&c.secret_access_key)
+                    .root(&root(&c.prefix))
+                    // Never read credentials from the agent's environment or instance metadata:
+                    // a target uses exactly the keys it was configured with.
+                    .disable_config_load()
+                    .disable_ec2_metadata();
+                let region = if c.region.is_empty() {
+                    "us-east-1"
+                } else {
+                    c.region.as_str()
+                };
+                b = b.region(region);
+                let endpoint = match (c.preset, c.endpoint.is_empty()) {
+                    (Some(S3Preset::Aws), true) => format!("https://s3.{region}.amazonaws.com"),
+                    _ => c.endpoint.clone(),
+                };
+                b = b.endpoint(&endpoint);
+                if !c.force_path_style
+                    && matches!(
+                        c.preset,
+                        Some(S3Preset::Aws | S3Preset::AlibabaOss | S3Preset::TencentCos)
+                    )
+                {
+                    b = b.enable_virtual_host_style();
+                }
+                Operator::new(b)?
+            }
+            StorageConfig::Webdav(c) => {
+                let mut b = services::Webdav::default()
+                    .endpoint(&c.endpoint)
+                    .root(&root(&c.base_path));
+                if !c.username.is_empty() {
+                    b = b.username(&c.username).password(&c.password);
+                }
+                Operator::new(b)?
+            }
+            StorageConfig::Ftp(c) => {
+                let scheme = if c.use_tls { "ftps" } else { "ftp" };
+                let b = services::Ftp::default()
+                    .endpoint(&format!("{scheme}://{}:{}", c.host, c.port))
+                    .user(&c.username)
+                    .password(&c.password)
+                    .root(&root(&c.base_path));
+                Operator::new(b)?
+            }
+            StorageConfig::AzureBlob(c) => {
+                let endpoint = if c.endpoint.is_empty() {
+                    format!("https://{}.blob.core.windows.net", c.account)
+                } else {
+                    c.endpoint.clone()
+                };
+                let b = services::Azblob::default()
+                    .container(&c.container)
+                    .account_name(&c.account)
+                    .account_key(&c.account_key)
+                    .endpoint(&endpoint)
+                    .root(&root(&c.prefix));
+                Operator::new(b)?
+            }
+            other => {
+                return Err(StorageError::Unsupported(format!(
+                    "storage type {} is not supported by this agent yet",
+                    other.kind().as_str()
+                )));
+            }
+        };
+        Ok(Self {
+            op: op.layer(RetryLayer::new().with_max_times(3)),
+        })
+    }
+
+    pub async fn write(&self, path: &str, bytes: Vec<u8>) -> Result<(), StorageError> {
+        self.op.write(path, bytes).await?;
+        Ok(())
+    }
+
+    pub async fn read(&self, path: &str) -> Result<Vec<u8>, StorageError> {
+        Ok(self.op.read(path).await?.to_vec())
+    }
+
+    /// The object's size in bytes.
+    pub async fn stat(&self, path: &str) -> Result<u64, StorageError> {
+        Ok(self.op.stat(path).await?.content_length())
+    }
+
+    /// Paths of the objects directly under `dir` (`""` for the root); directories are left out.
+    pub async fn list(&self, dir: &str) -> Result<Vec<String>, StorageError> {
+        let entries = self.op.list(dir).await?;
+        Ok(entries
+            .into_iter()
+            .filter(|e| e.metadata().is_file())
+            .map(|e| e.path().to_owned())
+            .collect())
+    }
+
+    /// Deleting an object that is already gone succeeds.
+    pub async fn delete(&self, path: &str) -> Result<(), StorageError> {
+        self.op.delete(path).await?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use stowage_shared::storage::LocalDiskConfig;
+
+    #[tokio::test]
+    async fn local_disk_round_trip() -> Result<(), Box<dyn std::error::Error>> {
+        let dir = tempfile::tempdir()?;
+        let store = Store::open(&StorageConfig::LocalDisk(LocalDiskConfig {
+            base_path: dir.path().to_string_lossy().into_owned(),
+        }))?;
+        store.write("a/b/object.bin", b"stowage".to_vec()).await?;
+        assert_eq!(store.stat("a/b/object.bin").await?, 7);
+        assert_eq!(store.read("a/b/object.bin").await?, b"stowage");
+        assert_eq!(store.list("a/b/").await?, ["a/b/object.bin"]);
+        assert!(
+            dir.path().join("a/b/object.bin").exists(),
+            "written under basePath"
+        );
+        store.delete("a/b/object.bin").await?;
+        store.delete("a/b/object.bin").await?;
+        assert!(store.stat("a/b/object.bin").await.is_err());
+        Ok(())
+    }
+
+    #[test]
+    fn roots_are_normalised() {
+        assert_eq!(root(""), "/");
+        assert_eq!(root("/x/y/"), "/x/y/");
+        assert_eq!(root("x"), "/x/");
+    }
+}

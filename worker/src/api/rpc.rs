@@ -1,0 +1,107 @@
+//! Calls through an agent: seal a command's spec, queue it for a node, and (for synchronous API
+//! calls) wait a bounded time for the result. Specs are sealed because some carry credentials.
+
+use crate::auth;
+use crate::error::ApiError;
+use crate::seal::Sealer;
+use crate::store::commands;
+use serde_json::Value;
+use stowage_shared::ErrorCode;
+use stowage_shared::api::{CommandError, CommandSpec};
+use stowage_shared::commands::CommandStatus;
+use stowage_shared::time::{self, Timestamp};
+use worker::D1Database;
+
+pub fn identity(uid: &str) -> String {
+    format!("agent_commands/{uid}")
+}
+
+pub async fn enqueue(
+    db: &D1Database,
+    sealer: &Sealer,
+    node_id: i64,
+    spec: &CommandSpec,
+    now: Timestamp,
+) -> Result<i64, ApiError> {
+    let uid = auth::new_session_id()?;
+    let plain = serde_json::to_vec(spec).map_err(|e| ApiError::internal("encode command", e))?;
+    let sealed = sealer.seal(&identity(&uid), &plain)?;
+    commands::enqueue(db, &uid, node_id, spec.kind(), &sealed, &time::format(now)).await
+}
+
+/// Opens a claimed command's spec for the agent that claimed it.
+pub fn open(sealer: &Sealer, uid: &str, sealed: &str) -> Result<CommandSpec, ApiError> {
+    let plain = sealer.open(&identity(uid), sealed)?;
+    serde_json::from_slice(&plain).map_err(|e| ApiError::internal("decode stored command", e))
+}
+
+/// How a synchronous call answers an error the agent reported: codes in `passes` reach the caller
+/// as they are, any other becomes `fallback`.
+#[derive(Debug, Clone, Copy)]
+pub struct ErrorPolicy {
+    pub passes: &'static [ErrorCode],
+    pub fallback: ErrorCode,
+}
+
+/// Queues `spec` for `node_id` and waits up to `wait` for its result. On timeout a command no agent
+/// has claimed is given up, so no agent works on an answer nobody will read.
+pub async fn call(
+    db: &D1Database,
+    sealer: &Sealer,
+    node_id: i64,
+    spec: &CommandSpec,
+    wait: chrono::Duration,
+    now: Timestamp,
+    errors: ErrorPolicy,
+) -> Result<Value, ApiError> {
+    const STEP_MS: i64 = 200;
+    let command_id = enqueue(db, sealer, node_id, spec, now).await?;
+    let timeout = || {
+        ApiError::new(
+            ErrorCode::AgentCommandTimeout,
+            format!("the agent did not answer within {} s", wait.num_seconds()),
+        )
+    };
+    let mut waited_ms = 0;
+    loop {
+        worker::Delay::from(std::time::Duration::from_millis(STEP_MS.unsigned_abs())).await;
+        waited_ms += STEP_MS;
+        let row = commands::get(db, command_id)
+            .await?
+            .ok_or_else(|| ApiError::internal("wait for command", "command row vanished"))?;
+        match CommandStatus::parse(&row.status) {
+            Some(CommandStatus::Succeeded) => {
+                return serde_json::from_str(row.result.as_deref().unwrap_or("null")).map_err(
+                    |e| {
+                        ApiError::new(
+                            ErrorCode::AgentResultInvalid,
+                            format!("the agent's answer was unreadable: {e}"),
+                        )
+                    },
+                );
+            }
+            Some(CommandStatus::Failed) => {
+                let error = CommandError {
+                    code: row
+                        .error_code
+                        .as_deref()
+                        .and_then(ErrorCode::from_code)
+                        .unwrap_or(errors.fallback),
+                    message: row.error_message.unwrap_or_default(),
+                };
+                let code = if errors.passes.contains(&error.code) {
+                    error.code
+                } else {
+                    errors.fallback
+                };
+                return Err(ApiError::new(code, error.message));
+            }
+            Some(CommandStatus::Expired) => return Err(timeout()),
+            _ if waited_ms >= wait.num_milliseconds() => {
+                commands::abandon(db, command_id, &time::format(crate::now())).await?;
+                return Err(timeout());
+            }
+            _ => {}
+        }
+    }
+}

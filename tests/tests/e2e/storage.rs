@@ -354,6 +354,13 @@ async fn connection_tests_run_on_an_agent_against_real_servers() -> Result<()> {
             "preset": "minio", "endpoint": format!("http://127.0.0.1:{}", s3.port), "bucket": "backups",
             "accessKeyId": ACCESS_KEY, "secretAccessKey": secret, "forcePathStyle": true, "prefix": "stowage"}})
     };
+    let ftp = RcloneServer::start(
+        "ftp",
+        &[("RCLONE_USER", "ftpuser"), ("RCLONE_PASS", "ftp-secret")],
+    )
+    .await?;
+    let ftp_config = json!({"name": "ftp", "type": "ftp", "config": {
+        "host": "127.0.0.1", "port": ftp.port, "username": "ftpuser", "password": "ftp-secret", "basePath": "stowage"}});
     let dav_config = |password: &str| {
         json!({"name": "dav", "type": "webdav", "config": {
             "endpoint": format!("http://127.0.0.1:{}", dav.port), "username": "ada", "password": password,
@@ -475,7 +482,12 @@ async fn connection_tests_run_on_an_agent_against_real_servers() -> Result<()> {
             "the local D1 holds {secret} in the clear (command specs are sealed too)"
         );
     }
-    for dir in [local.path().to_path_buf(), s3.data(), dav.data()] {
+    for dir in [
+        local.path().to_path_buf(),
+        s3.data(),
+        dav.data(),
+        ftp.data(),
+    ] {
         assert_no_probe_left(&dir)?;
     }
     Ok(())

@@ -372,6 +372,7 @@ async fn connection_tests_run_on_an_agent_against_real_servers() -> Result<()> {
         local_target.clone(),
         s3_config(SECRET_KEY),
         dav_config(DAV_PASSWORD),
+        ftp_config,
     ] {
         let reply = server
             .post(routes::STORAGE_TARGETS_TEST, Some(&admin), &body)

@@ -11,8 +11,31 @@ use stowage_shared::storage::{S3Preset, StorageConfig};
 pub enum StorageError {
     #[error("{0}")]
     Unsupported(String),
-    #[error("{0}")]
+    #[error("{}", describe(.0))]
     Backend(#[from] opendal::Error),
+}
+
+/// A backend error in words a user can act on: what the backend said (an S3 error code and text,
+/// an HTTP status) and the root cause (e.g. "Connection refused"), without OpenDAL's request dump.
+fn describe(err: &opendal::Error) -> String {
+    let text = err.to_string();
+    let said = text
+        .split_once(" => ")
+        .map_or(text.as_str(), |(_, detail)| detail)
+        .split(", source:")
+        .next()
+        .unwrap_or_default()
+        .trim();
+    let mut root = None;
+    let mut source = std::error::Error::source(err);
+    while let Some(cause) = source {
+        root = Some(cause.to_string());
+        source = cause.source();
+    }
+    match root {
+        Some(root) if !said.contains(&root) => format!("{said} ({}; {root})", err.kind()),
+        _ => format!("{said} ({})", err.kind()),
+    }
 }
 
 /// An opened storage target.

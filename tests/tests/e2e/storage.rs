@@ -383,16 +383,16 @@ async fn connection_tests_run_on_an_agent_against_real_servers() -> Result<()> {
         replies.push(reply);
     }
     // Wrong credentials: a 400 with the backend's reason, and never the secret sent.
-    for body in [
-        s3_config("not-the-secret-key"),
-        dav_config("not-the-dav-password"),
+    for (body, reason) in [
+        (s3_config("not-the-secret-key"), "SignatureDoesNotMatch"),
+        (dav_config("not-the-dav-password"), "write failed"),
     ] {
         let reply = server
             .post(routes::STORAGE_TARGETS_TEST, Some(&admin), &body)
             .await?;
         reply.expect_error(400, "STORAGE_TARGET_TEST_FAILED")?;
         assert!(
-            reply.envelope.message.len() > 10,
+            reply.envelope.message.contains(reason),
             "the backend's reason is given: {}",
             reply.raw
         );
@@ -401,10 +401,15 @@ async fn connection_tests_run_on_an_agent_against_real_servers() -> Result<()> {
     // A server that is not there.
     let mut gone = dav_config(DAV_PASSWORD);
     gone["config"]["endpoint"] = json!("http://127.0.0.1:9");
-    server
+    let unreachable = server
         .post(routes::STORAGE_TARGETS_TEST, Some(&admin), &gone)
-        .await?
-        .expect_error(400, "STORAGE_TARGET_TEST_FAILED")?;
+        .await?;
+    unreachable.expect_error(400, "STORAGE_TARGET_TEST_FAILED")?;
+    assert!(
+        unreachable.envelope.message.contains("Connection refused"),
+        "the root cause is named: {}",
+        unreachable.raw
+    );
 
     // A saved target's test is recorded on it, success or failure.
     let saved: StorageTargetDetail = server

@@ -13,7 +13,9 @@ use crate::error::ApiError;
 use crate::http;
 use crate::store::audit::{Entry, Outcome};
 use stowage_shared::ErrorCode;
+use stowage_shared::api::Role;
 use stowage_shared::time::Timestamp;
+use worker::D1Database;
 use worker::{Env, Request};
 
 /// Everything a handler needs for one request.
@@ -29,6 +31,29 @@ pub struct Ctx<'a> {
 impl Ctx<'_> {
     pub fn state(&self) -> Result<AppState, ApiError> {
         AppState::from_env(self.env)
+    }
+
+    /// The signed-in user, who must hold at least the `needed` role, with the app state.
+    pub async fn signed_in(&self, needed: Role) -> Result<(AppState, Principal), ApiError> {
+        let state = self.state()?;
+        let principal =
+            crate::auth::authenticate(&state.db, &state.config, &self.req, self.now).await?;
+        principal.require(needed)?;
+        Ok((state, principal))
+    }
+
+    /// Records a successful action of `principal` on `resource` (type and id) in the audit log.
+    pub async fn audit_success(
+        &self,
+        db: &D1Database,
+        principal: &Principal,
+        action: &'static str,
+        resource: (&'static str, i64),
+    ) -> Result<(), ApiError> {
+        let now = stowage_shared::time::format(self.now);
+        let caller = Caller::of(self);
+        let entry = caller.by(principal, &now, action, resource, Outcome::Success, "");
+        crate::store::audit::record(db, &entry).await
     }
 
     /// The route's `:id`: a positive integer, or `400 INVALID_ID`.

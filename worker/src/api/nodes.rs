@@ -1,11 +1,10 @@
 //! `/api/nodes`: machines with an agent. Tokens are shown once (create, rotate) and stored hashed.
 
-use super::{Caller, Ctx, rpc};
-use crate::auth::{self, Principal};
+use super::{Ctx, rpc};
+use crate::auth;
 use crate::config::{AppState, Config};
 use crate::error::ApiError;
 use crate::http;
-use crate::store::audit::{self, Outcome};
 use crate::store::nodes::{self, NodeRow};
 use stowage_shared::api::{
     CommandSpec, Deleted, FsListing, NodeOutput, NodeRequest, NodeStatus, NodeWithToken, Role,
@@ -75,13 +74,6 @@ pub async fn choose_online(
         })
 }
 
-async fn signed_in(ctx: &Ctx<'_>, needed: Role) -> Result<(AppState, Principal), ApiError> {
-    let state = ctx.state()?;
-    let principal = auth::authenticate(&state.db, &state.config, &ctx.req, ctx.now).await?;
-    principal.require(needed)?;
-    Ok((state, principal))
-}
-
 async fn find(db: &D1Database, id: i64) -> Result<NodeRow, ApiError> {
     nodes::get(db, id).await?.ok_or_else(|| not_found(id))
 }
@@ -96,23 +88,6 @@ fn not_found(id: i64) -> ApiError {
     ApiError::new(ErrorCode::NodeNotFound, format!("node {id} does not exist"))
 }
 
-/// Records a successful admin action on node `id`.
-async fn audited(
-    ctx: &Ctx<'_>,
-    db: &D1Database,
-    principal: &Principal,
-    action: &'static str,
-    id: i64,
-) -> Result<(), ApiError> {
-    let now = time::format(ctx.now);
-    let caller = Caller::of(ctx);
-    audit::record(
-        db,
-        &caller.by(principal, &now, action, ("node", id), Outcome::Success, ""),
-    )
-    .await
-}
-
 fn duplicate(name: &NodeName) -> ApiError {
     ApiError::new(
         ErrorCode::NodeDuplicateName,
@@ -121,20 +96,20 @@ fn duplicate(name: &NodeName) -> ApiError {
 }
 
 pub async fn list(ctx: Ctx<'_>) -> Result<Response, ApiError> {
-    let (AppState { db, config }, _) = signed_in(&ctx, Role::Viewer).await?;
+    let (AppState { db, config }, _) = ctx.signed_in(Role::Viewer).await?;
     let rows = nodes::list(&db).await?;
     let out: Vec<NodeOutput> = rows.iter().map(|r| output(r, &config, ctx.now)).collect();
     http::ok(&out)
 }
 
 pub async fn get(ctx: Ctx<'_>) -> Result<Response, ApiError> {
-    let (AppState { db, config }, _) = signed_in(&ctx, Role::Viewer).await?;
+    let (AppState { db, config }, _) = ctx.signed_in(Role::Viewer).await?;
     let row = find(&db, ctx.id()?).await?;
     http::ok(&output(&row, &config, ctx.now))
 }
 
 pub async fn create(mut ctx: Ctx<'_>) -> Result<Response, ApiError> {
-    let (AppState { db, config }, principal) = signed_in(&ctx, Role::Admin).await?;
+    let (AppState { db, config }, principal) = ctx.signed_in(Role::Admin).await?;
     let name = read_name(&mut ctx, &config).await?;
     let token = auth::new_node_token()?;
     let now = time::format(ctx.now);
@@ -146,7 +121,8 @@ pub async fn create(mut ctx: Ctx<'_>) -> Result<Response, ApiError> {
     )
     .await?
     .ok_or_else(|| duplicate(&name))?;
-    audited(&ctx, &db, &principal, "node.create", id).await?;
+    ctx.audit_success(&db, &principal, "node.create", ("node", id))
+        .await?;
     let row = find(&db, id).await?;
     http::created(&NodeWithToken {
         node: output(&row, &config, ctx.now),
@@ -155,7 +131,7 @@ pub async fn create(mut ctx: Ctx<'_>) -> Result<Response, ApiError> {
 }
 
 pub async fn update(mut ctx: Ctx<'_>) -> Result<Response, ApiError> {
-    let (AppState { db, config }, principal) = signed_in(&ctx, Role::Admin).await?;
+    let (AppState { db, config }, principal) = ctx.signed_in(Role::Admin).await?;
     let id = ctx.id()?;
     let name = read_name(&mut ctx, &config).await?;
     find(&db, id).await?;
@@ -168,31 +144,34 @@ pub async fn update(mut ctx: Ctx<'_>) -> Result<Response, ApiError> {
         find(&db, id).await?;
         return Err(duplicate(&name));
     }
-    audited(&ctx, &db, &principal, "node.update", id).await?;
+    ctx.audit_success(&db, &principal, "node.update", ("node", id))
+        .await?;
     http::ok(&output(&find(&db, id).await?, &config, ctx.now))
 }
 
 pub async fn delete(ctx: Ctx<'_>) -> Result<Response, ApiError> {
-    let (AppState { db, .. }, principal) = signed_in(&ctx, Role::Admin).await?;
+    let (AppState { db, .. }, principal) = ctx.signed_in(Role::Admin).await?;
     let id = ctx.id()?;
     // Backup tasks arrive with their own table; deleting a node they use will answer
     // NODE_HAS_TASKS here, before anything is removed.
     if !nodes::delete(&db, id).await? {
         return Err(not_found(id));
     }
-    audited(&ctx, &db, &principal, "node.delete", id).await?;
+    ctx.audit_success(&db, &principal, "node.delete", ("node", id))
+        .await?;
     http::ok(&Deleted { deleted: true })
 }
 
 pub async fn rotate_token(ctx: Ctx<'_>) -> Result<Response, ApiError> {
-    let (AppState { db, config }, principal) = signed_in(&ctx, Role::Admin).await?;
+    let (AppState { db, config }, principal) = ctx.signed_in(Role::Admin).await?;
     let id = ctx.id()?;
     let token = auth::new_node_token()?;
     let now = time::format(ctx.now);
     if !nodes::set_token_hash(&db, id, &auth::node_token_hash(token.expose()), &now).await? {
         return Err(not_found(id));
     }
-    audited(&ctx, &db, &principal, "node.rotate_token", id).await?;
+    ctx.audit_success(&db, &principal, "node.rotate_token", ("node", id))
+        .await?;
     http::ok(&NodeWithToken {
         node: output(&find(&db, id).await?, &config, ctx.now),
         token,
@@ -202,7 +181,7 @@ pub async fn rotate_token(ctx: Ctx<'_>) -> Result<Response, ApiError> {
 /// Lists a directory on the node through its agent: enqueue `list_dir`, then wait a bounded time
 /// for the result.
 pub async fn fs_list(ctx: Ctx<'_>) -> Result<Response, ApiError> {
-    let (AppState { db, config }, _) = signed_in(&ctx, Role::Operator).await?;
+    let (AppState { db, config }, _) = ctx.signed_in(Role::Operator).await?;
     let id = ctx.id()?;
     let path = validate::absolute_path(ctx.query("path")?.as_deref().unwrap_or("/"))
         .map_err(|e| ApiError::new(ErrorCode::NodeFsPathInvalid, e.to_string()))?;

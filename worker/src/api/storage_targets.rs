@@ -1,13 +1,12 @@
 //! `/api/storage-targets`: where backups go. Configs are validated per type, sealed at rest and
 //! masked in every response; an update that sends a mask back keeps the stored secret.
 
-use super::{Caller, Ctx, nodes as node_api, rpc};
-use crate::auth::{self, Principal};
+use super::{Ctx, nodes as node_api, rpc};
+use crate::auth;
 use crate::config::{AppState, Config};
 use crate::error::ApiError;
 use crate::http;
 use crate::seal::Sealer;
-use crate::store::audit::{self, Outcome};
 use crate::store::storage_targets::{self as targets, Fields, TargetRow};
 use serde_json::Value;
 use stowage_shared::api::{
@@ -60,13 +59,6 @@ fn detail(sealer: &Sealer, row: &TargetRow) -> Result<StorageTargetDetail, ApiEr
     })
 }
 
-async fn signed_in(ctx: &Ctx<'_>, needed: Role) -> Result<(AppState, Principal), ApiError> {
-    let state = ctx.state()?;
-    let principal = auth::authenticate(&state.db, &state.config, &ctx.req, ctx.now).await?;
-    principal.require(needed)?;
-    Ok((state, principal))
-}
-
 fn not_found(id: i64) -> ApiError {
     ApiError::new(
         ErrorCode::StorageTargetNotFound,
@@ -83,29 +75,6 @@ fn name_exists(name: &str) -> ApiError {
 
 async fn find(db: &D1Database, id: i64) -> Result<TargetRow, ApiError> {
     targets::get(db, id).await?.ok_or_else(|| not_found(id))
-}
-
-async fn audited(
-    ctx: &Ctx<'_>,
-    db: &D1Database,
-    principal: &Principal,
-    action: &'static str,
-    id: i64,
-) -> Result<(), ApiError> {
-    let now = time::format(ctx.now);
-    let caller = Caller::of(ctx);
-    audit::record(
-        db,
-        &caller.by(
-            principal,
-            &now,
-            action,
-            ("storage_target", id),
-            Outcome::Success,
-            "",
-        ),
-    )
-    .await
 }
 
 /// The request's plain fields, checked.
@@ -174,19 +143,19 @@ fn seal_config(sealer: &Sealer, uid: &str, config: &StorageConfig) -> Result<Str
 }
 
 pub async fn list(ctx: Ctx<'_>) -> Result<Response, ApiError> {
-    let (AppState { db, .. }, _) = signed_in(&ctx, Role::Viewer).await?;
+    let (AppState { db, .. }, _) = ctx.signed_in(Role::Viewer).await?;
     let rows = targets::list(&db).await?;
     http::ok(&rows.iter().map(summary).collect::<Vec<_>>())
 }
 
 pub async fn get(ctx: Ctx<'_>) -> Result<Response, ApiError> {
-    let (AppState { db, config }, _) = signed_in(&ctx, Role::Viewer).await?;
+    let (AppState { db, config }, _) = ctx.signed_in(Role::Viewer).await?;
     let row = find(&db, ctx.id()?).await?;
     http::ok(&detail(&config.sealer()?, &row)?)
 }
 
 pub async fn create(mut ctx: Ctx<'_>) -> Result<Response, ApiError> {
-    let (AppState { db, config }, principal) = signed_in(&ctx, Role::Operator).await?;
+    let (AppState { db, config }, principal) = ctx.signed_in(Role::Operator).await?;
     let sealer = config.sealer()?;
     let req = read_request(&mut ctx, &config).await?;
     let parsed = parse_config(req.kind, &req.config)?;
@@ -203,12 +172,18 @@ pub async fn create(mut ctx: Ctx<'_>) -> Result<Response, ApiError> {
     let id = targets::create(&db, &uid, req.kind.as_str(), &fields, &now)
         .await?
         .ok_or_else(|| name_exists(&req.name))?;
-    audited(&ctx, &db, &principal, "storage_target.create", id).await?;
+    ctx.audit_success(
+        &db,
+        &principal,
+        "storage_target.create",
+        ("storage_target", id),
+    )
+    .await?;
     http::created(&detail(&sealer, &find(&db, id).await?)?)
 }
 
 pub async fn update(mut ctx: Ctx<'_>) -> Result<Response, ApiError> {
-    let (AppState { db, config }, principal) = signed_in(&ctx, Role::Operator).await?;
+    let (AppState { db, config }, principal) = ctx.signed_in(Role::Operator).await?;
     let sealer = config.sealer()?;
     let id = ctx.id()?;
     let req = read_request(&mut ctx, &config).await?;
@@ -240,29 +215,47 @@ pub async fn update(mut ctx: Ctx<'_>) -> Result<Response, ApiError> {
         find(&db, id).await?;
         return Err(name_exists(&req.name));
     }
-    audited(&ctx, &db, &principal, "storage_target.update", id).await?;
+    ctx.audit_success(
+        &db,
+        &principal,
+        "storage_target.update",
+        ("storage_target", id),
+    )
+    .await?;
     http::ok(&detail(&sealer, &find(&db, id).await?)?)
 }
 
 pub async fn delete(ctx: Ctx<'_>) -> Result<Response, ApiError> {
-    let (AppState { db, .. }, principal) = signed_in(&ctx, Role::Operator).await?;
+    let (AppState { db, .. }, principal) = ctx.signed_in(Role::Operator).await?;
     let id = ctx.id()?;
     // Backup tasks arrive with their own table; a target they write to will answer
     // STORAGE_TARGET_IN_USE here, before anything is removed.
     if !targets::delete(&db, id).await? {
         return Err(not_found(id));
     }
-    audited(&ctx, &db, &principal, "storage_target.delete", id).await?;
+    ctx.audit_success(
+        &db,
+        &principal,
+        "storage_target.delete",
+        ("storage_target", id),
+    )
+    .await?;
     http::ok(&Deleted { deleted: true })
 }
 
 pub async fn star(ctx: Ctx<'_>) -> Result<Response, ApiError> {
-    let (AppState { db, .. }, principal) = signed_in(&ctx, Role::Operator).await?;
+    let (AppState { db, .. }, principal) = ctx.signed_in(Role::Operator).await?;
     let id = ctx.id()?;
     if !targets::toggle_star(&db, id, &time::format(ctx.now)).await? {
         return Err(not_found(id));
     }
-    audited(&ctx, &db, &principal, "storage_target.star", id).await?;
+    ctx.audit_success(
+        &db,
+        &principal,
+        "storage_target.star",
+        ("storage_target", id),
+    )
+    .await?;
     http::ok(&summary(&find(&db, id).await?))
 }
 
@@ -318,7 +311,7 @@ async fn run_test(
 
 /// `POST /api/storage-targets/test`: tests a config before it is saved.
 pub async fn test_pending(mut ctx: Ctx<'_>) -> Result<Response, ApiError> {
-    let (AppState { db, config }, _) = signed_in(&ctx, Role::Operator).await?;
+    let (AppState { db, config }, _) = ctx.signed_in(Role::Operator).await?;
     let sealer = config.sealer()?;
     let req = read_request(&mut ctx, &config).await?;
     let target = parse_config(req.kind, &req.config)?;
@@ -328,7 +321,7 @@ pub async fn test_pending(mut ctx: Ctx<'_>) -> Result<Response, ApiError> {
 
 /// `POST /api/storage-targets/:id/test[?nodeId=N]`: tests a saved target and records the outcome.
 pub async fn test_saved(ctx: Ctx<'_>) -> Result<Response, ApiError> {
-    let (AppState { db, config }, _) = signed_in(&ctx, Role::Operator).await?;
+    let (AppState { db, config }, _) = ctx.signed_in(Role::Operator).await?;
     let sealer = config.sealer()?;
     let id = ctx.id()?;
     let node = match ctx.query("nodeId")? {

@@ -11,6 +11,7 @@ use std::process::ExitCode;
 use stowage_agent::client::{Client, ClientError};
 use stowage_agent::config::{Config, FileConfig, Given};
 use stowage_agent::poll::Agent;
+use stowage_agent::storage::Tools;
 use stowage_agent::system::{self, Identity};
 use stowage_shared::{ErrorCode, SecretString};
 use tokio::sync::watch;
@@ -44,6 +45,9 @@ struct RunArgs {
     /// A TOML config file with `server`, `token_file` (or `token`) and `max_concurrent`.
     #[arg(long, env = "STOWAGE_CONFIG")]
     config: Option<PathBuf>,
+    /// The rclone binary for rclone targets [default: `rclone` on PATH].
+    #[arg(long, env = "STOWAGE_RCLONE")]
+    rclone: Option<PathBuf>,
     /// How many commands run at once [default: 4].
     #[arg(long, env = "STOWAGE_MAX_CONCURRENT")]
     max_concurrent: Option<usize>,
@@ -65,8 +69,8 @@ fn main() -> ExitCode {
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let Command::Run(args) = cli.command;
-    let config = match load_config(args) {
-        Ok(config) => config,
+    let (config, tools) = match load_config(args) {
+        Ok(loaded) => loaded,
         Err(e) => {
             error!("{e:#}");
             return ExitCode::from(EXIT_CONFIG);
@@ -79,7 +83,7 @@ fn main() -> ExitCode {
             return ExitCode::from(EXIT_FAILURE);
         }
     };
-    match runtime.block_on(run(config)) {
+    match runtime.block_on(run(config, tools)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(ClientError::Rejected {
             code: ErrorCode::AgentProtocolUnsupported,
@@ -99,7 +103,13 @@ fn main() -> ExitCode {
     }
 }
 
-fn load_config(args: RunArgs) -> anyhow::Result<Config> {
+fn load_config(args: RunArgs) -> anyhow::Result<(Config, Tools)> {
+    let tools = Tools {
+        rclone: args
+            .rclone
+            .clone()
+            .or_else(|| system::find_on_path("rclone")),
+    };
     let file = match &args.config {
         Some(path) => FileConfig::load(path)?,
         None => FileConfig::default(),
@@ -110,10 +120,13 @@ fn load_config(args: RunArgs) -> anyhow::Result<Config> {
         token_file: args.token_file,
         max_concurrent: args.max_concurrent,
     };
-    Config::resolve(given, file).context("configuration")
+    Ok((
+        Config::resolve(given, file).context("configuration")?,
+        tools,
+    ))
 }
 
-async fn run(config: Config) -> Result<(), ClientError> {
+async fn run(config: Config, tools: Tools) -> Result<(), ClientError> {
     let (stop_tx, mut stop) = watch::channel(false);
     tokio::spawn(async move {
         wait_for_signal().await;
@@ -123,7 +136,7 @@ async fn run(config: Config) -> Result<(), ClientError> {
 
     let client = Client::new(&config.server, config.token.clone())?;
     let identity = Identity::detect(&config.server);
-    let capabilities = system::capabilities(config.max_concurrent).await;
+    let capabilities = system::capabilities(config.max_concurrent, tools.rclone.as_deref()).await;
     info!(
         version = env!("CARGO_PKG_VERSION"),
         server = %config.server,
@@ -132,7 +145,7 @@ async fn run(config: Config) -> Result<(), ClientError> {
         tools = ?capabilities.tools.keys().collect::<Vec<_>>(),
         "starting"
     );
-    let agent = Agent::new(client, identity, capabilities, config.max_concurrent);
+    let agent = Agent::new(client, identity, capabilities, tools, config.max_concurrent);
     let Some(hello) = agent.connect(&mut stop).await? else {
         return Ok(());
     };

@@ -5,6 +5,7 @@
 
 use crate::client::{Client, ClientError};
 use crate::exec;
+use crate::storage::Tools;
 use crate::system::Identity;
 use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
@@ -39,6 +40,7 @@ pub struct Agent {
     client: Client,
     identity: Identity,
     capabilities: Capabilities,
+    tools: Tools,
     max_concurrent: usize,
     slots: Arc<Semaphore>,
     running: Mutex<BTreeSet<i64>>,
@@ -50,12 +52,14 @@ impl Agent {
         client: Client,
         identity: Identity,
         capabilities: Capabilities,
+        tools: Tools,
         max_concurrent: usize,
     ) -> Arc<Self> {
         Arc::new(Self {
             client,
             identity,
             capabilities,
+            tools,
             max_concurrent,
             slots: Arc::new(Semaphore::new(max_concurrent)),
             running: Mutex::new(BTreeSet::new()),
@@ -128,7 +132,7 @@ impl Agent {
         let agent = Arc::clone(self);
         tokio::spawn(async move {
             let _slot = slot;
-            let result = exec::execute(&command.spec).await;
+            let result = exec::execute(&command.spec, &agent.tools).await;
             agent.report(id, &result).await;
             agent.set_running(id, false);
         });

@@ -62,8 +62,18 @@ fn outbound_ip(server: &str) -> Option<String> {
     Some(socket.local_addr().ok()?.ip().to_string())
 }
 
-/// The tools later backups need, found on PATH, with their first line of `--version`.
-pub async fn capabilities(max_concurrent: usize) -> Capabilities {
+/// The first `name` executable on PATH.
+pub fn find_on_path(name: &str) -> Option<std::path::PathBuf> {
+    std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|dir| dir.join(name))
+            .find(|candidate| candidate.is_file())
+    })
+}
+
+/// The tools later backups need, found on PATH, with their first line of `--version`; rclone is
+/// the one given (the agent's `--rclone`), if any.
+pub async fn capabilities(max_concurrent: usize, rclone: Option<&std::path::Path>) -> Capabilities {
     const TOOLS: [&str; 7] = [
         "pg_dump",
         "psql",
@@ -80,7 +90,10 @@ pub async fn capabilities(max_concurrent: usize) -> Capabilities {
         }
     }
     Capabilities {
-        rclone: version_of("rclone").await,
+        rclone: match rclone {
+            Some(path) => version_of(&path.to_string_lossy()).await,
+            None => None,
+        },
         tools,
         max_concurrent: u32::try_from(max_concurrent).unwrap_or(u32::MAX),
     }

@@ -523,7 +523,12 @@ impl AgentProcess {
         let token_file = dir.path().join("token");
         std::fs::write(&token_file, token)?;
         let log = std::fs::File::create(dir.path().join("agent.log"))?;
-        let child = Command::new(agent_binary()?)
+        let mut cmd = Command::new(agent_binary()?);
+        // The project's rclone, so rclone targets work (and are reported) like on a real node.
+        if let Ok(rclone) = rclone_binary() {
+            cmd.env("STOWAGE_RCLONE", rclone);
+        }
+        let child = cmd
             .args(["run", "--server", server_url, "--token-file"])
             .arg(&token_file)
             .env("RUST_LOG", "info,stowage_agent=debug")

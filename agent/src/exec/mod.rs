@@ -4,9 +4,10 @@
 pub mod list_dir;
 pub mod storage_test;
 
+use crate::storage::Tools;
 use stowage_shared::api::{CommandResult, CommandSpec};
 
-pub async fn execute(spec: &CommandSpec) -> CommandResult {
+pub async fn execute(spec: &CommandSpec, tools: &Tools) -> CommandResult {
     let outcome = match spec {
         CommandSpec::ListDir { path } => list_dir::list_dir(path)
             .await
@@ -14,7 +15,7 @@ pub async fn execute(spec: &CommandSpec) -> CommandResult {
         CommandSpec::StorageTest {
             storage_type,
             config,
-        } => storage_test::storage_test(*storage_type, config)
+        } => storage_test::storage_test(*storage_type, config, tools)
             .await
             .map(|ms| serde_json::json!({ "latencyMs": ms })),
     };

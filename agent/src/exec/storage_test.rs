@@ -1,7 +1,7 @@
 //! `storage_test`: prove a storage target works end to end — write a probe object, stat it, read it
 //! back, list it and delete it — and report the backend's own words when it does not.
 
-use crate::storage::Store;
+use crate::storage::{Store, Tools};
 use serde_json::Value;
 use std::time::Instant;
 use stowage_shared::ErrorCode;
@@ -16,20 +16,26 @@ fn failed(message: impl Into<String>) -> CommandError {
 }
 
 /// Returns the probe's round-trip time in milliseconds.
-pub async fn storage_test(kind: StorageType, config: &Value) -> Result<u64, CommandError> {
+pub async fn storage_test(
+    kind: StorageType,
+    config: &Value,
+    tools: &Tools,
+) -> Result<u64, CommandError> {
     let config = StorageConfig::parse(kind, config).map_err(|e| CommandError {
         code: ErrorCode::StorageTargetInvalidConfig,
         message: e.to_string(),
     })?;
-    probe(&config).await.map_err(|e| CommandError {
+    probe(&config, tools).await.map_err(|e| CommandError {
         message: config.scrub(&e.message),
         ..e
     })
 }
 
-async fn probe(config: &StorageConfig) -> Result<u64, CommandError> {
+async fn probe(config: &StorageConfig, tools: &Tools) -> Result<u64, CommandError> {
     let started = Instant::now();
-    let store = Store::open(config).map_err(|e| failed(e.to_string()))?;
+    let store = Store::open(config, tools)
+        .await
+        .map_err(|e| failed(e.to_string()))?;
     let probe = format!(
         ".stowage-probe-{}",
         std::process::id() as u64 * 1_000_003 + started.elapsed().as_nanos() as u64

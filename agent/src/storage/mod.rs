@@ -3,8 +3,11 @@
 //!
 //! Every config is re-validated here with `StorageConfig::parse` before anything is built.
 
+pub mod rclone;
+
 use opendal::layers::RetryLayer;
 use opendal::{Operator, services};
+use std::path::PathBuf;
 use stowage_shared::storage::{S3Preset, StorageConfig};
 
 #[derive(Debug, thiserror::Error)]
@@ -13,6 +16,8 @@ pub enum StorageError {
     Unsupported(String),
     #[error("{}", describe(.0))]
     Backend(#[from] opendal::Error),
+    #[error("rclone: {0}")]
+    Rclone(String),
 }
 
 /// A backend error in words a user can act on: what the backend said (an S3 error code and text,
@@ -38,10 +43,18 @@ fn describe(err: &opendal::Error) -> String {
     }
 }
 
+/// External programs some targets need.
+#[derive(Debug, Clone, Default)]
+pub struct Tools {
+    /// The `rclone` binary, when the machine has one.
+    pub rclone: Option<PathBuf>,
+}
+
 /// An opened storage target.
 #[derive(Debug, Clone)]
-pub struct Store {
-    op: Operator,
+pub enum Store {
+    Dal(Operator),
+    Rclone(rclone::RcloneRemote),
 }
 
 fn root(path: &str) -> String {
@@ -54,7 +67,7 @@ fn root(path: &str) -> String {
 }
 
 impl Store {
-    pub fn open(config: &StorageConfig) -> Result<Self, StorageError> {
+    pub async fn open(config: &StorageConfig, tools: &Tools) -> Result<Self, StorageError> {
         let op = match config {
             StorageConfig::LocalDisk(c) => {
                 Operator::new(services::Fs::default().root(&c.base_path))?
@@ -122,6 +135,14 @@ impl Store {
                     .root(&root(&c.prefix));
                 Operator::new(b)?
             }
+            StorageConfig::Rclone(c) => {
+                let bin = tools.rclone.as_ref().ok_or_else(|| {
+                    StorageError::Unsupported(
+                        "rclone is not installed on this node (or not on the agent's PATH / --rclone)".to_owned(),
+                    )
+                })?;
+                return Ok(Store::Rclone(rclone::RcloneRemote::open(bin, c).await?));
+            }
             other => {
                 return Err(StorageError::Unsupported(format!(
                     "storage type {} is not supported by this agent yet",
@@ -129,39 +150,51 @@ impl Store {
                 )));
             }
         };
-        Ok(Self {
-            op: op.layer(RetryLayer::new().with_max_times(3)),
-        })
+        Ok(Store::Dal(op.layer(RetryLayer::new().with_max_times(3))))
     }
 
     pub async fn write(&self, path: &str, bytes: Vec<u8>) -> Result<(), StorageError> {
-        self.op.write(path, bytes).await?;
-        Ok(())
+        match self {
+            Store::Dal(op) => Ok(op.write(path, bytes).await.map(drop)?),
+            Store::Rclone(r) => r.write(path, &bytes).await,
+        }
     }
 
     pub async fn read(&self, path: &str) -> Result<Vec<u8>, StorageError> {
-        Ok(self.op.read(path).await?.to_vec())
+        match self {
+            Store::Dal(op) => Ok(op.read(path).await?.to_vec()),
+            Store::Rclone(r) => r.read(path).await,
+        }
     }
 
     /// The object's size in bytes.
     pub async fn stat(&self, path: &str) -> Result<u64, StorageError> {
-        Ok(self.op.stat(path).await?.content_length())
+        match self {
+            Store::Dal(op) => Ok(op.stat(path).await?.content_length()),
+            Store::Rclone(r) => r.stat(path).await,
+        }
     }
 
     /// Paths of the objects directly under `dir` (`""` for the root); directories are left out.
     pub async fn list(&self, dir: &str) -> Result<Vec<String>, StorageError> {
-        let entries = self.op.list(dir).await?;
-        Ok(entries
-            .into_iter()
-            .filter(|e| e.metadata().is_file())
-            .map(|e| e.path().to_owned())
-            .collect())
+        match self {
+            Store::Dal(op) => Ok(op
+                .list(dir)
+                .await?
+                .into_iter()
+                .filter(|e| e.metadata().is_file())
+                .map(|e| e.path().to_owned())
+                .collect()),
+            Store::Rclone(r) => r.list(dir).await,
+        }
     }
 
     /// Deleting an object that is already gone succeeds.
     pub async fn delete(&self, path: &str) -> Result<(), StorageError> {
-        self.op.delete(path).await?;
-        Ok(())
+        match self {
+            Store::Dal(op) => Ok(op.delete(path).await?),
+            Store::Rclone(r) => r.delete(path).await,
+        }
     }
 }
 
@@ -173,9 +206,10 @@ mod tests {
     #[tokio::test]
     async fn local_disk_round_trip() -> Result<(), Box<dyn std::error::Error>> {
         let dir = tempfile::tempdir()?;
-        let store = Store::open(&StorageConfig::LocalDisk(LocalDiskConfig {
+        let config = StorageConfig::LocalDisk(LocalDiskConfig {
             base_path: dir.path().to_string_lossy().into_owned(),
-        }))?;
+        });
+        let store = Store::open(&config, &Tools::default()).await?;
         store.write("a/b/object.bin", b"stowage".to_vec()).await?;
         assert_eq!(store.stat("a/b/object.bin").await?, 7);
         assert_eq!(store.read("a/b/object.bin").await?, b"stowage");

@@ -570,6 +570,7 @@ async fn poll_once_is_a_step_that_claims_and_runs_one_command() -> Result<()> {
         client,
         Identity::detect(&server.base_url),
         Default::default(),
+        Default::default(),
         1,
     );
     let hello = agent.heartbeat_once().await?;

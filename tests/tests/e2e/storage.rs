@@ -332,10 +332,22 @@ async fn connection_tests_run_on_an_agent_against_real_servers() -> Result<()> {
                 .get(&routes::node(node.node.id), Some(&admin))
                 .await?
                 .expect_ok()?;
-            Ok((n.status == stowage_shared::api::NodeStatus::Online).then_some(()))
+            Ok((n.status == stowage_shared::api::NodeStatus::Online).then_some(n))
         },
     )
-    .await?;
+    .await
+    .and_then(|n| {
+        // The heartbeat reports the rclone the agent will use.
+        anyhow::ensure!(
+            n.capabilities
+                .rclone
+                .as_deref()
+                .is_some_and(|v| v.starts_with("rclone v")),
+            "rclone is reported: {:?}",
+            n.capabilities
+        );
+        Ok(())
+    })?;
 
     let s3 = RcloneServer::start(
         "s3",
@@ -361,6 +373,17 @@ async fn connection_tests_run_on_an_agent_against_real_servers() -> Result<()> {
     .await?;
     let ftp_config = json!({"name": "ftp", "type": "ftp", "config": {
         "host": "127.0.0.1", "port": ftp.port, "username": "ftpuser", "password": "ftp-secret", "basePath": "stowage"}});
+    let sftp = RcloneServer::start(
+        "sftp",
+        &[("RCLONE_USER", "sftpuser"), ("RCLONE_PASS", "sftp-secret")],
+    )
+    .await?;
+    // Any rclone remote, here rclone's own SFTP client; the agent obscures `pass` for rclone.
+    let rclone_config = |pass: &str| {
+        json!({"name": "via-rclone", "type": "rclone", "config": {
+            "backend": "sftp", "root": "stowage",
+            "options": {"host": "127.0.0.1", "port": sftp.port.to_string(), "user": "sftpuser", "pass": pass}}})
+    };
     let dav_config = |password: &str| {
         json!({"name": "dav", "type": "webdav", "config": {
             "endpoint": format!("http://127.0.0.1:{}", dav.port), "username": "ada", "password": password,
@@ -373,6 +396,7 @@ async fn connection_tests_run_on_an_agent_against_real_servers() -> Result<()> {
         s3_config(SECRET_KEY),
         dav_config(DAV_PASSWORD),
         ftp_config,
+        rclone_config("sftp-secret"),
     ] {
         let reply = server
             .post(routes::STORAGE_TARGETS_TEST, Some(&admin), &body)
@@ -386,6 +410,7 @@ async fn connection_tests_run_on_an_agent_against_real_servers() -> Result<()> {
     for (body, reason) in [
         (s3_config("not-the-secret-key"), "SignatureDoesNotMatch"),
         (dav_config("not-the-dav-password"), "write failed"),
+        (rclone_config("not-the-sftp-secret"), "rclone:"),
     ] {
         let reply = server
             .post(routes::STORAGE_TARGETS_TEST, Some(&admin), &body)
@@ -462,6 +487,7 @@ async fn connection_tests_run_on_an_agent_against_real_servers() -> Result<()> {
 
     for reply in &replies {
         for secret in [
+            "sftp-secret",
             SECRET_KEY,
             DAV_PASSWORD,
             "not-the-secret-key",
@@ -493,6 +519,7 @@ async fn connection_tests_run_on_an_agent_against_real_servers() -> Result<()> {
         s3.data(),
         dav.data(),
         ftp.data(),
+        sftp.data(),
     ] {
         assert_no_probe_left(&dir)?;
     }

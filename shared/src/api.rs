@@ -38,6 +38,9 @@ pub mod routes {
     pub fn storage_target_test(id: i64) -> String {
         format!("{STORAGE_TARGETS}/{id}/test")
     }
+    pub fn storage_target_usage(id: i64) -> String {
+        format!("{STORAGE_TARGETS}/{id}/usage")
+    }
     pub fn storage_target_star(id: i64) -> String {
         format!("{STORAGE_TARGETS}/{id}/star")
     }
@@ -302,6 +305,12 @@ pub enum CommandSpec {
         storage_type: crate::storage::StorageType,
         config: serde_json::Value,
     },
+    /// Measure what a storage target holds (and the space left, where the backend can tell).
+    #[serde(rename_all = "camelCase")]
+    StorageUsage {
+        storage_type: crate::storage::StorageType,
+        config: serde_json::Value,
+    },
 }
 
 impl CommandSpec {
@@ -309,8 +318,44 @@ impl CommandSpec {
         match self {
             CommandSpec::ListDir { .. } => "list_dir",
             CommandSpec::StorageTest { .. } => "storage_test",
+            CommandSpec::StorageUsage { .. } => "storage_usage",
         }
     }
+}
+
+/// Space on the device or account behind a target, where the backend reports it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DiskUsage {
+    pub total: Option<u64>,
+    pub used: Option<u64>,
+    pub free: Option<u64>,
+}
+
+/// What the agent measured for `storage_usage`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MeasuredUsage {
+    /// Objects under the target's root, and their bytes.
+    pub objects: u64,
+    pub total_bytes: u64,
+    /// True when the count stopped at [`USAGE_MAX_OBJECTS`].
+    pub truncated: bool,
+    pub disk: Option<DiskUsage>,
+}
+
+/// The most objects one usage measurement walks.
+pub const USAGE_MAX_OBJECTS: u64 = 100_000;
+
+/// `GET /api/storage-targets/:id/usage`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StorageUsageOutput {
+    pub target_id: i64,
+    pub target_name: String,
+    #[serde(flatten)]
+    pub usage: MeasuredUsage,
+    pub node_id: i64,
 }
 
 /// What a successful storage test answers.

@@ -737,6 +737,9 @@ impl RcloneServer {
         cmd.args([
             "serve",
             protocol,
+            // No directory cache: tests also put files straight into the served directory.
+            "--dir-cache-time",
+            "0s",
             "--addr",
             &format!("127.0.0.1:{port}"),
             "--config",

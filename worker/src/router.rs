@@ -35,6 +35,7 @@ enum Route {
     StorageTargetStar,
     StorageTargetTestPending,
     StorageTargetTest,
+    StorageTargetUsage,
 }
 
 // One line per route reads best as a table; rustfmt would break the long ones apart.
@@ -66,6 +67,7 @@ const ROUTES: &[(Method, &str, Route)] = &[
     (Method::Put,    "/api/storage-targets/:id/star",     Route::StorageTargetStar),
     (Method::Post,   routes::STORAGE_TARGETS_TEST,        Route::StorageTargetTestPending),
     (Method::Post,   "/api/storage-targets/:id/test",     Route::StorageTargetTest),
+    (Method::Get,    "/api/storage-targets/:id/usage",    Route::StorageTargetUsage),
 ];
 
 pub async fn handle(mut ctx: Ctx<'_>) -> Response {
@@ -109,6 +111,7 @@ async fn dispatch(route: Route, ctx: Ctx<'_>) -> Result<Response, ApiError> {
         Route::StorageTargetStar => api::storage_targets::star(ctx).await,
         Route::StorageTargetTestPending => api::storage_targets::test_pending(ctx).await,
         Route::StorageTargetTest => api::storage_targets::test_saved(ctx).await,
+        Route::StorageTargetUsage => api::storage_targets::usage(ctx).await,
     }
 }
 

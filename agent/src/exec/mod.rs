@@ -3,6 +3,7 @@
 
 pub mod list_dir;
 pub mod storage_test;
+pub mod storage_usage;
 
 use crate::storage::Tools;
 use stowage_shared::api::{CommandResult, CommandSpec};
@@ -18,6 +19,12 @@ pub async fn execute(spec: &CommandSpec, tools: &Tools) -> CommandResult {
         } => storage_test::storage_test(*storage_type, config, tools)
             .await
             .map(|ms| serde_json::json!({ "latencyMs": ms })),
+        CommandSpec::StorageUsage {
+            storage_type,
+            config,
+        } => storage_usage::storage_usage(*storage_type, config, tools)
+            .await
+            .and_then(|usage| serde_json::to_value(usage).map_err(list_dir::encode_error)),
     };
     match outcome {
         Ok(result) => CommandResult::Succeeded { result },

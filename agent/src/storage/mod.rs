@@ -5,9 +5,11 @@
 
 pub mod rclone;
 
+use futures_util::TryStreamExt;
 use opendal::layers::RetryLayer;
 use opendal::{Operator, services};
 use std::path::PathBuf;
+use stowage_shared::api::{DiskUsage, MeasuredUsage, USAGE_MAX_OBJECTS};
 use stowage_shared::storage::{S3Preset, StorageConfig};
 
 #[derive(Debug, thiserror::Error)]
@@ -53,6 +55,8 @@ pub struct Tools {
 /// An opened storage target.
 #[derive(Debug, Clone)]
 pub enum Store {
+    /// A directory on this machine: walked directly, and its file system asked for free space.
+    Local(PathBuf, Operator),
     Dal(Operator),
     Rclone(rclone::RcloneRemote),
 }
@@ -70,7 +74,8 @@ impl Store {
     pub async fn open(config: &StorageConfig, tools: &Tools) -> Result<Self, StorageError> {
         let op = match config {
             StorageConfig::LocalDisk(c) => {
-                Operator::new(services::Fs::default().root(&c.base_path))?
+                let op = Operator::new(services::Fs::default().root(&c.base_path))?;
+                return Ok(Store::Local(PathBuf::from(&c.base_path), op));
             }
             StorageConfig::S3(c) => {
                 let mut b = services::S3::default()
@@ -155,14 +160,14 @@ impl Store {
 
     pub async fn write(&self, path: &str, bytes: Vec<u8>) -> Result<(), StorageError> {
         match self {
-            Store::Dal(op) => Ok(op.write(path, bytes).await.map(drop)?),
+            Store::Local(_, op) | Store::Dal(op) => Ok(op.write(path, bytes).await.map(drop)?),
             Store::Rclone(r) => r.write(path, &bytes).await,
         }
     }
 
     pub async fn read(&self, path: &str) -> Result<Vec<u8>, StorageError> {
         match self {
-            Store::Dal(op) => Ok(op.read(path).await?.to_vec()),
+            Store::Local(_, op) | Store::Dal(op) => Ok(op.read(path).await?.to_vec()),
             Store::Rclone(r) => r.read(path).await,
         }
     }
@@ -170,7 +175,7 @@ impl Store {
     /// The object's size in bytes.
     pub async fn stat(&self, path: &str) -> Result<u64, StorageError> {
         match self {
-            Store::Dal(op) => Ok(op.stat(path).await?.content_length()),
+            Store::Local(_, op) | Store::Dal(op) => Ok(op.stat(path).await?.content_length()),
             Store::Rclone(r) => r.stat(path).await,
         }
     }
@@ -178,7 +183,7 @@ impl Store {
     /// Paths of the objects directly under `dir` (`""` for the root); directories are left out.
     pub async fn list(&self, dir: &str) -> Result<Vec<String>, StorageError> {
         match self {
-            Store::Dal(op) => Ok(op
+            Store::Local(_, op) | Store::Dal(op) => Ok(op
                 .list(dir)
                 .await?
                 .into_iter()
@@ -192,10 +197,72 @@ impl Store {
     /// Deleting an object that is already gone succeeds.
     pub async fn delete(&self, path: &str) -> Result<(), StorageError> {
         match self {
-            Store::Dal(op) => Ok(op.delete(path).await?),
+            Store::Local(_, op) | Store::Dal(op) => Ok(op.delete(path).await?),
             Store::Rclone(r) => r.delete(path).await,
         }
     }
+}
+
+impl Store {
+    /// What the target holds: objects and bytes under its root (walking at most
+    /// [`USAGE_MAX_OBJECTS`]), and the space of the device or account where the backend tells.
+    pub async fn usage(&self) -> Result<MeasuredUsage, StorageError> {
+        match self {
+            Store::Local(root, _) => {
+                let root = root.clone();
+                tokio::task::spawn_blocking(move || local_usage(&root))
+                    .await
+                    .map_err(|e| StorageError::Unsupported(format!("usage walk stopped: {e}")))?
+            }
+            Store::Dal(op) => {
+                let mut usage = MeasuredUsage::default();
+                let mut lister = op.lister_with("").recursive(true).await?;
+                while let Some(entry) = lister.try_next().await? {
+                    if !entry.metadata().is_file() {
+                        continue;
+                    }
+                    if usage.objects == USAGE_MAX_OBJECTS {
+                        usage.truncated = true;
+                        break;
+                    }
+                    usage.objects += 1;
+                    usage.total_bytes += entry.metadata().content_length();
+                }
+                Ok(usage)
+            }
+            Store::Rclone(r) => r.usage().await,
+        }
+    }
+}
+
+fn local_usage(root: &std::path::Path) -> Result<MeasuredUsage, StorageError> {
+    let io = |e: std::io::Error| StorageError::Unsupported(format!("{}: {e}", root.display()));
+    let mut usage = MeasuredUsage::default();
+    let mut stack = vec![root.to_path_buf()];
+    'walk: while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).map_err(io)? {
+            let entry = entry.map_err(io)?;
+            let kind = entry.file_type().map_err(io)?;
+            if kind.is_dir() {
+                stack.push(entry.path());
+            } else if kind.is_file() {
+                if usage.objects == USAGE_MAX_OBJECTS {
+                    usage.truncated = true;
+                    break 'walk;
+                }
+                usage.objects += 1;
+                usage.total_bytes += entry.metadata().map_err(io)?.len();
+            }
+        }
+    }
+    let fs = nix::sys::statvfs::statvfs(root).map_err(|e| io(e.into()))?;
+    let block = fs.fragment_size();
+    usage.disk = Some(DiskUsage {
+        total: Some(fs.blocks() * block),
+        used: Some((fs.blocks() - fs.blocks_free()) * block),
+        free: Some(fs.blocks_available() * block),
+    });
+    Ok(usage)
 }
 
 #[cfg(test)]
@@ -218,6 +285,13 @@ mod tests {
             dir.path().join("a/b/object.bin").exists(),
             "written under basePath"
         );
+        let usage = store.usage().await?;
+        assert_eq!(
+            (usage.objects, usage.total_bytes, usage.truncated),
+            (1, 7, false)
+        );
+        let disk = usage.disk.expect("a local directory knows its disk");
+        assert!(disk.total.unwrap_or(0) > 0 && disk.free.unwrap_or(0) > 0);
         store.delete("a/b/object.bin").await?;
         store.delete("a/b/object.bin").await?;
         assert!(store.stat("a/b/object.bin").await.is_err());

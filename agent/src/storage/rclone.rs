@@ -7,6 +7,7 @@ use super::StorageError;
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
+use stowage_shared::api::{DiskUsage, MeasuredUsage};
 use stowage_shared::storage::RcloneConfig;
 use tokio::io::AsyncWriteExt;
 use tokio::process::Command;
@@ -184,5 +185,42 @@ impl RcloneRemote {
             Err(StorageError::Rclone(reason)) if reason.contains("not found") => Ok(()),
             other => other.map(drop),
         }
+    }
+}
+
+impl RcloneRemote {
+    /// `rclone size` for what the root holds; `rclone about` for the account, where the backend
+    /// supports it (many do not, which is not an error).
+    pub async fn usage(&self) -> Result<MeasuredUsage, StorageError> {
+        #[derive(Deserialize)]
+        struct Size {
+            count: u64,
+            bytes: u64,
+        }
+        #[derive(Deserialize)]
+        struct About {
+            total: Option<u64>,
+            used: Option<u64>,
+            free: Option<u64>,
+        }
+        let root = self.target("");
+        let size: Size = serde_json::from_slice(&self.run(&["size", "--json", &root], None).await?)
+            .map_err(|e| StorageError::Rclone(format!("unreadable `rclone size`: {e}")))?;
+        let disk = match self.run(&["about", "--json", &root], None).await {
+            Ok(out) => serde_json::from_slice::<About>(&out)
+                .ok()
+                .map(|a| DiskUsage {
+                    total: a.total,
+                    used: a.used,
+                    free: a.free,
+                }),
+            Err(_) => None,
+        };
+        Ok(MeasuredUsage {
+            objects: size.count,
+            total_bytes: size.bytes,
+            truncated: false,
+            disk,
+        })
     }
 }

@@ -485,6 +485,51 @@ async fn connection_tests_run_on_an_agent_against_real_servers() -> Result<()> {
         .await?
         .expect_error(404, "NODE_NOT_FOUND")?;
 
+    // Usage, measured by the agent: files put straight into the served directories are counted.
+    std::fs::write(local.path().join("a.bin"), vec![1u8; 1000])?;
+    std::fs::create_dir_all(s3.data().join("backups/stowage/2026"))?;
+    std::fs::write(
+        s3.data().join("backups/stowage/2026/x.tar.zst"),
+        vec![2u8; 300],
+    )?;
+    std::fs::write(s3.data().join("backups/stowage/y.json"), vec![3u8; 20])?;
+    std::fs::create_dir_all(sftp.data().join("stowage"))?;
+    std::fs::write(sftp.data().join("stowage/z.bin"), vec![4u8; 55])?;
+    let mut s3_usage = s3_config(SECRET_KEY);
+    s3_usage["name"] = json!("s3 usage");
+    let mut local_usage = local_target.clone();
+    local_usage["name"] = json!("local usage");
+    for (body, objects, bytes, has_disk) in [
+        (local_usage, 1, 1000, true),
+        (s3_usage, 2, 320, false),
+        (rclone_config("sftp-secret"), 1, 55, true),
+    ] {
+        let saved: StorageTargetDetail = server
+            .post(routes::STORAGE_TARGETS, Some(&admin), &body)
+            .await?
+            .expect_ok()?;
+        let reply = server
+            .get(
+                &routes::storage_target_usage(saved.summary.id),
+                Some(&admin),
+            )
+            .await?;
+        let usage: stowage_shared::api::StorageUsageOutput = reply.expect_ok()?;
+        assert_eq!(
+            (
+                usage.usage.objects,
+                usage.usage.total_bytes,
+                usage.usage.truncated
+            ),
+            (objects, bytes, false),
+            "{}",
+            reply.raw
+        );
+        assert_eq!(usage.usage.disk.is_some(), has_disk, "{}", reply.raw);
+        assert_eq!(usage.target_name, saved.summary.name);
+        replies.push(reply);
+    }
+
     for reply in &replies {
         for secret in [
             "sftp-secret",

@@ -11,7 +11,7 @@ use crate::store::storage_targets::{self as targets, Fields, TargetRow};
 use serde_json::Value;
 use stowage_shared::api::{
     CommandSpec, Deleted, Role, StorageTargetDetail, StorageTargetRequest, StorageTargetSummary,
-    StorageTestResult,
+    StorageTestResult, StorageUsageOutput,
 };
 use stowage_shared::storage::{StorageConfig, StorageType, drop_nulls, keep_stored_secrets};
 use stowage_shared::time::Timestamp;
@@ -307,6 +307,65 @@ async fn run_test(
         }),
         Err(other) => Err(other),
     }
+}
+
+/// The optional `?nodeId=` of the routes that run on an agent.
+fn node_param(ctx: &Ctx<'_>) -> Result<Option<i64>, ApiError> {
+    ctx.query("nodeId")?
+        .map(|raw| {
+            raw.parse::<i64>().map_err(|_| {
+                ApiError::new(
+                    ErrorCode::InvalidInput,
+                    "nodeId must be a node's numeric id",
+                )
+            })
+        })
+        .transpose()
+}
+
+/// `GET /api/storage-targets/:id/usage[?nodeId=N]`: objects and bytes under the target's root,
+/// measured by an agent, and the device's or account's space where the backend reports it.
+pub async fn usage(ctx: Ctx<'_>) -> Result<Response, ApiError> {
+    let (AppState { db, config }, _) = ctx.signed_in(Role::Viewer).await?;
+    let sealer = config.sealer()?;
+    let id = ctx.id()?;
+    let node = node_param(&ctx)?;
+    let row = find(&db, id).await?;
+    let target = open_config(&sealer, &row)?;
+    let node_id = node_api::choose_online(&db, &config, ctx.now, node).await?;
+    let spec = CommandSpec::StorageUsage {
+        storage_type: target.kind(),
+        config: target.to_json(),
+    };
+    let answer = rpc::call(
+        &db,
+        &sealer,
+        node_id,
+        &spec,
+        config.timings.rpc_wait,
+        ctx.now,
+        TEST_ERRORS,
+    )
+    .await
+    .map_err(|e| match e {
+        ApiError::Request { code, message } => ApiError::Request {
+            code,
+            message: target.scrub(&message),
+        },
+        other => other,
+    })?;
+    let usage = serde_json::from_value(answer).map_err(|e| {
+        ApiError::new(
+            ErrorCode::AgentResultInvalid,
+            format!("the agent's usage was unreadable: {e}"),
+        )
+    })?;
+    http::ok(&StorageUsageOutput {
+        target_id: id,
+        target_name: row.name,
+        usage,
+        node_id,
+    })
 }
 
 /// `POST /api/storage-targets/test`: tests a config before it is saved.

@@ -131,6 +131,19 @@ async fn read_request(ctx: &mut Ctx<'_>, config: &Config) -> Result<Checked, Api
     })
 }
 
+impl Checked {
+    /// The row fields to write, with the config already sealed.
+    fn fields<'a>(&'a self, config_sealed: &'a str) -> Fields<'a> {
+        Fields {
+            name: &self.name,
+            description: &self.description,
+            enabled: self.enabled,
+            config_sealed,
+            quota_bytes: self.quota_bytes,
+        }
+    }
+}
+
 fn parse_config(kind: StorageType, json: &Value) -> Result<StorageConfig, ApiError> {
     StorageConfig::parse(kind, json)
         .map_err(|e| ApiError::new(ErrorCode::StorageTargetInvalidConfig, e.to_string()))
@@ -161,13 +174,7 @@ pub async fn create(mut ctx: Ctx<'_>) -> Result<Response, ApiError> {
     let parsed = parse_config(req.kind, &req.config)?;
     let uid = auth::new_session_id()?;
     let sealed = seal_config(&sealer, &uid, &parsed)?;
-    let fields = Fields {
-        name: &req.name,
-        description: &req.description,
-        enabled: req.enabled,
-        config_sealed: &sealed,
-        quota_bytes: req.quota_bytes,
-    };
+    let fields = req.fields(&sealed);
     let now = time::format(ctx.now);
     let id = targets::create(&db, &uid, req.kind.as_str(), &fields, &now)
         .await?
@@ -203,13 +210,7 @@ pub async fn update(mut ctx: Ctx<'_>) -> Result<Response, ApiError> {
         return Err(name_exists(&req.name));
     }
     let sealed = seal_config(&sealer, &row.uid, &parsed)?;
-    let fields = Fields {
-        name: &req.name,
-        description: &req.description,
-        enabled: req.enabled,
-        config_sealed: &sealed,
-        quota_bytes: req.quota_bytes,
-    };
+    let fields = req.fields(&sealed);
     let now = time::format(ctx.now);
     if !targets::update(&db, id, &fields, parsed != stored, &now).await? {
         find(&db, id).await?;

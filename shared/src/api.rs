@@ -35,6 +35,9 @@ pub mod routes {
         format!("{STORAGE_TARGETS}/{id}")
     }
     pub const STORAGE_TARGETS_TEST: &str = "/api/storage-targets/test";
+    pub const RCLONE_BACKENDS: &str = "/api/storage-targets/rclone/backends";
+    pub const GOOGLE_DRIVE_AUTH_URL: &str = "/api/storage-targets/google-drive/auth-url";
+    pub const GOOGLE_DRIVE_COMPLETE: &str = "/api/storage-targets/google-drive/complete";
     pub fn storage_target_test(id: i64) -> String {
         format!("{STORAGE_TARGETS}/{id}/test")
     }
@@ -311,6 +314,8 @@ pub enum CommandSpec {
         storage_type: crate::storage::StorageType,
         config: serde_json::Value,
     },
+    /// Report the backends the node's rclone has, with their options (`rclone config providers`).
+    RcloneBackends,
 }
 
 impl CommandSpec {
@@ -319,6 +324,7 @@ impl CommandSpec {
             CommandSpec::ListDir { .. } => "list_dir",
             CommandSpec::StorageTest { .. } => "storage_test",
             CommandSpec::StorageUsage { .. } => "storage_usage",
+            CommandSpec::RcloneBackends => "rclone_backends",
         }
     }
 }
@@ -356,6 +362,108 @@ pub struct StorageUsageOutput {
     #[serde(flatten)]
     pub usage: MeasuredUsage,
     pub node_id: i64,
+}
+
+/// One option of an rclone backend, as rclone describes it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RcloneOption {
+    /// The option's key in a target's `options` (`host`, `pass`, …).
+    pub name: String,
+    /// The first line of rclone's help text.
+    pub help: String,
+    pub required: bool,
+    /// rclone marks it a password or sensitive: Stowage seals and masks it.
+    pub secret: bool,
+    /// rclone lists it under advanced options.
+    pub advanced: bool,
+    /// The default as rclone prints it (empty when none).
+    pub default: String,
+    /// Suggested values, where rclone offers some.
+    pub examples: Vec<String>,
+}
+
+/// A storage backend of rclone, as reported by an agent's rclone.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RcloneBackend {
+    pub name: String,
+    pub description: String,
+    pub options: Vec<RcloneOption>,
+}
+
+/// Backends rclone builds in that only wrap other remotes; a target is one remote, so they are left
+/// out of what `rclone/backends` offers.
+pub const RCLONE_WRAPPER_BACKENDS: &[&str] = &[
+    "alias", "cache", "chunker", "combine", "compress", "crypt", "hasher", "union",
+];
+
+/// A backend in `GET /api/storage-targets/rclone/backends`, with the nodes whose rclone has it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RcloneBackendOutput {
+    #[serde(flatten)]
+    pub backend: RcloneBackend,
+    pub node_ids: Vec<i64>,
+}
+
+/// A node that has rclone.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RcloneNode {
+    pub id: i64,
+    pub name: String,
+    pub rclone_version: String,
+    pub online: bool,
+}
+
+/// `GET /api/storage-targets/rclone/backends`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RcloneBackendsOutput {
+    pub backends: Vec<RcloneBackendOutput>,
+    pub nodes: Vec<RcloneNode>,
+    /// rclone versions whose lists could not be fetched now (no node with that version online).
+    pub unavailable_versions: Vec<String>,
+}
+
+/// `POST /api/storage-targets/google-drive/auth-url`. Creates a target, or with `targetId`
+/// reconnects an existing one (empty or masked client credentials keep the stored ones).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct GoogleDriveAuthRequest {
+    #[serde(default)]
+    pub target_id: Option<i64>,
+    #[serde(default)]
+    pub name: String,
+    #[serde(default)]
+    pub description: String,
+    #[serde(default)]
+    pub client_id: String,
+    #[serde(default)]
+    pub client_secret: String,
+    #[serde(default)]
+    pub folder_id: String,
+    /// Where Google sends the browser back; defaults to the console's callback page on the origin
+    /// of the request. It must be registered with the OAuth client.
+    #[serde(default)]
+    pub redirect_uri: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GoogleDriveAuthUrl {
+    pub auth_url: String,
+    pub redirect_uri: String,
+    pub expires_at: String,
+}
+
+/// `POST /api/storage-targets/google-drive/complete`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct GoogleDriveComplete {
+    pub state: String,
+    pub code: String,
 }
 
 /// What a successful storage test answers.

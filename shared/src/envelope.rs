@@ -139,6 +139,18 @@ error_codes! {
     NodePoolEmpty = ("NODE_POOL_EMPTY", 400),
     /// Tasks still write to this target.
     StorageTargetInUse = ("STORAGE_TARGET_IN_USE", 409),
+    /// The node lacks a program the work needs (e.g. rclone); the message names it.
+    NodeMissingTool = ("NODE_MISSING_TOOL", 400),
+    /// The Google Drive authorization request is incomplete or wrong.
+    StorageGoogleOauthInvalid = ("STORAGE_GOOGLE_OAUTH_INVALID", 400),
+    /// The `state` is unknown, used already or older than ten minutes.
+    StorageGoogleOauthStateInvalid = ("STORAGE_GOOGLE_OAUTH_STATE_INVALID", 400),
+    /// Google's token endpoint refused the code; the message is its reason.
+    StorageGoogleOauthExchangeFailed = ("STORAGE_GOOGLE_OAUTH_EXCHANGE_FAILED", 400),
+    /// Google granted access without a refresh token, so the agent could not renew it.
+    StorageGoogleOauthRefreshTokenMissing = ("STORAGE_GOOGLE_OAUTH_REFRESH_TOKEN_MISSING", 400),
+    /// `targetId` names a target that is not a Google Drive one.
+    StorageGoogleDriveTypeMismatch = ("STORAGE_GOOGLE_DRIVE_TYPE_MISMATCH", 400),
 }
 
 impl fmt::Display for ErrorCode {

@@ -55,6 +55,12 @@ impl StorageType {
         Self::ALL.into_iter().find(|t| t.as_str() == text)
     }
 
+    /// Targets of this type are run by the `rclone` binary on the agent (Google Drive goes through
+    /// rclone's `drive` backend, whose resumable uploads stream), so only nodes with rclone can.
+    pub fn needs_rclone(self) -> bool {
+        matches!(self, StorageType::Rclone | StorageType::GoogleDrive)
+    }
+
     /// The config keys that hold secrets. For `rclone`, option names are checked with
     /// [`is_secret_rclone_option`] instead, since its keys are open-ended.
     pub fn secret_fields(self) -> &'static [&'static str] {
@@ -288,6 +294,25 @@ fn url(name: &str, value: &str) -> Result<(), FieldError> {
     }
 }
 
+/// A host key as `ssh-keyscan`, `known_hosts` or `ssh-keygen -l` show it: an algorithm name followed
+/// by base64 (optionally after host names), or `SHA256:` and 43 base64 characters. The agent checks
+/// the key itself when it connects; this catches pasting the wrong thing.
+fn is_host_key(text: &str) -> bool {
+    let base64 = |s: &str| {
+        !s.is_empty()
+            && s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/' | b'='))
+    };
+    let text = text.trim();
+    if let Some(fingerprint) = text.strip_prefix("SHA256:") {
+        return fingerprint.trim_end_matches('=').len() == 43 && base64(fingerprint);
+    }
+    let words: Vec<&str> = text.split_whitespace().collect();
+    words.windows(2).any(|pair| {
+        (pair[0].starts_with("ssh-") || pair[0].starts_with("ecdsa-sha2-")) && base64(pair[1])
+    })
+}
+
 fn no_controls(name: &str, value: &str) -> Result<(), FieldError> {
     if value.chars().any(char::is_control) {
         Err(field(name, "must not contain control characters"))
@@ -340,6 +365,12 @@ impl StorageConfig {
                         "is required to check the server's identity (or set insecureSkipHostKeyCheck)",
                     ));
                 }
+                if !c.host_key.trim().is_empty() && !is_host_key(&c.host_key) {
+                    return Err(field(
+                        "hostKey",
+                        "must be the server's public key (`ssh-ed25519 AAAA…`, as in known_hosts or ssh-keyscan) or its SHA256: fingerprint",
+                    ));
+                }
                 if c.port == 0 {
                     return Err(field("port", "must be 1 to 65535"));
                 }
@@ -357,6 +388,7 @@ impl StorageConfig {
                 let c: GoogleDriveConfig = decode(config)?;
                 required("clientId", &c.client_id)?;
                 required("clientSecret", &c.client_secret)?;
+                required("refreshToken", &c.refresh_token)?;
                 StorageConfig::GoogleDrive(c)
             }
             StorageType::AzureBlob => {
@@ -581,12 +613,26 @@ mod tests {
                 json!({"host": "h", "username": "u", "password": "p", "hostKey": "ssh-ed25519 AAAA"}),
             ),
             (
+                StorageType::Sftp,
+                json!({"host": "h", "username": "u", "privateKey": "k",
+                       "hostKey": "[h]:2222 ecdsa-sha2-nistp256 AAAAE2VjZHNh"}),
+            ),
+            (
+                StorageType::Sftp,
+                json!({"host": "h", "username": "u", "password": "p",
+                       "hostKey": "SHA256:uNiVztksCsDhcc0u9e8BujQXVUpKZIDTMczCvj3tD2s"}),
+            ),
+            (
+                StorageType::Sftp,
+                json!({"host": "h", "username": "u", "password": "p", "insecureSkipHostKeyCheck": true}),
+            ),
+            (
                 StorageType::Ftp,
                 json!({"host": "ftp.example", "useTLS": true}),
             ),
             (
                 StorageType::GoogleDrive,
-                json!({"clientId": "id", "clientSecret": "cs"}),
+                json!({"clientId": "id", "clientSecret": "cs", "refreshToken": "rt", "folderId": "f"}),
             ),
             (
                 StorageType::AzureBlob,
@@ -644,6 +690,21 @@ mod tests {
                 StorageType::Sftp,
                 json!({"host": "h", "username": "u", "password": "p"}),
                 "config: hostKey: is required to check the server's identity (or set insecureSkipHostKeyCheck)",
+            ),
+            (
+                StorageType::Sftp,
+                json!({"host": "h", "username": "u", "password": "p", "hostKey": "SHA256:short"}),
+                "config: hostKey: must be the server's public key (`ssh-ed25519 AAAA…`, as in known_hosts or ssh-keyscan) or its SHA256: fingerprint",
+            ),
+            (
+                StorageType::Sftp,
+                json!({"host": "h", "username": "u", "password": "p", "hostKey": "-----BEGIN OPENSSH PRIVATE KEY-----"}),
+                "config: hostKey: must be the server's public key (`ssh-ed25519 AAAA…`, as in known_hosts or ssh-keyscan) or its SHA256: fingerprint",
+            ),
+            (
+                StorageType::GoogleDrive,
+                json!({"clientId": "id", "clientSecret": "cs"}),
+                "config: refreshToken: is required",
             ),
             (
                 StorageType::Webdav,

@@ -29,6 +29,9 @@ pub const POLL_SECS: &str = "POLL_SECS";
 pub const LEASE_SECS: &str = "LEASE_SECS";
 pub const OFFLINE_AFTER_SECS: &str = "OFFLINE_AFTER_SECS";
 pub const RPC_WAIT_SECS: &str = "RPC_WAIT_SECS";
+/// Google's OAuth endpoints; overridable so the flow can run against a local stand-in in tests.
+pub const GOOGLE_OAUTH_AUTH_URL: &str = "GOOGLE_OAUTH_AUTH_URL";
+pub const GOOGLE_OAUTH_TOKEN_URL: &str = "GOOGLE_OAUTH_TOKEN_URL";
 
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
@@ -51,6 +54,14 @@ pub struct Config {
     pub throttle: ThrottlePolicy,
     pub max_json_body: usize,
     pub timings: Timings,
+    pub google: GoogleOauth,
+}
+
+/// Where the Google Drive authorization goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GoogleOauth {
+    pub auth_url: String,
+    pub token_url: String,
 }
 
 impl Config {
@@ -83,6 +94,18 @@ impl Config {
             },
             max_json_body: number(env, MAX_JSON_BODY_BYTES, 1_048_576, 1_024..=10_485_760)?,
             timings: timings(env)?,
+            google: GoogleOauth {
+                auth_url: http_url(
+                    env,
+                    GOOGLE_OAUTH_AUTH_URL,
+                    "https://accounts.google.com/o/oauth2/v2/auth",
+                )?,
+                token_url: http_url(
+                    env,
+                    GOOGLE_OAUTH_TOKEN_URL,
+                    "https://oauth2.googleapis.com/token",
+                )?,
+            },
         })
     }
 }
@@ -103,6 +126,20 @@ fn timings(env: &Env) -> Result<Timings, ApiError> {
         .check()
         .map_err(|why| ApiError::Misconfigured(format!("agent timings: {why}")))?;
     Ok(timings)
+}
+
+/// A URL variable: absent → `default`; present → must be an http(s) URL.
+fn http_url(env: &Env, name: &str, default: &str) -> Result<String, ApiError> {
+    let Ok(var) = env.var(name) else {
+        return Ok(default.to_owned());
+    };
+    let text = var.to_string();
+    match worker::Url::parse(text.trim()) {
+        Ok(u) if matches!(u.scheme(), "http" | "https") => Ok(text.trim().to_owned()),
+        _ => Err(ApiError::Misconfigured(format!(
+            "variable {name}={text:?} must be an http(s) URL"
+        ))),
+    }
 }
 
 /// A numeric variable: absent → `default`; present → must parse and lie in `range`.

@@ -1,10 +1,10 @@
 //! The scheduled tick, run by the cron trigger every minute: it marks silent nodes offline, expires
-//! lapsed command leases, purges sign-in state that can no longer matter and records that it ran.
+//! lapsed command leases, purges sign-in and OAuth state that can no longer matter and records that it ran.
 //! Scheduling of backups joins it later.
 
 use crate::config::AppState;
 use crate::error::ApiError;
-use crate::store::{commands, nodes, sessions, system, throttle};
+use crate::store::{commands, nodes, oauth_sessions, sessions, system, throttle};
 use chrono::Duration;
 use stowage_shared::time::{self, Timestamp};
 
@@ -15,6 +15,7 @@ pub struct TickReport {
     pub throttle_rows_purged: usize,
     pub nodes_marked_offline: usize,
     pub leases_expired: usize,
+    pub oauth_sessions_purged: usize,
 }
 
 pub async fn tick(state: &AppState, now: Timestamp) -> Result<TickReport, ApiError> {
@@ -32,6 +33,7 @@ pub async fn tick(state: &AppState, now: Timestamp) -> Result<TickReport, ApiErr
         )
         .await?,
         leases_expired: commands::expire_lapsed(&state.db, &now_text).await?,
+        oauth_sessions_purged: oauth_sessions::purge_expired(&state.db, &now_text).await?,
     };
     system::set_last_tick_at(&state.db, &now_text).await?;
     Ok(report)

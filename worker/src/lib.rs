@@ -8,6 +8,7 @@ mod auth;
 mod config;
 mod cron;
 mod error;
+mod google;
 mod http;
 mod router;
 mod seal;

@@ -36,6 +36,9 @@ enum Route {
     StorageTargetTestPending,
     StorageTargetTest,
     StorageTargetUsage,
+    RcloneBackends,
+    GoogleDriveAuthUrl,
+    GoogleDriveComplete,
 }
 
 // One line per route reads best as a table; rustfmt would break the long ones apart.
@@ -60,6 +63,9 @@ const ROUTES: &[(Method, &str, Route)] = &[
     (Method::Post,   routes::AGENT_POLL,                  Route::AgentPoll),
     (Method::Post,   "/api/agent/commands/:id/result",    Route::AgentResult),
     (Method::Get,    routes::STORAGE_TARGETS,             Route::StorageTargets),
+    (Method::Get,    routes::RCLONE_BACKENDS,             Route::RcloneBackends),
+    (Method::Post,   routes::GOOGLE_DRIVE_AUTH_URL,       Route::GoogleDriveAuthUrl),
+    (Method::Post,   routes::GOOGLE_DRIVE_COMPLETE,       Route::GoogleDriveComplete),
     (Method::Post,   routes::STORAGE_TARGETS,             Route::StorageTargetCreate),
     (Method::Get,    "/api/storage-targets/:id",          Route::StorageTarget),
     (Method::Put,    "/api/storage-targets/:id",          Route::StorageTargetUpdate),
@@ -112,6 +118,9 @@ async fn dispatch(route: Route, ctx: Ctx<'_>) -> Result<Response, ApiError> {
         Route::StorageTargetTestPending => api::storage_targets::test_pending(ctx).await,
         Route::StorageTargetTest => api::storage_targets::test_saved(ctx).await,
         Route::StorageTargetUsage => api::storage_targets::usage(ctx).await,
+        Route::RcloneBackends => api::rclone::backends(ctx).await,
+        Route::GoogleDriveAuthUrl => api::google_drive::auth_url(ctx).await,
+        Route::GoogleDriveComplete => api::google_drive::complete(ctx).await,
     }
 }
 

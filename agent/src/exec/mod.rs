@@ -5,8 +5,21 @@ pub mod list_dir;
 pub mod storage_test;
 pub mod storage_usage;
 
-use crate::storage::Tools;
-use stowage_shared::api::{CommandResult, CommandSpec};
+use crate::storage::{Tools, rclone};
+use stowage_shared::ErrorCode;
+use stowage_shared::api::{CommandError, CommandResult, CommandSpec, RcloneBackend};
+
+async fn rclone_backends(tools: &Tools) -> Result<Vec<RcloneBackend>, CommandError> {
+    let bin = tools.rclone.as_ref().ok_or_else(|| CommandError {
+        code: ErrorCode::NodeMissingTool,
+        message: "rclone is not installed on this node (or not on the agent's PATH / --rclone)"
+            .to_owned(),
+    })?;
+    rclone::backends(bin).await.map_err(|e| CommandError {
+        code: ErrorCode::NodeMissingTool,
+        message: e.to_string(),
+    })
+}
 
 pub async fn execute(spec: &CommandSpec, tools: &Tools) -> CommandResult {
     let outcome = match spec {
@@ -25,6 +38,9 @@ pub async fn execute(spec: &CommandSpec, tools: &Tools) -> CommandResult {
         } => storage_usage::storage_usage(*storage_type, config, tools)
             .await
             .and_then(|usage| serde_json::to_value(usage).map_err(list_dir::encode_error)),
+        CommandSpec::RcloneBackends => rclone_backends(tools)
+            .await
+            .and_then(|list| serde_json::to_value(list).map_err(list_dir::encode_error)),
     };
     match outcome {
         Ok(result) => CommandResult::Succeeded { result },

@@ -42,7 +42,7 @@ async fn probe(config: &StorageConfig, tools: &Tools) -> Result<u64, CommandErro
     );
     let body = format!("stowage storage test {probe}").into_bytes();
     store
-        .write(&probe, body.clone())
+        .write(&probe, &body)
         .await
         .map_err(|e| failed(format!("write failed: {e}")))?;
     let outcome = async {

@@ -1,16 +1,26 @@
 //! The agent's storage layer: one type for every backend, built on OpenDAL (the library the Rust
-//! ecosystem uses for object storage) with retries on transient errors.
+//! ecosystem uses for object storage) with retries on transient errors, on russh for SFTP and on
+//! the `rclone` binary for rclone remotes and Google Drive.
+//!
+//! Objects move as streams: a write reads its source in [`WRITE_CHUNK`] pieces and uploads them as
+//! they come (S3 multipart, WebDAV/FTP/SFTP/rclone streams), so memory stays bounded whatever the
+//! object's size; a failed write is aborted so that no partial object is left behind.
 //!
 //! Every config is re-validated here with `StorageConfig::parse` before anything is built.
 
 pub mod rclone;
+pub mod sftp;
+pub mod webdav;
 
 use futures_util::TryStreamExt;
 use opendal::layers::RetryLayer;
 use opendal::{Operator, services};
 use std::path::PathBuf;
+use std::sync::Arc;
 use stowage_shared::api::{DiskUsage, MeasuredUsage, USAGE_MAX_OBJECTS};
 use stowage_shared::storage::{S3Preset, StorageConfig};
+use tokio::io::{AsyncRead, AsyncReadExt};
+use tokio_util::compat::FuturesAsyncReadCompatExt;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StorageError {
@@ -20,7 +30,22 @@ pub enum StorageError {
     Backend(#[from] opendal::Error),
     #[error("rclone: {0}")]
     Rclone(String),
+    #[error("webdav: {0}")]
+    Webdav(String),
+    #[error("sftp: {0}")]
+    Sftp(String),
+    #[error("reading the data to store: {0}")]
+    Source(std::io::Error),
 }
+
+/// The size of the pieces a write uploads: S3's multipart part size, and the most a write holds
+/// in memory at once per upload in flight.
+pub const WRITE_CHUNK: usize = 8 * 1024 * 1024;
+/// Parts of one multipart upload sent at the same time.
+const WRITE_CONCURRENCY: usize = 2;
+
+/// A stream of an object's bytes.
+pub type ObjectReader = Box<dyn AsyncRead + Send + Unpin>;
 
 /// A backend error in words a user can act on: what the backend said (an S3 error code and text,
 /// an HTTP status) and the root cause (e.g. "Connection refused"), without OpenDAL's request dump.
@@ -58,7 +83,10 @@ pub enum Store {
     /// A directory on this machine: walked directly, and its file system asked for free space.
     Local(PathBuf, Operator),
     Dal(Operator),
+    /// OpenDAL for everything but writes, which stream through [`webdav::WebdavPut`].
+    Webdav(Operator, webdav::WebdavPut),
     Rclone(rclone::RcloneRemote),
+    Sftp(Arc<sftp::SftpRemote>),
 }
 
 fn root(path: &str) -> String {
@@ -74,7 +102,12 @@ impl Store {
     pub async fn open(config: &StorageConfig, tools: &Tools) -> Result<Self, StorageError> {
         let op = match config {
             StorageConfig::LocalDisk(c) => {
-                let op = Operator::new(services::Fs::default().root(&c.base_path))?;
+                // Partial writes land in a hidden directory and are renamed into place when done.
+                let op = Operator::new(
+                    services::Fs::default()
+                        .root(&c.base_path)
+                        .atomic_write_dir(&format!("{}/{PARTIAL_DIR}", c.base_path)),
+                )?;
                 return Ok(Store::Local(PathBuf::from(&c.base_path), op));
             }
             StorageConfig::S3(c) => {
@@ -115,7 +148,8 @@ impl Store {
                 if !c.username.is_empty() {
                     b = b.username(&c.username).password(&c.password);
                 }
-                Operator::new(b)?
+                let op = Operator::new(b)?.layer(RetryLayer::new().with_max_times(3));
+                return Ok(Store::Webdav(op, webdav::WebdavPut::new(c)?));
             }
             StorageConfig::Ftp(c) => {
                 let scheme = if c.use_tls { "ftps" } else { "ftp" };
@@ -148,42 +182,84 @@ impl Store {
                 })?;
                 return Ok(Store::Rclone(rclone::RcloneRemote::open(bin, c).await?));
             }
-            other => {
-                return Err(StorageError::Unsupported(format!(
-                    "storage type {} is not supported by this agent yet",
-                    other.kind().as_str()
-                )));
+            StorageConfig::Sftp(c) => {
+                return Ok(Store::Sftp(Arc::new(sftp::SftpRemote::open(c).await?)));
+            }
+            StorageConfig::GoogleDrive(c) => {
+                let bin = tools.rclone.as_ref().ok_or_else(|| {
+                    StorageError::Unsupported(
+                        "Google Drive targets are run by rclone, which is not installed on this node".to_owned(),
+                    )
+                })?;
+                return Ok(Store::Rclone(
+                    rclone::RcloneRemote::open(bin, &rclone::google_drive(c)).await?,
+                ));
             }
         };
         Ok(Store::Dal(op.layer(RetryLayer::new().with_max_times(3))))
     }
 
-    pub async fn write(&self, path: &str, bytes: Vec<u8>) -> Result<(), StorageError> {
+    /// Stores everything `reader` yields as the object `path`, replacing any object there, and
+    /// returns the number of bytes stored. Nothing is left at `path` when it fails midway.
+    pub async fn write_from(
+        &self,
+        path: &str,
+        reader: &mut (dyn AsyncRead + Send + Unpin),
+    ) -> Result<u64, StorageError> {
         match self {
-            Store::Local(_, op) | Store::Dal(op) => Ok(op.write(path, bytes).await.map(drop)?),
-            Store::Rclone(r) => r.write(path, &bytes).await,
+            Store::Local(_, op) | Store::Dal(op) => dal_write(op, path, reader).await,
+            Store::Webdav(op, put) => put.write_from(op, path, reader).await,
+            Store::Rclone(r) => r.write_from(path, reader).await,
+            Store::Sftp(s) => s.write_from(path, reader).await,
         }
     }
 
-    pub async fn read(&self, path: &str) -> Result<Vec<u8>, StorageError> {
+    /// The object's bytes as a stream.
+    pub async fn reader(&self, path: &str) -> Result<ObjectReader, StorageError> {
         match self {
-            Store::Local(_, op) | Store::Dal(op) => Ok(op.read(path).await?.to_vec()),
-            Store::Rclone(r) => r.read(path).await,
+            Store::Local(_, op) | Store::Dal(op) | Store::Webdav(op, _) => Ok(Box::new(
+                op.reader_with(path)
+                    .chunk(WRITE_CHUNK)
+                    .await?
+                    .into_futures_async_read(..)
+                    .await?
+                    .compat(),
+            )),
+            Store::Rclone(r) => r.reader(path).await,
+            Store::Sftp(s) => s.reader(path).await,
         }
+    }
+
+    pub async fn write(&self, path: &str, bytes: &[u8]) -> Result<(), StorageError> {
+        let mut source = bytes;
+        self.write_from(path, &mut source).await.map(drop)
+    }
+
+    pub async fn read(&self, path: &str) -> Result<Vec<u8>, StorageError> {
+        let mut bytes = Vec::new();
+        self.reader(path)
+            .await?
+            .read_to_end(&mut bytes)
+            .await
+            .map_err(|e| StorageError::Unsupported(format!("reading {path}: {e}")))?;
+        Ok(bytes)
     }
 
     /// The object's size in bytes.
     pub async fn stat(&self, path: &str) -> Result<u64, StorageError> {
         match self {
-            Store::Local(_, op) | Store::Dal(op) => Ok(op.stat(path).await?.content_length()),
+            Store::Local(_, op) | Store::Dal(op) | Store::Webdav(op, _) => {
+                Ok(op.stat(path).await?.content_length())
+            }
             Store::Rclone(r) => r.stat(path).await,
+            Store::Sftp(s) => s.stat(path).await,
         }
     }
 
     /// Paths of the objects directly under `dir` (`""` for the root); directories are left out.
     pub async fn list(&self, dir: &str) -> Result<Vec<String>, StorageError> {
         match self {
-            Store::Local(_, op) | Store::Dal(op) => Ok(op
+            Store::Local(_, op) | Store::Dal(op) | Store::Webdav(op, _) => Ok(op
                 .list(dir)
                 .await?
                 .into_iter()
@@ -191,14 +267,18 @@ impl Store {
                 .map(|e| e.path().to_owned())
                 .collect()),
             Store::Rclone(r) => r.list(dir).await,
+            Store::Sftp(s) => s.list(dir).await,
         }
     }
 
     /// Deleting an object that is already gone succeeds.
     pub async fn delete(&self, path: &str) -> Result<(), StorageError> {
         match self {
-            Store::Local(_, op) | Store::Dal(op) => Ok(op.delete(path).await?),
+            Store::Local(_, op) | Store::Dal(op) | Store::Webdav(op, _) => {
+                Ok(op.delete(path).await?)
+            }
             Store::Rclone(r) => r.delete(path).await,
+            Store::Sftp(s) => s.delete(path).await,
         }
     }
 }
@@ -214,7 +294,7 @@ impl Store {
                     .await
                     .map_err(|e| StorageError::Unsupported(format!("usage walk stopped: {e}")))?
             }
-            Store::Dal(op) => {
+            Store::Dal(op) | Store::Webdav(op, _) => {
                 let mut usage = MeasuredUsage::default();
                 let mut lister = op.lister_with("").recursive(true).await?;
                 while let Some(entry) = lister.try_next().await? {
@@ -231,8 +311,50 @@ impl Store {
                 Ok(usage)
             }
             Store::Rclone(r) => r.usage().await,
+            Store::Sftp(s) => s.usage().await,
         }
     }
+}
+
+/// Where a local-disk target keeps objects being written; left out of listings and usage.
+const PARTIAL_DIR: &str = ".stowage-partial";
+
+/// Uploads `reader` in [`WRITE_CHUNK`] pieces; on any error the upload is aborted (for S3 that
+/// removes the parts already sent).
+async fn dal_write(
+    op: &Operator,
+    path: &str,
+    reader: &mut (dyn AsyncRead + Send + Unpin),
+) -> Result<u64, StorageError> {
+    let mut writer = op
+        .writer_with(path)
+        .chunk(WRITE_CHUNK)
+        .concurrent(WRITE_CONCURRENCY)
+        .await?;
+    let mut written = 0u64;
+    let outcome = async {
+        loop {
+            let mut piece = Vec::with_capacity(WRITE_CHUNK);
+            let n = (&mut *reader)
+                .take(WRITE_CHUNK as u64)
+                .read_to_end(&mut piece)
+                .await
+                .map_err(StorageError::Source)?;
+            if n == 0 {
+                break;
+            }
+            written += n as u64;
+            writer.write(piece).await?;
+        }
+        writer.close().await?;
+        Ok(())
+    }
+    .await;
+    if let Err(e) = outcome {
+        let _ = writer.abort().await;
+        return Err(e);
+    }
+    Ok(written)
 }
 
 fn local_usage(root: &std::path::Path) -> Result<MeasuredUsage, StorageError> {
@@ -243,7 +365,9 @@ fn local_usage(root: &std::path::Path) -> Result<MeasuredUsage, StorageError> {
         for entry in std::fs::read_dir(&dir).map_err(io)? {
             let entry = entry.map_err(io)?;
             let kind = entry.file_type().map_err(io)?;
-            if kind.is_dir() {
+            if kind.is_dir() && entry.file_name() == PARTIAL_DIR {
+                continue;
+            } else if kind.is_dir() {
                 stack.push(entry.path());
             } else if kind.is_file() {
                 if usage.objects == USAGE_MAX_OBJECTS {
@@ -277,7 +401,7 @@ mod tests {
             base_path: dir.path().to_string_lossy().into_owned(),
         });
         let store = Store::open(&config, &Tools::default()).await?;
-        store.write("a/b/object.bin", b"stowage".to_vec()).await?;
+        store.write("a/b/object.bin", b"stowage").await?;
         assert_eq!(store.stat("a/b/object.bin").await?, 7);
         assert_eq!(store.read("a/b/object.bin").await?, b"stowage");
         assert_eq!(store.list("a/b/").await?, ["a/b/object.bin"]);
@@ -295,6 +419,67 @@ mod tests {
         store.delete("a/b/object.bin").await?;
         store.delete("a/b/object.bin").await?;
         assert!(store.stat("a/b/object.bin").await.is_err());
+        Ok(())
+    }
+
+    /// A source that yields `good` bytes and then fails, like a backup whose input broke.
+    struct Broken {
+        good: usize,
+    }
+
+    impl AsyncRead for Broken {
+        fn poll_read(
+            mut self: std::pin::Pin<&mut Self>,
+            _: &mut std::task::Context<'_>,
+            buf: &mut tokio::io::ReadBuf<'_>,
+        ) -> std::task::Poll<std::io::Result<()>> {
+            if self.good == 0 {
+                return std::task::Poll::Ready(Err(std::io::Error::other("source broke")));
+            }
+            let n = self.good.min(buf.remaining());
+            buf.put_slice(&vec![1; n]);
+            self.good -= n;
+            std::task::Poll::Ready(Ok(()))
+        }
+    }
+
+    #[tokio::test]
+    async fn streams_larger_than_a_chunk_and_leaves_nothing_when_the_source_fails()
+    -> Result<(), Box<dyn std::error::Error>> {
+        let dir = tempfile::tempdir()?;
+        let config = StorageConfig::LocalDisk(LocalDiskConfig {
+            base_path: dir.path().to_string_lossy().into_owned(),
+        });
+        let store = Store::open(&config, &Tools::default()).await?;
+        let size = 2 * WRITE_CHUNK as u64 + 12_345;
+        let mut source = tokio::io::repeat(0xAB).take(size);
+        assert_eq!(store.write_from("big.bin", &mut source).await?, size);
+        assert_eq!(store.stat("big.bin").await?, size);
+        let mut back = store.reader("big.bin").await?;
+        let mut buf = vec![0; 1 << 20];
+        let (mut total, mut all_ab) = (0u64, true);
+        loop {
+            let n = back.read(&mut buf).await?;
+            if n == 0 {
+                break;
+            }
+            total += n as u64;
+            all_ab &= buf[..n].iter().all(|&b| b == 0xAB);
+        }
+        assert_eq!((total, all_ab), (size, true));
+
+        let mut broken = Broken {
+            good: WRITE_CHUNK + 10,
+        };
+        let err = store
+            .write_from("broken.bin", &mut broken)
+            .await
+            .expect_err("a failing source fails the write");
+        assert!(err.to_string().contains("source broke"), "{err}");
+        assert!(store.stat("broken.bin").await.is_err(), "no partial object");
+        assert_eq!(store.list("").await?, ["big.bin"]);
+        let usage = store.usage().await?;
+        assert_eq!((usage.objects, usage.total_bytes), (1, size));
         Ok(())
     }
 

@@ -3,21 +3,31 @@
 //! credentials never appear in its arguments or in an rclone config file; options rclone marks as
 //! passwords are obscured the way rclone expects (`rclone obscure -`, fed on stdin).
 
-use super::StorageError;
+use super::{ObjectReader, StorageError};
 use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::future::Future;
 use std::path::{Path, PathBuf};
+use std::pin::Pin;
 use std::process::Stdio;
-use stowage_shared::api::{DiskUsage, MeasuredUsage};
-use stowage_shared::storage::RcloneConfig;
-use tokio::io::AsyncWriteExt;
-use tokio::process::Command;
+use std::task::{Context, Poll};
+use stowage_shared::api::{
+    DiskUsage, MeasuredUsage, RCLONE_WRAPPER_BACKENDS, RcloneBackend, RcloneOption,
+};
+use stowage_shared::storage::{GoogleDriveConfig, RcloneConfig};
+use tokio::io::{AsyncRead, AsyncWriteExt, ReadBuf};
+use tokio::process::{Child, ChildStdout, Command};
 
 const REMOTE: &str = "STOWAGE";
 
+/// One entry of `rclone config providers`.
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "PascalCase")]
 struct Provider {
     name: String,
+    #[serde(default)]
+    description: String,
+    #[serde(default)]
     options: Vec<ProviderOption>,
 }
 
@@ -26,7 +36,70 @@ struct Provider {
 struct ProviderOption {
     name: String,
     #[serde(default)]
+    help: String,
+    #[serde(default)]
+    default: serde_json::Value,
+    #[serde(default)]
+    required: bool,
+    #[serde(default)]
     is_password: bool,
+    #[serde(default)]
+    sensitive: bool,
+    #[serde(default)]
+    advanced: bool,
+    /// Non-zero for options rclone keeps out of its own configuration dialogue.
+    #[serde(default)]
+    hide: u8,
+    #[serde(default)]
+    examples: Option<Vec<ProviderExample>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct ProviderExample {
+    value: String,
+}
+
+async fn providers(bin: &Path) -> Result<Vec<Provider>, StorageError> {
+    serde_json::from_slice(&output(bin, &["config", "providers"], &[], None).await?)
+        .map_err(|e| StorageError::Rclone(format!("unreadable `rclone config providers`: {e}")))
+}
+
+/// The backends this rclone has, as rclone describes them, without the ones that only wrap other
+/// remotes and without the options rclone itself hides.
+pub async fn backends(bin: &Path) -> Result<Vec<RcloneBackend>, StorageError> {
+    Ok(providers(bin)
+        .await?
+        .into_iter()
+        .filter(|p| !RCLONE_WRAPPER_BACKENDS.contains(&p.name.as_str()))
+        .map(|p| RcloneBackend {
+            name: p.name,
+            description: p.description,
+            options: p
+                .options
+                .into_iter()
+                .filter(|o| o.hide == 0 && o.name != "description")
+                .map(|o| RcloneOption {
+                    help: o.help.lines().next().unwrap_or_default().to_owned(),
+                    required: o.required,
+                    secret: o.is_password || o.sensitive,
+                    advanced: o.advanced,
+                    default: match o.default {
+                        serde_json::Value::String(s) => s,
+                        serde_json::Value::Null => String::new(),
+                        other => other.to_string(),
+                    },
+                    examples: o
+                        .examples
+                        .unwrap_or_default()
+                        .into_iter()
+                        .map(|e| e.value)
+                        .collect(),
+                    name: o.name,
+                })
+                .collect(),
+        })
+        .collect())
 }
 
 #[derive(Debug, Clone)]
@@ -36,27 +109,49 @@ pub struct RcloneRemote {
     root: String,
 }
 
+fn command(bin: &Path, args: &[&str], env: &[(String, String)]) -> Command {
+    let mut cmd = Command::new(bin);
+    cmd.args(args)
+        .env("RCLONE_CONFIG", "/dev/null")
+        .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    cmd
+}
+
+fn spawn(mut cmd: Command, bin: &Path) -> Result<Child, StorageError> {
+    cmd.spawn().map_err(|e| {
+        StorageError::Unsupported(format!("cannot run rclone at {}: {e}", bin.display()))
+    })
+}
+
+/// rclone's last error line says why ("Failed to …: <reason>").
+fn reason(stderr: &[u8]) -> StorageError {
+    let stderr = String::from_utf8_lossy(stderr);
+    let reason = stderr
+        .lines()
+        .rev()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or("rclone failed without a message")
+        .trim();
+    let reason = reason.split_once(" ERROR : ").map_or(reason, |(_, r)| r);
+    let reason = reason.split_once(" NOTICE: ").map_or(reason, |(_, r)| r);
+    StorageError::Rclone(reason.to_owned())
+}
+
 async fn output(
     bin: &Path,
     args: &[&str],
     env: &[(String, String)],
     stdin: Option<&[u8]>,
 ) -> Result<Vec<u8>, StorageError> {
-    let mut cmd = Command::new(bin);
-    cmd.args(args)
-        .env("RCLONE_CONFIG", "/dev/null")
-        .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-        .stdin(if stdin.is_some() {
-            Stdio::piped()
-        } else {
-            Stdio::null()
-        })
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true);
-    let mut child = cmd.spawn().map_err(|e| {
-        StorageError::Unsupported(format!("cannot run rclone at {}: {e}", bin.display()))
-    })?;
+    let mut cmd = command(bin, args, env);
+    if stdin.is_some() {
+        cmd.stdin(Stdio::piped());
+    }
+    let mut child = spawn(cmd, bin)?;
     if let (Some(data), Some(mut pipe)) = (stdin, child.stdin.take()) {
         pipe.write_all(data)
             .await
@@ -68,28 +163,41 @@ async fn output(
         .await
         .map_err(|e| StorageError::Rclone(format!("waiting for rclone: {e}")))?;
     if out.status.success() {
-        return Ok(out.stdout);
+        Ok(out.stdout)
+    } else {
+        Err(reason(&out.stderr))
     }
-    // rclone's last error line says why ("Failed to …: <reason>").
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    let reason = stderr
-        .lines()
-        .rev()
-        .find(|l| !l.trim().is_empty())
-        .unwrap_or("rclone failed without a message")
-        .trim();
-    let reason = reason.split_once(" ERROR : ").map_or(reason, |(_, r)| r);
-    let reason = reason.split_once(" NOTICE: ").map_or(reason, |(_, r)| r);
-    Err(StorageError::Rclone(reason.to_owned()))
+}
+
+/// A Google Drive target as an rclone `drive` remote: rclone uploads in resumable chunks, so large
+/// backups stream, and it refreshes the access token from the stored refresh token (the synthetic
+/// token below is expired on purpose so that the first call refreshes it).
+pub fn google_drive(c: &GoogleDriveConfig) -> RcloneConfig {
+    let token = serde_json::json!({
+        "access_token": "",
+        "token_type": "Bearer",
+        "refresh_token": c.refresh_token,
+        "expiry": "2000-01-01T00:00:00Z",
+    });
+    let mut options = BTreeMap::from([
+        ("client_id".to_owned(), c.client_id.clone()),
+        ("client_secret".to_owned(), c.client_secret.clone()),
+        ("scope".to_owned(), "drive".to_owned()),
+        ("token".to_owned(), token.to_string()),
+    ]);
+    if !c.folder_id.is_empty() {
+        options.insert("root_folder_id".to_owned(), c.folder_id.clone());
+    }
+    RcloneConfig {
+        backend: "drive".to_owned(),
+        options,
+        root: String::new(),
+    }
 }
 
 impl RcloneRemote {
     pub async fn open(bin: &Path, config: &RcloneConfig) -> Result<Self, StorageError> {
-        let providers: Vec<Provider> =
-            serde_json::from_slice(&output(bin, &["config", "providers"], &[], None).await?)
-                .map_err(|e| {
-                    StorageError::Rclone(format!("unreadable `rclone config providers`: {e}"))
-                })?;
+        let providers = providers(bin).await?;
         let provider = providers
             .iter()
             .find(|p| p.name == config.backend)
@@ -139,14 +247,66 @@ impl RcloneRemote {
         output(&self.bin, args, &self.env, stdin).await
     }
 
-    pub async fn write(&self, path: &str, bytes: &[u8]) -> Result<(), StorageError> {
-        self.run(&["rcat", &self.target(path)], Some(bytes))
-            .await
-            .map(drop)
+    /// `rclone rcat`, fed from `reader` through a pipe: rclone uploads as the bytes arrive (in
+    /// chunks, for backends that support it) and stores nothing when its input ends in an error.
+    pub async fn write_from(
+        &self,
+        path: &str,
+        reader: &mut (dyn AsyncRead + Send + Unpin),
+    ) -> Result<u64, StorageError> {
+        let mut cmd = command(&self.bin, &["rcat", &self.target(path)], &self.env);
+        cmd.stdin(Stdio::piped());
+        let mut child = spawn(cmd, &self.bin)?;
+        let mut stdin = child
+            .stdin
+            .take()
+            .ok_or_else(|| StorageError::Rclone("rclone's input could not be opened".to_owned()))?;
+        let copied = tokio::io::copy(reader, &mut stdin).await;
+        drop(stdin);
+        match copied {
+            Ok(n) => {
+                let out = child
+                    .wait_with_output()
+                    .await
+                    .map_err(|e| StorageError::Rclone(format!("waiting for rclone: {e}")))?;
+                if out.status.success() {
+                    Ok(n)
+                } else {
+                    Err(reason(&out.stderr))
+                }
+            }
+            Err(e) => {
+                // Stop rclone before it commits a truncated object.
+                let _ = child.kill().await;
+                let _ = self.delete(path).await;
+                match e.kind() {
+                    std::io::ErrorKind::BrokenPipe => {
+                        let out = child.wait_with_output().await.ok();
+                        Err(out.map_or_else(
+                            || StorageError::Rclone("rclone stopped reading".to_owned()),
+                            |o| reason(&o.stderr),
+                        ))
+                    }
+                    _ => Err(StorageError::Source(e)),
+                }
+            }
+        }
     }
 
-    pub async fn read(&self, path: &str) -> Result<Vec<u8>, StorageError> {
-        self.run(&["cat", &self.target(path)], None).await
+    /// `rclone cat`, streamed from its output. The stream ends in an error when rclone fails.
+    pub async fn reader(&self, path: &str) -> Result<ObjectReader, StorageError> {
+        let mut child = spawn(
+            command(&self.bin, &["cat", &self.target(path)], &self.env),
+            &self.bin,
+        )?;
+        let stdout = child.stdout.take().ok_or_else(|| {
+            StorageError::Rclone("rclone's output could not be opened".to_owned())
+        })?;
+        Ok(Box::new(CatReader {
+            stdout,
+            child: Some(child),
+            finishing: None,
+        }))
     }
 
     pub async fn stat(&self, path: &str) -> Result<u64, StorageError> {
@@ -222,5 +382,49 @@ impl RcloneRemote {
             truncated: false,
             disk,
         })
+    }
+}
+
+type Exit = Pin<Box<dyn Future<Output = std::io::Result<std::process::Output>> + Send>>;
+
+/// `rclone cat`'s output, which reports rclone's failure at its end instead of a short read that
+/// would look like a complete object.
+struct CatReader {
+    stdout: ChildStdout,
+    child: Option<Child>,
+    finishing: Option<Exit>,
+}
+
+impl AsyncRead for CatReader {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let this = &mut *self;
+        if this.finishing.is_none() {
+            let before = buf.filled().len();
+            match Pin::new(&mut this.stdout).poll_read(cx, buf) {
+                Poll::Ready(Ok(())) if buf.filled().len() == before => {
+                    // End of output: the exit status decides whether it was the whole object.
+                    let Some(child) = this.child.take() else {
+                        return Poll::Ready(Ok(()));
+                    };
+                    this.finishing = Some(Box::pin(child.wait_with_output()));
+                }
+                other => return other,
+            }
+        }
+        let Some(finishing) = this.finishing.as_mut() else {
+            return Poll::Ready(Ok(()));
+        };
+        match finishing.as_mut().poll(cx) {
+            Poll::Pending => Poll::Pending,
+            Poll::Ready(Ok(out)) if out.status.success() => Poll::Ready(Ok(())),
+            Poll::Ready(Ok(out)) => {
+                Poll::Ready(Err(std::io::Error::other(reason(&out.stderr).to_string())))
+            }
+            Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
+        }
     }
 }

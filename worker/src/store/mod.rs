@@ -4,6 +4,8 @@
 pub mod audit;
 pub mod commands;
 pub mod nodes;
+pub mod oauth_sessions;
+pub mod rclone_backends;
 pub mod sessions;
 pub mod storage_targets;
 pub mod system;

@@ -517,6 +517,15 @@ pub struct AgentProcess {
 
 impl AgentProcess {
     pub fn start(server_url: &str, token: &str) -> Result<Self> {
+        Self::start_with(server_url, token, true)
+    }
+
+    /// An agent on a machine without rclone: no `STOWAGE_RCLONE`, and an empty PATH.
+    pub fn start_without_rclone(server_url: &str, token: &str) -> Result<Self> {
+        Self::start_with(server_url, token, false)
+    }
+
+    fn start_with(server_url: &str, token: &str, with_rclone: bool) -> Result<Self> {
         let dir = tempfile::Builder::new()
             .prefix("stowage-agent-")
             .tempdir()?;
@@ -524,9 +533,14 @@ impl AgentProcess {
         std::fs::write(&token_file, token)?;
         let log = std::fs::File::create(dir.path().join("agent.log"))?;
         let mut cmd = Command::new(agent_binary()?);
-        // The project's rclone, so rclone targets work (and are reported) like on a real node.
-        if let Ok(rclone) = rclone_binary() {
-            cmd.env("STOWAGE_RCLONE", rclone);
+        cmd.env_remove("STOWAGE_RCLONE");
+        if with_rclone {
+            // The project's rclone, so rclone targets work (and are reported) like on a real node.
+            cmd.env("STOWAGE_RCLONE", rclone_binary()?);
+        } else {
+            let empty = dir.path().join("empty-path");
+            std::fs::create_dir(&empty)?;
+            cmd.env("PATH", empty);
         }
         let child = cmd
             .args(["run", "--server", server_url, "--token-file"])
@@ -737,9 +751,11 @@ impl RcloneServer {
         cmd.args([
             "serve",
             protocol,
-            // No directory cache: tests also put files straight into the served directory.
+            // A short directory cache: tests also put files straight into the served directory.
+            // Not 0s: with a zero cache time rclone 1.75 `serve s3` busy-loops on every core after
+            // the first write, which starves everything else the tests run.
             "--dir-cache-time",
-            "0s",
+            "100ms",
             "--addr",
             &format!("127.0.0.1:{port}"),
             "--config",

@@ -83,6 +83,10 @@ pub enum Store {
     /// A directory on this machine: walked directly, and its file system asked for free space.
     Local(PathBuf, Operator),
     Dal(Operator),
+    /// OpenDAL uploads to a temporary name and renames it into place when the upload is closed. FTP
+    /// cannot abort an upload (the connection would be left mid-transfer), so a write whose source
+    /// fails is closed and the object deleted at once.
+    Ftp(Operator),
     /// OpenDAL for everything but writes, which stream through [`webdav::WebdavPut`].
     Webdav(Operator, webdav::WebdavPut),
     Rclone(rclone::RcloneRemote),
@@ -158,7 +162,8 @@ impl Store {
                     .user(&c.username)
                     .password(&c.password)
                     .root(&root(&c.base_path));
-                Operator::new(b)?
+                let op = Operator::new(b)?.layer(RetryLayer::new().with_max_times(3));
+                return Ok(Store::Ftp(op));
             }
             StorageConfig::AzureBlob(c) => {
                 let endpoint = if c.endpoint.is_empty() {
@@ -207,7 +212,10 @@ impl Store {
         reader: &mut (dyn AsyncRead + Send + Unpin),
     ) -> Result<u64, StorageError> {
         match self {
-            Store::Local(_, op) | Store::Dal(op) => dal_write(op, path, reader).await,
+            Store::Local(_, op) | Store::Dal(op) => {
+                dal_write(op, path, reader, Cleanup::Abort).await
+            }
+            Store::Ftp(op) => dal_write(op, path, reader, Cleanup::FinishAndDelete).await,
             Store::Webdav(op, put) => put.write_from(op, path, reader).await,
             Store::Rclone(r) => r.write_from(path, reader).await,
             Store::Sftp(s) => s.write_from(path, reader).await,
@@ -217,14 +225,16 @@ impl Store {
     /// The object's bytes as a stream.
     pub async fn reader(&self, path: &str) -> Result<ObjectReader, StorageError> {
         match self {
-            Store::Local(_, op) | Store::Dal(op) | Store::Webdav(op, _) => Ok(Box::new(
-                op.reader_with(path)
-                    .chunk(WRITE_CHUNK)
-                    .await?
-                    .into_futures_async_read(..)
-                    .await?
-                    .compat(),
-            )),
+            Store::Local(_, op) | Store::Dal(op) | Store::Ftp(op) | Store::Webdav(op, _) => {
+                Ok(Box::new(
+                    op.reader_with(path)
+                        .chunk(WRITE_CHUNK)
+                        .await?
+                        .into_futures_async_read(..)
+                        .await?
+                        .compat(),
+                ))
+            }
             Store::Rclone(r) => r.reader(path).await,
             Store::Sftp(s) => s.reader(path).await,
         }
@@ -248,7 +258,7 @@ impl Store {
     /// The object's size in bytes.
     pub async fn stat(&self, path: &str) -> Result<u64, StorageError> {
         match self {
-            Store::Local(_, op) | Store::Dal(op) | Store::Webdav(op, _) => {
+            Store::Local(_, op) | Store::Dal(op) | Store::Ftp(op) | Store::Webdav(op, _) => {
                 Ok(op.stat(path).await?.content_length())
             }
             Store::Rclone(r) => r.stat(path).await,
@@ -259,7 +269,7 @@ impl Store {
     /// Paths of the objects directly under `dir` (`""` for the root); directories are left out.
     pub async fn list(&self, dir: &str) -> Result<Vec<String>, StorageError> {
         match self {
-            Store::Local(_, op) | Store::Dal(op) | Store::Webdav(op, _) => Ok(op
+            Store::Local(_, op) | Store::Dal(op) | Store::Ftp(op) | Store::Webdav(op, _) => Ok(op
                 .list(dir)
                 .await?
                 .into_iter()
@@ -274,7 +284,7 @@ impl Store {
     /// Deleting an object that is already gone succeeds.
     pub async fn delete(&self, path: &str) -> Result<(), StorageError> {
         match self {
-            Store::Local(_, op) | Store::Dal(op) | Store::Webdav(op, _) => {
+            Store::Local(_, op) | Store::Dal(op) | Store::Ftp(op) | Store::Webdav(op, _) => {
                 Ok(op.delete(path).await?)
             }
             Store::Rclone(r) => r.delete(path).await,
@@ -294,7 +304,7 @@ impl Store {
                     .await
                     .map_err(|e| StorageError::Unsupported(format!("usage walk stopped: {e}")))?
             }
-            Store::Dal(op) | Store::Webdav(op, _) => {
+            Store::Dal(op) | Store::Ftp(op) | Store::Webdav(op, _) => {
                 let mut usage = MeasuredUsage::default();
                 let mut lister = op.lister_with("").recursive(true).await?;
                 while let Some(entry) = lister.try_next().await? {
@@ -319,12 +329,21 @@ impl Store {
 /// Where a local-disk target keeps objects being written; left out of listings and usage.
 const PARTIAL_DIR: &str = ".stowage-partial";
 
-/// Uploads `reader` in [`WRITE_CHUNK`] pieces; on any error the upload is aborted (for S3 that
-/// removes the parts already sent).
+/// How a failed upload is cleaned up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Cleanup {
+    /// The backend aborts uploads (for S3 that removes the parts already sent).
+    Abort,
+    /// The backend cannot abort: the upload is finished and the object deleted.
+    FinishAndDelete,
+}
+
+/// Uploads `reader` in [`WRITE_CHUNK`] pieces; on any error nothing is left at `path`.
 async fn dal_write(
     op: &Operator,
     path: &str,
     reader: &mut (dyn AsyncRead + Send + Unpin),
+    cleanup: Cleanup,
 ) -> Result<u64, StorageError> {
     let mut writer = op
         .writer_with(path)
@@ -351,7 +370,15 @@ async fn dal_write(
     }
     .await;
     if let Err(e) = outcome {
-        let _ = writer.abort().await;
+        match cleanup {
+            Cleanup::Abort => {
+                let _ = writer.abort().await;
+            }
+            Cleanup::FinishAndDelete => {
+                let _ = writer.close().await;
+                let _ = op.delete(path).await;
+            }
+        }
         return Err(e);
     }
     Ok(written)

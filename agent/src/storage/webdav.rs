@@ -69,7 +69,8 @@ impl WebdavPut {
         if let Some((user, pass)) = &self.auth {
             request = request.basic_auth(user, Some(pass));
         }
-        let pump = async {
+        // `move`: the sender must drop when the source ends, or the body would never finish.
+        let pump = async move {
             let mut total = 0u64;
             loop {
                 let mut piece = Vec::with_capacity(WRITE_CHUNK.min(1 << 20));

@@ -7,5 +7,7 @@ mod errors;
 mod health;
 mod nodes;
 mod schema;
+mod ssh;
 mod storage;
+mod storage_layer;
 mod tokens;

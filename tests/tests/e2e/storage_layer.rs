@@ -1,0 +1,300 @@
+//! The agent's storage layer against real servers (`rclone serve` S3, WebDAV, FTP and SFTP, a local
+//! directory, and an rclone remote): objects larger than one upload piece go in as streams and come
+//! back byte for byte; listing, overwrite and delete behave the same on every backend; a write whose
+//! source fails leaves nothing behind.
+
+use super::ssh::Key;
+use anyhow::{Context, Result, ensure};
+use serde_json::json;
+use sha2::{Digest, Sha256};
+use stowage_agent::storage::{Store, Tools, WRITE_CHUNK};
+use stowage_shared::storage::{StorageConfig, StorageType};
+use stowage_tests::{RcloneServer, rclone_binary};
+use tokio::io::{AsyncRead, AsyncReadExt};
+
+/// Bytes that differ from position to position, so a dropped or repeated piece shows.
+fn pattern(len: usize) -> Vec<u8> {
+    (0..len)
+        .map(|i| (i.wrapping_mul(31) ^ (i >> 13)) as u8)
+        .collect()
+}
+
+/// A source that yields `good` bytes and then fails, like a backup whose input broke.
+struct Broken {
+    good: usize,
+}
+
+impl AsyncRead for Broken {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        if self.good == 0 {
+            return std::task::Poll::Ready(Err(std::io::Error::other("the source broke")));
+        }
+        let n = self.good.min(buf.remaining());
+        buf.put_slice(&vec![7; n]);
+        self.good -= n;
+        std::task::Poll::Ready(Ok(()))
+    }
+}
+
+fn files_under(dir: &std::path::Path) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for entry in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                stack.push(path);
+            } else {
+                out.push(path.to_string_lossy().into_owned());
+            }
+        }
+    }
+    out
+}
+
+async fn round_trip(name: &str, store: &Store, served: &std::path::Path) -> Result<()> {
+    let big = pattern(2 * WRITE_CHUNK + 54_321);
+    let path = "2026/11/28/task-1/backup.tar.zst";
+    let mut source = big.as_slice();
+    let written = store
+        .write_from(path, &mut source)
+        .await
+        .with_context(|| format!("{name}: streamed write"))?;
+    ensure!(written == big.len() as u64, "{name}: wrote {written} bytes");
+    ensure!(
+        store.stat(path).await? == big.len() as u64,
+        "{name}: stat size"
+    );
+    let mut back = Vec::new();
+    store
+        .reader(path)
+        .await
+        .with_context(|| format!("{name}: open reader"))?
+        .read_to_end(&mut back)
+        .await
+        .with_context(|| format!("{name}: streamed read"))?;
+    ensure!(
+        Sha256::digest(&back) == Sha256::digest(&big),
+        "{name}: read back {} bytes that differ from the {} written",
+        back.len(),
+        big.len()
+    );
+    store
+        .write("2026/11/28/task-1/manifest.json", b"{}")
+        .await?;
+    let mut listed = store.list("2026/11/28/task-1/").await?;
+    listed.sort();
+    ensure!(
+        listed
+            == [
+                "2026/11/28/task-1/backup.tar.zst",
+                "2026/11/28/task-1/manifest.json"
+            ],
+        "{name}: listing {listed:?}"
+    );
+    // Overwriting replaces the whole object.
+    store.write(path, b"smaller").await?;
+    ensure!(store.read(path).await? == b"smaller", "{name}: overwrite");
+    // A source that fails midway leaves no object and no partial upload behind.
+    let broken_path = "2026/11/28/task-1/broken.tar.zst";
+    let err = store
+        .write_from(
+            broken_path,
+            &mut Broken {
+                good: WRITE_CHUNK + 99,
+            },
+        )
+        .await
+        .err()
+        .with_context(|| format!("{name}: a failing source must fail the write"))?;
+    ensure!(
+        err.to_string().contains("the source broke"),
+        "{name}: the error names the source: {err}"
+    );
+    ensure!(
+        store.stat(broken_path).await.is_err(),
+        "{name}: nothing is left at the path of a failed write"
+    );
+    for path in [path, "2026/11/28/task-1/manifest.json"] {
+        store.delete(path).await?;
+        store
+            .delete(path)
+            .await
+            .with_context(|| format!("{name}: deleting twice"))?;
+        ensure!(store.stat(path).await.is_err(), "{name}: {path} deleted");
+    }
+    ensure!(
+        store.list("2026/11/28/task-1/").await?.is_empty(),
+        "{name}: empty after deletes"
+    );
+    let left: Vec<String> = files_under(served)
+        .into_iter()
+        .filter(|f| !f.ends_with("rclone.log"))
+        .collect();
+    ensure!(
+        left.is_empty(),
+        "{name}: files left on the server: {left:?}"
+    );
+    Ok(())
+}
+
+async fn open(kind: StorageType, config: serde_json::Value, tools: &Tools) -> Result<Store> {
+    let config = StorageConfig::parse(kind, &config)?;
+    Store::open(&config, tools)
+        .await
+        .with_context(|| format!("opening {}", kind.as_str()))
+}
+
+#[tokio::test]
+async fn every_backend_streams_round_trips_and_cleans_up() -> Result<()> {
+    let tools = Tools {
+        rclone: Some(rclone_binary()?),
+    };
+    let local = tempfile::tempdir()?;
+    let s3 =
+        RcloneServer::start("s3", &[("RCLONE_AUTH_KEY", "\"layer-key,layer-secret\"")]).await?;
+    std::fs::create_dir(s3.data().join("bucket"))?;
+    let dav =
+        RcloneServer::start("webdav", &[("RCLONE_USER", "u"), ("RCLONE_PASS", "dav-pw")]).await?;
+    let ftp =
+        RcloneServer::start("ftp", &[("RCLONE_USER", "u"), ("RCLONE_PASS", "ftp-pw")]).await?;
+
+    let keys = tempfile::tempdir()?;
+    let host = Key::new(1);
+    let client = Key::new(2);
+    let authorized = keys.path().join("authorized_keys");
+    std::fs::write(&authorized, format!("{}\n", client.public_line()?))?;
+    let host_file = host.write_private(keys.path(), "host_ed25519")?;
+    let sftp = RcloneServer::start(
+        "sftp",
+        &[
+            ("RCLONE_USER", "u"),
+            ("RCLONE_PASS", "sftp-pw"),
+            ("RCLONE_KEY", &host_file.to_string_lossy()),
+            ("RCLONE_AUTHORIZED_KEYS", &authorized.to_string_lossy()),
+        ],
+    )
+    .await?;
+
+    let cases = [
+        (
+            "local_disk",
+            open(StorageType::LocalDisk, json!({"basePath": local.path()}), &tools).await?,
+            local.path().to_path_buf(),
+        ),
+        (
+            "s3 (multipart)",
+            open(
+                StorageType::S3,
+                json!({"endpoint": format!("http://127.0.0.1:{}", s3.port), "bucket": "bucket",
+                       "accessKeyId": "layer-key", "secretAccessKey": "layer-secret",
+                       "forcePathStyle": true, "prefix": "p"}),
+                &tools,
+            )
+            .await?,
+            s3.data(),
+        ),
+        (
+            "webdav",
+            open(
+                StorageType::Webdav,
+                json!({"endpoint": format!("http://127.0.0.1:{}", dav.port), "username": "u",
+                       "password": "dav-pw", "basePath": "base"}),
+                &tools,
+            )
+            .await?,
+            dav.data(),
+        ),
+        (
+            "ftp",
+            open(
+                StorageType::Ftp,
+                json!({"host": "127.0.0.1", "port": ftp.port, "username": "u", "password": "ftp-pw",
+                       "basePath": "base"}),
+                &tools,
+            )
+            .await?,
+            ftp.data(),
+        ),
+        (
+            "sftp (password, host key pinned)",
+            open(
+                StorageType::Sftp,
+                json!({"host": "127.0.0.1", "port": sftp.port, "username": "u", "password": "sftp-pw",
+                       "hostKey": host.public_line()?, "basePath": "base"}),
+                &tools,
+            )
+            .await?,
+            sftp.data(),
+        ),
+        (
+            "sftp (private key, fingerprint pinned)",
+            open(
+                StorageType::Sftp,
+                json!({"host": "127.0.0.1", "port": sftp.port, "username": "u",
+                       "privateKey": client.private_pem()?, "hostKey": host.fingerprint()}),
+                &tools,
+            )
+            .await?,
+            sftp.data(),
+        ),
+        (
+            "rclone (sftp backend)",
+            open(
+                StorageType::Rclone,
+                json!({"backend": "sftp", "root": "via-rclone", "options": {
+                    "host": "127.0.0.1", "port": sftp.port.to_string(), "user": "u", "pass": "sftp-pw"}}),
+                &tools,
+            )
+            .await?,
+            sftp.data(),
+        ),
+    ];
+    for (name, store, served) in &cases {
+        round_trip(name, store, served).await?;
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn sftp_refuses_a_wrong_host_key_and_wrong_credentials() -> Result<()> {
+    let keys = tempfile::tempdir()?;
+    let host = Key::new(3);
+    let impostor = Key::new(4);
+    let host_file = host.write_private(keys.path(), "host_ed25519")?;
+    let sftp = RcloneServer::start(
+        "sftp",
+        &[
+            ("RCLONE_USER", "u"),
+            ("RCLONE_PASS", "right-pw"),
+            ("RCLONE_KEY", &host_file.to_string_lossy()),
+        ],
+    )
+    .await?;
+    let attempt = |host_key: String, password: &str| {
+        json!({"host": "127.0.0.1", "port": sftp.port, "username": "u", "password": password,
+               "hostKey": host_key})
+    };
+    let open_err = |config: serde_json::Value| async move {
+        let config = StorageConfig::parse(StorageType::Sftp, &config)?;
+        match Store::open(&config, &Tools::default()).await {
+            Ok(_) => anyhow::bail!("the connection should have been refused"),
+            Err(e) => Ok::<_, anyhow::Error>(e.to_string()),
+        }
+    };
+    let mismatch = open_err(attempt(impostor.public_line()?, "right-pw")).await?;
+    ensure!(
+        mismatch.contains("host key mismatch") && mismatch.contains(&host.fingerprint()),
+        "a wrong host key is refused and the presented key named: {mismatch}"
+    );
+    let refused = open_err(attempt(host.fingerprint(), "wrong-pw")).await?;
+    ensure!(
+        refused.contains("authentication failed") && !refused.contains("wrong-pw"),
+        "a wrong password is refused without echoing it: {refused}"
+    );
+    Ok(())
+}

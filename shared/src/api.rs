@@ -373,8 +373,10 @@ pub struct RcloneOption {
     /// The first line of rclone's help text.
     pub help: String,
     pub required: bool,
-    /// rclone marks it a password or sensitive: Stowage seals and masks it.
+    /// rclone marks it a password: Stowage seals and masks it.
     pub secret: bool,
+    /// rclone redacts it from its logs (host and user names, for example).
+    pub sensitive: bool,
     /// rclone lists it under advanced options.
     pub advanced: bool,
     /// The default as rclone prints it (empty when none).

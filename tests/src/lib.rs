@@ -812,3 +812,63 @@ impl Drop for RcloneServer {
         let _ = self.child.wait();
     }
 }
+
+/// The local stand-in for Google's OAuth token endpoint (`tests/fixtures/oauth_token_standin.py`,
+/// run by the machine's `python3`, which `make install` needs anyway for rclone).
+#[derive(Debug)]
+pub struct OauthStandIn {
+    child: Child,
+    _dir: tempfile::TempDir,
+    log: PathBuf,
+    pub port: u16,
+}
+
+impl OauthStandIn {
+    pub fn start() -> Result<Self> {
+        let dir = tempfile::Builder::new()
+            .prefix("stowage-oauth-")
+            .tempdir()?;
+        let log = dir.path().join("requests.jsonl");
+        let mut child = Command::new("python3")
+            .arg(repo_root().join("tests/fixtures/oauth_token_standin.py"))
+            .arg(&log)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .process_group(0)
+            .spawn()
+            .context("the OAuth stand-in needs python3 on PATH")?;
+        let stdout = child.stdout.take().context("the OAuth stand-in's output")?;
+        let mut line = String::new();
+        BufReader::new(stdout).read_line(&mut line)?;
+        let port = line
+            .trim()
+            .parse()
+            .with_context(|| format!("the OAuth stand-in printed {line:?} instead of its port"))?;
+        Ok(Self {
+            child,
+            _dir: dir,
+            log,
+            port,
+        })
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+
+    /// The forms posted to the stand-in so far, oldest first.
+    pub fn requests(&self) -> Result<Vec<Value>> {
+        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
+        text.lines()
+            .map(|l| serde_json::from_str(l).context("a stand-in log line"))
+            .collect()
+    }
+}
+
+impl Drop for OauthStandIn {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

@@ -82,7 +82,8 @@ pub async fn backends(bin: &Path) -> Result<Vec<RcloneBackend>, StorageError> {
                 .map(|o| RcloneOption {
                     help: o.help.lines().next().unwrap_or_default().to_owned(),
                     required: o.required,
-                    secret: o.is_password || o.sensitive,
+                    secret: o.is_password,
+                    sensitive: o.sensitive,
                     advanced: o.advanced,
                     default: match o.default {
                         serde_json::Value::String(s) => s,

@@ -57,8 +57,10 @@ impl WebdavPut {
         reader: &mut (dyn AsyncRead + Send + Unpin),
     ) -> Result<u64, StorageError> {
         let path = path.trim_start_matches('/');
-        if let Some((parent, _)) = path.rsplit_once('/') {
-            op.create_dir(&format!("{parent}/")).await?;
+        // The target's base path and the object's directories (PUT does not create them).
+        match path.rsplit_once('/') {
+            Some((parent, _)) => op.create_dir(&format!("{parent}/")).await?,
+            None => op.create_dir("/").await?,
         }
         let partial = format!("{path}.partial");
         // Two pieces in flight at most: the one being sent and the one being read.

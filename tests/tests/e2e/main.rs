@@ -4,8 +4,10 @@
 mod auth;
 mod cron;
 mod errors;
+mod google_drive;
 mod health;
 mod nodes;
+mod rclone_backends;
 mod schema;
 mod ssh;
 mod storage;

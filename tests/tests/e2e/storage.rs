@@ -22,7 +22,7 @@ fn s3_target(name: &str) -> Value {
 }
 
 /// Every file of the server's local D1, as one lossy string, for grepping.
-fn d1_bytes(server: &Server) -> Result<String> {
+pub fn d1_bytes(server: &Server) -> Result<String> {
     let mut all = Vec::new();
     let mut stack = vec![server.state_dir().to_path_buf()];
     while let Some(dir) = stack.pop() {
@@ -373,11 +373,25 @@ async fn connection_tests_run_on_an_agent_against_real_servers() -> Result<()> {
     .await?;
     let ftp_config = json!({"name": "ftp", "type": "ftp", "config": {
         "host": "127.0.0.1", "port": ftp.port, "username": "ftpuser", "password": "ftp-secret", "basePath": "stowage"}});
+    let keys = tempfile::tempdir()?;
+    let host_key = super::ssh::Key::new(9);
+    let host_key_file = host_key.write_private(keys.path(), "host_ed25519")?;
     let sftp = RcloneServer::start(
         "sftp",
-        &[("RCLONE_USER", "sftpuser"), ("RCLONE_PASS", "sftp-secret")],
+        &[
+            ("RCLONE_USER", "sftpuser"),
+            ("RCLONE_PASS", "sftp-secret"),
+            ("RCLONE_KEY", &host_key_file.to_string_lossy()),
+        ],
     )
     .await?;
+    // Stowage's own SFTP client, with the server's host key pinned.
+    let sftp_config = |pass: &str, pinned: &str| {
+        json!({"name": "sftp", "type": "sftp", "config": {
+            "host": "127.0.0.1", "port": sftp.port, "username": "sftpuser", "password": pass,
+            "hostKey": pinned, "basePath": "native"}})
+    };
+    let pinned = host_key.public_line()?;
     // Any rclone remote, here rclone's own SFTP client; the agent obscures `pass` for rclone.
     let rclone_config = |pass: &str| {
         json!({"name": "via-rclone", "type": "rclone", "config": {
@@ -397,6 +411,7 @@ async fn connection_tests_run_on_an_agent_against_real_servers() -> Result<()> {
         dav_config(DAV_PASSWORD),
         ftp_config,
         rclone_config("sftp-secret"),
+        sftp_config("sftp-secret", &pinned),
     ] {
         let reply = server
             .post(routes::STORAGE_TARGETS_TEST, Some(&admin), &body)
@@ -411,6 +426,14 @@ async fn connection_tests_run_on_an_agent_against_real_servers() -> Result<()> {
         (s3_config("not-the-secret-key"), "SignatureDoesNotMatch"),
         (dav_config("not-the-dav-password"), "write failed"),
         (rclone_config("not-the-sftp-secret"), "rclone:"),
+        (
+            sftp_config("not-the-sftp-secret", &pinned),
+            "authentication failed",
+        ),
+        (
+            sftp_config("sftp-secret", &super::ssh::Key::new(10).fingerprint()),
+            "host key mismatch",
+        ),
     ] {
         let reply = server
             .post(routes::STORAGE_TARGETS_TEST, Some(&admin), &body)

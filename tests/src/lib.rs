@@ -872,3 +872,87 @@ impl Drop for OauthStandIn {
         let _ = self.child.wait();
     }
 }
+
+/// Azurite, Microsoft's Azure Storage emulator (npm `azurite`, installed by `make install`),
+/// serving blobs on a free port with a container made for the test.
+#[derive(Debug)]
+pub struct Azurite {
+    child: Child,
+    _dir: tempfile::TempDir,
+    pub port: u16,
+}
+
+impl Azurite {
+    /// Azurite's fixed development account and its published key.
+    pub const ACCOUNT: &str = "devstoreaccount1";
+    pub const KEY: &str =
+        "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==";
+
+    pub async fn start(container: &str) -> Result<Self> {
+        let dir = tempfile::Builder::new()
+            .prefix("stowage-azurite-")
+            .tempdir()?;
+        let port = std::net::TcpListener::bind("127.0.0.1:0")?
+            .local_addr()?
+            .port();
+        let bin = repo_root().join("node_modules/.bin/azurite-blob");
+        ensure!(
+            bin.exists(),
+            "{} is missing: run `make install` (npm ci installs azurite)",
+            bin.display()
+        );
+        let log = std::fs::File::create(dir.path().join("azurite.log"))?;
+        let mut child = Command::new(&bin)
+            .args(["--blobHost", "127.0.0.1", "--blobPort", &port.to_string()])
+            .arg("--location")
+            .arg(dir.path())
+            .args(["--silent", "--skipApiVersionCheck"])
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .process_group(0)
+            .spawn()
+            .context("spawning azurite-blob")?;
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            if let Some(status) = child.try_wait()? {
+                bail!("azurite exited with {status}");
+            }
+            ensure!(Instant::now() < deadline, "azurite never listened");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let server = Self {
+            child,
+            _dir: dir,
+            port,
+        };
+        // The container, made with rclone's Azure client (OpenDAL does not create containers).
+        let out = Command::new(rclone_binary()?)
+            .args(["mkdir", &format!("AZ:{container}"), "--config", "/dev/null"])
+            .env("RCLONE_CONFIG_AZ_TYPE", "azureblob")
+            .env("RCLONE_CONFIG_AZ_ACCOUNT", Self::ACCOUNT)
+            .env("RCLONE_CONFIG_AZ_KEY", Self::KEY)
+            .env("RCLONE_CONFIG_AZ_ENDPOINT", server.endpoint())
+            .output()?;
+        ensure!(
+            out.status.success(),
+            "creating the container: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        Ok(server)
+    }
+
+    /// The blob endpoint, path-style as Azurite serves it.
+    pub fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}/{}", self.port, Self::ACCOUNT)
+    }
+}
+
+impl Drop for Azurite {
+    fn drop(&mut self) {
+        if let Ok(pid) = i32::try_from(self.child.id()) {
+            let _ = killpg(Pid::from_raw(pid), Signal::SIGKILL);
+        }
+        let _ = self.child.wait();
+    }
+}

@@ -371,8 +371,11 @@ async fn connection_tests_run_on_an_agent_against_real_servers() -> Result<()> {
         &[("RCLONE_USER", "ftpuser"), ("RCLONE_PASS", "ftp-secret")],
     )
     .await?;
-    let ftp_config = json!({"name": "ftp", "type": "ftp", "config": {
-        "host": "127.0.0.1", "port": ftp.port, "username": "ftpuser", "password": "ftp-secret", "basePath": "stowage"}});
+    let ftp_config = |password: &str| {
+        json!({"name": "ftp", "type": "ftp", "config": {
+            "host": "127.0.0.1", "port": ftp.port, "username": "ftpuser", "password": password,
+            "basePath": "stowage"}})
+    };
     let keys = tempfile::tempdir()?;
     let host_key = super::ssh::Key::new(9);
     let host_key_file = host_key.write_private(keys.path(), "host_ed25519")?;
@@ -409,7 +412,7 @@ async fn connection_tests_run_on_an_agent_against_real_servers() -> Result<()> {
         local_target.clone(),
         s3_config(SECRET_KEY),
         dav_config(DAV_PASSWORD),
-        ftp_config,
+        ftp_config("ftp-secret"),
         rclone_config("sftp-secret"),
         sftp_config("sftp-secret", &pinned),
     ] {
@@ -426,6 +429,7 @@ async fn connection_tests_run_on_an_agent_against_real_servers() -> Result<()> {
         (s3_config("not-the-secret-key"), "SignatureDoesNotMatch"),
         (dav_config("not-the-dav-password"), "write failed"),
         (rclone_config("not-the-sftp-secret"), "rclone:"),
+        (ftp_config("not-the-ftp-secret"), "530 Incorrect password"),
         (
             sftp_config("not-the-sftp-secret", &pinned),
             "authentication failed",
@@ -556,6 +560,7 @@ async fn connection_tests_run_on_an_agent_against_real_servers() -> Result<()> {
     for reply in &replies {
         for secret in [
             "sftp-secret",
+            "ftp-secret",
             SECRET_KEY,
             DAV_PASSWORD,
             "not-the-secret-key",

@@ -387,6 +387,22 @@ impl Server {
         self.post(routes::AUTH_LOGIN, None, &body).await
     }
 
+    /// Waits until node `id` is online (its agent's heartbeats arrive) and returns it.
+    pub async fn wait_online(&self, admin: &str, id: i64) -> Result<api::NodeOutput> {
+        eventually(
+            "the node to come online",
+            Duration::from_secs(20),
+            || async {
+                let n: api::NodeOutput = self
+                    .get(&routes::node(id), Some(admin))
+                    .await?
+                    .expect_ok()?;
+                Ok((n.status == api::NodeStatus::Online).then_some(n))
+            },
+        )
+        .await
+    }
+
     /// Creates the first administrator and returns its token.
     pub async fn admin(&self, username: &str, password: &str) -> Result<String> {
         let reply = self.setup(username, password).await?;

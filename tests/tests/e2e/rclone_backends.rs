@@ -3,24 +3,8 @@
 
 use anyhow::Result;
 use serde_json::json;
-use std::time::Duration;
-use stowage_shared::api::{NodeOutput, NodeStatus, NodeWithToken, RcloneBackendsOutput, routes};
-use stowage_tests::{AgentProcess, Server, ServerOptions, eventually};
-
-async fn online(server: &Server, admin: &str, id: i64) -> Result<NodeOutput> {
-    eventually(
-        "the node to come online",
-        Duration::from_secs(20),
-        || async {
-            let n: NodeOutput = server
-                .get(&routes::node(id), Some(admin))
-                .await?
-                .expect_ok()?;
-            Ok((n.status == NodeStatus::Online).then_some(n))
-        },
-    )
-    .await
-}
+use stowage_shared::api::{NodeWithToken, RcloneBackendsOutput, routes};
+use stowage_tests::{AgentProcess, Server, ServerOptions};
 
 #[tokio::test]
 async fn backends_are_reported_by_agents_and_rclone_work_needs_rclone() -> Result<()> {
@@ -50,8 +34,8 @@ async fn backends_are_reported_by_agents_and_rclone_work_needs_rclone() -> Resul
         .expect_ok()?;
     let _a = AgentProcess::start(&server.base_url, with.token.expose())?;
     let _b = AgentProcess::start_without_rclone(&server.base_url, without.token.expose())?;
-    let a = online(&server, &admin, with.node.id).await?;
-    let b = online(&server, &admin, without.node.id).await?;
+    let a = server.wait_online(&admin, with.node.id).await?;
+    let b = server.wait_online(&admin, without.node.id).await?;
     let version = a.capabilities.rclone.clone().expect("rclone reported");
     assert_eq!(b.capabilities.rclone, None);
 

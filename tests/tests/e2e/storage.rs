@@ -299,7 +299,7 @@ fn walk(dir: &std::path::Path) -> Result<Vec<String>> {
 #[tokio::test]
 async fn connection_tests_run_on_an_agent_against_real_servers() -> Result<()> {
     use stowage_shared::api::{NodeWithToken, StorageTestResult};
-    use stowage_tests::{AgentProcess, RcloneServer, ServerOptions, eventually};
+    use stowage_tests::{AgentProcess, RcloneServer, ServerOptions};
 
     let server = Server::start_with(
         ServerOptions::default()
@@ -324,30 +324,16 @@ async fn connection_tests_run_on_an_agent_against_real_servers() -> Result<()> {
         .await?
         .expect_ok()?;
     let _agent = AgentProcess::start(&server.base_url, node.token.expose())?;
-    eventually(
-        "the node to come online",
-        std::time::Duration::from_secs(20),
-        || async {
-            let n: stowage_shared::api::NodeOutput = server
-                .get(&routes::node(node.node.id), Some(&admin))
-                .await?
-                .expect_ok()?;
-            Ok((n.status == stowage_shared::api::NodeStatus::Online).then_some(n))
-        },
-    )
-    .await
-    .and_then(|n| {
-        // The heartbeat reports the rclone the agent will use.
-        anyhow::ensure!(
-            n.capabilities
-                .rclone
-                .as_deref()
-                .is_some_and(|v| v.starts_with("rclone v")),
-            "rclone is reported: {:?}",
-            n.capabilities
-        );
-        Ok(())
-    })?;
+    let n = server.wait_online(&admin, node.node.id).await?;
+    // The heartbeat reports the rclone the agent will use.
+    assert!(
+        n.capabilities
+            .rclone
+            .as_deref()
+            .is_some_and(|v| v.starts_with("rclone v")),
+        "rclone is reported: {:?}",
+        n.capabilities
+    );
 
     let s3 = RcloneServer::start(
         "s3",

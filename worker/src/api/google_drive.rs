@@ -3,13 +3,13 @@
 //! refresh token and creates (or reconnects) the `google_drive` target with it sealed.
 
 use super::Ctx;
-use super::storage_targets::{detail, find, name_exists, open_config, seal_config};
+use super::storage_targets::{Plain, find, insert, name_exists, open_config, rewrite};
 use crate::auth;
 use crate::config::AppState;
 use crate::error::ApiError;
 use crate::seal::Sealer;
 use crate::store::oauth_sessions;
-use crate::store::storage_targets::{self as targets, Fields};
+use crate::store::storage_targets as targets;
 use crate::{google, http};
 use chrono::Duration;
 use serde::{Deserialize, Serialize};
@@ -221,47 +221,21 @@ pub async fn complete(mut ctx: Ctx<'_>) -> Result<Response, ApiError> {
     )
     .map_err(|e| invalid(e.to_string()))?;
 
-    if let Some(id) = draft.target_id {
-        let row = find(&db, id).await?;
-        stored_drive_config(&sealer, &row)?;
-        let sealed = seal_config(&sealer, &row.uid, &drive)?;
-        let fields = Fields {
-            name: &row.name,
-            description: &row.description,
-            enabled: row.enabled != 0,
-            config_sealed: &sealed,
-            quota_bytes: row.quota_bytes,
-        };
-        if !targets::update(&db, id, &fields, true, &now).await? {
-            return Err(name_exists(&row.name));
+    match draft.target_id {
+        Some(id) => {
+            let row = find(&db, id).await?;
+            stored_drive_config(&sealer, &row)?;
+            let plain = Plain::of(&row);
+            rewrite(&ctx, &db, &sealer, &principal, &row, plain, &drive).await
         }
-        ctx.audit_success(
-            &db,
-            &principal,
-            "storage_target.update",
-            ("storage_target", id),
-        )
-        .await?;
-        return http::ok(&detail(&sealer, &find(&db, id).await?)?);
+        None => {
+            let plain = Plain {
+                name: &draft.name,
+                description: &draft.description,
+                enabled: true,
+                quota_bytes: 0,
+            };
+            insert(&ctx, &db, &sealer, &principal, plain, &drive).await
+        }
     }
-    let uid = auth::new_session_id()?;
-    let sealed = seal_config(&sealer, &uid, &drive)?;
-    let fields = Fields {
-        name: &draft.name,
-        description: &draft.description,
-        enabled: true,
-        config_sealed: &sealed,
-        quota_bytes: 0,
-    };
-    let id = targets::create(&db, &uid, StorageType::GoogleDrive.as_str(), &fields, &now)
-        .await?
-        .ok_or_else(|| name_exists(&draft.name))?;
-    ctx.audit_success(
-        &db,
-        &principal,
-        "storage_target.create",
-        ("storage_target", id),
-    )
-    .await?;
-    http::created(&detail(&sealer, &find(&db, id).await?)?)
 }

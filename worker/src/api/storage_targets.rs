@@ -3,7 +3,7 @@
 
 use super::nodes::{self as node_api, Needs};
 use super::{Ctx, rpc};
-use crate::auth;
+use crate::auth::{self, Principal};
 use crate::config::{AppState, Config};
 use crate::error::ApiError;
 use crate::http;
@@ -132,17 +132,101 @@ async fn read_request(ctx: &mut Ctx<'_>, config: &Config) -> Result<Checked, Api
     })
 }
 
+/// A target's fields besides its config.
+pub(crate) struct Plain<'a> {
+    pub name: &'a str,
+    pub description: &'a str,
+    pub enabled: bool,
+    pub quota_bytes: i64,
+}
+
+impl Plain<'_> {
+    pub(crate) fn of(row: &TargetRow) -> Plain<'_> {
+        Plain {
+            name: &row.name,
+            description: &row.description,
+            enabled: row.enabled != 0,
+            quota_bytes: row.quota_bytes,
+        }
+    }
+}
+
 impl Checked {
-    /// The row fields to write, with the config already sealed.
-    fn fields<'a>(&'a self, config_sealed: &'a str) -> Fields<'a> {
-        Fields {
+    fn plain(&self) -> Plain<'_> {
+        Plain {
             name: &self.name,
             description: &self.description,
             enabled: self.enabled,
-            config_sealed,
             quota_bytes: self.quota_bytes,
         }
     }
+}
+
+/// Seals `config` for a new target, inserts it, audits the creation and answers 201 with it.
+pub(crate) async fn insert(
+    ctx: &Ctx<'_>,
+    db: &D1Database,
+    sealer: &Sealer,
+    principal: &Principal,
+    plain: Plain<'_>,
+    config: &StorageConfig,
+) -> Result<Response, ApiError> {
+    let uid = auth::new_session_id()?;
+    let sealed = seal_config(sealer, &uid, config)?;
+    let fields = Fields {
+        name: plain.name,
+        description: plain.description,
+        enabled: plain.enabled,
+        config_sealed: &sealed,
+        quota_bytes: plain.quota_bytes,
+    };
+    let now = time::format(ctx.now);
+    let id = targets::create(db, &uid, config.kind().as_str(), &fields, &now)
+        .await?
+        .ok_or_else(|| name_exists(plain.name))?;
+    ctx.audit_success(
+        db,
+        principal,
+        "storage_target.create",
+        ("storage_target", id),
+    )
+    .await?;
+    http::created(&detail(sealer, &find(db, id).await?)?)
+}
+
+/// Seals `config` for the existing target `row`, writes it with `plain` (the config version grows
+/// when the config changed), audits the update and answers with the target.
+pub(crate) async fn rewrite(
+    ctx: &Ctx<'_>,
+    db: &D1Database,
+    sealer: &Sealer,
+    principal: &Principal,
+    row: &TargetRow,
+    plain: Plain<'_>,
+    config: &StorageConfig,
+) -> Result<Response, ApiError> {
+    let config_changed = open_config(sealer, row).map_or(true, |stored| stored != *config);
+    let sealed = seal_config(sealer, &row.uid, config)?;
+    let fields = Fields {
+        name: plain.name,
+        description: plain.description,
+        enabled: plain.enabled,
+        config_sealed: &sealed,
+        quota_bytes: plain.quota_bytes,
+    };
+    let now = time::format(ctx.now);
+    if !targets::update(db, row.id, &fields, config_changed, &now).await? {
+        find(db, row.id).await?;
+        return Err(name_exists(plain.name));
+    }
+    ctx.audit_success(
+        db,
+        principal,
+        "storage_target.update",
+        ("storage_target", row.id),
+    )
+    .await?;
+    http::ok(&detail(sealer, &find(db, row.id).await?)?)
 }
 
 fn parse_config(kind: StorageType, json: &Value) -> Result<StorageConfig, ApiError> {
@@ -150,11 +234,7 @@ fn parse_config(kind: StorageType, json: &Value) -> Result<StorageConfig, ApiErr
         .map_err(|e| ApiError::new(ErrorCode::StorageTargetInvalidConfig, e.to_string()))
 }
 
-pub(crate) fn seal_config(
-    sealer: &Sealer,
-    uid: &str,
-    config: &StorageConfig,
-) -> Result<String, ApiError> {
+fn seal_config(sealer: &Sealer, uid: &str, config: &StorageConfig) -> Result<String, ApiError> {
     let plain = serde_json::to_vec(&config.to_json())
         .map_err(|e| ApiError::internal("encode config", e))?;
     sealer.seal(&identity(uid), &plain)
@@ -177,21 +257,7 @@ pub async fn create(mut ctx: Ctx<'_>) -> Result<Response, ApiError> {
     let sealer = config.sealer()?;
     let req = read_request(&mut ctx, &config).await?;
     let parsed = parse_config(req.kind, &req.config)?;
-    let uid = auth::new_session_id()?;
-    let sealed = seal_config(&sealer, &uid, &parsed)?;
-    let fields = req.fields(&sealed);
-    let now = time::format(ctx.now);
-    let id = targets::create(&db, &uid, req.kind.as_str(), &fields, &now)
-        .await?
-        .ok_or_else(|| name_exists(&req.name))?;
-    ctx.audit_success(
-        &db,
-        &principal,
-        "storage_target.create",
-        ("storage_target", id),
-    )
-    .await?;
-    http::created(&detail(&sealer, &find(&db, id).await?)?)
+    insert(&ctx, &db, &sealer, &principal, req.plain(), &parsed).await
 }
 
 pub async fn update(mut ctx: Ctx<'_>) -> Result<Response, ApiError> {
@@ -214,21 +280,7 @@ pub async fn update(mut ctx: Ctx<'_>) -> Result<Response, ApiError> {
     if targets::name_taken(&db, &req.name, id).await? {
         return Err(name_exists(&req.name));
     }
-    let sealed = seal_config(&sealer, &row.uid, &parsed)?;
-    let fields = req.fields(&sealed);
-    let now = time::format(ctx.now);
-    if !targets::update(&db, id, &fields, parsed != stored, &now).await? {
-        find(&db, id).await?;
-        return Err(name_exists(&req.name));
-    }
-    ctx.audit_success(
-        &db,
-        &principal,
-        "storage_target.update",
-        ("storage_target", id),
-    )
-    .await?;
-    http::ok(&detail(&sealer, &find(&db, id).await?)?)
+    rewrite(&ctx, &db, &sealer, &principal, &row, req.plain(), &parsed).await
 }
 
 pub async fn delete(ctx: Ctx<'_>) -> Result<Response, ApiError> {

@@ -38,6 +38,13 @@ pub mod routes {
     pub const RCLONE_BACKENDS: &str = "/api/storage-targets/rclone/backends";
     pub const GOOGLE_DRIVE_AUTH_URL: &str = "/api/storage-targets/google-drive/auth-url";
     pub const GOOGLE_DRIVE_COMPLETE: &str = "/api/storage-targets/google-drive/complete";
+    pub const BACKUP_TASKS: &str = "/api/backup/tasks";
+    pub fn backup_task(id: i64) -> String {
+        format!("{BACKUP_TASKS}/{id}")
+    }
+    pub fn backup_task_toggle(id: i64) -> String {
+        format!("{BACKUP_TASKS}/{id}/toggle")
+    }
     pub fn storage_target_test(id: i64) -> String {
         format!("{STORAGE_TARGETS}/{id}/test")
     }
@@ -655,4 +662,89 @@ mod tests {
         }
         assert_eq!(Role::parse("root"), None);
     }
+}
+
+/// `POST /api/backup/tasks` and `PUT /api/backup/tasks/:id`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct BackupTaskRequest {
+    pub name: String,
+    #[serde(rename = "type")]
+    pub kind: String,
+    #[serde(default)]
+    pub description: String,
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    /// The node whose agent runs the task (for `file` tasks: whose files are backed up).
+    #[serde(default)]
+    pub node_id: i64,
+    #[serde(default)]
+    pub source_paths: Vec<String>,
+    #[serde(default)]
+    pub exclude_patterns: Vec<String>,
+    #[serde(default)]
+    pub storage_target_ids: Vec<i64>,
+    /// Five cron fields or `@daily`-style; empty means the task runs only when asked to.
+    #[serde(default)]
+    pub cron_expr: String,
+    /// IANA time zone the schedule is read in (default `UTC`).
+    #[serde(default)]
+    pub time_zone: String,
+    /// `zstd` (default) or `none`.
+    #[serde(default)]
+    pub compression: String,
+    #[serde(default)]
+    pub compression_level: Option<i32>,
+    #[serde(default)]
+    pub retention: crate::tasks::Retention,
+    #[serde(default)]
+    pub tags: Vec<String>,
+}
+
+/// A storage target as a task shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TaskTargetRef {
+    pub id: i64,
+    pub name: String,
+    #[serde(rename = "type")]
+    pub kind: String,
+}
+
+/// A backup task as the API shows it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BackupTaskOutput {
+    pub id: i64,
+    pub name: String,
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub description: String,
+    pub enabled: bool,
+    pub node_id: i64,
+    pub node_name: String,
+    pub source_paths: Vec<String>,
+    pub exclude_patterns: Vec<String>,
+    pub storage_target_ids: Vec<i64>,
+    pub storage_targets: Vec<TaskTargetRef>,
+    pub cron_expr: String,
+    pub time_zone: String,
+    /// The next scheduled run, when the task is enabled and scheduled.
+    pub next_run_at: Option<String>,
+    pub compression: String,
+    pub compression_level: Option<i32>,
+    pub retention: crate::tasks::Retention,
+    pub tags: Vec<String>,
+    pub last_run_at: Option<String>,
+    pub last_status: Option<String>,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+/// `PUT /api/backup/tasks/:id/toggle`: the state to set; absent flips it.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ToggleRequest {
+    #[serde(default)]
+    pub enabled: Option<bool>,
 }

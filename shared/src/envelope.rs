@@ -139,6 +139,10 @@ error_codes! {
     NodePoolEmpty = ("NODE_POOL_EMPTY", 400),
     /// Tasks still write to this target.
     StorageTargetInUse = ("STORAGE_TARGET_IN_USE", 409),
+    /// The task request is unusable; the message names the field.
+    BackupTaskInvalid = ("BACKUP_TASK_INVALID", 400),
+    BackupTaskNotFound = ("BACKUP_TASK_NOT_FOUND", 404),
+    BackupTaskNameExists = ("BACKUP_TASK_NAME_EXISTS", 409),
     /// The node lacks a program the work needs (e.g. rclone); the message names it.
     NodeMissingTool = ("NODE_MISSING_TOOL", 400),
     /// The Google Drive authorization request is incomplete or wrong.

@@ -12,6 +12,7 @@ pub mod nodes;
 pub mod schedule;
 pub mod secret;
 pub mod storage;
+pub mod tasks;
 pub mod throttle;
 pub mod time;
 pub mod validate;

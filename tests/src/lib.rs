@@ -361,6 +361,10 @@ impl Server {
         self.call(Method::POST, path, token, Some(body)).await
     }
 
+    pub async fn delete(&self, path: &str, token: Option<&str>) -> Result<Reply> {
+        self.call::<()>(Method::DELETE, path, token, None).await
+    }
+
     pub async fn put<B: Serialize + ?Sized>(
         &self,
         path: &str,

@@ -39,6 +39,12 @@ enum Route {
     RcloneBackends,
     GoogleDriveAuthUrl,
     GoogleDriveComplete,
+    BackupTasks,
+    BackupTaskCreate,
+    BackupTask,
+    BackupTaskUpdate,
+    BackupTaskDelete,
+    BackupTaskToggle,
 }
 
 // One line per route reads best as a table; rustfmt would break the long ones apart.
@@ -66,6 +72,12 @@ const ROUTES: &[(Method, &str, Route)] = &[
     (Method::Get,    routes::RCLONE_BACKENDS,             Route::RcloneBackends),
     (Method::Post,   routes::GOOGLE_DRIVE_AUTH_URL,       Route::GoogleDriveAuthUrl),
     (Method::Post,   routes::GOOGLE_DRIVE_COMPLETE,       Route::GoogleDriveComplete),
+    (Method::Get,    routes::BACKUP_TASKS,                Route::BackupTasks),
+    (Method::Post,   routes::BACKUP_TASKS,                Route::BackupTaskCreate),
+    (Method::Get,    "/api/backup/tasks/:id",             Route::BackupTask),
+    (Method::Put,    "/api/backup/tasks/:id",             Route::BackupTaskUpdate),
+    (Method::Delete, "/api/backup/tasks/:id",             Route::BackupTaskDelete),
+    (Method::Put,    "/api/backup/tasks/:id/toggle",      Route::BackupTaskToggle),
     (Method::Post,   routes::STORAGE_TARGETS,             Route::StorageTargetCreate),
     (Method::Get,    "/api/storage-targets/:id",          Route::StorageTarget),
     (Method::Put,    "/api/storage-targets/:id",          Route::StorageTargetUpdate),
@@ -121,6 +133,12 @@ async fn dispatch(route: Route, ctx: Ctx<'_>) -> Result<Response, ApiError> {
         Route::RcloneBackends => api::rclone::backends(ctx).await,
         Route::GoogleDriveAuthUrl => api::google_drive::auth_url(ctx).await,
         Route::GoogleDriveComplete => api::google_drive::complete(ctx).await,
+        Route::BackupTasks => api::tasks::list(ctx).await,
+        Route::BackupTaskCreate => api::tasks::create(ctx).await,
+        Route::BackupTask => api::tasks::get(ctx).await,
+        Route::BackupTaskUpdate => api::tasks::update(ctx).await,
+        Route::BackupTaskDelete => api::tasks::delete(ctx).await,
+        Route::BackupTaskToggle => api::tasks::toggle(ctx).await,
     }
 }
 

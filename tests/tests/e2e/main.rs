@@ -12,4 +12,5 @@ mod schema;
 mod ssh;
 mod storage;
 mod storage_layer;
+mod tasks;
 mod tokens;

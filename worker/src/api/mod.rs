@@ -8,6 +8,7 @@ pub mod nodes;
 pub mod rclone;
 pub mod rpc;
 pub mod storage_targets;
+pub mod tasks;
 
 use crate::auth::Principal;
 use crate::config::AppState;

@@ -190,10 +190,16 @@ pub async fn update(mut ctx: Ctx<'_>) -> Result<Response, ApiError> {
 pub async fn delete(ctx: Ctx<'_>) -> Result<Response, ApiError> {
     let (AppState { db, .. }, principal) = ctx.signed_in(Role::Admin).await?;
     let id = ctx.id()?;
-    // Backup tasks arrive with their own table; deleting a node they use will answer
-    // NODE_HAS_TASKS here, before anything is removed.
-    if !nodes::delete(&db, id).await? {
-        return Err(not_found(id));
+    if !nodes::delete_unused(&db, id).await? {
+        find(&db, id).await?;
+        let tasks = crate::store::tasks::names_on_node(&db, id).await?;
+        return Err(ApiError::new(
+            ErrorCode::NodeHasTasks,
+            format!(
+                "backup tasks run on this node ({}); move them to another node or delete them first",
+                tasks.join(", ")
+            ),
+        ));
     }
     ctx.audit_success(&db, &principal, "node.delete", ("node", id))
         .await?;

@@ -286,10 +286,16 @@ pub async fn update(mut ctx: Ctx<'_>) -> Result<Response, ApiError> {
 pub async fn delete(ctx: Ctx<'_>) -> Result<Response, ApiError> {
     let (AppState { db, .. }, principal) = ctx.signed_in(Role::Operator).await?;
     let id = ctx.id()?;
-    // Backup tasks arrive with their own table; a target they write to will answer
-    // STORAGE_TARGET_IN_USE here, before anything is removed.
-    if !targets::delete(&db, id).await? {
-        return Err(not_found(id));
+    if !targets::delete_unused(&db, id).await? {
+        find(&db, id).await?;
+        let tasks = crate::store::tasks::names_using_target(&db, id).await?;
+        return Err(ApiError::new(
+            ErrorCode::StorageTargetInUse,
+            format!(
+                "backup tasks write to this target ({}); remove it from them first",
+                tasks.join(", ")
+            ),
+        ));
     }
     ctx.audit_success(
         &db,

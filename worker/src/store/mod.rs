@@ -9,6 +9,7 @@ pub mod rclone_backends;
 pub mod sessions;
 pub mod storage_targets;
 pub mod system;
+pub mod tasks;
 pub mod throttle;
 pub mod users;
 

@@ -109,8 +109,15 @@ pub async fn set_token_hash(
 
 /// Deletes a node and, by cascade, its commands. Tasks (a later table) will block this with
 /// `NODE_HAS_TASKS` through their foreign key check in the handler.
-pub async fn delete(db: &D1Database, id: i64) -> Result<bool, ApiError> {
-    Ok(run(db, "DELETE FROM nodes WHERE id = ?1", &[int(id)]).await? > 0)
+/// Deletes a node that no task runs on; false when it is gone or still has tasks.
+pub async fn delete_unused(db: &D1Database, id: i64) -> Result<bool, ApiError> {
+    Ok(run(
+        db,
+        "DELETE FROM nodes WHERE id = ?1 AND NOT EXISTS (SELECT 1 FROM backup_tasks WHERE node_id = ?1)",
+        &[int(id)],
+    )
+    .await?
+        > 0)
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -146,8 +146,16 @@ pub async fn toggle_star(db: &D1Database, id: i64, now: &str) -> Result<bool, Ap
     Ok(changed > 0)
 }
 
-pub async fn delete(db: &D1Database, id: i64) -> Result<bool, ApiError> {
-    Ok(run(db, "DELETE FROM storage_targets WHERE id = ?1", &[int(id)]).await? > 0)
+/// Deletes a target that no task writes to; false when it is gone or still in use.
+pub async fn delete_unused(db: &D1Database, id: i64) -> Result<bool, ApiError> {
+    Ok(run(
+        db,
+        "DELETE FROM storage_targets
+         WHERE id = ?1 AND NOT EXISTS (SELECT 1 FROM backup_task_targets WHERE target_id = ?1)",
+        &[int(id)],
+    )
+    .await?
+        > 0)
 }
 
 /// Records the outcome of a connection test.

@@ -1,0 +1,379 @@
+//! Backup tasks: the rules a task must meet before it is stored, checked the same way by the Worker
+//! and (for the run spec) by the agent. Existence of the node and the targets is the Worker's
+//! business; everything that can be judged from the request alone is here.
+
+use crate::api::BackupTaskRequest;
+use crate::schedule::Schedule;
+use crate::validate::{FieldError, absolute_path};
+use serde::{Deserialize, Serialize};
+
+pub const MAX_SOURCES: usize = 64;
+pub const MAX_EXCLUDES: usize = 256;
+pub const MAX_TARGETS: usize = 8;
+pub const MAX_TAGS: usize = 20;
+
+/// What a task backs up. Database types arrive with their own issue.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TaskType {
+    File,
+}
+
+impl TaskType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TaskType::File => "file",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "file" => Some(TaskType::File),
+            _ => None,
+        }
+    }
+}
+
+/// How the archive is compressed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "kind")]
+pub enum Compression {
+    None,
+    /// zstd at `level` (1–19; 3 is zstd's own default and a good trade-off).
+    Zstd {
+        level: i32,
+    },
+}
+
+/// Which backups to keep. Every rule that is non-zero keeps what it selects; a backup is deleted
+/// only when no rule keeps it. All zero keeps everything.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default, deny_unknown_fields)]
+pub struct Retention {
+    /// The newest N backups.
+    pub keep_last: u32,
+    /// Backups younger than N days.
+    pub keep_days: u32,
+    /// The newest backup of each of the last N days (weeks, months, years) that have one.
+    pub keep_daily: u32,
+    pub keep_weekly: u32,
+    pub keep_monthly: u32,
+    pub keep_yearly: u32,
+}
+
+impl Retention {
+    pub fn keeps_everything(&self) -> bool {
+        *self == Retention::default()
+    }
+}
+
+/// The part of a task the agent needs to run it; stored as JSON on the task row.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FileSpec {
+    pub sources: Vec<String>,
+    pub excludes: Vec<String>,
+    pub compression: Compression,
+    pub retention: Retention,
+}
+
+/// A task request that passed every check that needs no database.
+#[derive(Debug, Clone)]
+pub struct CheckedTask {
+    pub name: String,
+    pub kind: TaskType,
+    pub description: String,
+    pub enabled: bool,
+    pub node_id: i64,
+    pub target_ids: Vec<i64>,
+    /// The expression and zone as sent (trimmed), when the task has a schedule.
+    pub schedule: Option<(String, String, Schedule)>,
+    pub spec: FileSpec,
+    pub tags: Vec<String>,
+}
+
+fn check_name(raw: &str) -> Result<String, FieldError> {
+    let name = raw.trim();
+    let len = name.chars().count();
+    if !(1..=100).contains(&len) || name.chars().any(char::is_control) {
+        return Err(FieldError::new(
+            "name",
+            "must be 1 to 100 characters without control characters",
+        ));
+    }
+    Ok(name.to_owned())
+}
+
+/// Absolute, normalised (no trailing slash, no `.`/`..` segments), unique, and none inside another
+/// (nested sources would store the same files twice).
+fn check_sources(raw: &[String]) -> Result<Vec<String>, FieldError> {
+    if raw.is_empty() {
+        return Err(FieldError::new(
+            "sourcePaths",
+            "at least one path is required",
+        ));
+    }
+    if raw.len() > MAX_SOURCES {
+        return Err(FieldError::new(
+            "sourcePaths",
+            format!("at most {MAX_SOURCES} paths"),
+        ));
+    }
+    let mut out: Vec<String> = Vec::with_capacity(raw.len());
+    for path in raw {
+        let path = absolute_path(path.trim())
+            .map_err(|e| FieldError::new("sourcePaths", format!("{path:?}: {}", e.reason)))?;
+        if path.split('/').any(|s| s == "." || s == "..") {
+            return Err(FieldError::new(
+                "sourcePaths",
+                format!("{path:?}: must not contain . or .. segments"),
+            ));
+        }
+        let trimmed = match path.trim_end_matches('/') {
+            "" => "/".to_owned(),
+            p => p.to_owned(),
+        };
+        out.push(trimmed);
+    }
+    for (i, a) in out.iter().enumerate() {
+        for b in &out[i + 1..] {
+            let inside = |outer: &str, inner: &str| {
+                outer == inner
+                    || outer == "/"
+                    || inner
+                        .strip_prefix(outer)
+                        .is_some_and(|r| r.starts_with('/'))
+            };
+            if inside(a, b) || inside(b, a) {
+                return Err(FieldError::new(
+                    "sourcePaths",
+                    format!("{a:?} and {b:?} overlap; list a directory once"),
+                ));
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Glob patterns (`*.log`, `**/node_modules`, `/srv/app/cache/*`), matched by the agent against
+/// paths inside the sources.
+fn check_excludes(raw: &[String]) -> Result<Vec<String>, FieldError> {
+    if raw.len() > MAX_EXCLUDES {
+        return Err(FieldError::new(
+            "excludePatterns",
+            format!("at most {MAX_EXCLUDES} patterns"),
+        ));
+    }
+    let mut out = Vec::with_capacity(raw.len());
+    for pattern in raw {
+        let pattern = pattern.trim();
+        if pattern.is_empty() || pattern.len() > 1024 || pattern.contains('\0') {
+            return Err(FieldError::new(
+                "excludePatterns",
+                "each pattern must be 1 to 1024 bytes",
+            ));
+        }
+        glob::Pattern::new(pattern)
+            .map_err(|e| FieldError::new("excludePatterns", format!("{pattern:?}: {}", e.msg)))?;
+        out.push(pattern.to_owned());
+    }
+    Ok(out)
+}
+
+fn check_targets(raw: &[i64]) -> Result<Vec<i64>, FieldError> {
+    if raw.is_empty() {
+        return Err(FieldError::new(
+            "storageTargetIds",
+            "at least one storage target is required",
+        ));
+    }
+    if raw.len() > MAX_TARGETS {
+        return Err(FieldError::new(
+            "storageTargetIds",
+            format!("at most {MAX_TARGETS} targets"),
+        ));
+    }
+    let mut out: Vec<i64> = Vec::with_capacity(raw.len());
+    for &id in raw {
+        if id <= 0 {
+            return Err(FieldError::new(
+                "storageTargetIds",
+                "ids are positive integers",
+            ));
+        }
+        if out.contains(&id) {
+            return Err(FieldError::new(
+                "storageTargetIds",
+                format!("target {id} is listed twice"),
+            ));
+        }
+        out.push(id);
+    }
+    Ok(out)
+}
+
+fn check_tags(raw: &[String]) -> Result<Vec<String>, FieldError> {
+    if raw.len() > MAX_TAGS {
+        return Err(FieldError::new("tags", format!("at most {MAX_TAGS} tags")));
+    }
+    let mut out: Vec<String> = Vec::new();
+    for tag in raw {
+        let tag = tag.trim();
+        if !(1..=32).contains(&tag.chars().count()) || tag.chars().any(char::is_control) {
+            return Err(FieldError::new(
+                "tags",
+                "each tag must be 1 to 32 characters",
+            ));
+        }
+        if !out.iter().any(|t| t.eq_ignore_ascii_case(tag)) {
+            out.push(tag.to_owned());
+        }
+    }
+    Ok(out)
+}
+
+fn check_compression(kind: &str, level: Option<i32>) -> Result<Compression, FieldError> {
+    match kind {
+        "" | "zstd" => {
+            let level = level.unwrap_or(3);
+            if !(1..=19).contains(&level) {
+                return Err(FieldError::new("compressionLevel", "must be 1 to 19"));
+            }
+            Ok(Compression::Zstd { level })
+        }
+        "none" => Ok(Compression::None),
+        other => Err(FieldError::new(
+            "compression",
+            format!("{other:?} is not supported; use zstd or none"),
+        )),
+    }
+}
+
+impl BackupTaskRequest {
+    pub fn check(&self) -> Result<CheckedTask, FieldError> {
+        let name = check_name(&self.name)?;
+        let kind = TaskType::parse(&self.kind).ok_or_else(|| {
+            FieldError::new(
+                "type",
+                format!("{:?} is not a task type; use file", self.kind),
+            )
+        })?;
+        if self.description.chars().count() > 500 {
+            return Err(FieldError::new(
+                "description",
+                "must be at most 500 characters",
+            ));
+        }
+        if self.node_id <= 0 {
+            return Err(FieldError::new(
+                "nodeId",
+                "is required: the node whose files are backed up",
+            ));
+        }
+        let expr = self.cron_expr.trim();
+        let zone = match self.time_zone.trim() {
+            "" => "UTC",
+            zone => zone,
+        };
+        let schedule = if expr.is_empty() {
+            None
+        } else {
+            Some((
+                expr.to_owned(),
+                zone.to_owned(),
+                Schedule::parse(expr, zone)?,
+            ))
+        };
+        Ok(CheckedTask {
+            name,
+            kind,
+            description: self.description.trim().to_owned(),
+            enabled: self.enabled,
+            node_id: self.node_id,
+            target_ids: check_targets(&self.storage_target_ids)?,
+            schedule,
+            spec: FileSpec {
+                sources: check_sources(&self.source_paths)?,
+                excludes: check_excludes(&self.exclude_patterns)?,
+                compression: check_compression(&self.compression, self.compression_level)?,
+                retention: self.retention,
+            },
+            tags: check_tags(&self.tags)?,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn request(patch: serde_json::Value) -> BackupTaskRequest {
+        let mut base = json!({
+            "name": "web files", "type": "file", "nodeId": 1, "sourcePaths": ["/srv/www", "/etc/nginx/"],
+            "excludePatterns": ["*.log", "**/cache/**"], "storageTargetIds": [2, 3],
+            "cronExpr": "30 2 * * *", "timeZone": "Europe/Berlin", "tags": ["web", "Web", "prod"]
+        });
+        if let (Some(base), Some(patch)) = (base.as_object_mut(), patch.as_object()) {
+            for (k, v) in patch {
+                base.insert(k.clone(), v.clone());
+            }
+        }
+        serde_json::from_value(base).expect("request shape")
+    }
+
+    #[test]
+    fn a_good_request_is_normalised() {
+        let t = request(json!({})).check().expect("valid");
+        assert_eq!(t.spec.sources, ["/srv/www", "/etc/nginx"]);
+        assert_eq!(t.spec.compression, Compression::Zstd { level: 3 });
+        assert_eq!(t.tags, ["web", "prod"]);
+        assert!(t.enabled);
+        let (expr, zone, _) = t.schedule.expect("scheduled");
+        assert_eq!(
+            (expr.as_str(), zone.as_str()),
+            ("30 2 * * *", "Europe/Berlin")
+        );
+        let manual = request(json!({"cronExpr": "  "})).check().expect("valid");
+        assert!(manual.schedule.is_none());
+    }
+
+    #[test]
+    fn each_problem_names_its_field() {
+        for (patch, field) in [
+            (json!({"name": " "}), "name"),
+            (json!({"type": "mysql"}), "type"),
+            (json!({"nodeId": 0}), "nodeId"),
+            (json!({"sourcePaths": []}), "sourcePaths"),
+            (json!({"sourcePaths": ["relative/path"]}), "sourcePaths"),
+            (json!({"sourcePaths": ["/srv/../etc"]}), "sourcePaths"),
+            (json!({"sourcePaths": ["/srv", "/srv/www"]}), "sourcePaths"),
+            (
+                json!({"sourcePaths": ["/srv/www", "/srv/www/"]}),
+                "sourcePaths",
+            ),
+            (json!({"sourcePaths": ["/", "/etc"]}), "sourcePaths"),
+            (json!({"excludePatterns": ["[unclosed"]}), "excludePatterns"),
+            (json!({"storageTargetIds": []}), "storageTargetIds"),
+            (json!({"storageTargetIds": [2, 2]}), "storageTargetIds"),
+            (json!({"cronExpr": "every day"}), "cronExpr"),
+            (json!({"timeZone": "Berlin"}), "timeZone"),
+            (json!({"compression": "gzip"}), "compression"),
+            (json!({"compressionLevel": 22}), "compressionLevel"),
+            (json!({"tags": [""]}), "tags"),
+        ] {
+            let err = request(patch.clone())
+                .check()
+                .expect_err(&patch.to_string());
+            assert_eq!(err.field, field, "{patch}: {err}");
+        }
+    }
+
+    #[test]
+    fn sibling_paths_with_a_common_prefix_do_not_overlap() {
+        let t = request(json!({"sourcePaths": ["/srv/www", "/srv/www2"]}))
+            .check()
+            .expect("valid");
+        assert_eq!(t.spec.sources.len(), 2);
+    }
+}

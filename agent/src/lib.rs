@@ -3,6 +3,7 @@
 //!
 //! The agent trusts nothing it receives: every command spec is re-validated before it runs.
 
+pub mod backup;
 pub mod client;
 pub mod config;
 pub mod exec;

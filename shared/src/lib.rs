@@ -9,6 +9,7 @@ pub mod api;
 pub mod commands;
 pub mod envelope;
 pub mod nodes;
+pub mod retention;
 pub mod schedule;
 pub mod secret;
 pub mod storage;

@@ -45,6 +45,13 @@ pub mod routes {
     pub fn backup_task_toggle(id: i64) -> String {
         format!("{BACKUP_TASKS}/{id}/toggle")
     }
+    pub fn backup_task_run(id: i64) -> String {
+        format!("{BACKUP_TASKS}/{id}/run")
+    }
+    pub const BACKUP_RECORDS: &str = "/api/backup/records";
+    pub fn backup_record(id: i64) -> String {
+        format!("{BACKUP_RECORDS}/{id}")
+    }
     pub fn storage_target_test(id: i64) -> String {
         format!("{STORAGE_TARGETS}/{id}/test")
     }
@@ -323,6 +330,79 @@ pub enum CommandSpec {
     },
     /// Report the backends the node's rclone has, with their options (`rclone config providers`).
     RcloneBackends,
+    /// Run a file backup: archive the sources once and store the artifact on every destination.
+    #[serde(rename_all = "camelCase")]
+    RunBackup {
+        record_id: i64,
+        spec: crate::tasks::FileSpec,
+        destinations: Vec<RunDestination>,
+    },
+}
+
+/// Where a run stores its artifact: a target's config (sealed with the command) and the path.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RunDestination {
+    pub target_id: i64,
+    pub storage_type: crate::storage::StorageType,
+    pub config: serde_json::Value,
+    pub path: String,
+}
+
+/// One destination's outcome in a run's report.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RunTargetReport {
+    pub target_id: i64,
+    /// Bytes stored, when the whole artifact landed.
+    pub bytes: Option<u64>,
+    pub error: Option<String>,
+}
+
+/// What an agent reports for a finished run that stored the artifact somewhere.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RunBackupReport {
+    pub bytes: u64,
+    pub sha256: String,
+    pub files: u64,
+    pub source_bytes: u64,
+    pub targets: Vec<RunTargetReport>,
+}
+
+/// One target of a backup record.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RecordTargetOutput {
+    pub target_id: i64,
+    pub target_name: String,
+    pub status: String,
+    pub path: String,
+    pub bytes: u64,
+    pub error: String,
+}
+
+/// A backup record: one run of a task.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BackupRecordOutput {
+    pub id: i64,
+    pub task_id: Option<i64>,
+    pub task_name: String,
+    pub node_id: i64,
+    /// `manual` or `schedule`.
+    pub trigger: String,
+    /// `running`, `success`, `partial` (some targets failed) or `failed`.
+    pub status: String,
+    pub bytes: u64,
+    pub files: u64,
+    pub source_bytes: u64,
+    /// Lowercase hex SHA-256 of the artifact.
+    pub checksum: String,
+    pub error: String,
+    pub started_at: String,
+    pub finished_at: Option<String>,
+    pub targets: Vec<RecordTargetOutput>,
 }
 
 impl CommandSpec {
@@ -332,6 +412,7 @@ impl CommandSpec {
             CommandSpec::StorageTest { .. } => "storage_test",
             CommandSpec::StorageUsage { .. } => "storage_usage",
             CommandSpec::RcloneBackends => "rclone_backends",
+            CommandSpec::RunBackup { .. } => "run_backup",
         }
     }
 }

@@ -143,6 +143,11 @@ error_codes! {
     BackupTaskInvalid = ("BACKUP_TASK_INVALID", 400),
     BackupTaskNotFound = ("BACKUP_TASK_NOT_FOUND", 404),
     BackupTaskNameExists = ("BACKUP_TASK_NAME_EXISTS", 409),
+    /// The task is already running; a second run would write the same backups twice.
+    BackupTaskRunning = ("BACKUP_TASK_RUNNING", 409),
+    BackupRecordNotFound = ("BACKUP_RECORD_NOT_FOUND", 404),
+    /// A run failed on the agent; the message says why.
+    BackupRunFailed = ("BACKUP_RUN_FAILED", 400),
     /// The node lacks a program the work needs (e.g. rclone); the message names it.
     NodeMissingTool = ("NODE_MISSING_TOOL", 400),
     /// The Google Drive authorization request is incomplete or wrong.

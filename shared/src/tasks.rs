@@ -249,6 +249,47 @@ fn check_compression(kind: &str, level: Option<i32>) -> Result<Compression, Fiel
     }
 }
 
+/// A task name as a path segment: lowercase letters and digits, runs of anything else as one `-`,
+/// at most 48 characters; `task` when nothing is left.
+pub fn slug(name: &str) -> String {
+    let mut out = String::new();
+    for c in name.chars().flat_map(char::to_lowercase) {
+        if c.is_ascii_alphanumeric() {
+            out.push(c);
+        } else if !out.ends_with('-') && !out.is_empty() {
+            out.push('-');
+        }
+    }
+    let out: String = out.trim_end_matches('-').chars().take(48).collect();
+    let out = out.trim_end_matches('-');
+    if out.is_empty() {
+        "task".to_owned()
+    } else {
+        out.to_owned()
+    }
+}
+
+/// Where a run's artifact goes under a target's root:
+/// `<slug>/<YYYY>/<MM>/<DD>/<slug>-<YYYYMMDDTHHMMSSZ>-r<record>.tar[.zst]` (UTC), so a target's
+/// listing sorts by task and time and every run has its own object.
+pub fn artifact_path(
+    task_name: &str,
+    record_id: i64,
+    started: crate::time::Timestamp,
+    compression: Compression,
+) -> String {
+    let slug = slug(task_name);
+    let ext = match compression {
+        Compression::None => "tar",
+        Compression::Zstd { .. } => "tar.zst",
+    };
+    format!(
+        "{slug}/{}/{slug}-{}-r{record_id}.{ext}",
+        started.format("%Y/%m/%d"),
+        started.format("%Y%m%dT%H%M%SZ")
+    )
+}
+
 impl BackupTaskRequest {
     pub fn check(&self) -> Result<CheckedTask, FieldError> {
         let name = check_name(&self.name)?;
@@ -367,6 +408,21 @@ mod tests {
                 .expect_err(&patch.to_string());
             assert_eq!(err.field, field, "{patch}: {err}");
         }
+    }
+
+    #[test]
+    fn artifact_paths_are_sortable_and_safe() {
+        let t = crate::time::parse("2026-11-28T02:30:05.123Z").expect("time");
+        assert_eq!(
+            artifact_path("Web Files (prod)", 42, t, Compression::Zstd { level: 3 }),
+            "web-files-prod/2026/11/28/web-files-prod-20261128T023005Z-r42.tar.zst"
+        );
+        assert_eq!(slug("../../etc"), "etc");
+        assert_eq!(slug("数据库"), "task");
+        assert_eq!(
+            artifact_path("x", 1, t, Compression::None),
+            "x/2026/11/28/x-20261128T023005Z-r1.tar"
+        );
     }
 
     #[test]

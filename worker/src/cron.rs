@@ -4,7 +4,7 @@
 
 use crate::config::AppState;
 use crate::error::ApiError;
-use crate::store::{commands, nodes, oauth_sessions, sessions, system, throttle};
+use crate::store::{commands, nodes, oauth_sessions, records, sessions, system, throttle};
 use chrono::Duration;
 use stowage_shared::time::{self, Timestamp};
 
@@ -16,6 +16,7 @@ pub struct TickReport {
     pub nodes_marked_offline: usize,
     pub leases_expired: usize,
     pub oauth_sessions_purged: usize,
+    pub records_failed: usize,
 }
 
 pub async fn tick(state: &AppState, now: Timestamp) -> Result<TickReport, ApiError> {
@@ -32,8 +33,16 @@ pub async fn tick(state: &AppState, now: Timestamp) -> Result<TickReport, ApiErr
             &now_text,
         )
         .await?,
-        leases_expired: commands::expire_lapsed(&state.db, &now_text).await?,
+        leases_expired: commands::expire_lapsed(&state.db, &now_text).await?
+            + commands::expire_runs_of_offline_nodes(&state.db, &now_text).await?,
         oauth_sessions_purged: oauth_sessions::purge_expired(&state.db, &now_text).await?,
+        // After the leases: a run whose command just expired fails in the same tick.
+        records_failed: records::fail_lost(
+            &state.db,
+            &now_text,
+            &time::format(now - Duration::minutes(1)),
+        )
+        .await?,
     };
     system::set_last_tick_at(&state.db, &now_text).await?;
     Ok(report)

@@ -45,6 +45,9 @@ enum Route {
     BackupTaskUpdate,
     BackupTaskDelete,
     BackupTaskToggle,
+    BackupTaskRun,
+    BackupRecords,
+    BackupRecord,
 }
 
 // One line per route reads best as a table; rustfmt would break the long ones apart.
@@ -78,6 +81,9 @@ const ROUTES: &[(Method, &str, Route)] = &[
     (Method::Put,    "/api/backup/tasks/:id",             Route::BackupTaskUpdate),
     (Method::Delete, "/api/backup/tasks/:id",             Route::BackupTaskDelete),
     (Method::Put,    "/api/backup/tasks/:id/toggle",      Route::BackupTaskToggle),
+    (Method::Post,   "/api/backup/tasks/:id/run",         Route::BackupTaskRun),
+    (Method::Get,    routes::BACKUP_RECORDS,              Route::BackupRecords),
+    (Method::Get,    "/api/backup/records/:id",           Route::BackupRecord),
     (Method::Post,   routes::STORAGE_TARGETS,             Route::StorageTargetCreate),
     (Method::Get,    "/api/storage-targets/:id",          Route::StorageTarget),
     (Method::Put,    "/api/storage-targets/:id",          Route::StorageTargetUpdate),
@@ -139,6 +145,9 @@ async fn dispatch(route: Route, ctx: Ctx<'_>) -> Result<Response, ApiError> {
         Route::BackupTaskUpdate => api::tasks::update(ctx).await,
         Route::BackupTaskDelete => api::tasks::delete(ctx).await,
         Route::BackupTaskToggle => api::tasks::toggle(ctx).await,
+        Route::BackupTaskRun => api::records::run_now(ctx).await,
+        Route::BackupRecords => api::records::list(ctx).await,
+        Route::BackupRecord => api::records::get(ctx).await,
     }
 }
 

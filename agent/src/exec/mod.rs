@@ -2,6 +2,7 @@
 //! server understands. Errors are reported in the API's codes, never as a panic or a dropped command.
 
 pub mod list_dir;
+pub mod run_backup;
 pub mod storage_test;
 pub mod storage_usage;
 
@@ -38,6 +39,11 @@ pub async fn execute(spec: &CommandSpec, tools: &Tools) -> CommandResult {
         } => storage_usage::storage_usage(*storage_type, config, tools)
             .await
             .and_then(|usage| serde_json::to_value(usage).map_err(list_dir::encode_error)),
+        CommandSpec::RunBackup {
+            spec, destinations, ..
+        } => run_backup::run_backup(spec, destinations, tools)
+            .await
+            .and_then(|report| serde_json::to_value(report).map_err(list_dir::encode_error)),
         CommandSpec::RcloneBackends => rclone_backends(tools)
             .await
             .and_then(|list| serde_json::to_value(list).map_err(list_dir::encode_error)),

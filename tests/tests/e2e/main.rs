@@ -8,6 +8,7 @@ mod google_drive;
 mod health;
 mod nodes;
 mod rclone_backends;
+mod runs;
 mod schema;
 mod ssh;
 mod storage;

@@ -143,6 +143,7 @@ pub async fn result(mut ctx: Ctx<'_>) -> Result<Response, ApiError> {
                     error_message: error.map(|e| e.message.as_str()),
                 };
                 if commands::finish(&db, id, node.id, &outcome, &now).await? {
+                    super::records::settle(&db, id, &report, &now).await?;
                     return http::ok(&ResultAccepted { recorded: true });
                 }
             }

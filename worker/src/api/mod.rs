@@ -6,6 +6,7 @@ pub mod google_drive;
 pub mod health;
 pub mod nodes;
 pub mod rclone;
+pub mod records;
 pub mod rpc;
 pub mod storage_targets;
 pub mod tasks;

@@ -156,6 +156,21 @@ pub async fn abandon(db: &D1Database, id: i64, now: &str) -> Result<bool, ApiErr
     Ok(changed > 0)
 }
 
+/// Expires runs still waiting for a node that went offline, so that they fail now instead of
+/// starting whenever the node comes back; returns how many.
+pub async fn expire_runs_of_offline_nodes(db: &D1Database, now: &str) -> Result<usize, ApiError> {
+    run(
+        db,
+        "UPDATE agent_commands
+         SET status = 'expired', finished_at = ?1,
+             error_message = 'the node went offline before the run started'
+         WHERE status = 'pending' AND kind = 'run_backup'
+           AND node_id IN (SELECT id FROM nodes WHERE status = 'offline')",
+        &[text(now)],
+    )
+    .await
+}
+
 /// Expires every claim whose lease has lapsed; returns how many.
 pub async fn expire_lapsed(db: &D1Database, now: &str) -> Result<usize, ApiError> {
     run(

@@ -6,6 +6,7 @@ pub mod commands;
 pub mod nodes;
 pub mod oauth_sessions;
 pub mod rclone_backends;
+pub mod records;
 pub mod sessions;
 pub mod storage_targets;
 pub mod system;

@@ -1,0 +1,98 @@
+//! `run_backup`: one backup run of a file task, through [`crate::backup::run`].
+
+use crate::backup::{self, Destination};
+use crate::storage::{Store, Tools};
+use stowage_shared::ErrorCode;
+use stowage_shared::api::{CommandError, RunBackupReport, RunDestination, RunTargetReport};
+use stowage_shared::storage::StorageConfig;
+use stowage_shared::tasks::FileSpec;
+
+fn failed(message: impl Into<String>) -> CommandError {
+    CommandError {
+        code: ErrorCode::BackupRunFailed,
+        message: message.into(),
+    }
+}
+
+pub async fn run_backup(
+    spec: &FileSpec,
+    destinations: &[RunDestination],
+    tools: &Tools,
+) -> Result<RunBackupReport, CommandError> {
+    let mut configs = Vec::with_capacity(destinations.len());
+    for d in destinations {
+        let config = StorageConfig::parse(d.storage_type, &d.config)
+            .map_err(|e| failed(format!("target {}: {e}", d.target_id)))?;
+        configs.push(config);
+    }
+    // A target that cannot even be opened is a failed target, not a failed run.
+    let mut stores = Vec::with_capacity(destinations.len());
+    for config in &configs {
+        stores.push(
+            Store::open(config, tools)
+                .await
+                .map_err(|e| config.scrub(&e.to_string())),
+        );
+    }
+    let mut open = Vec::new();
+    let mut open_ids = Vec::new();
+    for (d, store) in destinations.iter().zip(&stores) {
+        if let Ok(store) = store {
+            open.push(Destination {
+                store,
+                path: d.path.clone(),
+            });
+            open_ids.push(d.target_id);
+        }
+    }
+    if open.is_empty() {
+        let reasons: Vec<String> = stores
+            .iter()
+            .filter_map(|s| s.as_ref().err().cloned())
+            .collect();
+        return Err(failed(format!(
+            "no target could be opened: {}",
+            reasons.join("; ")
+        )));
+    }
+    let scrub_all = |text: &str| configs.iter().fold(text.to_owned(), |t, c| c.scrub(&t));
+    let (archive, outcomes) = backup::run(spec, &open)
+        .await
+        .map_err(|e| failed(scrub_all(&e.to_string())))?;
+    let mut targets = Vec::with_capacity(destinations.len());
+    let mut outcome = open_ids.iter().zip(outcomes);
+    for (d, store) in destinations.iter().zip(&stores) {
+        let report = match store {
+            Err(reason) => RunTargetReport {
+                target_id: d.target_id,
+                bytes: None,
+                error: Some(reason.clone()),
+            },
+            Ok(_) => match outcome.next() {
+                Some((_, Ok(bytes))) => RunTargetReport {
+                    target_id: d.target_id,
+                    bytes: Some(bytes),
+                    error: None,
+                },
+                Some((_, Err(e))) => RunTargetReport {
+                    target_id: d.target_id,
+                    bytes: None,
+                    error: Some(scrub_all(&e.to_string())),
+                },
+                None => RunTargetReport {
+                    target_id: d.target_id,
+                    bytes: None,
+                    error: Some("no outcome was reported".to_owned()),
+                },
+            },
+        };
+        targets.push(report);
+    }
+    Ok(RunBackupReport {
+        bytes: archive.bytes,
+        sha256: archive.sha256,
+        files: archive.files,
+        source_bytes: archive.source_bytes,
+        targets,
+    })
+}

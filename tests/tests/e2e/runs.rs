@@ -1,0 +1,295 @@
+//! A backup run end to end: the real Worker hands the run to a real agent, which archives the
+//! sources once and stores the artifact on a local directory and a real S3 server at the same
+//! time; the record settles with the agent's figures, and the stored bytes are the backup.
+
+use anyhow::{Context, Result};
+use serde_json::json;
+use sha2::{Digest, Sha256};
+use std::time::Duration;
+use stowage_shared::api::{
+    BackupRecordOutput, BackupTaskOutput, NodeWithToken, StorageTargetDetail, routes,
+};
+use stowage_tests::{AgentProcess, RcloneServer, Server, ServerOptions, eventually};
+
+async fn settled(server: &Server, admin: &str, id: i64) -> Result<BackupRecordOutput> {
+    eventually("the run to end", Duration::from_secs(60), || async {
+        let r: BackupRecordOutput = server
+            .get(&routes::backup_record(id), Some(admin))
+            .await?
+            .expect_ok()?;
+        Ok((r.status != "running").then_some(r))
+    })
+    .await
+}
+
+#[tokio::test]
+async fn a_manual_run_stores_the_same_verified_artifact_on_every_target() -> Result<()> {
+    let server = Server::start_with(
+        ServerOptions::default()
+            .var("HEARTBEAT_SECS", 1)
+            .var("POLL_SECS", 1),
+    )
+    .await?;
+    let admin = server.admin("admin", "correct horse battery").await?;
+    let node: NodeWithToken = server
+        .post(routes::NODES, Some(&admin), &json!({"name": "web-1"}))
+        .await?
+        .expect_ok()?;
+    let _agent = AgentProcess::start(&server.base_url, node.token.expose())?;
+    server.wait_online(&admin, node.node.id).await?;
+
+    let src = tempfile::tempdir()?;
+    std::fs::create_dir_all(src.path().join("site/img"))?;
+    std::fs::write(src.path().join("site/index.html"), "<h1>hello</h1>")?;
+    std::fs::write(src.path().join("site/img/logo.bin"), vec![7u8; 200_000])?;
+    std::fs::write(src.path().join("site/app.log"), "excluded")?;
+
+    let local = tempfile::tempdir()?;
+    let s3 = RcloneServer::start("s3", &[("RCLONE_AUTH_KEY", "\"run-key,run-secret\"")]).await?;
+    std::fs::create_dir(s3.data().join("bucket"))?;
+    let mut ids = Vec::new();
+    for (name, config) in [
+        ("here", json!({"basePath": local.path()})),
+        (
+            "s3",
+            json!({"endpoint": format!("http://127.0.0.1:{}", s3.port), "bucket": "bucket",
+                      "accessKeyId": "run-key", "secretAccessKey": "run-secret",
+                      "forcePathStyle": true, "prefix": "backups"}),
+        ),
+        (
+            "s3-wrong-key",
+            json!({"endpoint": format!("http://127.0.0.1:{}", s3.port), "bucket": "bucket",
+                      "accessKeyId": "run-key", "secretAccessKey": "not-the-secret",
+                      "forcePathStyle": true}),
+        ),
+    ] {
+        let t: StorageTargetDetail = server
+            .post(
+                routes::STORAGE_TARGETS,
+                Some(&admin),
+                &json!({"name": name, "type": if name == "here" { "local_disk" } else { "s3" }, "config": config}),
+            )
+            .await?
+            .expect_ok()?;
+        ids.push(t.summary.id);
+    }
+    let source = src.path().join("site").to_string_lossy().into_owned();
+    let task: BackupTaskOutput = server
+        .post(
+            routes::BACKUP_TASKS,
+            Some(&admin),
+            &json!({"name": "Web Site", "type": "file", "nodeId": node.node.id,
+                    "sourcePaths": [source], "excludePatterns": ["*.log"],
+                    "storageTargetIds": [ids[0], ids[1]]}),
+        )
+        .await?
+        .expect_ok()?;
+
+    let started = server
+        .post(&routes::backup_task_run(task.id), Some(&admin), &json!({}))
+        .await?;
+    assert_eq!(started.status, 201, "{}", started.raw);
+    let record: BackupRecordOutput = started.expect_ok()?;
+    assert_eq!(
+        (record.status.as_str(), record.trigger.as_str()),
+        ("running", "manual")
+    );
+    assert_eq!(record.targets.len(), 2);
+    let path = record.targets[0].path.clone();
+    assert!(
+        path.starts_with("web-site/") && path.ends_with(&format!("-r{}.tar.zst", record.id)),
+        "{path}"
+    );
+
+    let done = settled(&server, &admin, record.id).await?;
+    assert_eq!(done.status, "success", "{done:?}");
+    assert_eq!((done.files, done.source_bytes), (2, 200_014));
+    for t in &done.targets {
+        assert_eq!(
+            (t.status.as_str(), t.bytes),
+            ("success", done.bytes),
+            "{t:?}"
+        );
+    }
+    // The stored bytes on both targets are the artifact the record describes.
+    let on_disk = std::fs::read(local.path().join(&path))?;
+    let on_s3 = std::fs::read(s3.data().join("bucket/backups").join(&path))?;
+    for stored in [&on_disk, &on_s3] {
+        assert_eq!(stored.len() as u64, done.bytes);
+        assert_eq!(hex::encode(Sha256::digest(stored)), done.checksum);
+    }
+    let out = tempfile::tempdir()?;
+    tar::Archive::new(zstd::decode_all(on_disk.as_slice())?.as_slice()).unpack(out.path())?;
+    let back = out.path().join(source.trim_start_matches('/'));
+    assert_eq!(
+        std::fs::read_to_string(back.join("index.html"))?,
+        "<h1>hello</h1>"
+    );
+    assert_eq!(
+        std::fs::read(back.join("img/logo.bin"))?,
+        vec![7u8; 200_000]
+    );
+    assert!(!back.join("app.log").exists());
+    let after: BackupTaskOutput = server
+        .get(&routes::backup_task(task.id), Some(&admin))
+        .await?
+        .expect_ok()?;
+    assert_eq!(after.last_status.as_deref(), Some("success"));
+
+    // A target that refuses makes the run partial, with its reason, and the other copy whole.
+    let partial_task: BackupTaskOutput = server
+        .put(
+            &routes::backup_task(task.id),
+            Some(&admin),
+            &json!({"name": "Web Site", "type": "file", "nodeId": node.node.id,
+                    "sourcePaths": [source], "storageTargetIds": [ids[0], ids[2]]}),
+        )
+        .await?
+        .expect_ok()?;
+    let second: BackupRecordOutput = server
+        .post(
+            &routes::backup_task_run(partial_task.id),
+            Some(&admin),
+            &json!({}),
+        )
+        .await?
+        .expect_ok()?;
+    let second = settled(&server, &admin, second.id).await?;
+    assert_eq!(second.status, "partial", "{second:?}");
+    let failed = second
+        .targets
+        .iter()
+        .find(|t| t.target_id == ids[2])
+        .context("the refusing target")?;
+    assert_eq!(failed.status, "failed");
+    assert!(failed.error.contains("SignatureDoesNotMatch"), "{failed:?}");
+    assert!(!second.error.contains("not-the-secret"));
+    assert!(local.path().join(&second.targets[0].path).exists());
+
+    let list: Vec<BackupRecordOutput> = server
+        .get(
+            &format!("{}?taskId={}", routes::BACKUP_RECORDS, task.id),
+            Some(&admin),
+        )
+        .await?
+        .expect_ok()?;
+    assert_eq!(
+        list.iter().map(|r| r.id).collect::<Vec<_>>(),
+        [second.id, done.id]
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_run_whose_agent_dies_fails_with_the_reason_once_the_lease_lapses() -> Result<()> {
+    use stowage_tests::RawAgent;
+    let server = Server::start_with(
+        ServerOptions::default()
+            .var("HEARTBEAT_SECS", 1)
+            .var("POLL_SECS", 1)
+            .var("LEASE_SECS", 3)
+            .var("OFFLINE_AFTER_SECS", 3),
+    )
+    .await?;
+    let admin = server.admin("admin", "correct horse battery").await?;
+    let node: NodeWithToken = server
+        .post(routes::NODES, Some(&admin), &json!({"name": "doomed"}))
+        .await?
+        .expect_ok()?;
+    // A stand-in for an agent that takes the run and is then killed (-9): it never reports.
+    let raw = RawAgent::new(&server, node.token.expose());
+    raw.heartbeat().await?.expect_ok::<serde_json::Value>()?;
+    let dir = tempfile::tempdir()?;
+    let target: StorageTargetDetail = server
+        .post(
+            routes::STORAGE_TARGETS,
+            Some(&admin),
+            &json!({"name": "here", "type": "local_disk", "config": {"basePath": dir.path()}}),
+        )
+        .await?
+        .expect_ok()?;
+    let task: BackupTaskOutput = server
+        .post(
+            routes::BACKUP_TASKS,
+            Some(&admin),
+            &json!({"name": "etc", "type": "file", "nodeId": node.node.id, "sourcePaths": ["/etc"],
+                    "storageTargetIds": [target.summary.id]}),
+        )
+        .await?
+        .expect_ok()?;
+    let record: BackupRecordOutput = server
+        .post(&routes::backup_task_run(task.id), Some(&admin), &json!({}))
+        .await?
+        .expect_ok()?;
+    // A second run while this one is going is refused.
+    server
+        .post(&routes::backup_task_run(task.id), Some(&admin), &json!({}))
+        .await?
+        .expect_error(409, "BACKUP_TASK_RUNNING")?;
+    let claimed = raw.poll().await?.context("the run is handed out")?;
+    assert!(
+        matches!(claimed.spec, stowage_shared::api::CommandSpec::RunBackup { record_id, .. } if record_id == record.id)
+    );
+
+    let failed = eventually(
+        "the tick to fail the run",
+        Duration::from_secs(20),
+        || async {
+            server.trigger_cron().await?;
+            let r: BackupRecordOutput = server
+                .get(&routes::backup_record(record.id), Some(&admin))
+                .await?
+                .expect_ok()?;
+            Ok((r.status != "running").then_some(r))
+        },
+    )
+    .await?;
+    assert_eq!(failed.status, "failed");
+    assert!(failed.error.contains("lease expired"), "{failed:?}");
+    assert!(failed.finished_at.is_some());
+    assert_eq!(failed.targets[0].status, "failed");
+    let after: BackupTaskOutput = server
+        .get(&routes::backup_task(task.id), Some(&admin))
+        .await?
+        .expect_ok()?;
+    assert_eq!(after.last_status.as_deref(), Some("failed"));
+    // The silent node is offline by now: a run is refused rather than queued.
+    eventually(
+        "the node to be offline",
+        Duration::from_secs(20),
+        || async {
+            server.trigger_cron().await?;
+            let reply = server
+                .post(&routes::backup_task_run(task.id), Some(&admin), &json!({}))
+                .await?;
+            Ok((reply.envelope.code.as_str() == "NODE_OFFLINE").then_some(()))
+        },
+    )
+    .await?;
+    // A run queued while the node was up, whose node then goes away before taking it, fails too.
+    raw.heartbeat().await?.expect_ok::<serde_json::Value>()?;
+    let queued: BackupRecordOutput = server
+        .post(&routes::backup_task_run(task.id), Some(&admin), &json!({}))
+        .await?
+        .expect_ok()?;
+    let dropped = eventually(
+        "the queued run to fail",
+        Duration::from_secs(20),
+        || async {
+            server.trigger_cron().await?;
+            let r: BackupRecordOutput = server
+                .get(&routes::backup_record(queued.id), Some(&admin))
+                .await?
+                .expect_ok()?;
+            Ok((r.status != "running").then_some(r))
+        },
+    )
+    .await?;
+    assert_eq!(dropped.status, "failed");
+    assert!(dropped.error.contains("went offline"), "{dropped:?}");
+    assert!(
+        raw.poll().await?.is_none(),
+        "the expired run is not handed out later"
+    );
+    Ok(())
+}

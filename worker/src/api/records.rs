@@ -1,0 +1,240 @@
+//! Backup runs and their records: `POST /api/backup/tasks/:id/run` starts one on the task's node;
+//! the agent's report (or its silence) settles the record; `GET /api/backup/records[/:id]` shows
+//! them.
+
+use super::Ctx;
+use super::storage_targets::open_config;
+use crate::config::AppState;
+use crate::error::ApiError;
+use crate::http;
+use crate::store::records::{self, Finished, PlannedTarget, RecordRow, TargetOutcome};
+use crate::store::{storage_targets, tasks};
+use stowage_shared::api::{
+    BackupRecordOutput, CommandResult, CommandSpec, RecordTargetOutput, Role, RunBackupReport,
+    RunDestination,
+};
+use stowage_shared::tasks::{FileSpec, artifact_path};
+use stowage_shared::{ErrorCode, time};
+use worker::{D1Database, Response};
+
+fn not_found(id: i64) -> ApiError {
+    ApiError::new(
+        ErrorCode::BackupRecordNotFound,
+        format!("backup record {id} does not exist"),
+    )
+}
+
+fn count(n: i64) -> u64 {
+    u64::try_from(n).unwrap_or_default()
+}
+
+async fn output(db: &D1Database, row: RecordRow) -> Result<BackupRecordOutput, ApiError> {
+    let targets = records::targets(db, row.id)
+        .await?
+        .into_iter()
+        .map(|t| RecordTargetOutput {
+            target_id: t.target_id,
+            target_name: t.target_name,
+            status: t.status,
+            path: t.path,
+            bytes: count(t.bytes),
+            error: t.error,
+        })
+        .collect();
+    Ok(BackupRecordOutput {
+        id: row.id,
+        task_id: row.task_id,
+        task_name: row.task_name,
+        node_id: row.node_id,
+        trigger: row.trigger,
+        status: row.status,
+        bytes: count(row.bytes),
+        files: count(row.files),
+        source_bytes: count(row.source_bytes),
+        checksum: row.checksum,
+        error: row.error,
+        started_at: row.started_at,
+        finished_at: row.finished_at,
+        targets,
+    })
+}
+
+/// `POST /api/backup/tasks/:id/run`: starts a run now; 409 while one is running.
+pub async fn run_now(ctx: Ctx<'_>) -> Result<Response, ApiError> {
+    let (AppState { db, config }, principal) = ctx.signed_in(Role::Operator).await?;
+    let sealer = config.sealer()?;
+    let task_id = ctx.id()?;
+    let task = tasks::get(&db, task_id).await?.ok_or_else(|| {
+        ApiError::new(
+            ErrorCode::BackupTaskNotFound,
+            format!("backup task {task_id} does not exist"),
+        )
+    })?;
+    let spec: FileSpec =
+        serde_json::from_str(&task.spec).map_err(|e| ApiError::internal("stored task spec", e))?;
+    // Refused up front rather than queued for a node that may not come back.
+    super::nodes::choose_online(
+        &db,
+        &config,
+        ctx.now,
+        Some(task.node_id),
+        super::nodes::Needs::Nothing,
+    )
+    .await?;
+    let now = time::format(ctx.now);
+    let record_id = records::start_manual(&db, task_id, &task.name, task.node_id, &now)
+        .await?
+        .ok_or_else(|| {
+            ApiError::new(
+                ErrorCode::BackupTaskRunning,
+                format!(
+                    "task {:?} is running already; wait for that run to end",
+                    task.name
+                ),
+            )
+        })?;
+    let path = artifact_path(&task.name, record_id, ctx.now, spec.compression);
+    let mut destinations = Vec::new();
+    let mut names = Vec::new();
+    for t in tasks::targets(&db, task_id).await? {
+        let row = storage_targets::get(&db, t.target_id)
+            .await?
+            .ok_or_else(|| ApiError::internal("task target", "a task's target is missing"))?;
+        let target = open_config(&sealer, &row)?;
+        destinations.push(RunDestination {
+            target_id: t.target_id,
+            storage_type: target.kind(),
+            config: target.to_json(),
+            path: path.clone(),
+        });
+        names.push(t.name);
+    }
+    let command = CommandSpec::RunBackup {
+        record_id,
+        spec,
+        destinations,
+    };
+    let command_id = super::rpc::enqueue(&db, &sealer, task.node_id, &command, ctx.now).await?;
+    let planned: Vec<PlannedTarget<'_>> = match &command {
+        CommandSpec::RunBackup { destinations, .. } => destinations
+            .iter()
+            .zip(&names)
+            .map(|(d, name)| PlannedTarget {
+                target_id: d.target_id,
+                target_name: name,
+                path: &d.path,
+            })
+            .collect(),
+        _ => Vec::new(),
+    };
+    records::attach(&db, record_id, command_id, &planned).await?;
+    ctx.audit_success(&db, &principal, "backup_task.run", ("backup_task", task_id))
+        .await?;
+    let row = records::get(&db, record_id)
+        .await?
+        .ok_or_else(|| not_found(record_id))?;
+    http::created(&output(&db, row).await?)
+}
+
+/// Settles the record of a finished `run_backup` command from the agent's report.
+pub async fn settle(
+    db: &D1Database,
+    command_id: i64,
+    report: &CommandResult,
+    now: &str,
+) -> Result<(), ApiError> {
+    let Some(record_id) = records::by_command(db, command_id).await? else {
+        return Ok(());
+    };
+    match report {
+        CommandResult::Succeeded { result } => {
+            let report: RunBackupReport = serde_json::from_value(result.clone()).map_err(|e| {
+                ApiError::new(
+                    ErrorCode::AgentResultInvalid,
+                    format!("the run's report was unreadable: {e}"),
+                )
+            })?;
+            let stored = report.targets.iter().filter(|t| t.bytes.is_some()).count();
+            let status = match stored {
+                0 => "failed",
+                n if n == report.targets.len() => "success",
+                _ => "partial",
+            };
+            let errors: Vec<String> = report
+                .targets
+                .iter()
+                .filter_map(|t| {
+                    t.error
+                        .as_ref()
+                        .map(|e| format!("target {}: {e}", t.target_id))
+                })
+                .collect();
+            let error = errors.join("; ");
+            let outcomes: Vec<TargetOutcome<'_>> = report
+                .targets
+                .iter()
+                .map(|t| TargetOutcome {
+                    target_id: t.target_id,
+                    ok: t.bytes.is_some(),
+                    bytes: t.bytes.map_or(0, |b| i64::try_from(b).unwrap_or(i64::MAX)),
+                    error: t.error.as_deref().unwrap_or_default(),
+                })
+                .collect();
+            let figures = Finished {
+                status,
+                bytes: i64::try_from(report.bytes).unwrap_or(i64::MAX),
+                files: i64::try_from(report.files).unwrap_or(i64::MAX),
+                source_bytes: i64::try_from(report.source_bytes).unwrap_or(i64::MAX),
+                checksum: &report.sha256,
+                error: &error,
+            };
+            records::finish(db, record_id, &figures, &outcomes, now).await
+        }
+        CommandResult::Failed { error } => {
+            let targets = records::targets(db, record_id).await?;
+            let outcomes: Vec<TargetOutcome<'_>> = targets
+                .iter()
+                .map(|t| TargetOutcome {
+                    target_id: t.target_id,
+                    ok: false,
+                    bytes: 0,
+                    error: "the run failed",
+                })
+                .collect();
+            let figures = Finished {
+                status: "failed",
+                bytes: 0,
+                files: 0,
+                source_bytes: 0,
+                checksum: "",
+                error: &error.message,
+            };
+            records::finish(db, record_id, &figures, &outcomes, now).await
+        }
+    }
+}
+
+pub async fn list(ctx: Ctx<'_>) -> Result<Response, ApiError> {
+    let (AppState { db, .. }, _) = ctx.signed_in(Role::Viewer).await?;
+    let task_id = match ctx.query("taskId")? {
+        Some(raw) => raw.parse::<i64>().map_err(|_| {
+            ApiError::new(
+                ErrorCode::InvalidInput,
+                "taskId must be a task's numeric id",
+            )
+        })?,
+        None => 0,
+    };
+    let mut out = Vec::new();
+    for row in records::list(&db, task_id, 100).await? {
+        out.push(output(&db, row).await?);
+    }
+    http::ok(&out)
+}
+
+pub async fn get(ctx: Ctx<'_>) -> Result<Response, ApiError> {
+    let (AppState { db, .. }, _) = ctx.signed_in(Role::Viewer).await?;
+    let id = ctx.id()?;
+    let row = records::get(&db, id).await?.ok_or_else(|| not_found(id))?;
+    http::ok(&output(&db, row).await?)
+}

@@ -1,0 +1,259 @@
+//! The `backup_records` and `backup_record_targets` tables.
+
+use super::{all, batch, first, int, run, stmt, text};
+use crate::error::ApiError;
+use serde::Deserialize;
+use worker::D1Database;
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct RecordRow {
+    pub id: i64,
+    pub task_id: Option<i64>,
+    pub task_name: String,
+    pub node_id: i64,
+    pub trigger: String,
+    pub status: String,
+    pub bytes: i64,
+    pub files: i64,
+    pub source_bytes: i64,
+    pub checksum: String,
+    pub error: String,
+    pub started_at: String,
+    pub finished_at: Option<String>,
+}
+
+macro_rules! record_select {
+    ($tail:literal) => {
+        concat!(
+            "SELECT id, task_id, task_name, node_id, trigger, status, bytes, files,
+                    source_bytes, checksum, error, started_at, finished_at
+             FROM backup_records ",
+            $tail
+        )
+    };
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct RecordTargetRow {
+    pub target_id: i64,
+    pub target_name: String,
+    pub path: String,
+    pub status: String,
+    pub bytes: i64,
+    pub error: String,
+}
+
+pub async fn get(db: &D1Database, id: i64) -> Result<Option<RecordRow>, ApiError> {
+    first(db, record_select!("WHERE id = ?1"), &[int(id)]).await
+}
+
+/// Newest first, optionally of one task (`task_id = 0` for all).
+pub async fn list(db: &D1Database, task_id: i64, limit: i64) -> Result<Vec<RecordRow>, ApiError> {
+    all(
+        db,
+        record_select!("WHERE ?1 = 0 OR task_id = ?1 ORDER BY id DESC LIMIT ?2"),
+        &[int(task_id), int(limit)],
+    )
+    .await
+}
+
+pub async fn targets(db: &D1Database, record_id: i64) -> Result<Vec<RecordTargetRow>, ApiError> {
+    all(
+        db,
+        "SELECT target_id, target_name, path, status, bytes, error
+         FROM backup_record_targets WHERE record_id = ?1 ORDER BY rowid",
+        &[int(record_id)],
+    )
+    .await
+}
+
+/// Starts a manual run's record, unless one of the task is already running; the new id.
+pub async fn start_manual(
+    db: &D1Database,
+    task_id: i64,
+    task_name: &str,
+    node_id: i64,
+    now: &str,
+) -> Result<Option<i64>, ApiError> {
+    #[derive(Deserialize)]
+    struct Id {
+        id: i64,
+    }
+    let row: Option<Id> = first(
+        db,
+        "INSERT INTO backup_records (task_id, task_name, node_id, trigger, started_at)
+         SELECT ?1, ?2, ?3, 'manual', ?4
+         WHERE NOT EXISTS (SELECT 1 FROM backup_records WHERE task_id = ?1 AND status = 'running')
+         RETURNING id",
+        &[int(task_id), text(task_name), int(node_id), text(now)],
+    )
+    .await?;
+    Ok(row.map(|r| r.id))
+}
+
+/// One destination of a starting run.
+#[derive(Debug)]
+pub struct PlannedTarget<'a> {
+    pub target_id: i64,
+    pub target_name: &'a str,
+    pub path: &'a str,
+}
+
+/// Links the record to its command and lists its destinations, in one transaction.
+pub async fn attach(
+    db: &D1Database,
+    record_id: i64,
+    command_id: i64,
+    targets: &[PlannedTarget<'_>],
+) -> Result<(), ApiError> {
+    let mut statements = vec![stmt(
+        db,
+        "UPDATE backup_records SET command_id = ?2 WHERE id = ?1",
+        &[int(record_id), int(command_id)],
+    )?];
+    for t in targets {
+        statements.push(stmt(
+            db,
+            "INSERT INTO backup_record_targets (record_id, target_id, target_name, path)
+             VALUES (?1, ?2, ?3, ?4)",
+            &[
+                int(record_id),
+                int(t.target_id),
+                text(t.target_name),
+                text(t.path),
+            ],
+        )?);
+    }
+    batch(db, statements).await.map(drop)
+}
+
+/// One target's outcome.
+#[derive(Debug)]
+pub struct TargetOutcome<'a> {
+    pub target_id: i64,
+    pub ok: bool,
+    pub bytes: i64,
+    pub error: &'a str,
+}
+
+/// The figures of a run that stored its artifact somewhere.
+#[derive(Debug)]
+pub struct Finished<'a> {
+    pub status: &'static str,
+    pub bytes: i64,
+    pub files: i64,
+    pub source_bytes: i64,
+    pub checksum: &'a str,
+    pub error: &'a str,
+}
+
+/// Finishes a running record with its targets' outcomes, and the task's last run, atomically.
+pub async fn finish(
+    db: &D1Database,
+    record_id: i64,
+    f: &Finished<'_>,
+    targets: &[TargetOutcome<'_>],
+    now: &str,
+) -> Result<(), ApiError> {
+    let mut statements = vec![stmt(
+        db,
+        "UPDATE backup_records
+         SET status = ?2, bytes = ?3, files = ?4, source_bytes = ?5, checksum = ?6, error = ?7,
+             finished_at = ?8
+         WHERE id = ?1 AND status = 'running'",
+        &[
+            int(record_id),
+            text(f.status),
+            int(f.bytes),
+            int(f.files),
+            int(f.source_bytes),
+            text(f.checksum),
+            text(f.error),
+            text(now),
+        ],
+    )?];
+    for t in targets {
+        statements.push(stmt(
+            db,
+            "UPDATE backup_record_targets SET status = ?3, bytes = ?4, error = ?5
+             WHERE record_id = ?1 AND target_id = ?2",
+            &[
+                int(record_id),
+                int(t.target_id),
+                text(if t.ok { "success" } else { "failed" }),
+                int(t.bytes),
+                text(t.error),
+            ],
+        )?);
+    }
+    statements.push(task_last_run(db, record_id)?);
+    batch(db, statements).await.map(drop)
+}
+
+fn task_last_run(db: &D1Database, record_id: i64) -> Result<worker::D1PreparedStatement, ApiError> {
+    stmt(
+        db,
+        "UPDATE backup_tasks
+         SET last_run_at = (SELECT finished_at FROM backup_records WHERE id = ?1),
+             last_status = (SELECT status FROM backup_records WHERE id = ?1)
+         WHERE id = (SELECT task_id FROM backup_records WHERE id = ?1)",
+        &[int(record_id)],
+    )
+}
+
+/// Fails every running record whose command ended without a usable report (expired lease,
+/// failed on the agent, or never enqueued within a minute); returns how many.
+pub async fn fail_lost(
+    db: &D1Database,
+    now: &str,
+    unlinked_before: &str,
+) -> Result<usize, ApiError> {
+    let failed = run(
+        db,
+        "UPDATE backup_records
+         SET status = 'failed', finished_at = ?1,
+             error = COALESCE(
+                 (SELECT COALESCE(c.error_message, 'the agent command ended without a result')
+                  FROM agent_commands c WHERE c.id = backup_records.command_id),
+                 'the run was never handed to an agent')
+         WHERE status = 'running'
+           AND ((command_id IS NULL AND started_at < ?2)
+                OR command_id IN (SELECT id FROM agent_commands WHERE status IN ('expired', 'failed')))",
+        &[text(now), text(unlinked_before)],
+    )
+    .await?;
+    if failed > 0 {
+        run(
+            db,
+            "UPDATE backup_record_targets SET status = 'failed', error = 'the run failed'
+             WHERE status = 'running'
+               AND record_id IN (SELECT id FROM backup_records WHERE status = 'failed')",
+            &[],
+        )
+        .await?;
+        run(
+            db,
+            "UPDATE backup_tasks
+             SET last_run_at = ?1, last_status = 'failed'
+             WHERE id IN (SELECT task_id FROM backup_records WHERE status = 'failed' AND finished_at = ?1)",
+            &[text(now)],
+        )
+        .await?;
+    }
+    Ok(failed)
+}
+
+/// The record a command is running, if it is a run.
+pub async fn by_command(db: &D1Database, command_id: i64) -> Result<Option<i64>, ApiError> {
+    #[derive(Deserialize)]
+    struct Id {
+        id: i64,
+    }
+    let row: Option<Id> = first(
+        db,
+        "SELECT id FROM backup_records WHERE command_id = ?1",
+        &[int(command_id)],
+    )
+    .await?;
+    Ok(row.map(|r| r.id))
+}

@@ -392,6 +392,10 @@ pub struct BackupRecordOutput {
     pub node_id: i64,
     /// `manual` or `schedule`.
     pub trigger: String,
+    /// The scheduled fire time a `schedule` run is for.
+    pub fire_at: Option<String>,
+    /// Earlier fire times this scheduled run stands for (missed while the control plane was down).
+    pub coalesced_slots: u32,
     /// `running`, `success`, `partial` (some targets failed) or `failed`.
     pub status: String,
     pub bytes: u64,
@@ -818,6 +822,8 @@ pub struct BackupTaskOutput {
     pub tags: Vec<String>,
     pub last_run_at: Option<String>,
     pub last_status: Option<String>,
+    /// The last fire time the scheduler could not run, and why (empty when none).
+    pub last_skip: String,
     pub created_at: String,
     pub updated_at: String,
 }

@@ -1,6 +1,6 @@
 //! The scheduled tick, run by the cron trigger every minute: it marks silent nodes offline, expires
 //! lapsed command leases, purges sign-in and OAuth state that can no longer matter and records that it ran.
-//! Scheduling of backups joins it later.
+//! It also starts the scheduled backup runs that are due (`scheduler.rs`).
 
 use crate::config::AppState;
 use crate::error::ApiError;
@@ -17,6 +17,7 @@ pub struct TickReport {
     pub leases_expired: usize,
     pub oauth_sessions_purged: usize,
     pub records_failed: usize,
+    pub schedule: crate::scheduler::Scheduled,
 }
 
 pub async fn tick(state: &AppState, now: Timestamp) -> Result<TickReport, ApiError> {
@@ -43,6 +44,8 @@ pub async fn tick(state: &AppState, now: Timestamp) -> Result<TickReport, ApiErr
             &time::format(now - Duration::minutes(1)),
         )
         .await?,
+        // Last: runs started now are not failed as lost by this same tick.
+        schedule: crate::scheduler::run_due(state, now).await?,
     };
     system::set_last_tick_at(&state.db, &now_text).await?;
     Ok(report)

@@ -11,6 +11,7 @@ mod error;
 mod google;
 mod http;
 mod router;
+mod scheduler;
 mod seal;
 mod store;
 

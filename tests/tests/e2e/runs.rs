@@ -293,3 +293,106 @@ async fn a_run_whose_agent_dies_fails_with_the_reason_once_the_lease_lapses() ->
     );
     Ok(())
 }
+
+#[tokio::test]
+async fn the_tick_starts_one_run_per_fire_time_and_skips_while_one_is_going() -> Result<()> {
+    use stowage_tests::RawAgent;
+    let server = Server::start_with(
+        ServerOptions::default()
+            .var("HEARTBEAT_SECS", 1)
+            .var("POLL_SECS", 1),
+    )
+    .await?;
+    let admin = server.admin("admin", "correct horse battery").await?;
+    let node: NodeWithToken = server
+        .post(routes::NODES, Some(&admin), &json!({"name": "box"}))
+        .await?
+        .expect_ok()?;
+    // An agent that takes nothing, so that a started run stays running.
+    let raw = RawAgent::new(&server, node.token.expose());
+    let dir = tempfile::tempdir()?;
+    let target: StorageTargetDetail = server
+        .post(
+            routes::STORAGE_TARGETS,
+            Some(&admin),
+            &json!({"name": "here", "type": "local_disk", "config": {"basePath": dir.path()}}),
+        )
+        .await?
+        .expect_ok()?;
+    let body = |cron: &str| {
+        json!({"name": "yearly", "type": "file", "nodeId": node.node.id, "sourcePaths": ["/etc"],
+               "storageTargetIds": [target.summary.id], "cronExpr": cron, "timeZone": "UTC"})
+    };
+    let task: BackupTaskOutput = server
+        .post(routes::BACKUP_TASKS, Some(&admin), &body("0 0 1 1 *"))
+        .await?
+        .expect_ok()?;
+    let tick = || async {
+        raw.heartbeat().await?.expect_ok::<serde_json::Value>()?;
+        server.trigger_cron().await
+    };
+    let records = || async {
+        server
+            .get(
+                &format!("{}?taskId={}", routes::BACKUP_RECORDS, task.id),
+                Some(&admin),
+            )
+            .await?
+            .expect_ok::<Vec<BackupRecordOutput>>()
+    };
+
+    // A new schedule never fires for the past: nothing is due yet.
+    tick().await?;
+    assert!(records().await?.is_empty());
+
+    // As if the control plane had been down since mid-2025: the latest fire time runs, once.
+    server.query(&format!(
+        "UPDATE backup_tasks SET schedule_cursor = '2025-06-01T00:00:00.000Z' WHERE id = {}",
+        task.id
+    ))?;
+    tick().await?;
+    tick().await?;
+    let list = records().await?;
+    assert_eq!(list.len(), 1, "{list:?}");
+    let run = &list[0];
+    assert_eq!(
+        (
+            run.trigger.as_str(),
+            run.fire_at.as_deref(),
+            run.status.as_str()
+        ),
+        ("schedule", Some("2026-01-01T00:00:00.000Z"), "running")
+    );
+    assert_eq!(run.coalesced_slots, 0);
+
+    // A fire time that comes while that run is still going is skipped, and the task says why.
+    let changed: BackupTaskOutput = server
+        .put(
+            &routes::backup_task(task.id),
+            Some(&admin),
+            &body("0 0 2 1 *"),
+        )
+        .await?
+        .expect_ok()?;
+    assert_eq!(changed.last_skip, "");
+    server.query(&format!(
+        "UPDATE backup_tasks SET schedule_cursor = '2025-06-01T00:00:00.000Z' WHERE id = {}",
+        task.id
+    ))?;
+    tick().await?;
+    let after: BackupTaskOutput = server
+        .get(&routes::backup_task(task.id), Some(&admin))
+        .await?
+        .expect_ok()?;
+    assert_eq!(
+        after.last_skip,
+        "2026-01-02T00:00:00.000Z: skipped, the previous run was still going"
+    );
+    tick().await?;
+    assert_eq!(
+        records().await?.len(),
+        1,
+        "a skipped fire time starts nothing later"
+    );
+    Ok(())
+}

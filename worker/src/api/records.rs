@@ -7,13 +7,16 @@ use super::storage_targets::open_config;
 use crate::config::AppState;
 use crate::error::ApiError;
 use crate::http;
+use crate::seal::Sealer;
 use crate::store::records::{self, Finished, PlannedTarget, RecordRow, TargetOutcome};
+use crate::store::tasks::TaskRow;
 use crate::store::{storage_targets, tasks};
 use stowage_shared::api::{
     BackupRecordOutput, CommandResult, CommandSpec, RecordTargetOutput, Role, RunBackupReport,
     RunDestination,
 };
 use stowage_shared::tasks::{FileSpec, artifact_path};
+use stowage_shared::time::Timestamp;
 use stowage_shared::{ErrorCode, time};
 use worker::{D1Database, Response};
 
@@ -47,6 +50,8 @@ async fn output(db: &D1Database, row: RecordRow) -> Result<BackupRecordOutput, A
         task_name: row.task_name,
         node_id: row.node_id,
         trigger: row.trigger,
+        fire_at: row.fire_at,
+        coalesced_slots: u32::try_from(row.coalesced).unwrap_or_default(),
         status: row.status,
         bytes: count(row.bytes),
         files: count(row.files),
@@ -70,8 +75,6 @@ pub async fn run_now(ctx: Ctx<'_>) -> Result<Response, ApiError> {
             format!("backup task {task_id} does not exist"),
         )
     })?;
-    let spec: FileSpec =
-        serde_json::from_str(&task.spec).map_err(|e| ApiError::internal("stored task spec", e))?;
     // Refused up front rather than queued for a node that may not come back.
     super::nodes::choose_online(
         &db,
@@ -82,7 +85,7 @@ pub async fn run_now(ctx: Ctx<'_>) -> Result<Response, ApiError> {
     )
     .await?;
     let now = time::format(ctx.now);
-    let record_id = records::start_manual(&db, task_id, &task.name, task.node_id, &now)
+    let record_id = records::start(&db, &task, None, 0, &now)
         .await?
         .ok_or_else(|| {
             ApiError::new(
@@ -93,14 +96,34 @@ pub async fn run_now(ctx: Ctx<'_>) -> Result<Response, ApiError> {
                 ),
             )
         })?;
-    let path = artifact_path(&task.name, record_id, ctx.now, spec.compression);
+    hand_out(&db, &sealer, &task, record_id, ctx.now).await?;
+    ctx.audit_success(&db, &principal, "backup_task.run", ("backup_task", task_id))
+        .await?;
+    let row = records::get(&db, record_id)
+        .await?
+        .ok_or_else(|| not_found(record_id))?;
+    http::created(&output(&db, row).await?)
+}
+
+/// Gives a started record's run to the task's node: a sealed `run_backup` command with the
+/// targets' configs and the artifact path, linked to the record with its destinations.
+pub async fn hand_out(
+    db: &D1Database,
+    sealer: &Sealer,
+    task: &TaskRow,
+    record_id: i64,
+    now: Timestamp,
+) -> Result<(), ApiError> {
+    let spec: FileSpec =
+        serde_json::from_str(&task.spec).map_err(|e| ApiError::internal("stored task spec", e))?;
+    let path = artifact_path(&task.name, record_id, now, spec.compression);
     let mut destinations = Vec::new();
     let mut names = Vec::new();
-    for t in tasks::targets(&db, task_id).await? {
-        let row = storage_targets::get(&db, t.target_id)
+    for t in tasks::targets(db, task.id).await? {
+        let row = storage_targets::get(db, t.target_id)
             .await?
             .ok_or_else(|| ApiError::internal("task target", "a task's target is missing"))?;
-        let target = open_config(&sealer, &row)?;
+        let target = open_config(sealer, &row)?;
         destinations.push(RunDestination {
             target_id: t.target_id,
             storage_type: target.kind(),
@@ -109,31 +132,26 @@ pub async fn run_now(ctx: Ctx<'_>) -> Result<Response, ApiError> {
         });
         names.push(t.name);
     }
+    let planned: Vec<(i64, String)> = destinations
+        .iter()
+        .zip(names)
+        .map(|(d, name)| (d.target_id, name))
+        .collect();
     let command = CommandSpec::RunBackup {
         record_id,
         spec,
         destinations,
     };
-    let command_id = super::rpc::enqueue(&db, &sealer, task.node_id, &command, ctx.now).await?;
-    let planned: Vec<PlannedTarget<'_>> = match &command {
-        CommandSpec::RunBackup { destinations, .. } => destinations
-            .iter()
-            .zip(&names)
-            .map(|(d, name)| PlannedTarget {
-                target_id: d.target_id,
-                target_name: name,
-                path: &d.path,
-            })
-            .collect(),
-        _ => Vec::new(),
-    };
-    records::attach(&db, record_id, command_id, &planned).await?;
-    ctx.audit_success(&db, &principal, "backup_task.run", ("backup_task", task_id))
-        .await?;
-    let row = records::get(&db, record_id)
-        .await?
-        .ok_or_else(|| not_found(record_id))?;
-    http::created(&output(&db, row).await?)
+    let command_id = super::rpc::enqueue(db, sealer, task.node_id, &command, now).await?;
+    let planned: Vec<PlannedTarget<'_>> = planned
+        .iter()
+        .map(|(target_id, name)| PlannedTarget {
+            target_id: *target_id,
+            target_name: name,
+            path: &path,
+        })
+        .collect();
+    records::attach(db, record_id, command_id, &planned).await
 }
 
 /// Settles the record of a finished `run_backup` command from the agent's report.

@@ -71,6 +71,7 @@ fn output(
         tags: serde_json::from_str(&row.tags).unwrap_or_default(),
         last_run_at: row.last_run_at.clone(),
         last_status: row.last_status.clone(),
+        last_skip: row.last_skip.clone(),
         created_at: row.created_at.clone(),
         updated_at: row.updated_at.clone(),
     })

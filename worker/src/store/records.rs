@@ -12,6 +12,8 @@ pub struct RecordRow {
     pub task_name: String,
     pub node_id: i64,
     pub trigger: String,
+    pub fire_at: Option<String>,
+    pub coalesced: i64,
     pub status: String,
     pub bytes: i64,
     pub files: i64,
@@ -25,7 +27,7 @@ pub struct RecordRow {
 macro_rules! record_select {
     ($tail:literal) => {
         concat!(
-            "SELECT id, task_id, task_name, node_id, trigger, status, bytes, files,
+            "SELECT id, task_id, task_name, node_id, trigger, fire_at, coalesced, status, bytes, files,
                     source_bytes, checksum, error, started_at, finished_at
              FROM backup_records ",
             $tail
@@ -67,12 +69,14 @@ pub async fn targets(db: &D1Database, record_id: i64) -> Result<Vec<RecordTarget
     .await
 }
 
-/// Starts a manual run's record, unless one of the task is already running; the new id.
-pub async fn start_manual(
+/// Starts a run's record, unless a run of the task is going; the new id. `fire_at` is the
+/// scheduled fire time (`None` for a manual run): a task and fire time make one record at most,
+/// so ticks that repeat or overlap start it once.
+pub async fn start(
     db: &D1Database,
-    task_id: i64,
-    task_name: &str,
-    node_id: i64,
+    task: &super::tasks::TaskRow,
+    fire_at: Option<&str>,
+    coalesced: u32,
     now: &str,
 ) -> Result<Option<i64>, ApiError> {
     #[derive(Deserialize)]
@@ -81,14 +85,41 @@ pub async fn start_manual(
     }
     let row: Option<Id> = first(
         db,
-        "INSERT INTO backup_records (task_id, task_name, node_id, trigger, started_at)
-         SELECT ?1, ?2, ?3, 'manual', ?4
+        "INSERT INTO backup_records (task_id, task_name, node_id, trigger, fire_at, coalesced, started_at)
+         SELECT ?1, ?2, ?3, CASE WHEN ?4 IS NULL THEN 'manual' ELSE 'schedule' END, ?4, ?5, ?6
          WHERE NOT EXISTS (SELECT 1 FROM backup_records WHERE task_id = ?1 AND status = 'running')
+         ON CONFLICT (task_id, fire_at) DO NOTHING
          RETURNING id",
-        &[int(task_id), text(task_name), int(node_id), text(now)],
+        &[
+            int(task.id),
+            text(&task.name),
+            int(task.node_id),
+            super::opt_text(fire_at),
+            int(i64::from(coalesced)),
+            text(now),
+        ],
     )
     .await?;
     Ok(row.map(|r| r.id))
+}
+
+/// Whether the task already has a record for this fire time.
+pub async fn exists_for_fire(
+    db: &D1Database,
+    task_id: i64,
+    fire_at: &str,
+) -> Result<bool, ApiError> {
+    #[derive(Deserialize)]
+    struct Row {
+        n: i64,
+    }
+    let row: Option<Row> = first(
+        db,
+        "SELECT count(*) AS n FROM backup_records WHERE task_id = ?1 AND fire_at = ?2",
+        &[int(task_id), text(fire_at)],
+    )
+    .await?;
+    Ok(row.is_some_and(|r| r.n > 0))
 }
 
 /// One destination of a starting run.

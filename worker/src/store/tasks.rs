@@ -26,6 +26,8 @@ pub struct TaskRow {
     pub tags: String,
     pub last_run_at: Option<String>,
     pub last_status: Option<String>,
+    pub last_skip: String,
+    pub schedule_cursor: Option<String>,
     pub created_at: String,
     pub updated_at: String,
 }
@@ -35,7 +37,7 @@ macro_rules! task_select {
         concat!(
             "SELECT t.id, t.name, t.type, t.description, t.enabled, t.node_id, n.name AS node_name,
                     t.spec, t.cron_expr, t.time_zone, t.tags, t.last_run_at, t.last_status,
-                    t.created_at, t.updated_at
+                    t.last_skip, t.schedule_cursor, t.created_at, t.updated_at
              FROM backup_tasks t LEFT JOIN nodes n ON n.id = t.node_id ",
             $tail
         )
@@ -59,6 +61,35 @@ pub async fn list(db: &D1Database) -> Result<Vec<TaskRow>, ApiError> {
         &[],
     )
     .await
+}
+
+/// Enabled tasks that have a schedule.
+pub async fn scheduled(db: &D1Database) -> Result<Vec<TaskRow>, ApiError> {
+    all(
+        db,
+        task_select!("WHERE t.enabled = 1 AND t.cron_expr <> '' ORDER BY t.id"),
+        &[],
+    )
+    .await
+}
+
+/// Moves the task's schedule cursor forward to `fire_at` (never back), noting a skipped fire time
+/// when `skip` says why.
+pub async fn advance_cursor(
+    db: &D1Database,
+    id: i64,
+    fire_at: &str,
+    skip: Option<&str>,
+) -> Result<(), ApiError> {
+    run(
+        db,
+        "UPDATE backup_tasks
+         SET schedule_cursor = ?2, last_skip = COALESCE(?3, last_skip)
+         WHERE id = ?1 AND (schedule_cursor IS NULL OR schedule_cursor < ?2)",
+        &[int(id), text(fire_at), super::opt_text(skip)],
+    )
+    .await
+    .map(drop)
 }
 
 pub async fn get(db: &D1Database, id: i64) -> Result<Option<TaskRow>, ApiError> {

@@ -26,7 +26,7 @@ impl Identity {
 }
 
 /// Linux keeps the hostname in procfs; reading it avoids a dependency for one string.
-fn hostname() -> String {
+pub fn hostname() -> String {
     ["/proc/sys/kernel/hostname", "/etc/hostname"]
         .iter()
         .find_map(|p| std::fs::read_to_string(p).ok())

@@ -334,9 +334,43 @@ pub enum CommandSpec {
     #[serde(rename_all = "camelCase")]
     RunBackup {
         record_id: i64,
+        task_id: i64,
+        task_name: String,
         spec: crate::tasks::FileSpec,
         destinations: Vec<RunDestination>,
     },
+}
+
+/// The manifest stored beside every artifact (`<artifact>.manifest.json`), so that a target
+/// describes its backups without the control plane.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BackupManifest {
+    /// `stowage-backup/1`.
+    pub format: String,
+    pub task_id: i64,
+    pub task_name: String,
+    pub record_id: i64,
+    /// The agent's host name.
+    pub host: String,
+    pub sources: Vec<String>,
+    pub excludes: Vec<String>,
+    pub compression: crate::tasks::Compression,
+    /// The artifact's file name, beside this manifest.
+    pub artifact: String,
+    pub bytes: u64,
+    pub sha256: String,
+    pub files: u64,
+    pub source_bytes: u64,
+    pub started_at: String,
+    pub finished_at: String,
+}
+
+pub const MANIFEST_FORMAT: &str = "stowage-backup/1";
+
+/// Where an artifact's manifest is stored.
+pub fn manifest_path(artifact: &str) -> String {
+    format!("{artifact}.manifest.json")
 }
 
 /// Where a run stores its artifact: a target's config (sealed with the command) and the path.

@@ -40,10 +40,23 @@ pub async fn execute(spec: &CommandSpec, tools: &Tools) -> CommandResult {
             .await
             .and_then(|usage| serde_json::to_value(usage).map_err(list_dir::encode_error)),
         CommandSpec::RunBackup {
-            spec, destinations, ..
-        } => run_backup::run_backup(spec, destinations, tools)
-            .await
-            .and_then(|report| serde_json::to_value(report).map_err(list_dir::encode_error)),
+            record_id,
+            task_id,
+            task_name,
+            spec,
+            destinations,
+        } => run_backup::run_backup(
+            &run_backup::Run {
+                record_id: *record_id,
+                task_id: *task_id,
+                task_name,
+                spec,
+            },
+            destinations,
+            tools,
+        )
+        .await
+        .and_then(|report| serde_json::to_value(report).map_err(list_dir::encode_error)),
         CommandSpec::RcloneBackends => rclone_backends(tools)
             .await
             .and_then(|list| serde_json::to_value(list).map_err(list_dir::encode_error)),

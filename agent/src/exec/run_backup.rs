@@ -1,9 +1,15 @@
-//! `run_backup`: one backup run of a file task, through [`crate::backup::run`].
+//! `run_backup`: one backup run of a file task, through [`crate::backup::run`], then a manifest
+//! beside the artifact on every target that took it. A target whose manifest cannot be written
+//! counts as failed, and its artifact is removed, so every stored artifact describes itself.
 
 use crate::backup::{self, Destination};
+use crate::storage::StorageError;
 use crate::storage::{Store, Tools};
 use stowage_shared::ErrorCode;
-use stowage_shared::api::{CommandError, RunBackupReport, RunDestination, RunTargetReport};
+use stowage_shared::api::{
+    BackupManifest, CommandError, MANIFEST_FORMAT, RunBackupReport, RunDestination,
+    RunTargetReport, manifest_path,
+};
 use stowage_shared::storage::StorageConfig;
 use stowage_shared::tasks::FileSpec;
 
@@ -14,11 +20,22 @@ fn failed(message: impl Into<String>) -> CommandError {
     }
 }
 
+/// What the run is, for the manifest.
+#[derive(Debug)]
+pub struct Run<'a> {
+    pub record_id: i64,
+    pub task_id: i64,
+    pub task_name: &'a str,
+    pub spec: &'a FileSpec,
+}
+
 pub async fn run_backup(
-    spec: &FileSpec,
+    run: &Run<'_>,
     destinations: &[RunDestination],
     tools: &Tools,
 ) -> Result<RunBackupReport, CommandError> {
+    let spec = run.spec;
+    let started_at = stowage_shared::time::format(chrono::Utc::now());
     let mut configs = Vec::with_capacity(destinations.len());
     for d in destinations {
         let config = StorageConfig::parse(d.storage_type, &d.config)
@@ -59,6 +76,45 @@ pub async fn run_backup(
     let (archive, outcomes) = backup::run(spec, &open)
         .await
         .map_err(|e| failed(scrub_all(&e.to_string())))?;
+    // Every destination has the same path, so one manifest serves them all.
+    let manifest = BackupManifest {
+        format: MANIFEST_FORMAT.to_owned(),
+        task_id: run.task_id,
+        task_name: run.task_name.to_owned(),
+        record_id: run.record_id,
+        host: crate::system::hostname(),
+        sources: spec.sources.clone(),
+        excludes: spec.excludes.clone(),
+        compression: spec.compression,
+        artifact: open[0]
+            .path
+            .rsplit('/')
+            .next()
+            .unwrap_or_default()
+            .to_owned(),
+        bytes: archive.bytes,
+        sha256: archive.sha256.clone(),
+        files: archive.files,
+        source_bytes: archive.source_bytes,
+        started_at,
+        finished_at: stowage_shared::time::format(chrono::Utc::now()),
+    };
+    let manifest = serde_json::to_vec_pretty(&manifest)
+        .map_err(|e| failed(format!("encoding the manifest: {e}")))?;
+    let mut outcomes = outcomes;
+    for (dest, outcome) in open.iter().zip(outcomes.iter_mut()) {
+        if outcome.is_ok()
+            && let Err(e) = dest
+                .store
+                .write(&manifest_path(&dest.path), &manifest)
+                .await
+        {
+            let _ = dest.store.delete(&dest.path).await;
+            *outcome = Err(StorageError::Unsupported(format!(
+                "the artifact was stored but its manifest could not be, so it was removed: {e}"
+            )));
+        }
+    }
     let mut targets = Vec::with_capacity(destinations.len());
     let mut outcome = open_ids.iter().zip(outcomes);
     for (d, store) in destinations.iter().zip(&stores) {

@@ -118,6 +118,22 @@ async fn a_manual_run_stores_the_same_verified_artifact_on_every_target() -> Res
         assert_eq!(stored.len() as u64, done.bytes);
         assert_eq!(hex::encode(Sha256::digest(stored)), done.checksum);
     }
+    // Beside each copy, a manifest that describes it without the control plane.
+    for dir in [local.path().to_path_buf(), s3.data().join("bucket/backups")] {
+        let text = std::fs::read_to_string(dir.join(stowage_shared::api::manifest_path(&path)))?;
+        let m: stowage_shared::api::BackupManifest = serde_json::from_str(&text)?;
+        assert_eq!(m.format, stowage_shared::api::MANIFEST_FORMAT);
+        assert_eq!(
+            (m.record_id, m.task_id, m.task_name.as_str()),
+            (done.id, task.id, "Web Site")
+        );
+        assert_eq!(
+            (m.bytes, m.sha256.as_str(), m.files),
+            (done.bytes, done.checksum.as_str(), 2)
+        );
+        assert_eq!(m.artifact, path.rsplit('/').next().unwrap_or_default());
+        assert_eq!(m.excludes, ["*.log"]);
+    }
     let out = tempfile::tempdir()?;
     tar::Archive::new(zstd::decode_all(on_disk.as_slice())?.as_slice()).unpack(out.path())?;
     let back = out.path().join(source.trim_start_matches('/'));

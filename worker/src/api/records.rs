@@ -139,6 +139,8 @@ pub async fn hand_out(
         .collect();
     let command = CommandSpec::RunBackup {
         record_id,
+        task_id: task.id,
+        task_name: task.name.clone(),
         spec,
         destinations,
     };

@@ -8,7 +8,9 @@ use crate::config::AppState;
 use crate::error::ApiError;
 use crate::http;
 use crate::seal::Sealer;
-use crate::store::records::{self, Finished, PlannedTarget, RecordRow, TargetOutcome};
+use crate::store::records::{
+    self, Finished, PlannedTarget, RecordRow, RecordTargetRow, TargetOutcome,
+};
 use crate::store::tasks::TaskRow;
 use crate::store::{storage_targets, tasks};
 use stowage_shared::api::{
@@ -31,20 +33,21 @@ fn count(n: i64) -> u64 {
     u64::try_from(n).unwrap_or_default()
 }
 
-async fn output(db: &D1Database, row: RecordRow) -> Result<BackupRecordOutput, ApiError> {
-    let targets = records::targets(db, row.id)
-        .await?
-        .into_iter()
+/// A record for the API, from its row and the target rows (of it, or of several records).
+fn output(row: RecordRow, targets: &[RecordTargetRow]) -> BackupRecordOutput {
+    let targets = targets
+        .iter()
+        .filter(|t| t.record_id == row.id)
         .map(|t| RecordTargetOutput {
             target_id: t.target_id,
-            target_name: t.target_name,
-            status: t.status,
-            path: t.path,
+            target_name: t.target_name.clone(),
+            status: t.status.clone(),
+            path: t.path.clone(),
             bytes: count(t.bytes),
-            error: t.error,
+            error: t.error.clone(),
         })
         .collect();
-    Ok(BackupRecordOutput {
+    BackupRecordOutput {
         id: row.id,
         task_id: row.task_id,
         task_name: row.task_name,
@@ -61,7 +64,13 @@ async fn output(db: &D1Database, row: RecordRow) -> Result<BackupRecordOutput, A
         started_at: row.started_at,
         finished_at: row.finished_at,
         targets,
-    })
+    }
+}
+
+/// One record with its targets.
+async fn answer(db: &D1Database, id: i64) -> Result<BackupRecordOutput, ApiError> {
+    let row = records::get(db, id).await?.ok_or_else(|| not_found(id))?;
+    Ok(output(row, &records::targets(db, id).await?))
 }
 
 /// `POST /api/backup/tasks/:id/run`: starts a run now; 409 while one is running.
@@ -99,10 +108,7 @@ pub async fn run_now(ctx: Ctx<'_>) -> Result<Response, ApiError> {
     hand_out(&db, &sealer, &task, record_id, ctx.now).await?;
     ctx.audit_success(&db, &principal, "backup_task.run", ("backup_task", task_id))
         .await?;
-    let row = records::get(&db, record_id)
-        .await?
-        .ok_or_else(|| not_found(record_id))?;
-    http::created(&output(&db, row).await?)
+    http::created(&answer(&db, record_id).await?)
 }
 
 /// Gives a started record's run to the task's node: a sealed `run_backup` command with the
@@ -245,16 +251,14 @@ pub async fn list(ctx: Ctx<'_>) -> Result<Response, ApiError> {
         })?,
         None => 0,
     };
-    let mut out = Vec::new();
-    for row in records::list(&db, task_id, 100).await? {
-        out.push(output(&db, row).await?);
-    }
+    let rows = records::list(&db, task_id, 100).await?;
+    let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
+    let targets = records::targets_of(&db, &ids).await?;
+    let out: Vec<BackupRecordOutput> = rows.into_iter().map(|row| output(row, &targets)).collect();
     http::ok(&out)
 }
 
 pub async fn get(ctx: Ctx<'_>) -> Result<Response, ApiError> {
     let (AppState { db, .. }, _) = ctx.signed_in(Role::Viewer).await?;
-    let id = ctx.id()?;
-    let row = records::get(&db, id).await?.ok_or_else(|| not_found(id))?;
-    http::ok(&output(&db, row).await?)
+    http::ok(&answer(&db, ctx.id()?).await?)
 }

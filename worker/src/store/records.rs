@@ -37,6 +37,7 @@ macro_rules! record_select {
 
 #[derive(Debug, Clone, Deserialize)]
 pub struct RecordTargetRow {
+    pub record_id: i64,
     pub target_id: i64,
     pub target_name: String,
     pub path: String,
@@ -60,11 +61,21 @@ pub async fn list(db: &D1Database, task_id: i64, limit: i64) -> Result<Vec<Recor
 }
 
 pub async fn targets(db: &D1Database, record_id: i64) -> Result<Vec<RecordTargetRow>, ApiError> {
+    targets_of(db, &[record_id]).await
+}
+
+/// The targets of several records in one query, in each record's order.
+pub async fn targets_of(
+    db: &D1Database,
+    record_ids: &[i64],
+) -> Result<Vec<RecordTargetRow>, ApiError> {
+    let ids = serde_json::to_string(record_ids).map_err(|e| ApiError::internal("record ids", e))?;
     all(
         db,
-        "SELECT target_id, target_name, path, status, bytes, error
-         FROM backup_record_targets WHERE record_id = ?1 ORDER BY rowid",
-        &[int(record_id)],
+        "SELECT record_id, target_id, target_name, path, status, bytes, error
+         FROM backup_record_targets WHERE record_id IN (SELECT value FROM json_each(?1))
+         ORDER BY record_id, rowid",
+        &[text(&ids)],
     )
     .await
 }

@@ -8,10 +8,12 @@
 //! Symlinks are stored as symlinks; modes, owners and modification times are kept; empty
 //! directories are stored too.
 
+use crate::report::Counters;
 use crate::storage::{StorageError, Store};
 use sha2::{Digest, Sha256};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use stowage_shared::tasks::{Compression, FileSpec};
 use tokio::sync::mpsc;
 
@@ -87,6 +89,7 @@ struct FanOut {
     piece: Vec<u8>,
     hasher: Sha256,
     bytes: u64,
+    counters: Arc<Counters>,
 }
 
 impl FanOut {
@@ -117,6 +120,7 @@ impl Write for FanOut {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         self.hasher.update(buf);
         self.bytes += buf.len() as u64;
+        self.counters.add_bytes(buf.len() as u64);
         let mut rest = buf;
         while !rest.is_empty() {
             let room = PIECE - self.piece.len();
@@ -136,7 +140,12 @@ impl Write for FanOut {
 }
 
 /// Walks the sources into `out` as a tar stream; returns (files, content bytes).
-fn write_tar<W: Write>(spec: &FileSpec, excludes: &Excludes, out: W) -> io::Result<(u64, u64, W)> {
+fn write_tar<W: Write>(
+    spec: &FileSpec,
+    excludes: &Excludes,
+    counters: &Counters,
+    out: W,
+) -> io::Result<(u64, u64, W)> {
     let mut tar = tar::Builder::new(out);
     tar.follow_symlinks(false);
     tar.mode(tar::HeaderMode::Complete);
@@ -163,9 +172,9 @@ fn write_tar<W: Write>(spec: &FileSpec, excludes: &Excludes, out: W) -> io::Resu
             } else if meta.is_file() || meta.file_type().is_symlink() {
                 tar.append_path_with_name(&path, name)?;
                 files += 1;
-                if meta.is_file() {
-                    bytes += meta.len();
-                }
+                let len = if meta.is_file() { meta.len() } else { 0 };
+                bytes += len;
+                counters.add_file(len);
             }
             // Sockets, fifos and devices are not backup material.
         }
@@ -178,6 +187,7 @@ fn write_tar<W: Write>(spec: &FileSpec, excludes: &Excludes, out: W) -> io::Resu
 fn archive_into(
     spec: &FileSpec,
     excludes: &Excludes,
+    counters: Arc<Counters>,
     senders: Vec<Option<mpsc::Sender<io::Result<bytes::Bytes>>>>,
 ) -> io::Result<(Archive, FanOut)> {
     let fan = FanOut {
@@ -185,14 +195,15 @@ fn archive_into(
         piece: Vec::with_capacity(PIECE),
         hasher: Sha256::new(),
         bytes: 0,
+        counters: Arc::clone(&counters),
     };
     let (files, source_bytes, mut fan) = match spec.compression {
-        Compression::None => write_tar(spec, excludes, fan)?,
+        Compression::None => write_tar(spec, excludes, &counters, fan)?,
         Compression::Zstd { level } => {
             let mut encoder = zstd::stream::Encoder::new(fan, level)?;
             let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
             encoder.multithread(u32::try_from(threads).unwrap_or(1))?;
-            let (files, bytes, encoder) = write_tar(spec, excludes, encoder)?;
+            let (files, bytes, encoder) = write_tar(spec, excludes, &counters, encoder)?;
             (files, bytes, encoder.finish()?)
         }
     };
@@ -212,6 +223,7 @@ fn archive_into(
 pub async fn run(
     spec: &FileSpec,
     destinations: &[Destination<'_>],
+    counters: Arc<Counters>,
 ) -> Result<(Archive, Vec<Result<u64, StorageError>>), BackupError> {
     let excludes = Excludes::new(&spec.excludes)?;
     let mut senders = Vec::new();
@@ -230,7 +242,7 @@ pub async fn run(
     // merely closes would look like a complete artifact.
     let signal: Vec<_> = senders.iter().flatten().cloned().collect();
     let producer = tokio::task::spawn_blocking(move || -> io::Result<(Archive, FanOut)> {
-        let outcome = archive_into(&spec, &excludes, senders);
+        let outcome = archive_into(&spec, &excludes, counters, senders);
         if let Err(e) = &outcome {
             for tx in &signal {
                 let _ = tx.blocking_send(Err(io::Error::other(e.to_string())));
@@ -359,6 +371,7 @@ mod tests {
                 vec!["*.log".into(), cache],
             ),
             &dests,
+            Arc::default(),
         )
         .await?;
         assert_eq!(
@@ -412,6 +425,7 @@ mod tests {
                 vec![],
             ),
             &dests,
+            Arc::default(),
         )
         .await
         .expect_err("a missing source fails the run");
@@ -446,6 +460,7 @@ mod tests {
         let (archive, outcomes) = run(
             &spec(vec![src.path().to_string_lossy().into_owned()], vec![]),
             &dests,
+            Arc::default(),
         )
         .await?;
         assert!(

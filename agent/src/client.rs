@@ -6,7 +6,8 @@ use serde::de::DeserializeOwned;
 use std::time::Duration;
 use stowage_shared::api::{
     self, AGENT_PROTOCOL_HEADER, AGENT_PROTOCOL_VERSION, AGENT_TOKEN_HEADER, CommandResult,
-    HeartbeatRequest, HeartbeatResponse, PollResponse, ResultAccepted, routes,
+    HeartbeatRequest, HeartbeatResponse, LogBatchAccepted, PollResponse, ResultAccepted,
+    RunLogBatch, routes,
 };
 use stowage_shared::{Envelope, ErrorCode, SecretString};
 
@@ -118,6 +119,19 @@ impl Client {
 
     pub async fn poll(&self) -> Result<PollResponse, ClientError> {
         self.post(routes::AGENT_POLL, &serde_json::json!({})).await
+    }
+
+    pub async fn post_log(
+        &self,
+        kind: crate::report::Kind,
+        id: i64,
+        batch: &RunLogBatch,
+    ) -> Result<LogBatchAccepted, ClientError> {
+        let path = match kind {
+            crate::report::Kind::Backup => routes::agent_record_log(id),
+            crate::report::Kind::Restore => routes::agent_restore_log(id),
+        };
+        self.post(&path, batch).await
     }
 
     pub async fn report(

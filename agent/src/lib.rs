@@ -8,5 +8,7 @@ pub mod client;
 pub mod config;
 pub mod exec;
 pub mod poll;
+pub mod report;
+pub mod restore;
 pub mod storage;
 pub mod system;

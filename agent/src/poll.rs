@@ -132,7 +132,7 @@ impl Agent {
         let agent = Arc::clone(self);
         tokio::spawn(async move {
             let _slot = slot;
-            let result = exec::execute(&command.spec, &agent.tools).await;
+            let result = exec::execute(&command.spec, &agent.tools, Some(&agent.client)).await;
             agent.report(id, &result).await;
             agent.set_running(id, false);
         });

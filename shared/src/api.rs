@@ -52,6 +52,34 @@ pub mod routes {
     pub fn backup_record(id: i64) -> String {
         format!("{BACKUP_RECORDS}/{id}")
     }
+    pub fn backup_record_logs(id: i64) -> String {
+        format!("{BACKUP_RECORDS}/{id}/logs/stream")
+    }
+    pub fn backup_record_download(id: i64) -> String {
+        format!("{BACKUP_RECORDS}/{id}/download")
+    }
+    pub fn backup_record_restore(id: i64) -> String {
+        format!("{BACKUP_RECORDS}/{id}/restore")
+    }
+    pub const BACKUP_RECORDS_BATCH_DELETE: &str = "/api/backup/records/batch-delete";
+    pub const RESTORE_RECORDS: &str = "/api/restore/records";
+    pub fn restore_record(id: i64) -> String {
+        format!("{RESTORE_RECORDS}/{id}")
+    }
+    pub fn restore_record_logs(id: i64) -> String {
+        format!("{RESTORE_RECORDS}/{id}/logs/stream")
+    }
+    /// A short-lived ticket that signs in one GET of one path, for clients that cannot send
+    /// headers (a browser's `EventSource`, a download link).
+    pub const AUTH_STREAM_TICKET: &str = "/api/auth/stream-ticket";
+    /// Where an agent posts a run's log lines and progress.
+    pub fn agent_record_log(id: i64) -> String {
+        format!("/api/agent/records/{id}")
+    }
+    /// Where an agent posts a restore's log lines and progress.
+    pub fn agent_restore_log(id: i64) -> String {
+        format!("/api/agent/restores/{id}")
+    }
     pub fn storage_target_test(id: i64) -> String {
         format!("{STORAGE_TARGETS}/{id}/test")
     }
@@ -339,6 +367,210 @@ pub enum CommandSpec {
         spec: crate::tasks::FileSpec,
         destinations: Vec<RunDestination>,
     },
+    /// Remove stored artifacts (each with its manifest) from their targets.
+    #[serde(rename_all = "camelCase")]
+    DeleteArtifacts { objects: Vec<StoredObject> },
+    /// Restore a stored artifact: fetch it, check its SHA-256 while unpacking into a staging
+    /// directory, and only then move the files into place.
+    #[serde(rename_all = "camelCase")]
+    Restore {
+        restore_id: i64,
+        source: StoredObject,
+        sha256: String,
+        bytes: u64,
+        compression: crate::tasks::Compression,
+        /// An absolute directory to restore under, or `None` for the original paths.
+        destination: Option<String>,
+    },
+}
+
+/// An artifact on one target: the target's config (sealed with the command) and the path.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StoredObject {
+    pub target_id: i64,
+    pub storage_type: crate::storage::StorageType,
+    pub config: serde_json::Value,
+    pub path: String,
+}
+
+/// What `delete_artifacts` could not remove (objects already gone count as removed).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DeleteArtifactsReport {
+    pub failures: Vec<DeleteFailure>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DeleteFailure {
+    pub target_id: i64,
+    pub path: String,
+    pub error: String,
+}
+
+/// What an agent reports for a finished restore.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RestoreReport {
+    pub files: u64,
+    pub bytes: u64,
+}
+
+/// How important a log line is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogLevel {
+    Info,
+    Warn,
+    Error,
+}
+
+impl LogLevel {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LogLevel::Info => "info",
+            LogLevel::Warn => "warn",
+            LogLevel::Error => "error",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        [LogLevel::Info, LogLevel::Warn, LogLevel::Error]
+            .into_iter()
+            .find(|l| l.as_str() == text)
+    }
+}
+
+/// One log line of a run or restore. `seq` counts from 1 per record, so a batch sent twice is
+/// stored once and a stream can resume after the last line it delivered.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LogLine {
+    pub seq: u64,
+    pub at: String,
+    pub level: LogLevel,
+    pub message: String,
+}
+
+/// Where a run or restore stands.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Progress {
+    /// Bytes through so far: the artifact's bytes written (backup) or read (restore).
+    pub bytes: u64,
+    /// The artifact's size, when known (restores), for a percentage.
+    pub total_bytes: Option<u64>,
+    pub files: u64,
+    /// Source bytes read (backup) or file bytes written (restore).
+    pub source_bytes: u64,
+    /// The average rate since the start.
+    pub bytes_per_sec: u64,
+    pub elapsed_ms: u64,
+}
+
+/// `POST /api/agent/records/:id` and `/api/agent/restores/:id`: new log lines and the latest
+/// progress.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RunLogBatch {
+    pub lines: Vec<LogLine>,
+    pub progress: Option<Progress>,
+}
+
+/// Most log lines one batch may carry.
+pub const LOG_BATCH_MAX_LINES: usize = 200;
+/// Longest log message stored (longer ones are cut).
+pub const LOG_LINE_MAX_CHARS: usize = 2_000;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LogBatchAccepted {
+    /// False when the record has ended: the agent can stop sending.
+    pub live: bool,
+}
+
+/// `POST /api/backup/records/:id/restore`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RestoreRequest {
+    /// An absolute directory to restore under (the sources keep their full paths beneath it);
+    /// absent for the original paths.
+    #[serde(default)]
+    pub target_path: Option<String>,
+    /// The node to restore on; the record's node when absent.
+    #[serde(default)]
+    pub node_id: Option<i64>,
+    /// The target to read the artifact from; the first that holds it when absent.
+    #[serde(default)]
+    pub storage_target_id: Option<i64>,
+}
+
+/// A restore of a backup record.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RestoreRecordOutput {
+    pub id: i64,
+    pub backup_record_id: i64,
+    pub task_id: Option<i64>,
+    pub task_name: String,
+    pub node_id: i64,
+    pub storage_target_id: i64,
+    /// Empty for the original paths.
+    pub target_path: String,
+    /// `running`, `success` or `failed`.
+    pub status: String,
+    pub files: u64,
+    pub bytes: u64,
+    pub error: String,
+    pub triggered_by: String,
+    pub progress: Option<Progress>,
+    pub started_at: String,
+    pub finished_at: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub log_tail: Vec<LogLine>,
+}
+
+/// `POST /api/backup/records/batch-delete`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct BatchDeleteRequest {
+    pub ids: Vec<i64>,
+}
+
+/// Most records one batch delete may name.
+pub const BATCH_DELETE_MAX: usize = 100;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BatchDeleted {
+    pub deleted: u64,
+}
+
+/// One page of a list.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    pub total: u64,
+    pub page: u64,
+    pub page_size: u64,
+}
+
+/// `POST /api/auth/stream-ticket`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct StreamTicketRequest {
+    /// The path the ticket opens (one GET), e.g. `/api/backup/records/7/logs/stream`.
+    pub path: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StreamTicket {
+    /// Pass as `?ticket=`.
+    pub ticket: String,
+    pub expires_at: String,
 }
 
 /// The manifest stored beside every artifact (`<artifact>.manifest.json`), so that a target
@@ -441,6 +673,14 @@ pub struct BackupRecordOutput {
     pub started_at: String,
     pub finished_at: Option<String>,
     pub targets: Vec<RecordTargetOutput>,
+    /// Where a running record stands.
+    pub progress: Option<Progress>,
+    /// When retention removed the stored backup, and the rule that dropped it.
+    pub removed_at: Option<String>,
+    pub removal: String,
+    /// The last log lines (the detail only).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub log_tail: Vec<LogLine>,
 }
 
 impl CommandSpec {
@@ -451,6 +691,8 @@ impl CommandSpec {
             CommandSpec::StorageUsage { .. } => "storage_usage",
             CommandSpec::RcloneBackends => "rclone_backends",
             CommandSpec::RunBackup { .. } => "run_backup",
+            CommandSpec::DeleteArtifacts { .. } => "delete_artifacts",
+            CommandSpec::Restore { .. } => "restore",
         }
     }
 }

@@ -146,6 +146,21 @@ error_codes! {
     /// The task is already running; a second run would write the same backups twice.
     BackupTaskRunning = ("BACKUP_TASK_RUNNING", 409),
     BackupRecordNotFound = ("BACKUP_RECORD_NOT_FOUND", 404),
+    /// Record filters or paging are unusable; the message names the parameter.
+    BackupRecordFilterInvalid = ("BACKUP_RECORD_FILTER_INVALID", 400),
+    /// The record's run is still going: it cannot be deleted, restored or downloaded yet.
+    BackupRecordRunning = ("BACKUP_RECORD_RUNNING", 409),
+    /// Removing a record's stored objects failed on some target; the record is kept.
+    BackupRecordDeleteFailed = ("BACKUP_RECORD_DELETE_FAILED", 502),
+    /// The record has no stored artifact to read (it failed, or was removed by retention).
+    RestoreSourceInvalid = ("RESTORE_SOURCE_INVALID", 400),
+    /// The restore destination is unusable (not absolute, or not a directory).
+    RestoreTargetInvalid = ("RESTORE_TARGET_INVALID", 400),
+    RestoreRecordNotFound = ("RESTORE_RECORD_NOT_FOUND", 404),
+    /// A restore failed on the agent; the message says why.
+    RestoreFailed = ("RESTORE_FAILED", 400),
+    /// The artifact could not be fetched for download; the message says why.
+    BackupRecordDownloadFailed = ("BACKUP_RECORD_DOWNLOAD_FAILED", 502),
     /// A run failed on the agent; the message says why.
     BackupRunFailed = ("BACKUP_RUN_FAILED", 400),
     /// The node lacks a program the work needs (e.g. rclone); the message names it.

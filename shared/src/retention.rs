@@ -30,6 +30,11 @@ pub struct Decision {
 /// Names the calendar bucket (day, ISO week, month, year) a local time falls in.
 type BucketKey = fn(chrono::DateTime<Tz>) -> String;
 
+/// The time zone calendar rules read dates in: the task's, or UTC when it names none.
+pub fn zone(name: &str) -> Tz {
+    name.trim().parse().unwrap_or(Tz::UTC)
+}
+
 /// Decides for every backup; the answer is newest first.
 pub fn plan(backups: &[Backup], policy: &Retention, zone: Tz, now: Timestamp) -> Vec<Decision> {
     let mut sorted = backups.to_vec();

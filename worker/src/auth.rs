@@ -74,6 +74,43 @@ struct Claims {
     sid: String,
     iat: i64,
     exp: i64,
+    /// Only on stream tickets: the one path the ticket opens. A session token has none, and a
+    /// ticket is refused as a bearer token (its audience does not match), and the other way round.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    aud: Option<String>,
+}
+
+/// How long a stream ticket can be used: long enough to open the stream, short enough that a URL
+/// seen in a log is worthless soon after.
+pub const TICKET_SECS: i64 = 60;
+
+fn ticket_audience(path: &str) -> String {
+    format!("stowage-ticket:{path}")
+}
+
+/// A ticket that signs in a GET of `path` (only) for [`TICKET_SECS`], on the caller's session.
+pub fn issue_ticket(
+    config: &Config,
+    principal: &Principal,
+    path: &str,
+    now: Timestamp,
+) -> Result<(SecretString, Timestamp), ApiError> {
+    let expires_at = now + chrono::Duration::seconds(TICKET_SECS);
+    let claims = Claims {
+        iss: ISSUER.to_owned(),
+        sub: principal.user.id.to_string(),
+        sid: principal.session_id.clone(),
+        iat: now.timestamp(),
+        exp: expires_at.timestamp(),
+        aud: Some(ticket_audience(path)),
+    };
+    jsonwebtoken::encode(
+        &Header::new(jsonwebtoken::Algorithm::HS256),
+        &claims,
+        &EncodingKey::from_secret(config.jwt_secret.expose().as_bytes()),
+    )
+    .map(|t| (SecretString::new(t), expires_at))
+    .map_err(|e| ApiError::internal("sign ticket", e))
 }
 
 /// A new random session id: 128 bits from the platform's CSPRNG, hex encoded.
@@ -96,6 +133,7 @@ pub fn issue_token(
         sid: session_id.to_owned(),
         iat: now.timestamp(),
         exp: expires_at.timestamp(),
+        aud: None,
     };
     jsonwebtoken::encode(
         &Header::new(jsonwebtoken::Algorithm::HS256),
@@ -158,6 +196,18 @@ pub async fn authenticate(
 ) -> Result<Principal, ApiError> {
     let header = req.headers().get("Authorization")?.unwrap_or_default();
     let token = header.trim();
+    if token.is_empty()
+        && let Some(ticket) = ticket_of(req)?
+    {
+        return check(
+            db,
+            config,
+            &ticket,
+            Some(&ticket_audience(&req.path())),
+            now,
+        )
+        .await;
+    }
     if token.is_empty() {
         return Err(ApiError::new(
             ErrorCode::AuthRequired,
@@ -175,11 +225,50 @@ pub async fn authenticate(
         .or_else(|| token.strip_prefix("bearer "))
         .map(str::trim)
         .ok_or_else(invalid)?;
+    check(db, config, token, None, now).await
+}
 
+/// The `ticket` query parameter, on the GET routes that accept one (streams and downloads).
+fn ticket_of(req: &Request) -> Result<Option<String>, ApiError> {
+    if req.method() != worker::Method::Get {
+        return Ok(None);
+    }
+    let path = req.path();
+    if !(path.ends_with("/logs/stream") || path.ends_with("/download")) {
+        return Ok(None);
+    }
+    Ok(req
+        .url()?
+        .query_pairs()
+        .find(|(k, _)| k == "ticket")
+        .map(|(_, v)| v.into_owned()))
+}
+
+/// Checks a token's signature, expiry and audience (`None` for a session token) and that its
+/// session is live.
+async fn check(
+    db: &D1Database,
+    config: &Config,
+    token: &str,
+    audience: Option<&str>,
+    now: Timestamp,
+) -> Result<Principal, ApiError> {
+    let invalid = || {
+        ApiError::new(
+            ErrorCode::AuthInvalidToken,
+            "the token is invalid or has expired; sign in again",
+        )
+    };
     let mut validation = Validation::new(jsonwebtoken::Algorithm::HS256);
     validation.leeway = 0;
     validation.set_issuer(&[ISSUER]);
-    validation.set_required_spec_claims(&["exp", "iss", "sub"]);
+    match audience {
+        Some(aud) => {
+            validation.set_audience(&[aud]);
+            validation.set_required_spec_claims(&["exp", "iss", "sub", "aud"]);
+        }
+        None => validation.set_required_spec_claims(&["exp", "iss", "sub"]),
+    }
     let claims = jsonwebtoken::decode::<Claims>(
         token,
         &DecodingKey::from_secret(config.jwt_secret.expose().as_bytes()),
@@ -187,6 +276,9 @@ pub async fn authenticate(
     )
     .map_err(|_| invalid())?
     .claims;
+    if audience.is_none() && claims.aud.is_some() {
+        return Err(invalid());
+    }
     if claims.exp <= now.timestamp() {
         return Err(invalid());
     }

@@ -4,7 +4,9 @@
 
 use crate::config::AppState;
 use crate::error::ApiError;
-use crate::store::{commands, nodes, oauth_sessions, records, sessions, system, throttle};
+use crate::store::{
+    commands, nodes, oauth_sessions, records, restores, sessions, system, throttle,
+};
 use chrono::Duration;
 use stowage_shared::time::{self, Timestamp};
 
@@ -17,6 +19,7 @@ pub struct TickReport {
     pub leases_expired: usize,
     pub oauth_sessions_purged: usize,
     pub records_failed: usize,
+    pub restores_failed: usize,
     pub schedule: crate::scheduler::Scheduled,
 }
 
@@ -44,6 +47,7 @@ pub async fn tick(state: &AppState, now: Timestamp) -> Result<TickReport, ApiErr
             &time::format(now - Duration::minutes(1)),
         )
         .await?,
+        restores_failed: restores::fail_lost(&state.db, &now_text).await?,
         // Last: runs started now are not failed as lost by this same tick.
         schedule: crate::scheduler::run_due(state, now).await?,
     };

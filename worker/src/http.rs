@@ -15,6 +15,24 @@ pub async fn read_json<T: DeserializeOwned>(
     limit: usize,
     invalid: ErrorCode,
 ) -> Result<T, ApiError> {
+    read_json_or(req, limit, invalid, None).await
+}
+
+/// Like [`read_json`], for a body that may be left out: no body means `T::default()`.
+pub async fn read_optional_json<T: DeserializeOwned + Default>(
+    req: &mut Request,
+    limit: usize,
+    invalid: ErrorCode,
+) -> Result<T, ApiError> {
+    read_json_or(req, limit, invalid, Some(T::default())).await
+}
+
+async fn read_json_or<T: DeserializeOwned>(
+    req: &mut Request,
+    limit: usize,
+    invalid: ErrorCode,
+    absent: Option<T>,
+) -> Result<T, ApiError> {
     let content_type = req.headers().get("Content-Type")?.unwrap_or_default();
     if !content_type.is_empty() && !is_json(&content_type) {
         return Err(ApiError::new(
@@ -24,7 +42,9 @@ pub async fn read_json<T: DeserializeOwned>(
     }
     let bytes = read_body(req, limit).await?;
     match bytes.iter().find(|b| !b.is_ascii_whitespace()) {
-        None => return Err(ApiError::new(invalid, "a JSON request body is required")),
+        None => {
+            return absent.ok_or_else(|| ApiError::new(invalid, "a JSON request body is required"));
+        }
         // serde would read an array into a struct by position; a body is always an object.
         Some(b'{') => {}
         Some(_) => {

@@ -3,6 +3,7 @@
 
 use crate::api::{self, Ctx};
 use crate::error::ApiError;
+use crate::store::logs::Kind;
 use stowage_shared::ErrorCode;
 use stowage_shared::api::routes;
 use worker::{Method, Response};
@@ -48,6 +49,16 @@ enum Route {
     BackupTaskRun,
     BackupRecords,
     BackupRecord,
+    BackupRecordDelete,
+    BackupRecordsBatchDelete,
+    BackupRecordLogs,
+    BackupRecordRestore,
+    RestoreRecords,
+    RestoreRecord,
+    RestoreRecordLogs,
+    AgentRecordLog,
+    AgentRestoreLog,
+    StreamTicket,
 }
 
 // One line per route reads best as a table; rustfmt would break the long ones apart.
@@ -84,6 +95,16 @@ const ROUTES: &[(Method, &str, Route)] = &[
     (Method::Post,   "/api/backup/tasks/:id/run",         Route::BackupTaskRun),
     (Method::Get,    routes::BACKUP_RECORDS,              Route::BackupRecords),
     (Method::Get,    "/api/backup/records/:id",           Route::BackupRecord),
+    (Method::Delete, "/api/backup/records/:id",           Route::BackupRecordDelete),
+    (Method::Post,   routes::BACKUP_RECORDS_BATCH_DELETE, Route::BackupRecordsBatchDelete),
+    (Method::Get,    "/api/backup/records/:id/logs/stream", Route::BackupRecordLogs),
+    (Method::Post,   "/api/backup/records/:id/restore",   Route::BackupRecordRestore),
+    (Method::Get,    routes::RESTORE_RECORDS,             Route::RestoreRecords),
+    (Method::Get,    "/api/restore/records/:id",          Route::RestoreRecord),
+    (Method::Get,    "/api/restore/records/:id/logs/stream", Route::RestoreRecordLogs),
+    (Method::Post,   "/api/agent/records/:id",            Route::AgentRecordLog),
+    (Method::Post,   "/api/agent/restores/:id",           Route::AgentRestoreLog),
+    (Method::Post,   routes::AUTH_STREAM_TICKET,          Route::StreamTicket),
     (Method::Post,   routes::STORAGE_TARGETS,             Route::StorageTargetCreate),
     (Method::Get,    "/api/storage-targets/:id",          Route::StorageTarget),
     (Method::Put,    "/api/storage-targets/:id",          Route::StorageTargetUpdate),
@@ -148,6 +169,16 @@ async fn dispatch(route: Route, ctx: Ctx<'_>) -> Result<Response, ApiError> {
         Route::BackupTaskRun => api::records::run_now(ctx).await,
         Route::BackupRecords => api::records::list(ctx).await,
         Route::BackupRecord => api::records::get(ctx).await,
+        Route::BackupRecordDelete => api::records::delete(ctx).await,
+        Route::BackupRecordsBatchDelete => api::records::batch_delete(ctx).await,
+        Route::BackupRecordLogs => api::logs::stream(ctx, Kind::Backup).await,
+        Route::BackupRecordRestore => api::restores::start(ctx).await,
+        Route::RestoreRecords => api::restores::list(ctx).await,
+        Route::RestoreRecord => api::restores::get(ctx).await,
+        Route::RestoreRecordLogs => api::logs::stream(ctx, Kind::Restore).await,
+        Route::AgentRecordLog => api::agent::log_batch(ctx, Kind::Backup).await,
+        Route::AgentRestoreLog => api::agent::log_batch(ctx, Kind::Restore).await,
+        Route::StreamTicket => api::logs::ticket(ctx).await,
     }
 }
 

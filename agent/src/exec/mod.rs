@@ -1,11 +1,14 @@
 //! Command executors: one function per command kind, each turning a spec into a result the
 //! server understands. Errors are reported in the API's codes, never as a panic or a dropped command.
 
+pub mod delete_artifacts;
 pub mod list_dir;
+pub mod restore;
 pub mod run_backup;
 pub mod storage_test;
 pub mod storage_usage;
 
+use crate::client::Client;
 use crate::storage::{Tools, rclone};
 use stowage_shared::ErrorCode;
 use stowage_shared::api::{CommandError, CommandResult, CommandSpec, RcloneBackend};
@@ -22,7 +25,9 @@ async fn rclone_backends(tools: &Tools) -> Result<Vec<RcloneBackend>, CommandErr
     })
 }
 
-pub async fn execute(spec: &CommandSpec, tools: &Tools) -> CommandResult {
+/// Runs one command. `client` carries live logs of runs and restores to the server (`None` in
+/// tests that drive an executor alone).
+pub async fn execute(spec: &CommandSpec, tools: &Tools, client: Option<&Client>) -> CommandResult {
     let outcome = match spec {
         CommandSpec::ListDir { path } => list_dir::list_dir(path)
             .await
@@ -54,6 +59,32 @@ pub async fn execute(spec: &CommandSpec, tools: &Tools) -> CommandResult {
             },
             destinations,
             tools,
+            client,
+        )
+        .await
+        .and_then(|report| serde_json::to_value(report).map_err(list_dir::encode_error)),
+        CommandSpec::DeleteArtifacts { objects } => {
+            serde_json::to_value(delete_artifacts::delete_artifacts(objects, tools).await)
+                .map_err(list_dir::encode_error)
+        }
+        CommandSpec::Restore {
+            restore_id,
+            source,
+            sha256,
+            bytes,
+            compression,
+            destination,
+        } => restore::run(
+            &restore::Job {
+                restore_id: *restore_id,
+                source,
+                sha256,
+                bytes: *bytes,
+                compression: *compression,
+                destination: destination.as_deref(),
+            },
+            tools,
+            client,
         )
         .await
         .and_then(|report| serde_json::to_value(report).map_err(list_dir::encode_error)),

@@ -3,6 +3,8 @@
 //! counts as failed, and its artifact is removed, so every stored artifact describes itself.
 
 use crate::backup::{self, Destination};
+use crate::client::Client;
+use crate::report::{Kind, Reporter};
 use crate::storage::StorageError;
 use crate::storage::{Store, Tools};
 use stowage_shared::ErrorCode;
@@ -33,8 +35,44 @@ pub async fn run_backup(
     run: &Run<'_>,
     destinations: &[RunDestination],
     tools: &Tools,
+    client: Option<&Client>,
+) -> Result<RunBackupReport, CommandError> {
+    let reporter = Reporter::start(client.cloned(), Kind::Backup, run.record_id, None);
+    let outcome = run_reported(run, destinations, tools, &reporter).await;
+    match &outcome {
+        Ok(report) => {
+            let stored = report.targets.iter().filter(|t| t.bytes.is_some()).count();
+            reporter.info(format!(
+                "finished: {} files, {} bytes read, artifact {} bytes (sha256 {}), stored on {stored} of {} targets",
+                report.files,
+                report.source_bytes,
+                report.bytes,
+                report.sha256,
+                report.targets.len()
+            ));
+        }
+        Err(e) => reporter.error(format!("the run failed: {}", e.message)),
+    }
+    reporter.finish().await;
+    outcome
+}
+
+async fn run_reported(
+    run: &Run<'_>,
+    destinations: &[RunDestination],
+    tools: &Tools,
+    reporter: &Reporter,
 ) -> Result<RunBackupReport, CommandError> {
     let spec = run.spec;
+    reporter.info(format!(
+        "backing up {} to {} target(s) as {}",
+        spec.sources.join(", "),
+        destinations.len(),
+        destinations
+            .first()
+            .map(|d| d.path.as_str())
+            .unwrap_or_default()
+    ));
     let started_at = stowage_shared::time::format(chrono::Utc::now());
     let mut configs = Vec::with_capacity(destinations.len());
     for d in destinations {
@@ -73,9 +111,18 @@ pub async fn run_backup(
         )));
     }
     let scrub_all = |text: &str| configs.iter().fold(text.to_owned(), |t, c| c.scrub(&t));
-    let (archive, outcomes) = backup::run(spec, &open)
+    for (d, store) in destinations.iter().zip(&stores) {
+        if let Err(reason) = store {
+            reporter.error(format!("target {} cannot be opened: {reason}", d.target_id));
+        }
+    }
+    let (archive, outcomes) = backup::run(spec, &open, reporter.counters())
         .await
         .map_err(|e| failed(scrub_all(&e.to_string())))?;
+    reporter.info(format!(
+        "archived {} files ({} bytes) into {} bytes",
+        archive.files, archive.source_bytes, archive.bytes
+    ));
     // Every destination has the same path, so one manifest serves them all.
     let manifest = BackupManifest {
         format: MANIFEST_FORMAT.to_owned(),
@@ -113,6 +160,14 @@ pub async fn run_backup(
             *outcome = Err(StorageError::Unsupported(format!(
                 "the artifact was stored but its manifest could not be, so it was removed: {e}"
             )));
+        }
+    }
+    for (id, outcome) in open_ids.iter().zip(&outcomes) {
+        match outcome {
+            Ok(bytes) => reporter.info(format!(
+                "target {id}: stored {bytes} bytes and the manifest"
+            )),
+            Err(e) => reporter.error(format!("target {id}: {}", scrub_all(&e.to_string()))),
         }
     }
     let mut targets = Vec::with_capacity(destinations.len());

@@ -7,10 +7,12 @@ use crate::config::AppState;
 use crate::error::ApiError;
 use crate::http;
 use crate::store::commands::{self, Outcome};
+use crate::store::logs;
 use crate::store::nodes::{self, AgentIdentity};
 use stowage_shared::api::{
     AGENT_PROTOCOL_HEADER, AGENT_TOKEN_HEADER, ClaimedCommand, CommandResult, HeartbeatRequest,
-    HeartbeatResponse, MIN_AGENT_PROTOCOL_VERSION, PollResponse, ResultAccepted,
+    HeartbeatResponse, LOG_BATCH_MAX_LINES, LOG_LINE_MAX_CHARS, LogBatchAccepted,
+    MIN_AGENT_PROTOCOL_VERSION, PollResponse, ResultAccepted, RunLogBatch,
 };
 use stowage_shared::commands::{CommandStatus, ReportDecision, Stored, judge_report, lease_until};
 use stowage_shared::{ErrorCode, time};
@@ -143,7 +145,10 @@ pub async fn result(mut ctx: Ctx<'_>) -> Result<Response, ApiError> {
                     error_message: error.map(|e| e.message.as_str()),
                 };
                 if commands::finish(&db, id, node.id, &outcome, &now).await? {
-                    super::records::settle(&db, id, &report, &now).await?;
+                    let sealer = config.sealer()?;
+                    super::records::settle(&db, &sealer, id, &report, ctx.now).await?;
+                    super::records::settle_removal(&db, id, &report, &now).await?;
+                    super::restores::settle(&db, id, &report, &now).await?;
                     return http::ok(&ResultAccepted { recorded: true });
                 }
             }
@@ -176,4 +181,43 @@ pub async fn result(mut ctx: Ctx<'_>) -> Result<Response, ApiError> {
         "record result",
         "the command kept changing",
     ))
+}
+
+/// `POST /api/agent/records/:id` and `/api/agent/restores/:id`: new log lines and progress of a
+/// run or restore this node is doing. Answers `live: false` once the record has ended.
+pub async fn log_batch(mut ctx: Ctx<'_>, kind: logs::Kind) -> Result<Response, ApiError> {
+    let (AppState { db, config }, node) = agent(&ctx).await?;
+    let id = ctx.id()?;
+    let mut batch: RunLogBatch =
+        http::read_json(&mut ctx.req, config.max_json_body, ErrorCode::InvalidInput).await?;
+    if batch.lines.len() > LOG_BATCH_MAX_LINES {
+        return Err(ApiError::new(
+            ErrorCode::InvalidInput,
+            format!("lines: at most {LOG_BATCH_MAX_LINES} per batch"),
+        ));
+    }
+    for line in &mut batch.lines {
+        if line.seq == 0 {
+            return Err(ApiError::new(
+                ErrorCode::InvalidInput,
+                "lines: seq counts from 1",
+            ));
+        }
+        if line.message.chars().count() > LOG_LINE_MAX_CHARS {
+            line.message = line.message.chars().take(LOG_LINE_MAX_CHARS).collect();
+        }
+        if time::parse(&line.at).is_none() {
+            line.at = time::format(ctx.now);
+        }
+    }
+    let lines =
+        serde_json::to_string(&batch.lines).map_err(|e| ApiError::internal("log lines", e))?;
+    let progress = batch
+        .progress
+        .as_ref()
+        .map(serde_json::to_string)
+        .transpose()
+        .map_err(|e| ApiError::internal("progress", e))?;
+    let live = logs::append(&db, kind, id, node.id, &lines, progress.as_deref()).await?;
+    http::ok(&LogBatchAccepted { live })
 }

@@ -8,15 +8,18 @@ use crate::config::AppState;
 use crate::error::ApiError;
 use crate::http;
 use crate::seal::Sealer;
+use crate::store::logs;
 use crate::store::records::{
     self, Finished, PlannedTarget, RecordRow, RecordTargetRow, TargetOutcome,
 };
 use crate::store::tasks::TaskRow;
 use crate::store::{storage_targets, tasks};
 use stowage_shared::api::{
-    BackupRecordOutput, CommandResult, CommandSpec, RecordTargetOutput, Role, RunBackupReport,
-    RunDestination,
+    BATCH_DELETE_MAX, BackupRecordOutput, BatchDeleteRequest, BatchDeleted, CommandResult,
+    CommandSpec, DeleteArtifactsReport, Deleted, Page, Progress, RecordTargetOutput, Role,
+    RunBackupReport, RunDestination, StoredObject,
 };
+use stowage_shared::retention::{Backup, plan};
 use stowage_shared::tasks::{FileSpec, artifact_path};
 use stowage_shared::time::Timestamp;
 use stowage_shared::{ErrorCode, time};
@@ -55,6 +58,7 @@ fn output(row: RecordRow, targets: &[RecordTargetRow]) -> BackupRecordOutput {
         trigger: row.trigger,
         fire_at: row.fire_at,
         coalesced_slots: u32::try_from(row.coalesced).unwrap_or_default(),
+        progress: progress(&row.status, &row.progress),
         status: row.status,
         bytes: count(row.bytes),
         files: count(row.files),
@@ -64,13 +68,28 @@ fn output(row: RecordRow, targets: &[RecordTargetRow]) -> BackupRecordOutput {
         started_at: row.started_at,
         finished_at: row.finished_at,
         targets,
+        removed_at: row.removed_at,
+        removal: row.removal,
+        log_tail: Vec::new(),
     }
 }
 
-/// One record with its targets.
+/// The stored progress of a running record or restore.
+pub fn progress(status: &str, stored: &str) -> Option<Progress> {
+    (status == "running")
+        .then(|| serde_json::from_str(stored).ok())
+        .flatten()
+}
+
+/// Log lines the detail of a record or restore shows.
+pub const LOG_TAIL: i64 = 100;
+
+/// One record with its targets and the end of its log.
 async fn answer(db: &D1Database, id: i64) -> Result<BackupRecordOutput, ApiError> {
     let row = records::get(db, id).await?.ok_or_else(|| not_found(id))?;
-    Ok(output(row, &records::targets(db, id).await?))
+    let mut out = output(row, &records::targets(db, id).await?);
+    out.log_tail = logs::tail(db, logs::Kind::Backup, id, LOG_TAIL).await?;
+    Ok(out)
 }
 
 /// `POST /api/backup/tasks/:id/run`: starts a run now; 409 while one is running.
@@ -162,16 +181,19 @@ pub async fn hand_out(
     records::attach(db, record_id, command_id, &planned).await
 }
 
-/// Settles the record of a finished `run_backup` command from the agent's report.
+/// Settles the record of a finished `run_backup` command from the agent's report, then applies
+/// the task's retention when the run stored its backup.
 pub async fn settle(
     db: &D1Database,
+    sealer: &Sealer,
     command_id: i64,
     report: &CommandResult,
-    now: &str,
+    at: Timestamp,
 ) -> Result<(), ApiError> {
     let Some(record_id) = records::by_command(db, command_id).await? else {
         return Ok(());
     };
+    let now = &time::format(at);
     match report {
         CommandResult::Succeeded { result } => {
             let report: RunBackupReport = serde_json::from_value(result.clone()).map_err(|e| {
@@ -214,7 +236,13 @@ pub async fn settle(
                 checksum: &report.sha256,
                 error: &error,
             };
-            records::finish(db, record_id, &figures, &outcomes, now).await
+            records::finish(db, record_id, &figures, &outcomes, now).await?;
+            if status != "failed"
+                && let Some(task_id) = records::get(db, record_id).await?.and_then(|r| r.task_id)
+            {
+                apply_retention(db, sealer, task_id, at).await?;
+            }
+            Ok(())
         }
         CommandResult::Failed { error } => {
             let targets = records::targets(db, record_id).await?;
@@ -240,25 +268,344 @@ pub async fn settle(
     }
 }
 
+/// Most records one page holds.
+const MAX_PAGE_SIZE: u64 = 200;
+
+fn filter_invalid(message: impl Into<String>) -> ApiError {
+    ApiError::new(ErrorCode::BackupRecordFilterInvalid, message)
+}
+
+/// A positive integer query parameter.
+fn query_id(ctx: &Ctx<'_>, name: &str) -> Result<Option<i64>, ApiError> {
+    ctx.query(name)?
+        .map(|raw| {
+            raw.parse::<i64>()
+                .ok()
+                .filter(|v| *v > 0)
+                .ok_or_else(|| filter_invalid(format!("{name} must be a positive integer")))
+        })
+        .transpose()
+}
+
+/// An RFC 3339 time query parameter, in the stored form.
+fn query_time(ctx: &Ctx<'_>, name: &str) -> Result<Option<String>, ApiError> {
+    ctx.query(name)?
+        .map(|raw| {
+            time::parse(&raw).map(time::format).ok_or_else(|| {
+                filter_invalid(format!(
+                    "{name} must be an RFC 3339 time such as 2026-11-28T00:00:00Z"
+                ))
+            })
+        })
+        .transpose()
+}
+
+/// `GET /api/backup/records?taskId&nodeId&status&dateFrom&dateTo&page&pageSize`: newest first.
 pub async fn list(ctx: Ctx<'_>) -> Result<Response, ApiError> {
     let (AppState { db, .. }, _) = ctx.signed_in(Role::Viewer).await?;
-    let task_id = match ctx.query("taskId")? {
-        Some(raw) => raw.parse::<i64>().map_err(|_| {
-            ApiError::new(
-                ErrorCode::InvalidInput,
-                "taskId must be a task's numeric id",
-            )
-        })?,
-        None => 0,
+    let status = ctx.query("status")?;
+    if let Some(s) = status.as_deref()
+        && !["running", "success", "partial", "failed"].contains(&s)
+    {
+        return Err(filter_invalid(
+            "status must be running, success, partial or failed",
+        ));
+    }
+    let (from, to) = (query_time(&ctx, "dateFrom")?, query_time(&ctx, "dateTo")?);
+    if let (Some(f), Some(t)) = (&from, &to)
+        && f > t
+    {
+        return Err(filter_invalid("dateFrom is after dateTo"));
+    }
+    let page = query_id(&ctx, "page")?.map_or(1, |p| p.unsigned_abs());
+    let page_size = query_id(&ctx, "pageSize")?.map_or(50, |p| p.unsigned_abs());
+    if page_size > MAX_PAGE_SIZE {
+        return Err(filter_invalid(format!(
+            "pageSize is at most {MAX_PAGE_SIZE}"
+        )));
+    }
+    let filter = records::Filter {
+        task_id: query_id(&ctx, "taskId")?,
+        node_id: query_id(&ctx, "nodeId")?,
+        status: status.as_deref(),
+        from: from.as_deref(),
+        to: to.as_deref(),
     };
-    let rows = records::list(&db, task_id, 100).await?;
+    let offset = (page - 1).saturating_mul(page_size);
+    let (rows, total) = records::page(
+        &db,
+        &filter,
+        i64::try_from(page_size).unwrap_or(50),
+        i64::try_from(offset).unwrap_or(i64::MAX),
+    )
+    .await?;
     let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
     let targets = records::targets_of(&db, &ids).await?;
-    let out: Vec<BackupRecordOutput> = rows.into_iter().map(|row| output(row, &targets)).collect();
-    http::ok(&out)
+    let items: Vec<BackupRecordOutput> =
+        rows.into_iter().map(|row| output(row, &targets)).collect();
+    http::ok(&Page {
+        items,
+        total,
+        page,
+        page_size,
+    })
 }
 
 pub async fn get(ctx: Ctx<'_>) -> Result<Response, ApiError> {
     let (AppState { db, .. }, _) = ctx.signed_in(Role::Viewer).await?;
     http::ok(&answer(&db, ctx.id()?).await?)
+}
+
+/// The stored objects of records' targets that hold an artifact, with their targets' configs. A
+/// target deleted since has nothing left to remove.
+async fn stored_objects(
+    db: &D1Database,
+    sealer: &Sealer,
+    targets: &[RecordTargetRow],
+) -> Result<Vec<StoredObject>, ApiError> {
+    let mut objects = Vec::new();
+    for t in targets.iter().filter(|t| t.status == "success") {
+        let Some(row) = storage_targets::get(db, t.target_id).await? else {
+            continue;
+        };
+        let target = open_config(sealer, &row)?;
+        objects.push(StoredObject {
+            target_id: t.target_id,
+            storage_type: target.kind(),
+            config: target.to_json(),
+            path: t.path.clone(),
+        });
+    }
+    Ok(objects)
+}
+
+/// Deletes records and, first, their stored objects on every target, through the node that wrote
+/// them. A record whose objects could not all be removed is kept, and the answer says why.
+/// Records removed by retention have no objects left, and records that are running are refused.
+pub async fn delete_with_objects(
+    db: &D1Database,
+    config: &crate::config::Config,
+    now: Timestamp,
+    rows: &[RecordRow],
+) -> Result<u64, ApiError> {
+    if let Some(running) = rows.iter().find(|r| r.status == "running") {
+        return Err(ApiError::new(
+            ErrorCode::BackupRecordRunning,
+            format!(
+                "record {} is still running; wait for it to end before deleting it",
+                running.id
+            ),
+        ));
+    }
+    let sealer = config.sealer()?;
+    let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
+    let targets = records::targets_of(db, &ids).await?;
+    let mut nodes: Vec<i64> = rows
+        .iter()
+        .filter(|r| r.removed_at.is_none())
+        .map(|r| r.node_id)
+        .collect();
+    nodes.sort_unstable();
+    nodes.dedup();
+    for node_id in nodes {
+        let of_node: Vec<RecordTargetRow> = targets
+            .iter()
+            .filter(|t| {
+                rows.iter()
+                    .any(|r| r.id == t.record_id && r.node_id == node_id && r.removed_at.is_none())
+            })
+            .cloned()
+            .collect();
+        let objects = stored_objects(db, &sealer, &of_node).await?;
+        if objects.is_empty() {
+            continue;
+        }
+        let node = super::nodes::choose_online(
+            db,
+            config,
+            now,
+            Some(node_id),
+            super::nodes::Needs::Nothing,
+        )
+        .await?;
+        let answer = super::rpc::call(
+            db,
+            &sealer,
+            node,
+            &CommandSpec::DeleteArtifacts { objects },
+            config.timings.rpc_wait,
+            now,
+            super::rpc::ErrorPolicy {
+                passes: &[],
+                fallback: ErrorCode::BackupRecordDeleteFailed,
+            },
+        )
+        .await?;
+        let report: DeleteArtifactsReport = serde_json::from_value(answer).map_err(|e| {
+            ApiError::new(
+                ErrorCode::AgentResultInvalid,
+                format!("the agent's delete report was unreadable: {e}"),
+            )
+        })?;
+        if !report.failures.is_empty() {
+            let reasons: Vec<String> = report
+                .failures
+                .iter()
+                .map(|f| format!("target {} {}: {}", f.target_id, f.path, f.error))
+                .collect();
+            return Err(ApiError::new(
+                ErrorCode::BackupRecordDeleteFailed,
+                format!(
+                    "some stored backups could not be removed, so their records were kept: {}",
+                    reasons.join("; ")
+                ),
+            ));
+        }
+    }
+    records::delete(db, &ids).await
+}
+
+/// `DELETE /api/backup/records/:id`: removes the stored backup from every target, then the record.
+pub async fn delete(ctx: Ctx<'_>) -> Result<Response, ApiError> {
+    let (AppState { db, config }, principal) = ctx.signed_in(Role::Operator).await?;
+    let id = ctx.id()?;
+    let row = records::get(&db, id).await?.ok_or_else(|| not_found(id))?;
+    delete_with_objects(&db, &config, ctx.now, &[row]).await?;
+    ctx.audit_success(
+        &db,
+        &principal,
+        "backup_record.delete",
+        ("backup_record", id),
+    )
+    .await?;
+    http::ok(&Deleted { deleted: true })
+}
+
+/// `POST /api/backup/records/batch-delete` `{ids}`: like `DELETE` for each; all or nothing for
+/// the checks, and ids that do not exist are reported, not skipped silently.
+pub async fn batch_delete(mut ctx: Ctx<'_>) -> Result<Response, ApiError> {
+    let (AppState { db, config }, principal) = ctx.signed_in(Role::Operator).await?;
+    let body: BatchDeleteRequest =
+        http::read_json(&mut ctx.req, config.max_json_body, ErrorCode::InvalidInput).await?;
+    let mut ids = body.ids;
+    ids.sort_unstable();
+    ids.dedup();
+    if ids.is_empty() || ids.len() > BATCH_DELETE_MAX {
+        return Err(ApiError::new(
+            ErrorCode::InvalidInput,
+            format!("ids: name 1 to {BATCH_DELETE_MAX} records"),
+        ));
+    }
+    let rows = records::get_many(&db, &ids).await?;
+    if rows.len() != ids.len() {
+        let missing: Vec<String> = ids
+            .iter()
+            .filter(|id| !rows.iter().any(|r| r.id == **id))
+            .map(ToString::to_string)
+            .collect();
+        return Err(ApiError::new(
+            ErrorCode::BackupRecordNotFound,
+            format!(
+                "no backup record {}; nothing was deleted",
+                missing.join(", ")
+            ),
+        ));
+    }
+    let deleted = delete_with_objects(&db, &config, ctx.now, &rows).await?;
+    for id in &ids {
+        ctx.audit_success(
+            &db,
+            &principal,
+            "backup_record.delete",
+            ("backup_record", *id),
+        )
+        .await?;
+    }
+    http::ok(&BatchDeleted { deleted })
+}
+
+/// Applies the task's retention after a successful run: the plan from `shared::retention`, then
+/// one `delete_artifacts` command to the task's node for the backups it drops. The records are
+/// marked with the rule's reason now and as removed when the agent reports the objects gone.
+async fn apply_retention(
+    db: &D1Database,
+    sealer: &Sealer,
+    task_id: i64,
+    now: Timestamp,
+) -> Result<(), ApiError> {
+    let Some(task) = tasks::get(db, task_id).await? else {
+        return Ok(());
+    };
+    let spec: FileSpec =
+        serde_json::from_str(&task.spec).map_err(|e| ApiError::internal("stored task spec", e))?;
+    if spec.retention.keeps_everything() {
+        return Ok(());
+    }
+    let candidates = records::retention_candidates(db, task_id).await?;
+    let backups: Vec<Backup> = candidates
+        .iter()
+        .filter_map(|c| {
+            time::parse(&c.finished_at).map(|finished_at| Backup {
+                record_id: c.id,
+                finished_at,
+            })
+        })
+        .collect();
+    let zone = stowage_shared::retention::zone(&task.time_zone);
+    let dropped: Vec<(i64, String)> = plan(&backups, &spec.retention, zone, now)
+        .into_iter()
+        .filter(|d| !d.keep)
+        .filter(|d| {
+            candidates
+                .iter()
+                .any(|c| c.id == d.record_id && c.removing == 0)
+        })
+        .map(|d| (d.record_id, format!("retention: {}", d.reasons.join(", "))))
+        .collect();
+    if dropped.is_empty() {
+        return Ok(());
+    }
+    let ids: Vec<i64> = dropped.iter().map(|(id, _)| *id).collect();
+    let objects = stored_objects(db, sealer, &records::targets_of(db, &ids).await?).await?;
+    let command_id = super::rpc::enqueue(
+        db,
+        sealer,
+        task.node_id,
+        &CommandSpec::DeleteArtifacts { objects },
+        now,
+    )
+    .await?;
+    records::mark_removal(db, &dropped, command_id).await
+}
+
+/// Marks the records a retention command removed, from its report.
+pub async fn settle_removal(
+    db: &D1Database,
+    command_id: i64,
+    report: &CommandResult,
+    now: &str,
+) -> Result<(), ApiError> {
+    if !records::removal_of_command(db, command_id).await? {
+        return Ok(());
+    }
+    let failed: Vec<String> = match report {
+        CommandResult::Succeeded { result } => {
+            serde_json::from_value::<DeleteArtifactsReport>(result.clone())
+                .map_err(|e| {
+                    ApiError::new(
+                        ErrorCode::AgentResultInvalid,
+                        format!("the delete report was unreadable: {e}"),
+                    )
+                })?
+                .failures
+                .into_iter()
+                .map(|f| f.path)
+                .collect()
+        }
+        // Nothing is known to be gone: every record stays for the next attempt.
+        CommandResult::Failed { .. } => return records::release_removal(db, command_id).await,
+    };
+    records::removal_done(db, command_id, &failed, now)
+        .await
+        .map(drop)
 }

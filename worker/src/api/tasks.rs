@@ -255,16 +255,35 @@ pub async fn toggle(mut ctx: Ctx<'_>) -> Result<Response, ApiError> {
 /// `DELETE /api/backup/tasks/:id?keepBackups=true|false`: the caller must say what becomes of the
 /// task's stored backups, so nothing is deleted by accident.
 pub async fn delete(ctx: Ctx<'_>) -> Result<Response, ApiError> {
-    let (AppState { db, .. }, principal) = ctx.signed_in(Role::Operator).await?;
+    let (AppState { db, config }, principal) = ctx.signed_in(Role::Operator).await?;
     let id = ctx.id()?;
-    match ctx.query("keepBackups")?.as_deref() {
-        // Backup records arrive with runs; until then a task has no stored backups, so both
-        // answers delete only the task.
-        Some("true" | "false") => {}
+    let keep = match ctx.query("keepBackups")?.as_deref() {
+        Some("true") => true,
+        Some("false") => false,
         _ => {
             return Err(invalid(
                 "keepBackups: say true (keep the stored backups) or false (delete them from every target)",
             ));
+        }
+    };
+    if tasks::get(&db, id).await?.is_none() {
+        return Err(not_found(id));
+    }
+    if !keep {
+        // Every record of the task, its stored objects first; a run that is going refuses all.
+        let filter = crate::store::records::Filter {
+            task_id: Some(id),
+            ..Default::default()
+        };
+        let (rows, _) = crate::store::records::page(&db, &filter, 1_000_000, 0).await?;
+        if rows.iter().any(|r| r.status == "running") {
+            return Err(ApiError::new(
+                ErrorCode::BackupTaskRunning,
+                "the task is running; delete it once the run has ended",
+            ));
+        }
+        if !rows.is_empty() {
+            super::records::delete_with_objects(&db, &config, ctx.now, &rows).await?;
         }
     }
     if !tasks::delete(&db, id).await? {

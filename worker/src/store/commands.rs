@@ -163,8 +163,8 @@ pub async fn expire_runs_of_offline_nodes(db: &D1Database, now: &str) -> Result<
         db,
         "UPDATE agent_commands
          SET status = 'expired', finished_at = ?1,
-             error_message = 'the node went offline before the run started'
-         WHERE status = 'pending' AND kind = 'run_backup'
+             error_message = 'the node went offline before the work started'
+         WHERE status = 'pending' AND kind IN ('run_backup', 'restore')
            AND node_id IN (SELECT id FROM nodes WHERE status = 'offline')",
         &[text(now)],
     )

@@ -3,10 +3,12 @@
 
 pub mod audit;
 pub mod commands;
+pub mod logs;
 pub mod nodes;
 pub mod oauth_sessions;
 pub mod rclone_backends;
 pub mod records;
+pub mod restores;
 pub mod sessions;
 pub mod storage_targets;
 pub mod system;

@@ -22,13 +22,17 @@ pub struct RecordRow {
     pub error: String,
     pub started_at: String,
     pub finished_at: Option<String>,
+    pub progress: String,
+    pub removal: String,
+    pub removed_at: Option<String>,
 }
 
 macro_rules! record_select {
-    ($tail:literal) => {
+    ($tail:expr) => {
         concat!(
             "SELECT id, task_id, task_name, node_id, trigger, fire_at, coalesced, status, bytes, files,
-                    source_bytes, checksum, error, started_at, finished_at
+                    source_bytes, checksum, error, started_at, finished_at, progress, removal,
+                    removed_at
              FROM backup_records ",
             $tail
         )
@@ -50,14 +54,218 @@ pub async fn get(db: &D1Database, id: i64) -> Result<Option<RecordRow>, ApiError
     first(db, record_select!("WHERE id = ?1"), &[int(id)]).await
 }
 
-/// Newest first, optionally of one task (`task_id = 0` for all).
-pub async fn list(db: &D1Database, task_id: i64, limit: i64) -> Result<Vec<RecordRow>, ApiError> {
+/// Which records a list shows; `None` matches everything.
+#[derive(Debug, Default)]
+pub struct Filter<'a> {
+    pub task_id: Option<i64>,
+    pub node_id: Option<i64>,
+    pub status: Option<&'a str>,
+    /// Started at or after (RFC 3339 UTC, as stored).
+    pub from: Option<&'a str>,
+    /// Started before.
+    pub to: Option<&'a str>,
+}
+
+macro_rules! filter_sql {
+    () => {
+        "(?1 IS NULL OR task_id = ?1) AND (?2 IS NULL OR node_id = ?2)
+         AND (?3 IS NULL OR status = ?3) AND (?4 IS NULL OR started_at >= ?4)
+         AND (?5 IS NULL OR started_at < ?5)"
+    };
+}
+
+fn filter_args(f: &Filter<'_>) -> Vec<worker::wasm_bindgen::JsValue> {
+    let opt_int = |v: Option<i64>| v.map_or(worker::wasm_bindgen::JsValue::NULL, int);
+    vec![
+        opt_int(f.task_id),
+        opt_int(f.node_id),
+        super::opt_text(f.status),
+        super::opt_text(f.from),
+        super::opt_text(f.to),
+    ]
+}
+
+/// One page of the matching records, newest first, and how many match in all.
+pub async fn page(
+    db: &D1Database,
+    f: &Filter<'_>,
+    limit: i64,
+    offset: i64,
+) -> Result<(Vec<RecordRow>, u64), ApiError> {
+    #[derive(Deserialize)]
+    struct N {
+        n: i64,
+    }
+    let mut args = filter_args(f);
+    let total: Option<N> = first(
+        db,
+        concat!(
+            "SELECT count(*) AS n FROM backup_records WHERE ",
+            filter_sql!()
+        ),
+        &args,
+    )
+    .await?;
+    args.push(int(limit));
+    args.push(int(offset));
+    let rows = all(
+        db,
+        record_select!(concat!(
+            "WHERE ",
+            filter_sql!(),
+            " ORDER BY id DESC LIMIT ?6 OFFSET ?7"
+        )),
+        &args,
+    )
+    .await?;
+    Ok((
+        rows,
+        total.map_or(0, |t| u64::try_from(t.n).unwrap_or_default()),
+    ))
+}
+
+/// The records among `ids` that exist, with their rows.
+pub async fn get_many(db: &D1Database, ids: &[i64]) -> Result<Vec<RecordRow>, ApiError> {
+    let ids = serde_json::to_string(ids).map_err(|e| ApiError::internal("record ids", e))?;
     all(
         db,
-        record_select!("WHERE ?1 = 0 OR task_id = ?1 ORDER BY id DESC LIMIT ?2"),
-        &[int(task_id), int(limit)],
+        record_select!("WHERE id IN (SELECT value FROM json_each(?1)) ORDER BY id"),
+        &[text(&ids)],
     )
     .await
+}
+
+/// Deletes finished records (with their targets and logs); returns how many went.
+pub async fn delete(db: &D1Database, ids: &[i64]) -> Result<u64, ApiError> {
+    let ids = serde_json::to_string(ids).map_err(|e| ApiError::internal("record ids", e))?;
+    let changed = batch(
+        db,
+        vec![
+            stmt(
+                db,
+                "DELETE FROM backup_record_targets WHERE record_id IN
+                   (SELECT id FROM backup_records WHERE status != 'running'
+                      AND id IN (SELECT value FROM json_each(?1)))",
+                &[text(&ids)],
+            )?,
+            stmt(
+                db,
+                "DELETE FROM run_logs WHERE kind = 'backup' AND record_id IN
+                   (SELECT id FROM backup_records WHERE status != 'running'
+                      AND id IN (SELECT value FROM json_each(?1)))",
+                &[text(&ids)],
+            )?,
+            stmt(
+                db,
+                "DELETE FROM backup_records
+                 WHERE status != 'running' AND id IN (SELECT value FROM json_each(?1))",
+                &[text(&ids)],
+            )?,
+        ],
+    )
+    .await?;
+    Ok(changed.last().copied().unwrap_or(0) as u64)
+}
+
+/// A task's backups that retention decides on: finished with a stored artifact, not removed.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Kept {
+    pub id: i64,
+    pub finished_at: String,
+    /// A removal is under way (its command is pending or claimed).
+    pub removing: i64,
+}
+
+pub async fn retention_candidates(db: &D1Database, task_id: i64) -> Result<Vec<Kept>, ApiError> {
+    all(
+        db,
+        "SELECT r.id, r.finished_at,
+                EXISTS (SELECT 1 FROM agent_commands c WHERE c.id = r.removal_command
+                        AND c.status IN ('pending', 'claimed')) AS removing
+         FROM backup_records r
+         WHERE r.task_id = ?1 AND r.status IN ('success', 'partial') AND r.removed_at IS NULL
+           AND r.finished_at IS NOT NULL",
+        &[int(task_id)],
+    )
+    .await
+}
+
+/// Notes why each record goes and which command removes its objects.
+pub async fn mark_removal(
+    db: &D1Database,
+    reasons: &[(i64, String)],
+    command_id: i64,
+) -> Result<(), ApiError> {
+    let mut statements = Vec::new();
+    for (id, reason) in reasons {
+        statements.push(stmt(
+            db,
+            "UPDATE backup_records SET removal = ?2, removal_command = ?3 WHERE id = ?1",
+            &[int(*id), text(reason), int(command_id)],
+        )?);
+    }
+    batch(db, statements).await.map(drop)
+}
+
+/// After a removal command ended: its records whose objects are all gone (none of `failed_paths`)
+/// are marked removed; the others are released for the next attempt. Returns how many were removed.
+pub async fn removal_done(
+    db: &D1Database,
+    command_id: i64,
+    failed_paths: &[String],
+    now: &str,
+) -> Result<usize, ApiError> {
+    let failed =
+        serde_json::to_string(failed_paths).map_err(|e| ApiError::internal("failed paths", e))?;
+    let changed = batch(
+        db,
+        vec![
+            stmt(
+                db,
+                "UPDATE backup_records SET removed_at = ?3
+                 WHERE removal_command = ?1 AND removed_at IS NULL
+                   AND NOT EXISTS (SELECT 1 FROM backup_record_targets t
+                                   WHERE t.record_id = backup_records.id
+                                     AND t.path IN (SELECT value FROM json_each(?2)))",
+                &[int(command_id), text(&failed), text(now)],
+            )?,
+            stmt(
+                db,
+                "UPDATE backup_records SET removal_command = NULL
+                 WHERE removal_command = ?1 AND removed_at IS NULL",
+                &[int(command_id)],
+            )?,
+        ],
+    )
+    .await?;
+    Ok(changed.first().copied().unwrap_or(0))
+}
+
+/// Releases the records of a removal command that failed as a whole, for the next attempt.
+pub async fn release_removal(db: &D1Database, command_id: i64) -> Result<(), ApiError> {
+    run(
+        db,
+        "UPDATE backup_records SET removal_command = NULL
+         WHERE removal_command = ?1 AND removed_at IS NULL",
+        &[int(command_id)],
+    )
+    .await
+    .map(drop)
+}
+
+/// Whether a command is removing records' objects.
+pub async fn removal_of_command(db: &D1Database, command_id: i64) -> Result<bool, ApiError> {
+    #[derive(Deserialize)]
+    struct N {
+        n: i64,
+    }
+    let row: Option<N> = first(
+        db,
+        "SELECT count(*) AS n FROM backup_records WHERE removal_command = ?1",
+        &[int(command_id)],
+    )
+    .await?;
+    Ok(row.is_some_and(|r| r.n > 0))
 }
 
 pub async fn targets(db: &D1Database, record_id: i64) -> Result<Vec<RecordTargetRow>, ApiError> {

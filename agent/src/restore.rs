@@ -1,0 +1,566 @@
+//! The restore data path, in one streaming pass and with nothing touched before the artifact is
+//! proven whole: the stored bytes are hashed (SHA-256) as they are read, decompressed and unpacked
+//! into a staging directory on the destination's file system. Only when the hash and size match
+//! the record are the staged files moved into place (a rename each); otherwise the staging
+//! directory is removed and the destination is exactly as it was.
+//!
+//! Entries whose path would leave the staging directory (absolute, `..`, or through a symlink)
+//! are refused, and the restore fails. Modes, modification times and symlinks come back as they
+//! were archived; directories get their mode and time last, after their contents. Files that
+//! exist at the destination but not in the backup are left alone.
+
+use crate::report::Counters;
+use sha2::{Digest, Sha256};
+use std::collections::BTreeMap;
+use std::io::{self, Read};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Component, Path, PathBuf};
+use std::sync::Arc;
+use stowage_shared::tasks::Compression;
+
+#[derive(Debug, thiserror::Error)]
+pub enum RestoreError {
+    #[error(
+        "the stored artifact does not match its record (sha256 {actual}, {actual_bytes} bytes; expected {expected}, {expected_bytes} bytes): it is damaged, so nothing was restored"
+    )]
+    Checksum {
+        expected: String,
+        expected_bytes: u64,
+        actual: String,
+        actual_bytes: u64,
+    },
+    #[error(
+        "the archive holds an entry that would land outside the destination ({0}); nothing was restored"
+    )]
+    Escape(String),
+    #[error("reading the artifact: {0}; nothing was restored")]
+    Read(io::Error),
+    #[error("moving the restored files into place: {0}")]
+    Place(io::Error),
+}
+
+/// What a finished restore put back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Restored {
+    pub files: u64,
+    pub bytes: u64,
+}
+
+/// What the artifact must be.
+#[derive(Debug, Clone)]
+pub struct Expected {
+    pub sha256: String,
+    pub bytes: u64,
+    pub compression: Compression,
+}
+
+/// Hashes and counts every byte read through it.
+struct Hashing<R> {
+    inner: R,
+    hasher: Sha256,
+    bytes: u64,
+    counters: Arc<Counters>,
+}
+
+impl<R: Read> Read for Hashing<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.hasher.update(&buf[..n]);
+        self.bytes += n as u64;
+        self.counters.add_bytes(n as u64);
+        Ok(n)
+    }
+}
+
+/// A directory of the archive: its mode and time are applied once its contents are in place.
+#[derive(Debug, Clone, Copy)]
+struct DirMeta {
+    mode: u32,
+    mtime: u64,
+}
+
+fn running_as_root() -> bool {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0)
+}
+
+/// An archive path as a relative path with normal steps only.
+fn confined(path: &Path) -> Option<PathBuf> {
+    let mut out = PathBuf::new();
+    for c in path.components() {
+        match c {
+            Component::Normal(step) => out.push(step),
+            Component::CurDir => {}
+            _ => return None,
+        }
+    }
+    (!out.as_os_str().is_empty()).then_some(out)
+}
+
+/// Unpacks the artifact read from `source` into `staging` (which must not exist), hashing as it
+/// goes. Blocking: run it on a blocking thread.
+fn unpack(
+    source: impl Read,
+    expected: &Expected,
+    staging: &Path,
+    counters: &Arc<Counters>,
+) -> Result<(Restored, BTreeMap<PathBuf, DirMeta>), RestoreError> {
+    std::fs::create_dir(staging).map_err(RestoreError::Read)?;
+    let mut hashing = Hashing {
+        inner: source,
+        hasher: Sha256::new(),
+        bytes: 0,
+        counters: Arc::clone(counters),
+    };
+    let mut dirs = BTreeMap::new();
+    let mut restored = Restored { files: 0, bytes: 0 };
+    {
+        let decoded: Box<dyn Read + '_> = match expected.compression {
+            Compression::None => Box::new(&mut hashing),
+            Compression::Zstd { .. } => Box::new(
+                zstd::stream::read::Decoder::new(&mut hashing).map_err(RestoreError::Read)?,
+            ),
+        };
+        let mut archive = tar::Archive::new(decoded);
+        archive.set_preserve_permissions(true);
+        archive.set_preserve_mtime(true);
+        archive.set_preserve_ownerships(running_as_root());
+        archive.set_overwrite(true);
+        for entry in archive.entries().map_err(RestoreError::Read)? {
+            let mut entry = entry.map_err(RestoreError::Read)?;
+            let raw = entry.path().map_err(RestoreError::Read)?.into_owned();
+            let Some(rel) = confined(&raw) else {
+                return Err(RestoreError::Escape(raw.display().to_string()));
+            };
+            let kind = entry.header().entry_type();
+            let size = entry.header().size().unwrap_or(0);
+            let unpacked = entry.unpack_in(staging).map_err(|e| {
+                if e.to_string().contains("outside of destination") {
+                    RestoreError::Escape(raw.display().to_string())
+                } else {
+                    RestoreError::Read(e)
+                }
+            })?;
+            if !unpacked {
+                return Err(RestoreError::Escape(raw.display().to_string()));
+            }
+            if kind.is_dir() {
+                let header = entry.header();
+                let meta = DirMeta {
+                    mode: header.mode().unwrap_or(0o755),
+                    mtime: header.mtime().unwrap_or(0),
+                };
+                // Writable while its contents arrive; its own mode comes back at the end.
+                let _ = std::fs::set_permissions(
+                    staging.join(&rel),
+                    std::fs::Permissions::from_mode(0o700 | meta.mode),
+                );
+                dirs.insert(rel, meta);
+            } else {
+                restored.files += 1;
+                restored.bytes += size;
+                counters.add_file(size);
+            }
+        }
+        // The rest of the stream (tar's end blocks, zstd's last frame) is part of the artifact.
+        let mut rest = archive.into_inner();
+        io::copy(&mut rest, &mut io::sink()).map_err(RestoreError::Read)?;
+    }
+    io::copy(&mut hashing, &mut io::sink()).map_err(RestoreError::Read)?;
+    let actual = hex::encode(std::mem::take(&mut hashing.hasher).finalize());
+    if actual != expected.sha256 || hashing.bytes != expected.bytes {
+        return Err(RestoreError::Checksum {
+            expected: expected.sha256.clone(),
+            expected_bytes: expected.bytes,
+            actual,
+            actual_bytes: hashing.bytes,
+        });
+    }
+    Ok((restored, dirs))
+}
+
+fn set_times(path: &Path, mtime: u64) -> io::Result<()> {
+    let time = std::time::UNIX_EPOCH + std::time::Duration::from_secs(mtime);
+    std::fs::File::open(path)?.set_modified(time)
+}
+
+/// Renames, or copies then removes when `from` and `to` are on different file systems.
+fn move_entry(from: &Path, to: &Path) -> io::Result<()> {
+    match std::fs::rename(from, to) {
+        Err(e) if e.kind() == io::ErrorKind::CrossesDevices => {
+            copy_tree(from, to)?;
+            let meta = std::fs::symlink_metadata(from)?;
+            if meta.is_dir() {
+                std::fs::remove_dir_all(from)
+            } else {
+                std::fs::remove_file(from)
+            }
+        }
+        other => other,
+    }
+}
+
+fn copy_tree(from: &Path, to: &Path) -> io::Result<()> {
+    let meta = std::fs::symlink_metadata(from)?;
+    if meta.file_type().is_symlink() {
+        std::os::unix::fs::symlink(std::fs::read_link(from)?, to)
+    } else if meta.is_dir() {
+        std::fs::create_dir(to)?;
+        for entry in std::fs::read_dir(from)? {
+            let entry = entry?;
+            copy_tree(&entry.path(), &to.join(entry.file_name()))?;
+        }
+        std::fs::set_permissions(to, meta.permissions())?;
+        std::fs::File::open(to)?.set_modified(meta.modified()?)
+    } else {
+        std::fs::copy(from, to)?;
+        std::fs::File::options()
+            .write(true)
+            .open(to)?
+            .set_modified(meta.modified()?)
+    }
+}
+
+/// Moves the staged tree under `staged` into `target`, entry by entry: files and symlinks
+/// replace what is there, directories are merged.
+fn merge(staged: &Path, target: &Path) -> io::Result<()> {
+    for entry in std::fs::read_dir(staged)? {
+        let entry = entry?;
+        let (from, to) = (entry.path(), target.join(entry.file_name()));
+        let is_dir = entry.file_type()?.is_dir();
+        match std::fs::symlink_metadata(&to) {
+            Ok(there) if is_dir && there.is_dir() => merge(&from, &to)?,
+            Ok(there) => {
+                if there.is_dir() {
+                    std::fs::remove_dir_all(&to)?;
+                } else if is_dir {
+                    std::fs::remove_file(&to)?;
+                }
+                move_entry(&from, &to)?;
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => move_entry(&from, &to)?,
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+/// Gives the archive's directories their mode and time at `root`, deepest first, once every
+/// entry is in place (a rename into a directory changes its time).
+fn settle_dirs(root: &Path, dirs: &BTreeMap<PathBuf, DirMeta>) -> io::Result<()> {
+    for (rel, meta) in dirs.iter().rev() {
+        let path = root.join(rel);
+        set_times(&path, meta.mtime)?;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(meta.mode))?;
+    }
+    Ok(())
+}
+
+/// Restores the artifact read from `source` under `root` (`/` for the original paths), staging
+/// in `staging` (a new directory on the same file system as `root`, removed at the end).
+pub fn restore_blocking(
+    source: impl Read,
+    expected: &Expected,
+    root: &Path,
+    staging: &Path,
+    counters: &Arc<Counters>,
+) -> Result<Restored, RestoreError> {
+    let outcome = unpack(source, expected, staging, counters).and_then(|(restored, dirs)| {
+        merge(staging, root).map_err(RestoreError::Place)?;
+        settle_dirs(root, &dirs).map_err(RestoreError::Place)?;
+        Ok(restored)
+    });
+    if staging.exists() {
+        // Owner access first, so that read-only staged directories can be removed.
+        make_removable(staging);
+        let _ = std::fs::remove_dir_all(staging);
+    }
+    outcome
+}
+
+fn make_removable(dir: &Path) {
+    let _ = std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700));
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for entry in entries.flatten() {
+            if entry.file_type().is_ok_and(|t| t.is_dir()) {
+                make_removable(&entry.path());
+            }
+        }
+    }
+}
+
+/// Restores from an async stream of the artifact (a store's reader), on a blocking thread.
+pub async fn restore(
+    source: crate::storage::ObjectReader,
+    expected: Expected,
+    root: PathBuf,
+    staging: PathBuf,
+    counters: Arc<Counters>,
+) -> Result<Restored, RestoreError> {
+    tokio::task::spawn_blocking(move || {
+        let reader = tokio_util::io::SyncIoBridge::new(source);
+        restore_blocking(
+            io::BufReader::with_capacity(1 << 20, reader),
+            &expected,
+            &root,
+            &staging,
+            &counters,
+        )
+    })
+    .await
+    .map_err(|e| RestoreError::Read(io::Error::other(format!("the restore stopped: {e}"))))?
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backup::{self, Destination};
+    use crate::storage::{Store, Tools};
+    use std::os::unix::fs::MetadataExt;
+    use stowage_shared::storage::{LocalDiskConfig, StorageConfig};
+    use stowage_shared::tasks::{FileSpec, Retention};
+
+    type Tree = BTreeMap<PathBuf, (String, u32, i64, Vec<u8>)>;
+
+    /// Every entry under `root`: kind, mode, mtime and contents (or link target).
+    fn snapshot(root: &Path) -> Tree {
+        let mut out = BTreeMap::new();
+        let mut stack = vec![root.to_path_buf()];
+        while let Some(dir) = stack.pop() {
+            for entry in std::fs::read_dir(&dir).expect("read dir").flatten() {
+                let path = entry.path();
+                let meta = std::fs::symlink_metadata(&path).expect("stat");
+                let rel = path.strip_prefix(root).expect("under root").to_path_buf();
+                let (kind, body) = if meta.file_type().is_symlink() {
+                    let target = std::fs::read_link(&path).expect("link");
+                    ("link", target.to_string_lossy().as_bytes().to_vec())
+                } else if meta.is_dir() {
+                    stack.push(path.clone());
+                    ("dir", Vec::new())
+                } else {
+                    ("file", std::fs::read(&path).expect("read"))
+                };
+                let mtime = if kind == "link" { 0 } else { meta.mtime() };
+                out.insert(rel, (kind.to_owned(), meta.mode() & 0o7777, mtime, body));
+            }
+        }
+        out
+    }
+
+    fn set_mtime(path: &Path, secs: u64) {
+        std::fs::File::open(path)
+            .expect("open")
+            .set_modified(std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs))
+            .expect("mtime");
+    }
+
+    /// A tree with what restores get wrong: modes, times, symlinks, unicode, empty directories.
+    fn tree(root: &Path) {
+        std::fs::create_dir_all(root.join("empty dir")).expect("dir");
+        std::fs::create_dir_all(root.join("données/子目录")).expect("dir");
+        std::fs::write(root.join("données/子目录/ファイル.txt"), "unicode").expect("file");
+        std::fs::write(root.join("script.sh"), "#!/bin/sh\necho hi\n").expect("file");
+        std::fs::set_permissions(
+            root.join("script.sh"),
+            std::fs::Permissions::from_mode(0o751),
+        )
+        .expect("chmod");
+        std::fs::write(root.join("secret.key"), "k").expect("file");
+        std::fs::set_permissions(
+            root.join("secret.key"),
+            std::fs::Permissions::from_mode(0o600),
+        )
+        .expect("chmod");
+        std::os::unix::fs::symlink("données/子目录", root.join("shortcut")).expect("link");
+        std::os::unix::fs::symlink("/nonexistent/absolute", root.join("dangling")).expect("link");
+        let big: Vec<u8> = (0..3_000_000u32).map(|i| (i % 251) as u8).collect();
+        std::fs::write(root.join("big.bin"), big).expect("file");
+        set_mtime(&root.join("script.sh"), 1_600_000_000);
+        set_mtime(&root.join("données/子目录/ファイル.txt"), 1_500_000_000);
+        set_mtime(&root.join("données/子目录"), 1_400_000_000);
+        set_mtime(&root.join("empty dir"), 1_300_000_000);
+    }
+
+    async fn back_up(source: &Path, target: &Path) -> (Store, backup::Archive) {
+        let config = StorageConfig::LocalDisk(LocalDiskConfig {
+            base_path: target.to_string_lossy().into_owned(),
+        });
+        let store = Store::open(&config, &Tools::default())
+            .await
+            .expect("store");
+        let spec = FileSpec {
+            sources: vec![source.to_string_lossy().into_owned()],
+            excludes: vec![],
+            compression: Compression::Zstd { level: 3 },
+            retention: Retention::default(),
+        };
+        let dests = [Destination {
+            store: &store,
+            path: "a.tar.zst".into(),
+        }];
+        let (archive, outcomes) = backup::run(&spec, &dests, Arc::default())
+            .await
+            .expect("backup");
+        assert!(outcomes[0].is_ok());
+        (store, archive)
+    }
+
+    fn expected(archive: &backup::Archive) -> Expected {
+        Expected {
+            sha256: archive.sha256.clone(),
+            bytes: archive.bytes,
+            compression: Compression::Zstd { level: 3 },
+        }
+    }
+
+    #[tokio::test]
+    async fn restores_the_original_tree_over_changed_sources() {
+        let work = tempfile::tempdir().expect("tmp");
+        let source = work.path().join("site");
+        tree(&source);
+        let before = snapshot(&source);
+        let target = tempfile::tempdir().expect("tmp");
+        let (store, archive) = back_up(&source, target.path()).await;
+
+        // Change everything a restore must put back.
+        std::fs::write(source.join("script.sh"), "changed").expect("write");
+        std::fs::set_permissions(
+            source.join("secret.key"),
+            std::fs::Permissions::from_mode(0o644),
+        )
+        .expect("chmod");
+        std::fs::remove_dir_all(source.join("données")).expect("rm");
+        std::fs::remove_dir(source.join("empty dir")).expect("rm");
+        std::fs::remove_file(source.join("shortcut")).expect("rm");
+        std::fs::create_dir(source.join("shortcut")).expect("a dir where a link was");
+        std::fs::write(source.join("big.bin"), "short").expect("write");
+        assert_ne!(snapshot(&source), before);
+
+        // To the original paths: the root is `/`, staging beside the source.
+        let staging = work.path().join(".stowage-restore-1");
+        let reader = store.reader("a.tar.zst").await.expect("reader");
+        let restored = restore(
+            reader,
+            expected(&archive),
+            PathBuf::from("/"),
+            staging.clone(),
+            Arc::default(),
+        )
+        .await
+        .expect("restore");
+        assert_eq!(restored.files, archive.files);
+        assert_eq!(snapshot(&source), before, "the tree is back as it was");
+        assert!(!staging.exists(), "the staging directory is gone");
+    }
+
+    #[tokio::test]
+    async fn a_damaged_artifact_is_refused_and_touches_nothing() {
+        let work = tempfile::tempdir().expect("tmp");
+        let source = work.path().join("site");
+        tree(&source);
+        let target = tempfile::tempdir().expect("tmp");
+        let (store, archive) = back_up(&source, target.path()).await;
+        std::fs::write(source.join("script.sh"), "changed after the backup").expect("write");
+        let before = snapshot(work.path());
+
+        // One flipped byte in the middle of the artifact.
+        let path = target.path().join("a.tar.zst");
+        let mut bytes = std::fs::read(&path).expect("read");
+        let mid = bytes.len() / 2;
+        bytes[mid] ^= 0x40;
+        std::fs::write(&path, &bytes).expect("write");
+
+        let reader = store.reader("a.tar.zst").await.expect("reader");
+        let err = restore(
+            reader,
+            expected(&archive),
+            PathBuf::from("/"),
+            work.path().join(".stowage-restore-2"),
+            Arc::default(),
+        )
+        .await
+        .expect_err("a damaged artifact is refused");
+        assert!(
+            matches!(err, RestoreError::Checksum { .. } | RestoreError::Read(_)),
+            "{err}"
+        );
+        assert!(err.to_string().contains("nothing was restored"), "{err}");
+        assert_eq!(snapshot(work.path()), before, "nothing changed");
+    }
+
+    #[tokio::test]
+    async fn a_whole_artifact_with_another_checksum_is_refused() {
+        let work = tempfile::tempdir().expect("tmp");
+        let source = work.path().join("site");
+        tree(&source);
+        let target = tempfile::tempdir().expect("tmp");
+        let (store, archive) = back_up(&source, target.path()).await;
+        let dest = tempfile::tempdir().expect("tmp");
+        let mut wrong = expected(&archive);
+        wrong.sha256 = "0".repeat(64);
+        let reader = store.reader("a.tar.zst").await.expect("reader");
+        let err = restore(
+            reader,
+            wrong,
+            dest.path().to_path_buf(),
+            dest.path().join(".stowage-restore-3"),
+            Arc::default(),
+        )
+        .await
+        .expect_err("refused");
+        assert!(matches!(err, RestoreError::Checksum { .. }), "{err}");
+        assert!(snapshot(dest.path()).is_empty(), "nothing was written");
+    }
+
+    #[test]
+    fn entries_that_escape_are_refused() {
+        for (name, link) in [
+            ("../evil", None),
+            ("ok/../../evil", None),
+            ("link/evil", Some("/tmp")),
+        ] {
+            let mut builder = tar::Builder::new(Vec::new());
+            if let Some(target) = link {
+                let mut header = tar::Header::new_gnu();
+                header.set_entry_type(tar::EntryType::Symlink);
+                header.set_size(0);
+                header.set_mode(0o777);
+                header.set_uid(0);
+                header.set_gid(0);
+                header.set_mtime(0);
+                builder
+                    .append_link(&mut header, "link", target)
+                    .expect("link");
+            }
+            let mut header = tar::Header::new_gnu();
+            header.set_size(4);
+            header.set_mode(0o644);
+            header.set_uid(0);
+            header.set_gid(0);
+            header.set_mtime(0);
+            // `append_data` refuses `..`; write the raw name the way a hostile archive would.
+            let raw = name.as_bytes();
+            header.as_old_mut().name[..raw.len()].copy_from_slice(raw);
+            header.set_cksum();
+            builder.append(&header, &b"evil"[..]).expect("entry");
+            let bytes = builder.into_inner().expect("tar");
+            let sha = hex::encode(Sha256::digest(&bytes));
+            let dest = tempfile::tempdir().expect("tmp");
+            let err = restore_blocking(
+                bytes.as_slice(),
+                &Expected {
+                    sha256: sha,
+                    bytes: bytes.len() as u64,
+                    compression: Compression::None,
+                },
+                dest.path(),
+                &dest.path().join(".staging"),
+                &Arc::default(),
+            )
+            .expect_err("refused");
+            assert!(matches!(err, RestoreError::Escape(_)), "{name}: {err}");
+            assert!(snapshot(dest.path()).is_empty(), "{name}: nothing written");
+            assert!(!dest.path().parent().expect("parent").join("evil").exists());
+        }
+    }
+}

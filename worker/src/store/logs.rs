@@ -1,0 +1,192 @@
+//! The `run_logs` table and the progress columns: what agents report while a run or restore goes.
+
+use super::{all, int, run, text};
+use crate::error::ApiError;
+use serde::Deserialize;
+use stowage_shared::api::{LogLevel, LogLine};
+use worker::D1Database;
+
+/// Whose log: a backup run's or a restore's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Backup,
+    Restore,
+}
+
+impl Kind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Backup => "backup",
+            Kind::Restore => "restore",
+        }
+    }
+}
+
+/// Stores new lines and the latest progress of a record that is running on `node_id`; false
+/// when it is not (ended, or another node's), and then nothing is stored. Lines already stored
+/// (a retried batch) are skipped.
+pub async fn append(
+    db: &D1Database,
+    kind: Kind,
+    record_id: i64,
+    node_id: i64,
+    lines_json: &str,
+    progress_json: Option<&str>,
+) -> Result<bool, ApiError> {
+    // The progress update doubles as the check that the record is this node's and running.
+    let live = match (kind, progress_json) {
+        (Kind::Backup, Some(p)) => run(
+            db,
+            "UPDATE backup_records SET progress = ?3
+             WHERE id = ?1 AND node_id = ?2 AND status = 'running'",
+            &[int(record_id), int(node_id), text(p)],
+        )
+        .await?
+        .min(1),
+        (Kind::Restore, Some(p)) => run(
+            db,
+            "UPDATE restore_records SET progress = ?3
+             WHERE id = ?1 AND node_id = ?2 AND status = 'running'",
+            &[int(record_id), int(node_id), text(p)],
+        )
+        .await?
+        .min(1),
+        (Kind::Backup, None) => {
+            count(
+                db,
+                "SELECT count(*) AS n FROM backup_records
+             WHERE id = ?1 AND node_id = ?2 AND status = 'running'",
+                record_id,
+                node_id,
+            )
+            .await?
+        }
+        (Kind::Restore, None) => {
+            count(
+                db,
+                "SELECT count(*) AS n FROM restore_records
+             WHERE id = ?1 AND node_id = ?2 AND status = 'running'",
+                record_id,
+                node_id,
+            )
+            .await?
+        }
+    };
+    if live == 0 {
+        return Ok(false);
+    }
+    run(
+        db,
+        "INSERT INTO run_logs (kind, record_id, seq, at, level, message)
+         SELECT ?1, ?2, json_extract(value, '$.seq'), json_extract(value, '$.at'),
+                json_extract(value, '$.level'), json_extract(value, '$.message')
+         FROM json_each(?3) WHERE true
+         ON CONFLICT (kind, record_id, seq) DO NOTHING",
+        &[text(kind.as_str()), int(record_id), text(lines_json)],
+    )
+    .await?;
+    Ok(true)
+}
+
+async fn count(
+    db: &D1Database,
+    sql: &'static str,
+    record_id: i64,
+    node_id: i64,
+) -> Result<usize, ApiError> {
+    #[derive(Deserialize)]
+    struct N {
+        n: i64,
+    }
+    let row: Option<N> = super::first(db, sql, &[int(record_id), int(node_id)]).await?;
+    Ok(row.map_or(0, |r| usize::try_from(r.n).unwrap_or(0)))
+}
+
+#[derive(Debug, Deserialize)]
+struct Row {
+    seq: i64,
+    at: String,
+    level: String,
+    message: String,
+}
+
+fn lines(rows: Vec<Row>) -> Vec<LogLine> {
+    rows.into_iter()
+        .map(|r| LogLine {
+            seq: u64::try_from(r.seq).unwrap_or_default(),
+            at: r.at,
+            level: LogLevel::parse(&r.level).unwrap_or(LogLevel::Info),
+            message: r.message,
+        })
+        .collect()
+}
+
+/// Lines after `after`, oldest first, at most `limit`.
+pub async fn after(
+    db: &D1Database,
+    kind: Kind,
+    record_id: i64,
+    after: u64,
+    limit: i64,
+) -> Result<Vec<LogLine>, ApiError> {
+    let rows = all(
+        db,
+        "SELECT seq, at, level, message FROM run_logs
+         WHERE kind = ?1 AND record_id = ?2 AND seq > ?3 ORDER BY seq LIMIT ?4",
+        &[
+            text(kind.as_str()),
+            int(record_id),
+            int(i64::try_from(after).unwrap_or(i64::MAX)),
+            int(limit),
+        ],
+    )
+    .await?;
+    Ok(lines(rows))
+}
+
+/// The last `limit` lines, oldest first.
+pub async fn tail(
+    db: &D1Database,
+    kind: Kind,
+    record_id: i64,
+    limit: i64,
+) -> Result<Vec<LogLine>, ApiError> {
+    let rows = all(
+        db,
+        "SELECT seq, at, level, message FROM
+           (SELECT seq, at, level, message FROM run_logs
+            WHERE kind = ?1 AND record_id = ?2 ORDER BY seq DESC LIMIT ?3)
+         ORDER BY seq",
+        &[text(kind.as_str()), int(record_id), int(limit)],
+    )
+    .await?;
+    Ok(lines(rows))
+}
+
+/// A record's status and stored progress.
+#[derive(Debug, Clone, Deserialize)]
+pub struct State {
+    pub status: String,
+    pub progress: String,
+}
+
+pub async fn state(db: &D1Database, kind: Kind, record_id: i64) -> Result<Option<State>, ApiError> {
+    match kind {
+        Kind::Backup => {
+            super::first(
+                db,
+                "SELECT status, progress FROM backup_records WHERE id = ?1",
+                &[int(record_id)],
+            )
+            .await
+        }
+        Kind::Restore => {
+            super::first(
+                db,
+                "SELECT status, progress FROM restore_records WHERE id = ?1",
+                &[int(record_id)],
+            )
+            .await
+        }
+    }
+}

@@ -139,6 +139,36 @@ impl Write for FanOut {
     }
 }
 
+/// A file's contents as exactly the size its tar header states, counted as they are read. A file
+/// that grows while it is read is cut at that size and one that shrinks is padded with zeros, so
+/// the archive stays well-formed (tar has no way to say "this entry changed"), as GNU tar does.
+struct Exact<'a> {
+    inner: std::fs::File,
+    left: u64,
+    counters: &'a Counters,
+}
+
+impl io::Read for Exact<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let want = usize::try_from(self.left)
+            .unwrap_or(usize::MAX)
+            .min(buf.len());
+        if want == 0 {
+            return Ok(0);
+        }
+        let n = match self.inner.read(&mut buf[..want])? {
+            0 => {
+                buf[..want].fill(0);
+                want
+            }
+            n => n,
+        };
+        self.left -= n as u64;
+        self.counters.add_source(n as u64);
+        Ok(n)
+    }
+}
+
 /// Walks the sources into `out` as a tar stream; returns (files, content bytes).
 fn write_tar<W: Write>(
     spec: &FileSpec,
@@ -169,12 +199,26 @@ fn write_tar<W: Write>(
                 // Reverse order on the stack gives sorted order in the archive.
                 children.sort_unstable_by(|a, b| b.cmp(a));
                 stack.extend(children);
-            } else if meta.is_file() || meta.file_type().is_symlink() {
+            } else if meta.is_file() {
+                let mut header = tar::Header::new_gnu();
+                header.set_metadata_in_mode(&meta, tar::HeaderMode::Complete);
+                let file = std::fs::File::open(&path)?;
+                tar.append_data(
+                    &mut header,
+                    name,
+                    Exact {
+                        inner: file,
+                        left: meta.len(),
+                        counters,
+                    },
+                )?;
+                files += 1;
+                bytes += meta.len();
+                counters.add_file(0);
+            } else if meta.file_type().is_symlink() {
                 tar.append_path_with_name(&path, name)?;
                 files += 1;
-                let len = if meta.is_file() { meta.len() } else { 0 };
-                bytes += len;
-                counters.add_file(len);
+                counters.add_file(0);
             }
             // Sockets, fifos and devices are not backup material.
         }
@@ -469,6 +513,27 @@ mod tests {
         );
         assert_eq!(outcomes[1].as_ref().ok(), Some(&archive.bytes));
         assert_eq!(ok_store.stat("x/a.tar.zst").await?, archive.bytes);
+        Ok(())
+    }
+
+    #[test]
+    fn a_file_that_changes_while_read_keeps_its_stated_size() -> io::Result<()> {
+        let dir = tempfile::tempdir()?;
+        let path = dir.path().join("f");
+        std::fs::write(&path, b"0123456789")?;
+        let counters = Counters::default();
+        for (stated, expected) in [(5u64, b"01234".to_vec()), (12, b"0123456789\0\0".to_vec())] {
+            let mut out = Vec::new();
+            io::Read::read_to_end(
+                &mut Exact {
+                    inner: std::fs::File::open(&path)?,
+                    left: stated,
+                    counters: &counters,
+                },
+                &mut out,
+            )?;
+            assert_eq!(out, expected);
+        }
         Ok(())
     }
 

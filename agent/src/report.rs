@@ -40,7 +40,10 @@ impl Counters {
     }
     pub fn add_file(&self, bytes: u64) {
         self.files.fetch_add(1, Ordering::Relaxed);
-        self.source_bytes.fetch_add(bytes, Ordering::Relaxed);
+        self.add_source(bytes);
+    }
+    pub fn add_source(&self, n: u64) {
+        self.source_bytes.fetch_add(n, Ordering::Relaxed);
     }
 }
 

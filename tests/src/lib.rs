@@ -976,3 +976,120 @@ impl Drop for Azurite {
         let _ = self.child.wait();
     }
 }
+
+/// One event of a Server-Sent Events stream.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SseEvent {
+    pub id: Option<u64>,
+    pub event: String,
+    pub data: String,
+}
+
+/// Parses an SSE body into its events (comments and `retry:` lines are dropped).
+pub fn parse_sse(body: &str) -> Vec<SseEvent> {
+    body.split("\n\n")
+        .filter_map(|block| {
+            let mut event = SseEvent {
+                id: None,
+                event: "message".to_owned(),
+                data: String::new(),
+            };
+            let mut any = false;
+            for line in block.lines() {
+                if let Some(v) = line.strip_prefix("id: ") {
+                    event.id = v.trim().parse().ok();
+                } else if let Some(v) = line.strip_prefix("event: ") {
+                    event.event = v.trim().to_owned();
+                } else if let Some(v) = line.strip_prefix("data: ") {
+                    event.data.push_str(v);
+                    any = true;
+                }
+            }
+            any.then_some(event)
+        })
+        .collect()
+}
+
+impl Server {
+    /// Reads a log stream to its end the way a browser's `EventSource` does: without an
+    /// Authorization header, signed in by a stream ticket; `last` is sent as `Last-Event-ID`.
+    pub async fn read_log_stream(
+        &self,
+        path: &str,
+        token: &str,
+        last: Option<u64>,
+    ) -> Result<(reqwest::StatusCode, Option<String>, Vec<SseEvent>)> {
+        let ticket: api::StreamTicket = self
+            .post(
+                api::routes::AUTH_STREAM_TICKET,
+                Some(token),
+                &serde_json::json!({ "path": path }),
+            )
+            .await?
+            .expect_ok()?;
+        let mut req = self
+            .http
+            .get(format!("{}?ticket={}", self.url(path), ticket.ticket))
+            .timeout(Duration::from_secs(120));
+        if let Some(id) = last {
+            req = req.header("Last-Event-ID", id.to_string());
+        }
+        let resp = req.send().await?;
+        let status = resp.status();
+        let kind = resp
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        let body = resp.text().await?;
+        Ok((status, kind, parse_sse(&body)))
+    }
+}
+
+/// One entry of a directory tree, as a restore must give it back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TreeEntry {
+    /// `file`, `dir` or `link`.
+    pub kind: &'static str,
+    pub mode: u32,
+    /// Seconds; 0 for symlinks (their own time is not restored by any tar).
+    pub mtime: i64,
+    /// File contents, or a symlink's target.
+    pub body: Vec<u8>,
+}
+
+/// Every entry under `root`, by relative path.
+pub fn snapshot(root: &Path) -> Result<std::collections::BTreeMap<PathBuf, TreeEntry>> {
+    use std::os::unix::fs::MetadataExt;
+    let mut out = std::collections::BTreeMap::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir)? {
+            let path = entry?.path();
+            let meta = std::fs::symlink_metadata(&path)?;
+            let (kind, body) = if meta.file_type().is_symlink() {
+                (
+                    "link",
+                    std::fs::read_link(&path)?
+                        .into_os_string()
+                        .into_encoded_bytes(),
+                )
+            } else if meta.is_dir() {
+                stack.push(path.clone());
+                ("dir", Vec::new())
+            } else {
+                ("file", std::fs::read(&path)?)
+            };
+            out.insert(
+                path.strip_prefix(root)?.to_path_buf(),
+                TreeEntry {
+                    kind,
+                    mode: meta.mode() & 0o7777,
+                    mtime: if kind == "link" { 0 } else { meta.mtime() },
+                    body,
+                },
+            );
+        }
+    }
+    Ok(out)
+}

@@ -8,6 +8,7 @@ mod google_drive;
 mod health;
 mod nodes;
 mod rclone_backends;
+mod records;
 mod runs;
 mod schema;
 mod ssh;

@@ -7,7 +7,7 @@ use serde_json::json;
 use sha2::{Digest, Sha256};
 use std::time::Duration;
 use stowage_shared::api::{
-    BackupRecordOutput, BackupTaskOutput, NodeWithToken, StorageTargetDetail, routes,
+    BackupRecordOutput, BackupTaskOutput, NodeWithToken, Page, StorageTargetDetail, routes,
 };
 use stowage_tests::{AgentProcess, RcloneServer, Server, ServerOptions, eventually};
 
@@ -187,15 +187,16 @@ async fn a_manual_run_stores_the_same_verified_artifact_on_every_target() -> Res
     assert!(!second.error.contains("not-the-secret"));
     assert!(local.path().join(&second.targets[0].path).exists());
 
-    let list: Vec<BackupRecordOutput> = server
+    let list: Page<BackupRecordOutput> = server
         .get(
             &format!("{}?taskId={}", routes::BACKUP_RECORDS, task.id),
             Some(&admin),
         )
         .await?
         .expect_ok()?;
+    assert_eq!(list.total, 2);
     assert_eq!(
-        list.iter().map(|r| r.id).collect::<Vec<_>>(),
+        list.items.iter().map(|r| r.id).collect::<Vec<_>>(),
         [second.id, done.id]
     );
     Ok(())
@@ -335,7 +336,8 @@ async fn the_tick_starts_one_run_per_fire_time_and_skips_while_one_is_going() ->
                 Some(&admin),
             )
             .await?
-            .expect_ok::<Vec<BackupRecordOutput>>()
+            .expect_ok::<Page<BackupRecordOutput>>()
+            .map(|page| page.items)
     };
 
     // A new schedule never fires for the past: nothing is due yet.

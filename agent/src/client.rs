@@ -73,12 +73,23 @@ impl Client {
         path: &str,
         body: &B,
     ) -> Result<T, ClientError> {
+        let json = serde_json::to_vec(body).map_err(|e| ClientError::Decode(e.to_string()))?;
+        self.post_raw(path, json, "application/json").await
+    }
+
+    async fn post_raw<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: Vec<u8>,
+        content_type: &str,
+    ) -> Result<T, ClientError> {
         let resp = self
             .http
             .post(format!("{}{path}", self.server))
             .header(AGENT_TOKEN_HEADER, self.token.expose())
             .header(AGENT_PROTOCOL_HEADER, AGENT_PROTOCOL_VERSION.to_string())
-            .json(body)
+            .header(reqwest::header::CONTENT_TYPE, content_type)
+            .body(body)
             .send()
             .await
             .map_err(ClientError::Unreachable)?;
@@ -132,6 +143,21 @@ impl Client {
             crate::report::Kind::Restore => routes::agent_restore_log(id),
         };
         self.post(&path, batch).await
+    }
+
+    /// Posts chunk `seq` of a relayed download.
+    pub async fn post_relay_chunk(
+        &self,
+        relay_id: i64,
+        seq: u64,
+        bytes: Vec<u8>,
+    ) -> Result<serde_json::Value, ClientError> {
+        self.post_raw(
+            &routes::agent_relay_chunk(relay_id, seq),
+            bytes,
+            "application/octet-stream",
+        )
+        .await
     }
 
     pub async fn report(

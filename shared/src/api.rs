@@ -80,6 +80,10 @@ pub mod routes {
     pub fn agent_restore_log(id: i64) -> String {
         format!("/api/agent/restores/{id}")
     }
+    /// Where an agent posts chunk `seq` of a relayed download (the body is the raw bytes).
+    pub fn agent_relay_chunk(id: i64, seq: u64) -> String {
+        format!("/api/agent/relays/{id}?seq={seq}")
+    }
     pub fn storage_target_test(id: i64) -> String {
         format!("{STORAGE_TARGETS}/{id}/test")
     }
@@ -370,6 +374,9 @@ pub enum CommandSpec {
     /// Remove stored artifacts (each with its manifest) from their targets.
     #[serde(rename_all = "camelCase")]
     DeleteArtifacts { objects: Vec<StoredObject> },
+    /// Send a stored artifact through the Worker to a download that is waiting for it.
+    #[serde(rename_all = "camelCase")]
+    Relay { relay_id: i64, source: StoredObject },
     /// Restore a stored artifact: fetch it, check its SHA-256 while unpacking into a staging
     /// directory, and only then move the files into place.
     #[serde(rename_all = "camelCase")]
@@ -408,6 +415,19 @@ pub struct DeleteFailure {
     pub path: String,
     pub error: String,
 }
+
+/// What an agent reports for a finished relay.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RelayReport {
+    pub chunks: u64,
+    pub bytes: u64,
+}
+
+/// The size of the pieces a relayed download moves in.
+pub const RELAY_CHUNK: usize = 512 * 1024;
+/// Chunks that may wait in the Worker for the download to take them.
+pub const RELAY_MAX_WAITING: i64 = 8;
 
 /// What an agent reports for a finished restore.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -693,6 +713,7 @@ impl CommandSpec {
             CommandSpec::RunBackup { .. } => "run_backup",
             CommandSpec::DeleteArtifacts { .. } => "delete_artifacts",
             CommandSpec::Restore { .. } => "restore",
+            CommandSpec::Relay { .. } => "relay",
         }
     }
 }

@@ -159,6 +159,10 @@ error_codes! {
     RestoreRecordNotFound = ("RESTORE_RECORD_NOT_FOUND", 404),
     /// A restore failed on the agent; the message says why.
     RestoreFailed = ("RESTORE_FAILED", 400),
+    /// Chunks of a relayed download wait to be taken: send this one again shortly.
+    RelayBusy = ("RELAY_BUSY", 429),
+    /// The relayed download ended (finished, failed or abandoned): stop sending.
+    RelayGone = ("RELAY_GONE", 409),
     /// The artifact could not be fetched for download; the message says why.
     BackupRecordDownloadFailed = ("BACKUP_RECORD_DOWNLOAD_FAILED", 502),
     /// A run failed on the agent; the message says why.

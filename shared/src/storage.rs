@@ -138,6 +138,51 @@ pub struct S3Config {
     pub prefix: String,
 }
 
+/// Where an S3 target's requests go: one answer for the agent's client and the Worker's
+/// presigned links.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct S3Address {
+    pub endpoint: String,
+    pub region: String,
+    /// `https://<bucket>.<host>/key` instead of `https://<host>/<bucket>/key`.
+    pub virtual_host: bool,
+}
+
+impl S3Config {
+    pub fn address(&self) -> S3Address {
+        let region = if self.region.is_empty() {
+            "us-east-1".to_owned()
+        } else {
+            self.region.clone()
+        };
+        let endpoint = match (self.preset, self.endpoint.is_empty()) {
+            (Some(S3Preset::Aws), true) => format!("https://s3.{region}.amazonaws.com"),
+            _ => self.endpoint.clone(),
+        };
+        let virtual_host = !self.force_path_style
+            && matches!(
+                self.preset,
+                Some(S3Preset::Aws | S3Preset::AlibabaOss | S3Preset::TencentCos)
+            );
+        S3Address {
+            endpoint,
+            region,
+            virtual_host,
+        }
+    }
+
+    /// The object key of a path inside the target (under its prefix).
+    pub fn key(&self, path: &str) -> String {
+        let prefix = self.prefix.trim_matches('/');
+        let path = path.trim_start_matches('/');
+        if prefix.is_empty() {
+            path.to_owned()
+        } else {
+            format!("{prefix}/{path}")
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct WebdavConfig {

@@ -5,7 +5,7 @@
 use crate::config::AppState;
 use crate::error::ApiError;
 use crate::store::{
-    commands, nodes, oauth_sessions, records, restores, sessions, system, throttle,
+    commands, nodes, oauth_sessions, records, relays, restores, sessions, system, throttle,
 };
 use chrono::Duration;
 use stowage_shared::time::{self, Timestamp};
@@ -20,6 +20,7 @@ pub struct TickReport {
     pub oauth_sessions_purged: usize,
     pub records_failed: usize,
     pub restores_failed: usize,
+    pub relays_purged: usize,
     pub schedule: crate::scheduler::Scheduled,
 }
 
@@ -48,6 +49,8 @@ pub async fn tick(state: &AppState, now: Timestamp) -> Result<TickReport, ApiErr
         )
         .await?,
         restores_failed: restores::fail_lost(&state.db, &now_text).await?,
+        // A relay nobody finished within the hour was abandoned.
+        relays_purged: relays::purge(&state.db, &time::format(now - Duration::hours(1))).await?,
         // Last: runs started now are not failed as lost by this same tick.
         schedule: crate::scheduler::run_due(state, now).await?,
     };

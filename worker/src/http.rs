@@ -62,6 +62,11 @@ fn is_json(content_type: &str) -> bool {
     essence.eq_ignore_ascii_case("application/json")
 }
 
+/// A raw body of at most `limit` bytes.
+pub async fn read_bytes(req: &mut Request, limit: usize) -> Result<Vec<u8>, ApiError> {
+    read_body(req, limit).await
+}
+
 /// Reads the body without ever holding more than `limit` bytes: a declared length over the limit is
 /// refused before reading, and a chunked body is cut off as soon as it passes the limit.
 async fn read_body(req: &mut Request, limit: usize) -> Result<Vec<u8>, ApiError> {

@@ -59,6 +59,8 @@ enum Route {
     AgentRecordLog,
     AgentRestoreLog,
     StreamTicket,
+    BackupRecordDownload,
+    AgentRelayChunk,
 }
 
 // One line per route reads best as a table; rustfmt would break the long ones apart.
@@ -105,6 +107,8 @@ const ROUTES: &[(Method, &str, Route)] = &[
     (Method::Post,   "/api/agent/records/:id",            Route::AgentRecordLog),
     (Method::Post,   "/api/agent/restores/:id",           Route::AgentRestoreLog),
     (Method::Post,   routes::AUTH_STREAM_TICKET,          Route::StreamTicket),
+    (Method::Get,    "/api/backup/records/:id/download",  Route::BackupRecordDownload),
+    (Method::Post,   "/api/agent/relays/:id",             Route::AgentRelayChunk),
     (Method::Post,   routes::STORAGE_TARGETS,             Route::StorageTargetCreate),
     (Method::Get,    "/api/storage-targets/:id",          Route::StorageTarget),
     (Method::Put,    "/api/storage-targets/:id",          Route::StorageTargetUpdate),
@@ -179,6 +183,8 @@ async fn dispatch(route: Route, ctx: Ctx<'_>) -> Result<Response, ApiError> {
         Route::AgentRecordLog => api::agent::log_batch(ctx, Kind::Backup).await,
         Route::AgentRestoreLog => api::agent::log_batch(ctx, Kind::Restore).await,
         Route::StreamTicket => api::logs::ticket(ctx).await,
+        Route::BackupRecordDownload => api::download::download(ctx).await,
+        Route::AgentRelayChunk => api::download::chunk(ctx).await,
     }
 }
 

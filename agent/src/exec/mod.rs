@@ -3,6 +3,7 @@
 
 pub mod delete_artifacts;
 pub mod list_dir;
+pub mod relay;
 pub mod restore;
 pub mod run_backup;
 pub mod storage_test;
@@ -67,6 +68,9 @@ pub async fn execute(spec: &CommandSpec, tools: &Tools, client: Option<&Client>)
             serde_json::to_value(delete_artifacts::delete_artifacts(objects, tools).await)
                 .map_err(list_dir::encode_error)
         }
+        CommandSpec::Relay { relay_id, source } => relay::relay(*relay_id, source, tools, client)
+            .await
+            .and_then(|report| serde_json::to_value(report).map_err(list_dir::encode_error)),
         CommandSpec::Restore {
             restore_id,
             source,

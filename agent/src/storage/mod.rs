@@ -18,7 +18,7 @@ use opendal::{Operator, services};
 use std::path::PathBuf;
 use std::sync::Arc;
 use stowage_shared::api::{DiskUsage, MeasuredUsage, USAGE_MAX_OBJECTS};
-use stowage_shared::storage::{S3Preset, StorageConfig};
+use stowage_shared::storage::StorageConfig;
 use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio_util::compat::FuturesAsyncReadCompatExt;
 
@@ -124,23 +124,9 @@ impl Store {
                     // a target uses exactly the keys it was configured with.
                     .disable_config_load()
                     .disable_ec2_metadata();
-                let region = if c.region.is_empty() {
-                    "us-east-1"
-                } else {
-                    c.region.as_str()
-                };
-                b = b.region(region);
-                let endpoint = match (c.preset, c.endpoint.is_empty()) {
-                    (Some(S3Preset::Aws), true) => format!("https://s3.{region}.amazonaws.com"),
-                    _ => c.endpoint.clone(),
-                };
-                b = b.endpoint(&endpoint);
-                if !c.force_path_style
-                    && matches!(
-                        c.preset,
-                        Some(S3Preset::Aws | S3Preset::AlibabaOss | S3Preset::TencentCos)
-                    )
-                {
+                let address = c.address();
+                b = b.region(&address.region).endpoint(&address.endpoint);
+                if address.virtual_host {
                     b = b.enable_virtual_host_style();
                 }
                 Operator::new(b)?

@@ -651,3 +651,145 @@ async fn a_run_whose_real_agent_is_killed_fails_after_the_lease_and_leaves_no_ar
     );
     Ok(())
 }
+
+/// Bytes zstd cannot shrink, so the artifact spans many relay chunks.
+fn noise(len: usize) -> Vec<u8> {
+    let mut x: u64 = 0x2545_F491_4F6C_DD1D;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn downloads_stream_the_artifact_from_every_kind_of_target() -> Result<()> {
+    use sha2::{Digest, Sha256};
+    let s = Setup::start().await?;
+    let dav =
+        RcloneServer::start("webdav", &[("RCLONE_USER", "u"), ("RCLONE_PASS", "dav-pw")]).await?;
+    let webdav: StorageTargetDetail = s
+        .server
+        .post(
+            routes::STORAGE_TARGETS,
+            Some(&s.admin),
+            &json!({"name": "dav", "type": "webdav", "config": {
+                "endpoint": format!("http://127.0.0.1:{}", dav.port),
+                "username": "u", "password": "dav-pw"}}),
+        )
+        .await?
+        .expect_ok()?;
+    let src = tempfile::tempdir()?;
+    std::fs::write(src.path().join("noise.bin"), noise(9 << 20))?;
+    let task: BackupTaskOutput = s
+        .server
+        .post(
+            routes::BACKUP_TASKS,
+            Some(&s.admin),
+            &json!({"name": "dl", "type": "file", "nodeId": s.node_id, "sourcePaths": [src.path()],
+                    "storageTargetIds": [s.targets[0], s.targets[1], webdav.summary.id]}),
+        )
+        .await?
+        .expect_ok()?;
+    let done = s.run(task.id).await?;
+    assert!(done.bytes > 9 << 20, "{done:?}");
+
+    // Like a browser link: no header, a ticket for this one path, no redirects followed.
+    let browser = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()?;
+    let fetch = |query: String| {
+        let browser = browser.clone();
+        let server = &s.server;
+        let admin = s.admin.clone();
+        async move {
+            let path = routes::backup_record_download(done.id);
+            let ticket: stowage_shared::api::StreamTicket = server
+                .post(
+                    routes::AUTH_STREAM_TICKET,
+                    Some(&admin),
+                    &json!({"path": path}),
+                )
+                .await?
+                .expect_ok()?;
+            let url = format!("{}?ticket={}{query}", server.url(&path), ticket.ticket);
+            anyhow::Ok(browser.get(url).send().await?)
+        }
+    };
+    let check = |bytes: &[u8]| -> Result<()> {
+        ensure!(bytes.len() as u64 == done.bytes, "{} bytes", bytes.len());
+        ensure!(
+            hex::encode(Sha256::digest(bytes)) == done.checksum,
+            "checksum"
+        );
+        let out = tempfile::tempdir()?;
+        tar::Archive::new(zstd::decode_all(bytes)?.as_slice()).unpack(out.path())?;
+        let back = out
+            .path()
+            .join(src.path().strip_prefix("/")?)
+            .join("noise.bin");
+        ensure!(std::fs::read(back)? == noise(9 << 20), "contents");
+        Ok(())
+    };
+
+    // A node's own disk and WebDAV are relayed by the agent, in order and whole.
+    for (target, query) in [
+        (s.targets[0], String::new()),
+        (
+            webdav.summary.id,
+            format!("&storageTargetId={}", webdav.summary.id),
+        ),
+        (
+            s.targets[1],
+            format!("&storageTargetId={}&via=agent", s.targets[1]),
+        ),
+    ] {
+        let resp = fetch(query).await?;
+        assert_eq!(resp.status(), 200, "target {target}");
+        let disposition = resp
+            .headers()
+            .get("content-disposition")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned();
+        assert!(disposition.contains(".tar.zst"), "{disposition}");
+        check(&resp.bytes().await?).with_context(|| format!("target {target}"))?;
+    }
+
+    // S3 answers with a presigned link straight to the bucket.
+    let resp = fetch(format!("&storageTargetId={}", s.targets[1])).await?;
+    assert_eq!(resp.status(), 302);
+    let location = resp
+        .headers()
+        .get("location")
+        .and_then(|v| v.to_str().ok())
+        .context("a Location")?
+        .to_owned();
+    assert!(location.contains("X-Amz-Signature="), "{location}");
+    assert!(!location.contains("rec-secret"));
+    let from_bucket = browser.get(&location).send().await?;
+    assert_eq!(from_bucket.status(), 200, "{location}");
+    check(&from_bucket.bytes().await?)?;
+
+    // An unknown copy is a clear 400, and viewers may not take the backups away.
+    let wrong = s
+        .server
+        .get(
+            &format!(
+                "{}?storageTargetId=999",
+                routes::backup_record_download(done.id)
+            ),
+            Some(&s.admin),
+        )
+        .await?;
+    wrong.expect_error(400, "RESTORE_SOURCE_INVALID")?;
+    s.server.query("UPDATE users SET role = 'viewer'")?;
+    s.server
+        .get(&routes::backup_record_download(done.id), Some(&s.admin))
+        .await?
+        .expect_error(403, "AUTH_FORBIDDEN")?;
+    Ok(())
+}

@@ -18,7 +18,7 @@ use stowage_shared::commands::{CommandStatus, ReportDecision, Stored, judge_repo
 use stowage_shared::{ErrorCode, time};
 use worker::Response;
 
-async fn agent(ctx: &Ctx<'_>) -> Result<(AppState, AgentIdentity), ApiError> {
+pub async fn agent(ctx: &Ctx<'_>) -> Result<(AppState, AgentIdentity), ApiError> {
     let headers = ctx.req.headers();
     let version = headers
         .get(AGENT_PROTOCOL_HEADER)?
@@ -149,6 +149,7 @@ pub async fn result(mut ctx: Ctx<'_>) -> Result<Response, ApiError> {
                     super::records::settle(&db, &sealer, id, &report, ctx.now).await?;
                     super::records::settle_removal(&db, id, &report, &now).await?;
                     super::restores::settle(&db, id, &report, &now).await?;
+                    super::download::settle(&db, id, &report).await?;
                     return http::ok(&ResultAccepted { recorded: true });
                 }
             }

@@ -8,6 +8,7 @@ pub mod nodes;
 pub mod oauth_sessions;
 pub mod rclone_backends;
 pub mod records;
+pub mod relays;
 pub mod restores;
 pub mod sessions;
 pub mod storage_targets;

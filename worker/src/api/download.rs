@@ -1,0 +1,314 @@
+//! `GET /api/backup/records/:id/download`: the artifact, streamed, whatever the target.
+//!
+//! - S3-compatible targets answer with a redirect to a presigned URL valid for five minutes, so
+//!   the bytes go straight from the bucket to the browser.
+//! - Every other target (a node's own disk, SFTP, FTP, WebDAV, Azure, rclone remotes, Google
+//!   Drive) is relayed by an agent: it reads the object and posts it in chunks, which this request
+//!   streams out in order. At most [`RELAY_MAX_WAITING`] chunks wait in D1 at a time, so a slow
+//!   download slows the agent instead of filling the database. `?via=agent` forces the relay
+//!   (for a bucket the browser cannot reach).
+//!
+//! Downloads need the operator role: a backup holds everything the sources held.
+
+use super::Ctx;
+use super::storage_targets::open_config;
+use crate::config::AppState;
+use crate::error::ApiError;
+use crate::http;
+use crate::store::relays::{self, Put};
+use crate::store::{records, storage_targets};
+use base64::Engine;
+use stowage_shared::api::{
+    CommandResult, CommandSpec, RELAY_CHUNK, RELAY_MAX_WAITING, RelayReport, Role, StoredObject,
+};
+use stowage_shared::storage::{S3Config, StorageConfig};
+use stowage_shared::{ErrorCode, time};
+use worker::{D1Database, Headers, Response};
+
+/// How long a presigned link works.
+const PRESIGN_SECS: u64 = 300;
+/// How long the download waits for the agent's first chunk before answering with an error.
+const FIRST_CHUNK_WAIT_MS: u64 = 30_000;
+/// How long the stream waits for a next chunk before giving up on the agent.
+const STALL_MS: u64 = 60_000;
+const STEP_MS: u64 = 100;
+
+fn failed(message: impl Into<String>) -> ApiError {
+    ApiError::new(ErrorCode::BackupRecordDownloadFailed, message)
+}
+
+/// A presigned GET for an object of an S3 target.
+fn presigned(
+    config: &S3Config,
+    path: &str,
+    file_name: &str,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<String, ApiError> {
+    let address = config.address();
+    let endpoint = address
+        .endpoint
+        .parse()
+        .map_err(|e| failed(format!("the target's endpoint is not a URL: {e}")))?;
+    let style = if address.virtual_host {
+        rusty_s3::UrlStyle::VirtualHost
+    } else {
+        rusty_s3::UrlStyle::Path
+    };
+    let bucket = rusty_s3::Bucket::new(endpoint, style, config.bucket.clone(), address.region)
+        .map_err(|e| failed(format!("the target's bucket address is unusable: {e}")))?;
+    let credentials = rusty_s3::Credentials::new(&config.access_key_id, &config.secret_access_key);
+    let key = config.key(path);
+    let mut action = bucket.get_object(Some(&credentials), &key);
+    action.query_mut().insert(
+        "response-content-disposition",
+        format!("attachment; filename=\"{file_name}\""),
+    );
+    let at = jiff::Timestamp::from_second(now.timestamp())
+        .map_err(|e| ApiError::internal("presign time", e))?;
+    use rusty_s3::S3Action;
+    Ok(action
+        .sign_with_time(std::time::Duration::from_secs(PRESIGN_SECS), &at)
+        .to_string())
+}
+
+pub async fn download(ctx: Ctx<'_>) -> Result<Response, ApiError> {
+    let (AppState { db, config }, principal) = ctx.signed_in(Role::Operator).await?;
+    let sealer = config.sealer()?;
+    let id = ctx.id()?;
+    let record = records::get(&db, id).await?.ok_or_else(|| {
+        ApiError::new(
+            ErrorCode::BackupRecordNotFound,
+            format!("backup record {id} does not exist"),
+        )
+    })?;
+    if record.status == "running" {
+        return Err(ApiError::new(
+            ErrorCode::BackupRecordRunning,
+            format!("record {id} is still running; download it once it has ended"),
+        ));
+    }
+    if let Some(at) = &record.removed_at {
+        return Err(ApiError::new(
+            ErrorCode::RestoreSourceInvalid,
+            format!(
+                "record {id}'s backup was removed at {at} ({})",
+                record.removal
+            ),
+        ));
+    }
+    let held: Vec<_> = records::targets(&db, id)
+        .await?
+        .into_iter()
+        .filter(|t| t.status == "success")
+        .collect();
+    let requested = match ctx.query("storageTargetId")? {
+        Some(raw) => Some(raw.parse::<i64>().map_err(|_| {
+            ApiError::new(
+                ErrorCode::InvalidInput,
+                "storageTargetId must be a target's numeric id",
+            )
+        })?),
+        None => None,
+    };
+    let chosen = match requested {
+        Some(t) => held.iter().find(|h| h.target_id == t),
+        None => held.first(),
+    }
+    .ok_or_else(|| {
+        ApiError::new(
+            ErrorCode::RestoreSourceInvalid,
+            format!("no stored copy of record {id} to download there"),
+        )
+    })?;
+    let row = storage_targets::get(&db, chosen.target_id)
+        .await?
+        .ok_or_else(|| {
+            failed(format!(
+                "storage target {} no longer exists",
+                chosen.target_name
+            ))
+        })?;
+    let target = open_config(&sealer, &row)?;
+    let file_name = chosen
+        .path
+        .rsplit('/')
+        .next()
+        .unwrap_or("backup")
+        .replace(['"', '\\'], "_");
+    let via_agent = ctx.query("via")?.as_deref() == Some("agent");
+    ctx.audit_success(
+        &db,
+        &principal,
+        "backup_record.download",
+        ("backup_record", id),
+    )
+    .await?;
+    if let (StorageConfig::S3(s3), false) = (&target, via_agent) {
+        let url = presigned(s3, &chosen.path, &file_name, ctx.now)?;
+        let headers = Headers::new();
+        headers.set("Location", &url)?;
+        headers.set("Cache-Control", "no-store")?;
+        return Ok(Response::empty()?.with_status(302).with_headers(headers));
+    }
+
+    // Relay through the node that wrote the backup (the only one that can read its own disk),
+    // or, for shared storage whose writer is away, any online node that can reach it.
+    let needs = if target.kind().needs_rclone() {
+        super::nodes::Needs::Rclone
+    } else {
+        super::nodes::Needs::Nothing
+    };
+    let writer =
+        super::nodes::choose_online(&db, &config, ctx.now, Some(record.node_id), needs).await;
+    let node_id = match writer {
+        Ok(node) => node,
+        Err(e) if target.kind() == stowage_shared::storage::StorageType::LocalDisk => {
+            return Err(e);
+        }
+        Err(_) => super::nodes::choose_online(&db, &config, ctx.now, None, needs).await?,
+    };
+    let now = time::format(ctx.now);
+    let relay_id = relays::start(&db, id, node_id, &now).await?;
+    let command = CommandSpec::Relay {
+        relay_id,
+        source: StoredObject {
+            target_id: chosen.target_id,
+            storage_type: target.kind(),
+            config: target.to_json(),
+            path: chosen.path.clone(),
+        },
+    };
+    let command_id = super::rpc::enqueue(&db, &sealer, node_id, &command, ctx.now).await?;
+    relays::attach(&db, relay_id, command_id).await?;
+
+    // Answer with an error, not a broken 200, when the agent cannot even start.
+    let mut waited = 0;
+    loop {
+        let relay = relays::get(&db, relay_id)
+            .await?
+            .ok_or_else(|| ApiError::internal("relay", "the relay row vanished"))?;
+        match relay.status.as_str() {
+            "failed" => return Err(failed(relay.error)),
+            "done" => break,
+            _ if relay.waiting > 0 => break,
+            _ if waited >= FIRST_CHUNK_WAIT_MS => {
+                crate::store::commands::abandon(&db, command_id, &now).await?;
+                relays::finish(&db, relay_id, Err("the download waited too long")).await?;
+                return Err(ApiError::new(
+                    ErrorCode::AgentCommandTimeout,
+                    "the node did not start sending the backup within 30 s",
+                ));
+            }
+            _ => {}
+        }
+        worker::Delay::from(std::time::Duration::from_millis(STEP_MS)).await;
+        waited += STEP_MS;
+    }
+    let body = futures_util::stream::try_unfold(
+        Relay {
+            db,
+            id: relay_id,
+            next: 0,
+        },
+        |mut r| async move { Ok::<_, worker::Error>(r.next().await?.map(|bytes| (bytes, r))) },
+    );
+    let headers = Headers::new();
+    headers.set("Content-Type", "application/octet-stream")?;
+    headers.set(
+        "Content-Disposition",
+        &format!("attachment; filename=\"{file_name}\""),
+    )?;
+    headers.set("Content-Length", &record.bytes.to_string())?;
+    headers.set("X-Checksum-Sha256", &record.checksum)?;
+    headers.set("Cache-Control", "no-store")?;
+    Ok(Response::from_stream(body)?.with_headers(headers))
+}
+
+struct Relay {
+    db: D1Database,
+    id: i64,
+    next: i64,
+}
+
+fn broken(message: impl std::fmt::Display) -> worker::Error {
+    worker::Error::RustError(format!("relayed download: {message}"))
+}
+
+impl Relay {
+    /// The next chunk, `None` at the end; an error aborts the response, so the client sees a
+    /// short download (its length is announced) rather than a silently cut file.
+    async fn next(&mut self) -> Result<Option<Vec<u8>>, worker::Error> {
+        let mut stalled = 0;
+        loop {
+            if let Some(data) = relays::take_chunk(&self.db, self.id, self.next)
+                .await
+                .map_err(broken)?
+            {
+                self.next += 1;
+                return base64::engine::general_purpose::STANDARD
+                    .decode(data)
+                    .map(Some)
+                    .map_err(broken);
+            }
+            let relay = relays::get(&self.db, self.id)
+                .await
+                .map_err(broken)?
+                .ok_or_else(|| broken("the relay row vanished"))?;
+            match relay.status.as_str() {
+                "done" if relay.waiting == 0 && self.next >= relay.chunks => return Ok(None),
+                "failed" => return Err(broken(relay.error)),
+                _ if stalled >= STALL_MS => return Err(broken("the agent stopped sending")),
+                _ => {}
+            }
+            worker::Delay::from(std::time::Duration::from_millis(STEP_MS)).await;
+            stalled += STEP_MS;
+        }
+    }
+}
+
+/// `POST /api/agent/relays/:id?seq=N`: one chunk of a relayed download (raw bytes).
+pub async fn chunk(mut ctx: Ctx<'_>) -> Result<Response, ApiError> {
+    let (AppState { db, .. }, node) = super::agent::agent(&ctx).await?;
+    let id = ctx.id()?;
+    let seq = ctx
+        .query("seq")?
+        .and_then(|s| s.parse::<i64>().ok())
+        .filter(|s| *s >= 0)
+        .ok_or_else(|| ApiError::new(ErrorCode::InvalidInput, "seq must be a chunk number"))?;
+    let bytes = http::read_bytes(&mut ctx.req, RELAY_CHUNK).await?;
+    let data = base64::engine::general_purpose::STANDARD.encode(bytes);
+    match relays::put_chunk(&db, id, node.id, seq, &data, RELAY_MAX_WAITING).await? {
+        Put::Stored => http::ok(&serde_json::json!({ "stored": true })),
+        Put::Busy => Err(ApiError::new(
+            ErrorCode::RelayBusy,
+            "chunks are waiting for the download; send this one again shortly",
+        )),
+        Put::Gone => Err(ApiError::new(
+            ErrorCode::RelayGone,
+            "this download has ended; stop sending",
+        )),
+    }
+}
+
+/// Ends the relay of a finished `relay` command.
+pub async fn settle(
+    db: &D1Database,
+    command_id: i64,
+    report: &CommandResult,
+) -> Result<(), ApiError> {
+    let Some(id) = relays::by_command(db, command_id).await? else {
+        return Ok(());
+    };
+    match report {
+        CommandResult::Succeeded { result } => {
+            let r: RelayReport = serde_json::from_value(result.clone()).map_err(|e| {
+                ApiError::new(
+                    ErrorCode::AgentResultInvalid,
+                    format!("the relay's report was unreadable: {e}"),
+                )
+            })?;
+            relays::finish(db, id, Ok(i64::try_from(r.chunks).unwrap_or(i64::MAX))).await
+        }
+        CommandResult::Failed { error } => relays::finish(db, id, Err(&error.message)).await,
+    }
+}

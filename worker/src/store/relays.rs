@@ -1,0 +1,186 @@
+//! The `relays` and `relay_chunks` tables: artifacts an agent streams through the Worker.
+
+use super::{first, int, run, text};
+use crate::error::ApiError;
+use serde::Deserialize;
+use worker::D1Database;
+
+pub async fn start(
+    db: &D1Database,
+    record_id: i64,
+    node_id: i64,
+    now: &str,
+) -> Result<i64, ApiError> {
+    #[derive(Deserialize)]
+    struct Id {
+        id: i64,
+    }
+    let row: Option<Id> = first(
+        db,
+        "INSERT INTO relays (record_id, node_id, created_at) VALUES (?1, ?2, ?3) RETURNING id",
+        &[int(record_id), int(node_id), text(now)],
+    )
+    .await?;
+    row.map(|r| r.id)
+        .ok_or_else(|| ApiError::internal("start relay", "insert returned no id"))
+}
+
+pub async fn attach(db: &D1Database, id: i64, command_id: i64) -> Result<(), ApiError> {
+    run(
+        db,
+        "UPDATE relays SET command_id = ?2 WHERE id = ?1",
+        &[int(id), int(command_id)],
+    )
+    .await
+    .map(drop)
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct RelayRow {
+    pub status: String,
+    pub chunks: i64,
+    pub error: String,
+    /// Chunks stored and not yet sent.
+    pub waiting: i64,
+}
+
+pub async fn get(db: &D1Database, id: i64) -> Result<Option<RelayRow>, ApiError> {
+    first(
+        db,
+        "SELECT status, chunks, error,
+                (SELECT count(*) FROM relay_chunks WHERE relay_id = ?1) AS waiting
+         FROM relays WHERE id = ?1",
+        &[int(id)],
+    )
+    .await
+}
+
+/// What happened to a posted chunk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Put {
+    Stored,
+    /// Too many chunks wait already: send it again shortly.
+    Busy,
+    /// Not this node's relay, or it has ended.
+    Gone,
+}
+
+/// Stores chunk `seq` of a relay the node is sending, unless `max_waiting` chunks wait already.
+pub async fn put_chunk(
+    db: &D1Database,
+    id: i64,
+    node_id: i64,
+    seq: i64,
+    data: &str,
+    max_waiting: i64,
+) -> Result<Put, ApiError> {
+    let live = run(
+        db,
+        "UPDATE relays SET status = 'sending'
+         WHERE id = ?1 AND node_id = ?2 AND status IN ('waiting', 'sending')",
+        &[int(id), int(node_id)],
+    )
+    .await?;
+    if live == 0 {
+        return Ok(Put::Gone);
+    }
+    let stored = run(
+        db,
+        "INSERT INTO relay_chunks (relay_id, seq, data)
+         SELECT ?1, ?2, ?3
+         WHERE (SELECT count(*) FROM relay_chunks WHERE relay_id = ?1) < ?4
+         ON CONFLICT (relay_id, seq) DO NOTHING",
+        &[int(id), int(seq), text(data), int(max_waiting)],
+    )
+    .await?;
+    if stored > 0 {
+        return Ok(Put::Stored);
+    }
+    // A chunk sent twice (a retried request) is stored already: that is success.
+    #[derive(Deserialize)]
+    struct N {
+        n: i64,
+    }
+    let dup: Option<N> = first(
+        db,
+        "SELECT count(*) AS n FROM relay_chunks WHERE relay_id = ?1 AND seq = ?2",
+        &[int(id), int(seq)],
+    )
+    .await?;
+    Ok(if dup.is_some_and(|d| d.n > 0) {
+        Put::Stored
+    } else {
+        Put::Busy
+    })
+}
+
+/// Takes chunk `seq` (read and delete), if it has arrived.
+pub async fn take_chunk(db: &D1Database, id: i64, seq: i64) -> Result<Option<String>, ApiError> {
+    #[derive(Deserialize)]
+    struct Data {
+        data: String,
+    }
+    let row: Option<Data> = first(
+        db,
+        "DELETE FROM relay_chunks WHERE relay_id = ?1 AND seq = ?2 RETURNING data",
+        &[int(id), int(seq)],
+    )
+    .await?;
+    Ok(row.map(|r| r.data))
+}
+
+pub async fn by_command(db: &D1Database, command_id: i64) -> Result<Option<i64>, ApiError> {
+    #[derive(Deserialize)]
+    struct Id {
+        id: i64,
+    }
+    let row: Option<Id> = first(
+        db,
+        "SELECT id FROM relays WHERE command_id = ?1",
+        &[int(command_id)],
+    )
+    .await?;
+    Ok(row.map(|r| r.id))
+}
+
+/// Ends a relay: `done` with the number of chunks sent, or failed with the reason.
+pub async fn finish(db: &D1Database, id: i64, outcome: Result<i64, &str>) -> Result<(), ApiError> {
+    let (status, chunks, error) = match outcome {
+        Ok(chunks) => ("done", chunks, ""),
+        Err(e) => ("failed", 0, e),
+    };
+    run(
+        db,
+        "UPDATE relays SET status = ?2, chunks = ?3, error = ?4
+         WHERE id = ?1 AND status IN ('waiting', 'sending')",
+        &[int(id), text(status), int(chunks), text(error)],
+    )
+    .await
+    .map(drop)
+}
+
+/// Fails relays whose command ended without a result (the agent died), and removes relays (and
+/// their chunks) older than `before`; returns how many were removed.
+pub async fn purge(db: &D1Database, before: &str) -> Result<usize, ApiError> {
+    run(
+        db,
+        "UPDATE relays SET status = 'failed',
+                error = 'the agent stopped sending (its command ended without a result)'
+         WHERE status IN ('waiting', 'sending')
+           AND command_id IN (SELECT id FROM agent_commands WHERE status IN ('expired', 'failed'))",
+        &[],
+    )
+    .await?;
+    run(
+        db,
+        "DELETE FROM relay_chunks WHERE relay_id IN (SELECT id FROM relays WHERE created_at < ?1)",
+        &[text(before)],
+    )
+    .await?;
+    run(
+        db,
+        "DELETE FROM relays WHERE created_at < ?1",
+        &[text(before)],
+    )
+    .await
+}

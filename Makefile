@@ -6,11 +6,12 @@ SHELL := bash
 
 export PORT ?= 8787
 
-.PHONY: help install build agent dev test fmt lint unit e2e deploy-check clean
+.PHONY: help install build agent dev test bench fmt lint unit e2e deploy-check clean
 
 help:
 	@echo "make dev     install what is missing, build, migrate local D1, serve on http://127.0.0.1:$(PORT)"
 	@echo "make test    fmt, clippy (host + wasm32), unit, end-to-end tests, deploy dry run"
+	@echo "make bench   the agent's backup and restore against tar|zstd, memory, 3 targets vs 1 (SIZES=\"256M 1G\")"
 
 install:
 	@scripts/install.sh
@@ -26,6 +27,14 @@ dev: build agent
 
 test: install fmt lint build deploy-check unit e2e
 	@echo "==> all checks passed"
+
+# The agent against `tar | zstd -3 -T0` and `zstd -d | tar -x` on a generated dataset, side by side.
+SIZES ?= 256M 1G
+bench:
+	@command -v zstd >/dev/null || { echo "==> installing the zstd CLI (the baseline) from Debian's packages"; \
+	  apt-get update -qq && apt-get install -y -qq zstd; }
+	cargo build --locked --release -p stowage-agent --example bench
+	./target/release/examples/bench $(SIZES)
 
 fmt:
 	cargo fmt --all -- --check

@@ -4,7 +4,8 @@ set -euo pipefail
 source "$(dirname "$0")/env.sh"
 cd "$STOWAGE_ROOT/worker"
 # wasm-opt is off (see worker/Cargo.toml): its binary would come from GitHub.
-worker-build --release --no-opt >"$STOWAGE_ROOT/target/worker-build.log" 2>&1 || {
+# Size matters more than speed for the Worker's wasm (the agent's release build stays at -O3).
+CARGO_PROFILE_RELEASE_OPT_LEVEL=s worker-build --release --no-opt >"$STOWAGE_ROOT/target/worker-build.log" 2>&1 || {
   cat "$STOWAGE_ROOT/target/worker-build.log" >&2
   exit 1
 }

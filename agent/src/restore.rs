@@ -99,81 +99,179 @@ fn confined(path: &Path) -> Option<PathBuf> {
 
 /// Unpacks the artifact read from `source` into `staging` (which must not exist), hashing as it
 /// goes. Blocking: run it on a blocking thread.
-fn unpack(
+/// Decompressed pieces handed from the reading thread to the unpacking thread.
+const PIECE: usize = 1 << 20;
+/// Pieces in flight between the two.
+const PIECES_IN_FLIGHT: usize = 4;
+
+/// The reading half, on its own thread: the artifact is hashed and decompressed here while the
+/// other thread unpacks, as `zstd -d | tar -x` do in two processes. Returns the hash and size
+/// of everything read.
+fn read_and_decode(
     source: impl Read,
+    compression: Compression,
+    counters: Arc<Counters>,
+    out: std::sync::mpsc::SyncSender<io::Result<Vec<u8>>>,
+) -> io::Result<(String, u64)> {
+    let mut hashing = Hashing {
+        inner: source,
+        hasher: Sha256::new(),
+        bytes: 0,
+        counters,
+    };
+    let decoded = (|| -> io::Result<()> {
+        let mut decoded: Box<dyn Read + '_> = match compression {
+            Compression::None => Box::new(&mut hashing),
+            Compression::Zstd { .. } => Box::new(zstd::stream::read::Decoder::new(&mut hashing)?),
+        };
+        loop {
+            let mut piece = vec![0u8; PIECE];
+            let mut filled = 0;
+            while filled < PIECE {
+                match decoded.read(&mut piece[filled..])? {
+                    0 => break,
+                    n => filled += n,
+                }
+            }
+            if filled == 0 {
+                return Ok(());
+            }
+            piece.truncate(filled);
+            if out.send(Ok(piece)).is_err() {
+                // The unpacking side stopped (and says why); nothing more is needed.
+                return Ok(());
+            }
+        }
+    })();
+    if let Err(e) = decoded {
+        let _ = out.send(Err(io::Error::new(e.kind(), e.to_string())));
+        return Err(e);
+    }
+    drop(out);
+    // Whatever follows the compressed frame is part of the artifact too.
+    io::copy(&mut hashing, &mut io::sink())?;
+    Ok((
+        hex::encode(std::mem::take(&mut hashing.hasher).finalize()),
+        hashing.bytes,
+    ))
+}
+
+/// The unpacking half's input: the pieces the reading half sends.
+struct Pieces {
+    rx: std::sync::mpsc::Receiver<io::Result<Vec<u8>>>,
+    piece: Vec<u8>,
+    at: usize,
+}
+
+impl Read for Pieces {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        while self.at == self.piece.len() {
+            match self.rx.recv() {
+                Ok(piece) => {
+                    self.piece = piece?;
+                    self.at = 0;
+                }
+                Err(_) => return Ok(0),
+            }
+        }
+        let n = buf.len().min(self.piece.len() - self.at);
+        buf[..n].copy_from_slice(&self.piece[self.at..self.at + n]);
+        self.at += n;
+        Ok(n)
+    }
+}
+
+/// Unpacks a tar stream into `staging`, refusing entries that would leave it.
+fn extract(
+    input: &mut Pieces,
+    staging: &Path,
+    counters: &Counters,
+) -> Result<(Restored, BTreeMap<PathBuf, DirMeta>), RestoreError> {
+    let mut dirs = BTreeMap::new();
+    let mut restored = Restored { files: 0, bytes: 0 };
+    let mut archive = tar::Archive::new(&mut *input);
+    archive.set_preserve_permissions(true);
+    archive.set_preserve_mtime(true);
+    archive.set_preserve_ownerships(running_as_root());
+    archive.set_overwrite(true);
+    for entry in archive.entries().map_err(RestoreError::Read)? {
+        let mut entry = entry.map_err(RestoreError::Read)?;
+        let raw = entry.path().map_err(RestoreError::Read)?.into_owned();
+        let Some(rel) = confined(&raw) else {
+            return Err(RestoreError::Escape(raw.display().to_string()));
+        };
+        let kind = entry.header().entry_type();
+        let size = entry.header().size().unwrap_or(0);
+        let unpacked = entry.unpack_in(staging).map_err(|e| {
+            if e.to_string().contains("outside of destination") {
+                RestoreError::Escape(raw.display().to_string())
+            } else {
+                RestoreError::Read(e)
+            }
+        })?;
+        if !unpacked {
+            return Err(RestoreError::Escape(raw.display().to_string()));
+        }
+        if kind.is_dir() {
+            let header = entry.header();
+            let meta = DirMeta {
+                mode: header.mode().unwrap_or(0o755),
+                mtime: header.mtime().unwrap_or(0),
+            };
+            // Writable while its contents arrive; its own mode comes back at the end.
+            let _ = std::fs::set_permissions(
+                staging.join(&rel),
+                std::fs::Permissions::from_mode(0o700 | meta.mode),
+            );
+            dirs.insert(rel, meta);
+        } else {
+            restored.files += 1;
+            restored.bytes += size;
+            counters.add_file(size);
+        }
+    }
+    // tar's end blocks and padding: read them, so the reading half can finish.
+    io::copy(input, &mut io::sink()).map_err(RestoreError::Read)?;
+    Ok((restored, dirs))
+}
+
+/// Unpacks the artifact read from `source` into `staging` (which must not exist), hashing as it
+/// goes; the hash and size are checked once everything was read.
+fn unpack(
+    source: impl Read + Send,
     expected: &Expected,
     staging: &Path,
     counters: &Arc<Counters>,
 ) -> Result<(Restored, BTreeMap<PathBuf, DirMeta>), RestoreError> {
     std::fs::create_dir(staging).map_err(RestoreError::Read)?;
-    let mut hashing = Hashing {
-        inner: source,
-        hasher: Sha256::new(),
-        bytes: 0,
-        counters: Arc::clone(counters),
-    };
-    let mut dirs = BTreeMap::new();
-    let mut restored = Restored { files: 0, bytes: 0 };
-    {
-        let decoded: Box<dyn Read + '_> = match expected.compression {
-            Compression::None => Box::new(&mut hashing),
-            Compression::Zstd { .. } => Box::new(
-                zstd::stream::read::Decoder::new(&mut hashing).map_err(RestoreError::Read)?,
-            ),
+    let (tx, rx) = std::sync::mpsc::sync_channel(PIECES_IN_FLIGHT);
+    let (hashed, extracted) = std::thread::scope(|scope| {
+        let reader_counters = Arc::clone(counters);
+        let compression = expected.compression;
+        let reading =
+            scope.spawn(move || read_and_decode(source, compression, reader_counters, tx));
+        let mut input = Pieces {
+            rx,
+            piece: Vec::new(),
+            at: 0,
         };
-        let mut archive = tar::Archive::new(decoded);
-        archive.set_preserve_permissions(true);
-        archive.set_preserve_mtime(true);
-        archive.set_preserve_ownerships(running_as_root());
-        archive.set_overwrite(true);
-        for entry in archive.entries().map_err(RestoreError::Read)? {
-            let mut entry = entry.map_err(RestoreError::Read)?;
-            let raw = entry.path().map_err(RestoreError::Read)?.into_owned();
-            let Some(rel) = confined(&raw) else {
-                return Err(RestoreError::Escape(raw.display().to_string()));
-            };
-            let kind = entry.header().entry_type();
-            let size = entry.header().size().unwrap_or(0);
-            let unpacked = entry.unpack_in(staging).map_err(|e| {
-                if e.to_string().contains("outside of destination") {
-                    RestoreError::Escape(raw.display().to_string())
-                } else {
-                    RestoreError::Read(e)
-                }
-            })?;
-            if !unpacked {
-                return Err(RestoreError::Escape(raw.display().to_string()));
-            }
-            if kind.is_dir() {
-                let header = entry.header();
-                let meta = DirMeta {
-                    mode: header.mode().unwrap_or(0o755),
-                    mtime: header.mtime().unwrap_or(0),
-                };
-                // Writable while its contents arrive; its own mode comes back at the end.
-                let _ = std::fs::set_permissions(
-                    staging.join(&rel),
-                    std::fs::Permissions::from_mode(0o700 | meta.mode),
-                );
-                dirs.insert(rel, meta);
-            } else {
-                restored.files += 1;
-                restored.bytes += size;
-                counters.add_file(size);
-            }
-        }
-        // The rest of the stream (tar's end blocks, zstd's last frame) is part of the artifact.
-        let mut rest = archive.into_inner();
-        io::copy(&mut rest, &mut io::sink()).map_err(RestoreError::Read)?;
-    }
-    io::copy(&mut hashing, &mut io::sink()).map_err(RestoreError::Read)?;
-    let actual = hex::encode(std::mem::take(&mut hashing.hasher).finalize());
-    if actual != expected.sha256 || hashing.bytes != expected.bytes {
+        let extracted = extract(&mut input, staging, counters);
+        // Let the reading half finish even if unpacking stopped early.
+        drop(input);
+        let hashed = reading
+            .join()
+            .unwrap_or_else(|_| Err(io::Error::other("the reading thread panicked")));
+        (hashed, extracted)
+    });
+    // A read or decompression failure explains an unpacking failure that follows from it.
+    let (actual, actual_bytes) = hashed.map_err(RestoreError::Read)?;
+    let (restored, dirs) = extracted?;
+    if actual != expected.sha256 || actual_bytes != expected.bytes {
         return Err(RestoreError::Checksum {
             expected: expected.sha256.clone(),
             expected_bytes: expected.bytes,
             actual,
-            actual_bytes: hashing.bytes,
+            actual_bytes,
         });
     }
     Ok((restored, dirs))
@@ -259,7 +357,7 @@ fn settle_dirs(root: &Path, dirs: &BTreeMap<PathBuf, DirMeta>) -> io::Result<()>
 /// Restores the artifact read from `source` under `root` (`/` for the original paths), staging
 /// in `staging` (a new directory on the same file system as `root`, removed at the end).
 pub fn restore_blocking(
-    source: impl Read,
+    source: impl Read + Send,
     expected: &Expected,
     root: &Path,
     staging: &Path,

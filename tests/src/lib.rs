@@ -1011,6 +1011,27 @@ pub fn parse_sse(body: &str) -> Vec<SseEvent> {
 }
 
 impl Server {
+    /// Waits for a backup record to leave `running`; with `tick`, runs the cron handler before
+    /// each look (for outcomes the tick decides).
+    pub async fn settled(
+        &self,
+        admin: &str,
+        id: i64,
+        tick: bool,
+    ) -> Result<api::BackupRecordOutput> {
+        eventually("the run to end", Duration::from_secs(60), || async {
+            if tick {
+                self.trigger_cron().await?;
+            }
+            let r: api::BackupRecordOutput = self
+                .get(&routes::backup_record(id), Some(admin))
+                .await?
+                .expect_ok()?;
+            Ok((r.status != "running").then_some(r))
+        })
+        .await
+    }
+
     /// Reads a log stream to its end the way a browser's `EventSource` does: without an
     /// Authorization header, signed in by a stream ticket; `last` is sent as `Last-Event-ID`.
     pub async fn read_log_stream(

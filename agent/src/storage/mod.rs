@@ -198,9 +198,8 @@ impl Store {
         reader: &mut (dyn AsyncRead + Send + Unpin),
     ) -> Result<u64, StorageError> {
         match self {
-            Store::Local(_, op) | Store::Dal(op) => {
-                dal_write(op, path, reader, Cleanup::Abort).await
-            }
+            Store::Local(root, _) => local_write(root, path, reader).await,
+            Store::Dal(op) => dal_write(op, path, reader, Cleanup::Abort).await,
             Store::Ftp(op) => dal_write(op, path, reader, Cleanup::FinishAndDelete).await,
             Store::Webdav(op, put) => put.write_from(op, path, reader).await,
             Store::Rclone(r) => r.write_from(path, reader).await,
@@ -325,6 +324,77 @@ enum Cleanup {
 }
 
 /// Uploads `reader` in [`WRITE_CHUNK`] pieces; on any error nothing is left at `path`.
+/// A local write streams straight into a file in the hidden partial directory (1 MiB at a time,
+/// with no 8 MiB upload pieces in memory), is flushed to disk, then renamed into place; on any
+/// failure the partial file is removed.
+async fn local_write(
+    root: &std::path::Path,
+    path: &str,
+    reader: &mut (dyn AsyncRead + Send + Unpin),
+) -> Result<u64, StorageError> {
+    use tokio::io::AsyncWriteExt;
+    let io = |e: std::io::Error| StorageError::Unsupported(format!("writing {path}: {e}"));
+    let target = root.join(path.trim_start_matches('/'));
+    let partial_dir = root.join(PARTIAL_DIR);
+    tokio::fs::create_dir_all(&partial_dir).await.map_err(io)?;
+    remove_stale_partials(&partial_dir).await;
+    if let Some(parent) = target.parent() {
+        tokio::fs::create_dir_all(parent).await.map_err(io)?;
+    }
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let partial = partial_dir.join(format!(
+        "{}-{}.partial",
+        std::process::id(),
+        NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    ));
+    let outcome = async {
+        use tokio::io::AsyncBufReadExt;
+        let mut file = tokio::fs::File::create(&partial).await.map_err(io)?;
+        let mut buffered = tokio::io::BufReader::with_capacity(1 << 20, reader);
+        let mut written = 0u64;
+        loop {
+            let piece = buffered.fill_buf().await.map_err(StorageError::Source)?;
+            if piece.is_empty() {
+                break;
+            }
+            let n = piece.len();
+            file.write_all(piece).await.map_err(io)?;
+            buffered.consume(n);
+            written += n as u64;
+        }
+        file.flush().await.map_err(io)?;
+        file.sync_all().await.map_err(io)?;
+        tokio::fs::rename(&partial, &target).await.map_err(io)?;
+        Ok(written)
+    }
+    .await;
+    if outcome.is_err() {
+        let _ = tokio::fs::remove_file(&partial).await;
+    }
+    outcome
+}
+
+/// Removes partial files a killed agent left behind (older than a day, so never a write that is
+/// going on).
+async fn remove_stale_partials(dir: &std::path::Path) {
+    const STALE: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
+    let Ok(mut entries) = tokio::fs::read_dir(dir).await else {
+        return;
+    };
+    while let Ok(Some(entry)) = entries.next_entry().await {
+        let old = entry
+            .metadata()
+            .await
+            .ok()
+            .and_then(|m| m.modified().ok())
+            .and_then(|t| t.elapsed().ok())
+            .is_some_and(|age| age > STALE);
+        if old && entry.file_name().to_string_lossy().ends_with(".partial") {
+            let _ = tokio::fs::remove_file(entry.path()).await;
+        }
+    }
+}
+
 async fn dal_write(
     op: &Operator,
     path: &str,

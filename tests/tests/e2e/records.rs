@@ -14,17 +14,6 @@ use stowage_shared::api::{
 };
 use stowage_tests::{AgentProcess, RcloneServer, Server, ServerOptions, eventually, snapshot};
 
-async fn settled(server: &Server, admin: &str, id: i64) -> Result<BackupRecordOutput> {
-    eventually("the run to end", Duration::from_secs(60), || async {
-        let r: BackupRecordOutput = server
-            .get(&routes::backup_record(id), Some(admin))
-            .await?
-            .expect_ok()?;
-        Ok((r.status != "running").then_some(r))
-    })
-    .await
-}
-
 async fn restored(server: &Server, admin: &str, id: i64) -> Result<RestoreRecordOutput> {
     eventually("the restore to end", Duration::from_secs(60), || async {
         let r: RestoreRecordOutput = server
@@ -172,7 +161,7 @@ impl Setup {
             )
             .await?
             .expect_ok()?;
-        let done = settled(&self.server, &self.admin, record.id).await?;
+        let done = self.server.settled(&self.admin, record.id, false).await?;
         ensure!(done.status == "success", "{done:?}");
         Ok(done)
     }
@@ -634,15 +623,7 @@ async fn a_run_whose_real_agent_is_killed_fails_after_the_lease_and_leaves_no_ar
     assert!(progress.elapsed_ms > 0);
     agent.signal(nix::sys::signal::Signal::SIGKILL)?;
 
-    let failed = eventually("the run to fail", Duration::from_secs(60), || async {
-        server.trigger_cron().await?;
-        let r: BackupRecordOutput = server
-            .get(&routes::backup_record(record.id), Some(&admin))
-            .await?
-            .expect_ok()?;
-        Ok((r.status != "running").then_some(r))
-    })
-    .await?;
+    let failed = server.settled(&admin, record.id, true).await?;
     assert_eq!(failed.status, "failed");
     assert!(failed.error.contains("lease expired"), "{failed:?}");
     assert!(

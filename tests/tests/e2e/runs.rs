@@ -11,22 +11,6 @@ use stowage_shared::api::{
 };
 use stowage_tests::{AgentProcess, RcloneServer, Server, ServerOptions, eventually};
 
-/// Waits for a record to leave `running`; with `tick`, runs the cron handler before each look
-/// (for outcomes the tick decides).
-async fn settled(server: &Server, admin: &str, id: i64, tick: bool) -> Result<BackupRecordOutput> {
-    eventually("the run to end", Duration::from_secs(60), || async {
-        if tick {
-            server.trigger_cron().await?;
-        }
-        let r: BackupRecordOutput = server
-            .get(&routes::backup_record(id), Some(admin))
-            .await?
-            .expect_ok()?;
-        Ok((r.status != "running").then_some(r))
-    })
-    .await
-}
-
 #[tokio::test]
 async fn a_manual_run_stores_the_same_verified_artifact_on_every_target() -> Result<()> {
     let server = Server::start_with(
@@ -106,7 +90,7 @@ async fn a_manual_run_stores_the_same_verified_artifact_on_every_target() -> Res
         "{path}"
     );
 
-    let done = settled(&server, &admin, record.id, false).await?;
+    let done = server.settled(&admin, record.id, false).await?;
     assert_eq!(done.status, "success", "{done:?}");
     assert_eq!((done.files, done.source_bytes), (2, 200_014));
     for t in &done.targets {
@@ -175,7 +159,7 @@ async fn a_manual_run_stores_the_same_verified_artifact_on_every_target() -> Res
         )
         .await?
         .expect_ok()?;
-    let second = settled(&server, &admin, second.id, false).await?;
+    let second = server.settled(&admin, second.id, false).await?;
     assert_eq!(second.status, "partial", "{second:?}");
     let failed = second
         .targets
@@ -253,7 +237,7 @@ async fn a_run_whose_agent_dies_fails_with_the_reason_once_the_lease_lapses() ->
         matches!(claimed.spec, stowage_shared::api::CommandSpec::RunBackup { record_id, .. } if record_id == record.id)
     );
 
-    let failed = settled(&server, &admin, record.id, true).await?;
+    let failed = server.settled(&admin, record.id, true).await?;
     assert_eq!(failed.status, "failed");
     assert!(failed.error.contains("lease expired"), "{failed:?}");
     assert!(failed.finished_at.is_some());
@@ -282,7 +266,7 @@ async fn a_run_whose_agent_dies_fails_with_the_reason_once_the_lease_lapses() ->
         .post(&routes::backup_task_run(task.id), Some(&admin), &json!({}))
         .await?
         .expect_ok()?;
-    let dropped = settled(&server, &admin, queued.id, true).await?;
+    let dropped = server.settled(&admin, queued.id, true).await?;
     assert_eq!(dropped.status, "failed");
     assert!(dropped.error.contains("went offline"), "{dropped:?}");
     assert!(

@@ -1,0 +1,552 @@
+//! `make bench`: the agent's backup and restore against the tools people compare it with, side by
+//! side in one run, on a generated dataset (`bench SIZE...`, e.g. `bench 256M 1G`).
+//!
+//! For each size it measures, median of three runs, with the page cache warm for every contender:
+//! - backup to a local target against `tar -cf - | zstd -3 -T0 > file`;
+//! - restore against `zstd -d | tar -x`;
+//! - the agent's peak resident memory (VmHWM, read by the measured process itself);
+//! - a backup to three targets against one.
+//!
+//! Every agent measurement runs in a child process (this binary with `child ...`), so memory is
+//! the pass's own and not the benchmark's.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Arc;
+use std::time::Instant;
+use stowage_agent::backup::{self, Destination};
+use stowage_agent::restore::{Expected, restore_blocking};
+use stowage_agent::storage::{Store, Tools};
+use stowage_shared::storage::{LocalDiskConfig, StorageConfig};
+use stowage_shared::tasks::{Compression, FileSpec, Retention};
+
+type Error = Box<dyn std::error::Error>;
+
+const LEVEL: i32 = 3;
+const RUNS: usize = 5;
+
+fn parse_size(text: &str) -> Result<u64, Error> {
+    let text = text.trim();
+    let (digits, unit) = text.split_at(
+        text.find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(text.len()),
+    );
+    let n: u64 = digits.parse()?;
+    let mult = match unit.to_ascii_uppercase().as_str() {
+        "" | "B" => 1,
+        "K" | "KB" | "KIB" => 1 << 10,
+        "M" | "MB" | "MIB" => 1 << 20,
+        "G" | "GB" | "GIB" => 1 << 30,
+        other => return Err(format!("unknown size unit {other:?}").into()),
+    };
+    Ok(n * mult)
+}
+
+/// A deterministic generator (xorshift), so every run benchmarks the same bytes.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+    fn fill_noise(&mut self, out: &mut [u8]) {
+        for chunk in out.chunks_mut(8) {
+            let v = self.next().to_le_bytes();
+            chunk.copy_from_slice(&v[..chunk.len()]);
+        }
+    }
+}
+
+/// Text-like bytes that compress about 4:1.
+fn texty(rng: &mut Rng, len: usize) -> Vec<u8> {
+    const WORDS: &[&str] = &[
+        "backup ",
+        "server ",
+        "error ",
+        "GET /index.html ",
+        "200 ",
+        "user=",
+        "2026-11-28 ",
+        "connection ",
+        "retry ",
+        "ok\n",
+        "INFO ",
+        "WARN ",
+        "timeout=30s ",
+        "node-",
+        "\n",
+    ];
+    let mut out = Vec::with_capacity(len + 32);
+    while out.len() < len {
+        let w = WORDS[(rng.next() % WORDS.len() as u64) as usize];
+        out.extend_from_slice(w.as_bytes());
+        if rng.next().is_multiple_of(7) {
+            out.extend_from_slice(format!("{}", rng.next() % 100_000).as_bytes());
+        }
+    }
+    out.truncate(len);
+    out
+}
+
+/// A mixed dataset of about `size` bytes: a third in many small text files (1–64 KiB, in
+/// nested directories), the rest in four large files, half noise and half text.
+fn generate(root: &Path, size: u64) -> Result<(u64, u64), Error> {
+    let mut rng = Rng(0x9E37_79B9_7F4A_7C15 ^ size);
+    let (mut files, mut bytes) = (0u64, 0u64);
+    let small_budget = size / 3;
+    while bytes < small_budget {
+        let dir = root.join(format!(
+            "small/d{:03}/e{:02}",
+            files / 200,
+            (files / 20) % 10
+        ));
+        std::fs::create_dir_all(&dir)?;
+        let len = 1024 + (rng.next() % (63 * 1024)) as usize;
+        std::fs::write(dir.join(format!("f{files:06}.log")), texty(&mut rng, len))?;
+        files += 1;
+        bytes += len as u64;
+    }
+    std::fs::create_dir_all(root.join("large"))?;
+    let large_files = 4;
+    let each = (size - bytes) / large_files;
+    for i in 0..large_files {
+        let mut data = vec![0u8; usize::try_from(each)?];
+        let half = data.len() / 2;
+        rng.fill_noise(&mut data[..half]);
+        let text = texty(&mut rng, data.len() - half);
+        data[half..].copy_from_slice(&text);
+        std::fs::write(root.join(format!("large/blob{i}.bin")), data)?;
+        files += 1;
+        bytes += each;
+    }
+    Ok((files, bytes))
+}
+
+fn peak_rss_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("VmHWM:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+/// This process's CPU time (user + system, every thread), in seconds.
+fn cpu_secs() -> f64 {
+    std::fs::read_to_string("/proc/self/stat")
+        .ok()
+        .and_then(|s| {
+            // Fields after the command name (which may hold spaces) start after the last ')'.
+            let rest = s.rsplit_once(')')?.1;
+            let f: Vec<&str> = rest.split_whitespace().collect();
+            let ticks: f64 = f.get(11)?.parse::<f64>().ok()? + f.get(12)?.parse::<f64>().ok()?;
+            Some(ticks / 100.0)
+        })
+        .unwrap_or(0.0)
+}
+
+/// `child backup SRC DST...` and `child restore ARTIFACT SHA256 BYTES DEST`: one measured pass,
+/// printing `seconds peak_rss_kib cpu_seconds [sha256 bytes]`.
+fn child(args: &[String]) -> Result<(), Error> {
+    match args.first().map(String::as_str) {
+        Some("backup") => {
+            let source = args[1].clone();
+            let runtime = tokio::runtime::Runtime::new()?;
+            runtime.block_on(async {
+                let mut stores = Vec::new();
+                for dir in &args[2..] {
+                    let config = StorageConfig::LocalDisk(LocalDiskConfig {
+                        base_path: dir.clone(),
+                    });
+                    stores.push(Store::open(&config, &Tools::default()).await?);
+                }
+                let dests: Vec<Destination<'_>> = stores
+                    .iter()
+                    .map(|store| Destination {
+                        store,
+                        path: "bench.tar.zst".into(),
+                    })
+                    .collect();
+                let spec = FileSpec {
+                    sources: vec![source],
+                    excludes: vec![],
+                    compression: Compression::Zstd { level: LEVEL },
+                    retention: Retention::default(),
+                };
+                let started = Instant::now();
+                let (archive, outcomes) = backup::run(&spec, &dests, Arc::default()).await?;
+                let secs = started.elapsed().as_secs_f64();
+                for o in outcomes {
+                    o?;
+                }
+                println!(
+                    "{secs} {} {} {} {}",
+                    peak_rss_kib(),
+                    cpu_secs(),
+                    archive.sha256,
+                    archive.bytes
+                );
+                Ok::<(), Error>(())
+            })
+        }
+        Some("restore") => {
+            let (artifact, sha, bytes, dest) = (&args[1], &args[2], args[3].parse()?, &args[4]);
+            let started = Instant::now();
+            let file = std::fs::File::open(artifact)?;
+            restore_blocking(
+                std::io::BufReader::with_capacity(1 << 20, file),
+                &Expected {
+                    sha256: sha.clone(),
+                    bytes,
+                    compression: Compression::Zstd { level: LEVEL },
+                },
+                Path::new(dest),
+                &Path::new(dest).join(".stowage-restore-bench"),
+                &Arc::default(),
+            )?;
+            println!(
+                "{} {} {}",
+                started.elapsed().as_secs_f64(),
+                peak_rss_kib(),
+                cpu_secs()
+            );
+            Ok(())
+        }
+        _ => Err("child backup|restore ...".into()),
+    }
+}
+
+fn run_child(args: &[&str]) -> Result<Vec<String>, Error> {
+    let out = Command::new(std::env::current_exe()?)
+        .arg("child")
+        .args(args)
+        .output()?;
+    if !out.status.success() {
+        return Err(format!(
+            "child {args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+        .into());
+    }
+    Ok(String::from_utf8(out.stdout)?
+        .split_whitespace()
+        .map(str::to_owned)
+        .collect())
+}
+
+/// Runs a pipeline; its wall time and the CPU time of its processes (bash's `times`).
+fn shell(script: &str) -> Result<(f64, f64), Error> {
+    let started = Instant::now();
+    let out = Command::new("bash")
+        .args(["-o", "pipefail", "-c", &format!("{script}\ntimes")])
+        .output()?;
+    let wall = started.elapsed().as_secs_f64();
+    if !out.status.success() {
+        return Err(format!("{script} failed: {}", String::from_utf8_lossy(&out.stderr)).into());
+    }
+    // `times` prints the shell's own times, then its children's: `0m4.140s 0m1.080s`.
+    let text = String::from_utf8(out.stdout)?;
+    let children = text.lines().last().unwrap_or_default();
+    let cpu = children
+        .split_whitespace()
+        .filter_map(|t| {
+            let (m, s) = t.trim_end_matches('s').split_once('m')?;
+            Some(m.parse::<f64>().ok()? * 60.0 + s.parse::<f64>().ok()?)
+        })
+        .sum();
+    Ok((wall, cpu))
+}
+
+/// Writes back every dirty page first, so that no contender pays for the one before it.
+fn settle() -> Result<(), Error> {
+    Command::new("sync").status()?;
+    Ok(())
+}
+
+fn fresh(dir: &Path) -> Result<PathBuf, Error> {
+    if dir.exists() {
+        std::fs::remove_dir_all(dir)?;
+    }
+    std::fs::create_dir_all(dir)?;
+    Ok(dir.to_path_buf())
+}
+
+/// Where the 1-versus-3-targets runs write: a memory file system when there is one.
+fn fan_dir(work: &Path) -> Result<PathBuf, Error> {
+    let shm = Path::new("/dev/shm");
+    let dir = if shm.is_dir() {
+        shm.join(format!("stowage-bench-{}", std::process::id()))
+    } else {
+        work.join("fan")
+    };
+    fresh(&dir)
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+struct Row {
+    size: u64,
+    files: u64,
+    artifact: u64,
+    tar_zstd: f64,
+    tar_zstd_cpu: f64,
+    agent_backup: f64,
+    agent_backup_cpu: f64,
+    agent_backup3: f64,
+    fan_one: f64,
+    unzstd_tar: f64,
+    unzstd_tar_cpu: f64,
+    agent_restore: f64,
+    agent_restore_cpu: f64,
+    rss_backup: u64,
+    rss_backup3: u64,
+    rss_restore: u64,
+}
+
+fn dataset(work: &Path, size: u64) -> Result<(PathBuf, u64, u64), Error> {
+    let data = work.join(format!("data-{size}"));
+    if data.exists() {
+        let marker = std::fs::read_to_string(data.join(".generated"))?;
+        let counts: Vec<u64> = marker
+            .split_whitespace()
+            .map(str::parse)
+            .collect::<Result<_, _>>()?;
+        return Ok((data, counts[0], counts[1]));
+    }
+    let tmp = fresh(&work.join("generating"))?;
+    let (files, bytes) = generate(&tmp, size)?;
+    std::fs::write(tmp.join(".generated"), format!("{files} {bytes}"))?;
+    std::fs::rename(&tmp, &data)?;
+    Ok((data, files, bytes))
+}
+
+fn measure(work: &Path, size: u64) -> Result<Row, Error> {
+    let (data, files, bytes) = dataset(work, size)?;
+    eprintln!(
+        "dataset {}: {files} files, {} MiB",
+        data.display(),
+        bytes >> 20
+    );
+    let src = data.to_string_lossy().into_owned();
+    let parent = data
+        .parent()
+        .ok_or("parent")?
+        .to_string_lossy()
+        .into_owned();
+    let name = data
+        .file_name()
+        .ok_or("name")?
+        .to_string_lossy()
+        .into_owned();
+    // Warm the page cache so that every contender reads from memory (`cat`, because GNU tar
+    // skips reading when it writes to /dev/null).
+    shell(&format!("tar -cf - -C {parent} {name} | cat > /dev/null"))?;
+
+    let baseline = work.join("baseline.tar.zst");
+    // Contenders take turns within each round, so that a noisy neighbour hits them alike.
+    let (mut tar_zstd, mut tar_zstd_cpu) = (Vec::new(), Vec::new());
+    let (mut one, mut one_cpu, mut three, mut rss1, mut rss3) =
+        (Vec::new(), Vec::new(), Vec::new(), 0, 0);
+    let mut fan_one = Vec::new();
+    let fan = fan_dir(work)?;
+    let (mut sha, mut artifact) = (String::new(), 0);
+    for _ in 0..RUNS {
+        let _ = std::fs::remove_file(&baseline);
+        settle()?;
+        let (wall, cpu) = shell(&format!(
+            "tar -cf - -C {parent} {name} | zstd -{LEVEL} -T0 -q -o {}",
+            baseline.display()
+        ))?;
+        tar_zstd.push(wall);
+        tar_zstd_cpu.push(cpu);
+        let t = fresh(&work.join("t1"))?;
+        settle()?;
+        let out = run_child(&["backup", &src, &t.to_string_lossy()])?;
+        one.push(out[0].parse()?);
+        rss1 = rss1.max(out[1].parse()?);
+        one_cpu.push(out[2].parse()?);
+        sha = out[3].clone();
+        artifact = out[4].parse()?;
+        // One target against three, both in `fan` (memory when it can): on one disk, three
+        // copies cost three times that disk's bandwidth, which says nothing about the agent.
+        for n in [1, 3] {
+            let dirs: Vec<PathBuf> = (1..=n)
+                .map(|i| fresh(&fan.join(format!("t{n}-{i}"))))
+                .collect::<Result<_, _>>()?;
+            let mut args = vec!["backup".to_owned(), src.clone()];
+            args.extend(dirs.iter().map(|d| d.to_string_lossy().into_owned()));
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            settle()?;
+            let out = run_child(&args)?;
+            let wall: f64 = out[0].parse()?;
+            if n == 1 {
+                fan_one.push(wall);
+            } else {
+                three.push(wall);
+                rss3 = rss3.max(out[1].parse()?);
+            }
+            for d in dirs {
+                std::fs::remove_dir_all(d)?;
+            }
+        }
+    }
+    let artifact_path = work.join("t1/bench.tar.zst");
+    let (mut untar, mut untar_cpu, mut restore, mut restore_cpu, mut rss_r) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new(), 0);
+    for _ in 0..RUNS {
+        let d = fresh(&work.join("restore-baseline"))?;
+        settle()?;
+        let (wall, cpu) = shell(&format!(
+            "zstd -d -c -q {} | tar -xf - -C {}",
+            baseline.display(),
+            d.display()
+        ))?;
+        untar.push(wall);
+        untar_cpu.push(cpu);
+        let d = fresh(&work.join("restore-agent"))?;
+        settle()?;
+        let out = run_child(&[
+            "restore",
+            &artifact_path.to_string_lossy(),
+            &sha,
+            &artifact.to_string(),
+            &d.to_string_lossy(),
+        ])?;
+        restore.push(out[0].parse()?);
+        rss_r = rss_r.max(out[1].parse()?);
+        restore_cpu.push(out[2].parse()?);
+    }
+    for dir in ["t1", "restore-baseline", "restore-agent"] {
+        let _ = std::fs::remove_dir_all(work.join(dir));
+    }
+    let _ = std::fs::remove_dir_all(&fan);
+    let _ = std::fs::remove_file(&baseline);
+    Ok(Row {
+        size: bytes,
+        files,
+        artifact,
+        tar_zstd: median(tar_zstd),
+        tar_zstd_cpu: median(tar_zstd_cpu),
+        agent_backup: median(one),
+        agent_backup_cpu: median(one_cpu),
+        agent_backup3: median(three),
+        fan_one: median(fan_one),
+        unzstd_tar: median(untar),
+        unzstd_tar_cpu: median(untar_cpu),
+        agent_restore: median(restore),
+        agent_restore_cpu: median(restore_cpu),
+        rss_backup: rss1,
+        rss_backup3: rss3,
+        rss_restore: rss_r,
+    })
+}
+
+fn main() -> Result<(), Error> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.first().map(String::as_str) == Some("child") {
+        return child(&args[1..]);
+    }
+    let work = PathBuf::from(std::env::var("BENCH_DIR").unwrap_or_else(|_| "target/bench".into()));
+    std::fs::create_dir_all(&work)?;
+    let sizes: Vec<u64> = if args.is_empty() {
+        vec![parse_size("256M")?, parse_size("1G")?]
+    } else {
+        args.iter()
+            .map(|a| parse_size(a))
+            .collect::<Result<_, _>>()?
+    };
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let mut rows = Vec::new();
+    for size in sizes {
+        rows.push(measure(&work, size)?);
+    }
+    let mib = |b: u64| b as f64 / f64::from(1u32 << 20);
+    let rate = |b: u64, s: f64| mib(b) / s;
+    println!(
+        "\nStowage agent benchmark ({cores} cores, zstd level {LEVEL}, median of {RUNS} runs, page cache warm;\n\
+         backups and restores on {}; 1 vs 3 targets on {})\n",
+        work.display(),
+        if Path::new("/dev/shm").is_dir() {
+            "/dev/shm"
+        } else {
+            "the same disk"
+        }
+    );
+    println!(
+        "| dataset | files | artifact | tar\\|zstd -T0 | agent backup | ratio | zstd -d\\|tar -x | agent restore | ratio | 3 targets / 1 | peak RSS backup (1 / 3 targets) | peak RSS restore |"
+    );
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|");
+    for r in &rows {
+        println!(
+            "| {:.0} MiB | {} | {:.0} MiB | {:.0} MiB/s | {:.0} MiB/s | {:.2}x | {:.0} MiB/s | {:.0} MiB/s | {:.2}x | {:.2}x | {:.1} / {:.1} MiB | {:.1} MiB |",
+            mib(r.size),
+            r.files,
+            mib(r.artifact),
+            rate(r.size, r.tar_zstd),
+            rate(r.size, r.agent_backup),
+            r.tar_zstd / r.agent_backup,
+            rate(r.size, r.unzstd_tar),
+            rate(r.size, r.agent_restore),
+            r.unzstd_tar / r.agent_restore,
+            r.agent_backup3 / r.fan_one,
+            r.rss_backup as f64 / 1024.0,
+            r.rss_backup3 as f64 / 1024.0,
+            r.rss_restore as f64 / 1024.0,
+        );
+    }
+    println!();
+    println!("| dataset | CPU s: tar\\|zstd | agent backup | zstd -d\\|tar -x | agent restore |");
+    println!("|---|---|---|---|---|");
+    for r in &rows {
+        println!(
+            "| {:.0} MiB | {:.2} | {:.2} | {:.2} | {:.2} |",
+            mib(r.size),
+            r.tar_zstd_cpu,
+            r.agent_backup_cpu,
+            r.unzstd_tar_cpu,
+            r.agent_restore_cpu
+        );
+    }
+    let worst = |f: fn(&Row) -> f64| rows.iter().map(f).fold(f64::INFINITY, f64::min);
+    let most = |f: fn(&Row) -> f64| rows.iter().map(f).fold(0.0, f64::max);
+    let backup = worst(|r| r.tar_zstd / r.agent_backup);
+    let restore = worst(|r| r.unzstd_tar / r.agent_restore);
+    let fan = most(|r| r.agent_backup3 / r.fan_one);
+    let rss = most(|r| r.rss_backup.max(r.rss_backup3).max(r.rss_restore) as f64 / 1024.0);
+    let mark = |ok: bool| if ok { "meets" } else { "MISSES" };
+    println!();
+    println!(
+        "backup  >= 0.90x tar|zstd:     {backup:.2}x ({})",
+        mark(backup >= 0.9)
+    );
+    println!(
+        "restore >= 0.90x zstd -d|tar:  {restore:.2}x ({})",
+        mark(restore >= 0.9)
+    );
+    println!(
+        "3 targets <= 1.20x one:        {fan:.2}x ({})",
+        mark(fan <= 1.2)
+    );
+    println!(
+        "peak RSS <= 64 MiB:            {rss:.1} MiB ({})",
+        mark(rss <= 64.0)
+    );
+    if rows.len() >= 2 {
+        let (a, b) = (&rows[0], &rows[rows.len() - 1]);
+        println!(
+            "peak RSS as data grows {:.0}x:  {:.1} -> {:.1} MiB (backup, 1 target)",
+            mib(b.size) / mib(a.size),
+            a.rss_backup as f64 / 1024.0,
+            b.rss_backup as f64 / 1024.0
+        );
+    }
+    Ok(())
+}

@@ -65,6 +65,32 @@ async fn providers(bin: &Path) -> Result<Vec<Provider>, StorageError> {
         .map_err(|e| StorageError::Rclone(format!("unreadable `rclone config providers`: {e}")))
 }
 
+/// `rclone config providers` takes a second or so and its answer only changes with the binary:
+/// kept per binary path and modification time.
+type ProviderCache = std::collections::HashMap<
+    (std::path::PathBuf, Option<std::time::SystemTime>),
+    std::sync::Arc<Vec<Provider>>,
+>;
+
+async fn providers_cached(bin: &Path) -> Result<std::sync::Arc<Vec<Provider>>, StorageError> {
+    static CACHE: std::sync::OnceLock<std::sync::Mutex<ProviderCache>> = std::sync::OnceLock::new();
+    let modified = tokio::fs::metadata(bin)
+        .await
+        .ok()
+        .and_then(|m| m.modified().ok());
+    let key = (bin.to_owned(), modified);
+    let cache = CACHE.get_or_init(Default::default);
+    if let Some(hit) = cache.lock().unwrap_or_else(|e| e.into_inner()).get(&key) {
+        return Ok(std::sync::Arc::clone(hit));
+    }
+    let fresh = std::sync::Arc::new(providers(bin).await?);
+    cache
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .insert(key, std::sync::Arc::clone(&fresh));
+    Ok(fresh)
+}
+
 /// The backends this rclone has, as rclone describes them, without the ones that only wrap other
 /// remotes and without the options rclone itself hides.
 pub async fn backends(bin: &Path) -> Result<Vec<RcloneBackend>, StorageError> {
@@ -198,7 +224,7 @@ pub fn google_drive(c: &GoogleDriveConfig) -> RcloneConfig {
 
 impl RcloneRemote {
     pub async fn open(bin: &Path, config: &RcloneConfig) -> Result<Self, StorageError> {
-        let providers = providers(bin).await?;
+        let providers = providers_cached(bin).await?;
         let provider = providers
             .iter()
             .find(|p| p.name == config.backend)

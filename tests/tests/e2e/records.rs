@@ -343,6 +343,32 @@ async fn restores_put_back_the_tree_and_refuse_a_damaged_artifact() -> Result<()
     let there = elsewhere.path().join(site.strip_prefix("/")?);
     assert_eq!(snapshot(&there)?, original);
 
+    // On another node, from the shared S3 copy.
+    let other: NodeWithToken = s
+        .server
+        .post(routes::NODES, Some(&s.admin), &json!({"name": "other"}))
+        .await?
+        .expect_ok()?;
+    let _other_agent = AgentProcess::start(&s.server.base_url, other.token.expose())?;
+    s.server.wait_online(&s.admin, other.node.id).await?;
+    let third = tempfile::tempdir()?;
+    let r = s
+        .restore(
+            done.id,
+            json!({"targetPath": third.path(), "storageTargetId": s.targets[1],
+                   "nodeId": other.node.id}),
+        )
+        .await?;
+    assert_eq!(
+        (r.status.as_str(), r.node_id),
+        ("success", other.node.id),
+        "{r:?}"
+    );
+    assert_eq!(
+        snapshot(&third.path().join(site.strip_prefix("/")?))?,
+        original
+    );
+
     // A damaged copy is refused and the destination is left exactly as it was.
     damage_sources(&site)?;
     let before = snapshot(src.path())?;
@@ -414,7 +440,7 @@ async fn restores_put_back_the_tree_and_refuse_a_damaged_artifact() -> Result<()
         .expect_ok()?;
     assert_eq!(
         list.iter().map(|r| r.status.as_str()).collect::<Vec<_>>(),
-        ["failed", "success", "success"]
+        ["failed", "success", "success", "success"]
     );
     Ok(())
 }

@@ -63,6 +63,7 @@ pub mod routes {
     }
     pub const BACKUP_RECORDS_BATCH_DELETE: &str = "/api/backup/records/batch-delete";
     pub const RESTORE_RECORDS: &str = "/api/restore/records";
+    pub const DATABASE_DISCOVER: &str = "/api/database/discover";
     pub fn restore_record(id: i64) -> String {
         format!("{RESTORE_RECORDS}/{id}")
     }
@@ -374,6 +375,10 @@ pub enum CommandSpec {
     /// Remove stored artifacts (each with its manifest) from their targets.
     #[serde(rename_all = "camelCase")]
     DeleteArtifacts { objects: Vec<StoredObject> },
+    /// List the databases a connection can see.
+    DiscoverDatabases {
+        connection: crate::databases::DbConnection,
+    },
     /// Send a stored artifact through the Worker to a download that is waiting for it.
     #[serde(rename_all = "camelCase")]
     Relay { relay_id: i64, source: StoredObject },
@@ -714,6 +719,7 @@ impl CommandSpec {
             CommandSpec::DeleteArtifacts { .. } => "delete_artifacts",
             CommandSpec::Restore { .. } => "restore",
             CommandSpec::Relay { .. } => "relay",
+            CommandSpec::DiscoverDatabases { .. } => "discover_databases",
         }
     }
 }

@@ -159,6 +159,11 @@ error_codes! {
     RestoreRecordNotFound = ("RESTORE_RECORD_NOT_FOUND", 404),
     /// A restore failed on the agent; the message says why.
     RestoreFailed = ("RESTORE_FAILED", 400),
+    /// The database connection is unusable as given; the message names the field.
+    DatabaseConnectionInvalid = ("DATABASE_CONNECTION_INVALID", 400),
+    /// The database server refused the connection (wrong password, unknown host, …); the message
+    /// is the client's reason.
+    DatabaseConnectFailed = ("DATABASE_CONNECT_FAILED", 400),
     /// Chunks of a relayed download wait to be taken: send this one again shortly.
     RelayBusy = ("RELAY_BUSY", 429),
     /// The relayed download ended (finished, failed or abandoned): stop sending.

@@ -7,6 +7,7 @@
 
 pub mod api;
 pub mod commands;
+pub mod databases;
 pub mod envelope;
 pub mod nodes;
 pub mod retention;

@@ -61,6 +61,7 @@ enum Route {
     StreamTicket,
     BackupRecordDownload,
     AgentRelayChunk,
+    DatabaseDiscover,
 }
 
 // One line per route reads best as a table; rustfmt would break the long ones apart.
@@ -109,6 +110,7 @@ const ROUTES: &[(Method, &str, Route)] = &[
     (Method::Post,   routes::AUTH_STREAM_TICKET,          Route::StreamTicket),
     (Method::Get,    "/api/backup/records/:id/download",  Route::BackupRecordDownload),
     (Method::Post,   "/api/agent/relays/:id",             Route::AgentRelayChunk),
+    (Method::Post,   routes::DATABASE_DISCOVER,           Route::DatabaseDiscover),
     (Method::Post,   routes::STORAGE_TARGETS,             Route::StorageTargetCreate),
     (Method::Get,    "/api/storage-targets/:id",          Route::StorageTarget),
     (Method::Put,    "/api/storage-targets/:id",          Route::StorageTargetUpdate),
@@ -185,6 +187,7 @@ async fn dispatch(route: Route, ctx: Ctx<'_>) -> Result<Response, ApiError> {
         Route::StreamTicket => api::logs::ticket(ctx).await,
         Route::BackupRecordDownload => api::download::download(ctx).await,
         Route::AgentRelayChunk => api::download::chunk(ctx).await,
+        Route::DatabaseDiscover => api::databases::discover(ctx).await,
     }
 }
 

@@ -2,6 +2,7 @@
 //! server understands. Errors are reported in the API's codes, never as a panic or a dropped command.
 
 pub mod delete_artifacts;
+pub mod discover;
 pub mod list_dir;
 pub mod relay;
 pub mod restore;
@@ -68,6 +69,9 @@ pub async fn execute(spec: &CommandSpec, tools: &Tools, client: Option<&Client>)
             serde_json::to_value(delete_artifacts::delete_artifacts(objects, tools).await)
                 .map_err(list_dir::encode_error)
         }
+        CommandSpec::DiscoverDatabases { connection } => discover::discover(connection)
+            .await
+            .and_then(|list| serde_json::to_value(list).map_err(list_dir::encode_error)),
         CommandSpec::Relay { relay_id, source } => relay::relay(*relay_id, source, tools, client)
             .await
             .and_then(|report| serde_json::to_value(report).map_err(list_dir::encode_error)),

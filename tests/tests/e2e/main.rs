@@ -3,6 +3,7 @@
 
 mod auth;
 mod cron;
+mod databases;
 mod errors;
 mod google_drive;
 mod health;

@@ -153,11 +153,7 @@ pub async fn download(ctx: Ctx<'_>) -> Result<Response, ApiError> {
 
     // Relay through the node that wrote the backup (the only one that can read its own disk),
     // or, for shared storage whose writer is away, any online node that can reach it.
-    let needs = if target.kind().needs_rclone() {
-        super::nodes::Needs::Rclone
-    } else {
-        super::nodes::Needs::Nothing
-    };
+    let needs = super::nodes::Needs::storage(target.kind());
     let writer =
         super::nodes::choose_online(&db, &config, ctx.now, Some(record.node_id), needs).await;
     let node_id = match writer {

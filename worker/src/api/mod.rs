@@ -2,6 +2,7 @@
 
 pub mod agent;
 pub mod auth;
+pub mod databases;
 pub mod download;
 pub mod google_drive;
 pub mod health;

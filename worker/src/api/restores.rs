@@ -140,11 +140,7 @@ pub async fn start(mut ctx: Ctx<'_>) -> Result<Response, ApiError> {
             chosen.target_name, record.node_id
         )));
     }
-    let needs = if target.kind().needs_rclone() {
-        super::nodes::Needs::Rclone
-    } else {
-        super::nodes::Needs::Nothing
-    };
+    let needs = super::nodes::Needs::storage(target.kind());
     super::nodes::choose_online(&db, &config, ctx.now, Some(node_id), needs).await?;
     let now = time::format(ctx.now);
     let triggered_by = principal.user.username.clone();

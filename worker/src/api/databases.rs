@@ -1,0 +1,55 @@
+//! `POST /api/database/discover`: the databases a connection can see, listed by an agent (the
+//! Worker cannot reach database servers; the nodes can). The connection, password included,
+//! travels only inside the sealed command.
+
+use super::Ctx;
+use super::nodes::{Needs, choose_online};
+use crate::config::AppState;
+use crate::error::ApiError;
+use crate::http;
+use stowage_shared::ErrorCode;
+use stowage_shared::api::{CommandSpec, Role};
+use stowage_shared::databases::{DiscoverOutput, DiscoverRequest};
+use worker::Response;
+
+pub async fn discover(mut ctx: Ctx<'_>) -> Result<Response, ApiError> {
+    let (AppState { db, config }, _) = ctx.signed_in(Role::Operator).await?;
+    let sealer = config.sealer()?;
+    let body: DiscoverRequest = http::read_json(
+        &mut ctx.req,
+        config.max_json_body,
+        ErrorCode::DatabaseConnectionInvalid,
+    )
+    .await?;
+    let connection = body
+        .connection()
+        .map_err(|e| ApiError::new(ErrorCode::DatabaseConnectionInvalid, e.to_string()))?;
+    let node_id = choose_online(
+        &db,
+        &config,
+        ctx.now,
+        body.node_id,
+        Needs::AnyTool(connection.engine.clients()),
+    )
+    .await?;
+    let answer = super::rpc::call(
+        &db,
+        &sealer,
+        node_id,
+        &CommandSpec::DiscoverDatabases { connection },
+        config.timings.rpc_wait,
+        ctx.now,
+        super::rpc::ErrorPolicy {
+            passes: &[ErrorCode::DatabaseConnectFailed, ErrorCode::NodeMissingTool],
+            fallback: ErrorCode::DatabaseConnectFailed,
+        },
+    )
+    .await?;
+    let databases: Vec<String> = serde_json::from_value(answer).map_err(|e| {
+        ApiError::new(
+            ErrorCode::AgentResultInvalid,
+            format!("the agent's list was unreadable: {e}"),
+        )
+    })?;
+    http::ok(&DiscoverOutput { node_id, databases })
+}

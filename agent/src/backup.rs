@@ -229,22 +229,44 @@ fn write_tar<W: Write>(
     Ok((files, bytes, out))
 }
 
-/// The producer's half, on a blocking thread: tar → zstd → hash → pieces to every sender.
+/// What a pass reads: a tree of files (as a tar stream) or the output of dump programs.
+#[derive(Debug)]
+pub enum Source {
+    Files { spec: FileSpec, excludes: Excludes },
+    Dump(crate::dump::Dump),
+}
+
+impl Source {
+    /// Writes the source's bytes to `out`; returns (files or dumps, source bytes).
+    fn write(&mut self, counters: &Counters, out: &mut dyn Write) -> io::Result<(u64, u64)> {
+        match self {
+            Source::Files { spec, excludes } => {
+                write_tar(spec, excludes, counters, out).map(|(files, bytes, _)| (files, bytes))
+            }
+            Source::Dump(dump) => dump.write(counters, out),
+        }
+    }
+}
+
+/// The producer's half, on a blocking thread: source → zstd → hash → pieces to every sender.
 fn archive_into(
-    spec: &FileSpec,
-    excludes: &Excludes,
+    source: &mut Source,
+    compression: Compression,
     counters: Arc<Counters>,
     senders: Vec<Option<mpsc::Sender<io::Result<bytes::Bytes>>>>,
 ) -> io::Result<(Archive, FanOut)> {
-    let fan = FanOut {
+    let mut fan = FanOut {
         senders,
         piece: Vec::with_capacity(PIECE),
         hasher: Sha256::new(),
         bytes: 0,
         counters: Arc::clone(&counters),
     };
-    let (files, source_bytes, mut fan) = match spec.compression {
-        Compression::None => write_tar(spec, excludes, &counters, fan)?,
+    let (files, source_bytes, mut fan) = match compression {
+        Compression::None => {
+            let (files, bytes) = source.write(&counters, &mut fan)?;
+            (files, bytes, fan)
+        }
         Compression::Zstd { level } => {
             let mut encoder = zstd::stream::Encoder::new(fan, level)?;
             let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
@@ -253,7 +275,7 @@ fn archive_into(
             // buffers; 2 MiB jobs keep the whole compressor near 20 MiB for a small loss in ratio.
             encoder.set_parameter(zstd::zstd_safe::CParameter::JobSize(ZSTD_JOB))?;
             encoder.include_checksum(true)?;
-            let (files, bytes, encoder) = write_tar(spec, excludes, &counters, encoder)?;
+            let (files, bytes) = source.write(&counters, &mut encoder)?;
             (files, bytes, encoder.finish()?)
         }
     };
@@ -267,15 +289,28 @@ fn archive_into(
     Ok((archive, fan))
 }
 
-/// Runs one pass: archive, compress, hash, and upload to every destination at once. Returns the
-/// archive's figures and each destination's outcome (in the order given); fails only when the
-/// sources cannot be read or no destination took the whole artifact.
+/// Runs one pass over a file task's sources; see [`run_source`].
 pub async fn run(
     spec: &FileSpec,
     destinations: &[Destination<'_>],
     counters: Arc<Counters>,
 ) -> Result<(Archive, Vec<Result<u64, StorageError>>), BackupError> {
-    let excludes = Excludes::new(&spec.excludes)?;
+    let source = Source::Files {
+        spec: spec.clone(),
+        excludes: Excludes::new(&spec.excludes)?,
+    };
+    run_source(source, spec.compression, destinations, counters).await
+}
+
+/// Runs one pass: read the source, compress, hash, and upload to every destination at once. Returns the
+/// archive's figures and each destination's outcome (in the order given); fails only when the
+/// sources cannot be read or no destination took the whole artifact.
+pub async fn run_source(
+    mut source: Source,
+    compression: Compression,
+    destinations: &[Destination<'_>],
+    counters: Arc<Counters>,
+) -> Result<(Archive, Vec<Result<u64, StorageError>>), BackupError> {
     let mut senders = Vec::new();
     let mut uploads = Vec::new();
     for dest in destinations {
@@ -287,12 +322,11 @@ pub async fn run(
             dest.store.write_from(&dest.path, &mut reader).await
         });
     }
-    let spec = spec.clone();
     // A second handle on every channel, to tell the uploads that the input broke: a channel that
     // merely closes would look like a complete artifact.
     let signal: Vec<_> = senders.iter().flatten().cloned().collect();
     let producer = tokio::task::spawn_blocking(move || -> io::Result<(Archive, FanOut)> {
-        let outcome = archive_into(&spec, &excludes, counters, senders);
+        let outcome = archive_into(&mut source, compression, counters, senders);
         if let Err(e) = &outcome {
             for tx in &signal {
                 let _ = tx.blocking_send(Err(io::Error::other(e.to_string())));

@@ -6,6 +6,8 @@
 pub mod backup;
 pub mod client;
 pub mod config;
+pub mod dbconn;
+pub mod dump;
 pub mod exec;
 pub mod poll;
 pub mod report;

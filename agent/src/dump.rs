@@ -1,0 +1,354 @@
+//! Database dumps as a backup source: the engine's own dump program writes to a pipe that the
+//! backup pass reads like any other source (zstd → SHA-256 → every target), so no copy of the
+//! dump ever lands on disk. Several databases are dumped one after another into one stream.
+//!
+//! - MySQL/MariaDB: `mariadb-dump` (or `mysqldump`) with `--single-transaction` (a consistent
+//!   snapshot without locking InnoDB tables), routines, triggers and events.
+//! - PostgreSQL: `pg_dump` per database in plain SQL (restores with `psql`), each preceded by a
+//!   `\connect` to its database, as `pg_dumpall` writes them.
+//!
+//! A dump program that exits non-zero fails the pass with the end of what it said on stderr.
+
+use crate::dbconn::{self, Prepared};
+use crate::report::Counters;
+use std::io::{self, Read, Write};
+use std::process::{Command, Stdio};
+use stowage_shared::api::CommandError;
+use stowage_shared::databases::{DbConnection, DbEngine};
+
+/// One program run of a dump, with the text written before its output.
+#[derive(Debug)]
+struct Step {
+    label: String,
+    preamble: String,
+    command: Command,
+}
+
+/// A dump ready to run: its steps and the password file they read.
+#[derive(Debug)]
+pub struct Dump {
+    conn: DbConnection,
+    steps: Vec<Step>,
+    _prepared: Prepared,
+}
+
+/// How much of a failing program's stderr is kept for the message.
+const STDERR_TAIL: usize = 4096;
+
+fn command(prepared: &Prepared) -> Command {
+    let mut cmd = Command::new(&prepared.program);
+    cmd.args(&prepared.args)
+        .envs(prepared.env.iter().map(|(k, v)| (k, v)))
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    for name in dbconn::INHERITED_SECRETS {
+        cmd.env_remove(name);
+    }
+    cmd
+}
+
+/// A PostgreSQL identifier in double quotes.
+fn quoted(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+impl Dump {
+    /// `databases` empty means every database (MySQL's `--all-databases`); PostgreSQL needs them
+    /// named (the caller lists them first).
+    pub fn new(conn: &DbConnection, databases: &[String]) -> Result<Self, CommandError> {
+        let (prepared, steps) = match conn.engine {
+            DbEngine::Mysql => {
+                let prepared = dbconn::prepare(conn, &["mariadb-dump", "mysqldump"])?;
+                let mut cmd = command(&prepared);
+                cmd.args([
+                    "--single-transaction",
+                    "--quick",
+                    "--routines",
+                    "--triggers",
+                    "--events",
+                    "--hex-blob",
+                    "--default-character-set=utf8mb4",
+                ]);
+                if databases.is_empty() {
+                    cmd.arg("--all-databases");
+                } else {
+                    cmd.arg("--databases").args(databases);
+                }
+                let label = prepared.program.display().to_string();
+                let step = Step {
+                    label,
+                    preamble: String::new(),
+                    command: cmd,
+                };
+                (prepared, vec![step])
+            }
+            DbEngine::Postgresql => {
+                let prepared = dbconn::prepare(conn, &["pg_dump"])?;
+                let steps = databases
+                    .iter()
+                    .map(|db| {
+                        let mut cmd = command(&prepared);
+                        cmd.args(["--format=plain", "--no-owner", "--dbname", db]);
+                        Step {
+                            label: format!("pg_dump of {db}"),
+                            preamble: format!(
+                                "--\n-- stowage: database {}\n--\n\\connect {}\n\n",
+                                quoted(db),
+                                quoted(db)
+                            ),
+                            command: cmd,
+                        }
+                    })
+                    .collect();
+                (prepared, steps)
+            }
+        };
+        Ok(Self {
+            conn: conn.clone(),
+            steps,
+            _prepared: prepared,
+        })
+    }
+
+    /// The programs and arguments this dump will run (for checks that no secret is among them).
+    pub fn command_lines(&self) -> Vec<Vec<String>> {
+        self.steps
+            .iter()
+            .map(|s| {
+                std::iter::once(s.command.get_program())
+                    .chain(s.command.get_args())
+                    .map(|a| a.to_string_lossy().into_owned())
+                    .collect()
+            })
+            .collect()
+    }
+
+    /// Every environment variable this dump sets.
+    pub fn environment(&self) -> Vec<(String, String)> {
+        self.steps
+            .iter()
+            .flat_map(|s| s.command.get_envs())
+            .filter_map(|(k, v)| {
+                v.map(|v| {
+                    (
+                        k.to_string_lossy().into_owned(),
+                        v.to_string_lossy().into_owned(),
+                    )
+                })
+            })
+            .collect()
+    }
+
+    /// Runs the steps in turn into `out`; returns (dumps, bytes dumped).
+    pub fn write(&mut self, counters: &Counters, out: &mut dyn Write) -> io::Result<(u64, u64)> {
+        let mut total = 0u64;
+        for step in &mut self.steps {
+            out.write_all(step.preamble.as_bytes())?;
+            let mut child = step
+                .command
+                .spawn()
+                .map_err(|e| io::Error::other(format!("starting {}: {e}", step.label)))?;
+            let mut stderr = child
+                .stderr
+                .take()
+                .ok_or_else(|| io::Error::other("no stderr"))?;
+            // Read stderr at the same time, or a chatty program would block on a full pipe.
+            let complaints = std::thread::spawn(move || {
+                let mut all = Vec::new();
+                let _ = stderr.read_to_end(&mut all);
+                let start = all.len().saturating_sub(STDERR_TAIL);
+                all.split_off(start)
+            });
+            let mut stdout = child
+                .stdout
+                .take()
+                .ok_or_else(|| io::Error::other("no stdout"))?;
+            let copied = copy_counted(&mut stdout, out, counters);
+            drop(stdout);
+            if copied.is_err() {
+                // The pass broke downstream: stop the dump rather than wait for it.
+                let _ = child.kill();
+            }
+            let status = child.wait()?;
+            let said = complaints.join().unwrap_or_default();
+            let bytes = copied?;
+            if !status.success() {
+                return Err(io::Error::other(format!(
+                    "{} failed ({status}): {}",
+                    step.label,
+                    dbconn::reason(&self.conn, &said)
+                )));
+            }
+            counters.add_file(0);
+            total += bytes;
+        }
+        Ok((self.steps.len() as u64, total))
+    }
+}
+
+fn copy_counted(from: &mut impl Read, to: &mut dyn Write, counters: &Counters) -> io::Result<u64> {
+    let mut buf = vec![0u8; 256 * 1024];
+    let mut total = 0u64;
+    loop {
+        let n = match from.read(&mut buf) {
+            Ok(0) => return Ok(total),
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        to.write_all(&buf[..n])?;
+        counters.add_source(n as u64);
+        total += n as u64;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backup::{self, Destination, Source};
+    use crate::storage::{Store, Tools};
+    use std::sync::Arc;
+    use stowage_shared::SecretString;
+    use stowage_shared::storage::{LocalDiskConfig, StorageConfig};
+    use stowage_shared::tasks::Compression;
+
+    /// SQL as the machine's superuser; a missing server fails the test saying so.
+    fn admin(engine: DbEngine, sql: &str) {
+        let out = match engine {
+            DbEngine::Mysql => Command::new("mariadb").args(["-uroot", "-e", sql]).output(),
+            DbEngine::Postgresql => Command::new("psql")
+                .args([
+                    "-h",
+                    "127.0.0.1",
+                    "-U",
+                    "postgres",
+                    "-d",
+                    "postgres",
+                    "-c",
+                    sql,
+                ])
+                .output(),
+        }
+        .unwrap_or_else(|e| panic!("these tests need the {engine:?} client and server: {e}"));
+        assert!(
+            out.status.success(),
+            "{engine:?} refused {sql:?} (these tests need the machine's server): {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    async fn dump_to_artifact(dump: Dump) -> Result<String, String> {
+        let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+        let config = StorageConfig::LocalDisk(LocalDiskConfig {
+            base_path: dir.path().to_string_lossy().into_owned(),
+        });
+        let store = Store::open(&config, &Tools::default())
+            .await
+            .map_err(|e| e.to_string())?;
+        let dests = [Destination {
+            store: &store,
+            path: "db.sql.zst".into(),
+        }];
+        let (archive, _) = backup::run_source(
+            Source::Dump(dump),
+            Compression::Zstd { level: 3 },
+            &dests,
+            Arc::default(),
+        )
+        .await
+        .map_err(|e| e.to_string())?;
+        let bytes = store.read("db.sql.zst").await.map_err(|e| e.to_string())?;
+        assert_eq!(bytes.len() as u64, archive.bytes);
+        let sql = zstd::decode_all(bytes.as_slice()).map_err(|e| e.to_string())?;
+        Ok(String::from_utf8_lossy(&sql).into_owned())
+    }
+
+    #[tokio::test]
+    async fn a_mysql_dump_streams_into_the_pipeline_with_the_password_in_a_file_only() {
+        let tag = std::process::id();
+        let (db, user) = (format!("stowage_dump_{tag}"), format!("stowage_dump_{tag}"));
+        let password = r#"dump"pa:ss\word"#;
+        admin(
+            DbEngine::Mysql,
+            &format!(
+                "CREATE DATABASE {db}; CREATE TABLE {db}.t (id INT PRIMARY KEY, note TEXT);
+                 INSERT INTO {db}.t VALUES (1, 'first row'), (2, 'zweite Zeile');
+                 CREATE USER '{user}'@'127.0.0.1' IDENTIFIED BY 'dump\"pa:ss\\\\word';
+                 GRANT ALL ON {db}.* TO '{user}'@'127.0.0.1'; GRANT PROCESS ON *.* TO '{user}'@'127.0.0.1'"
+            ),
+        );
+        let conn = |password: &str| DbConnection {
+            engine: DbEngine::Mysql,
+            host: "127.0.0.1".into(),
+            port: 3306,
+            user: user.clone(),
+            password: SecretString::new(password),
+        };
+        let dump = Dump::new(&conn(password), std::slice::from_ref(&db)).expect("dump");
+        for line in dump.command_lines() {
+            assert!(line.iter().all(|a| !a.contains("pa:ss")), "{line:?}");
+        }
+        assert!(dump.environment().iter().all(|(_, v)| !v.contains("pa:ss")));
+        let sql = dump_to_artifact(dump).await;
+        let wrong =
+            dump_to_artifact(Dump::new(&conn("not it"), std::slice::from_ref(&db)).expect("dump"))
+                .await;
+        admin(
+            DbEngine::Mysql,
+            &format!("DROP USER '{user}'@'127.0.0.1'; DROP DATABASE {db}"),
+        );
+
+        let sql = sql.expect("the dump runs");
+        assert!(
+            sql.contains("CREATE TABLE `t`"),
+            "{}",
+            &sql[..sql.len().min(500)]
+        );
+        assert!(sql.contains("'zweite Zeile'"));
+        let err = wrong.expect_err("a wrong password fails the pass");
+        assert!(err.contains("Access denied"), "{err}");
+        assert!(!err.contains("not it"));
+    }
+
+    #[tokio::test]
+    async fn postgresql_dumps_each_database_after_a_connect_line() {
+        let tag = std::process::id();
+        let db = format!("stowage_pgdump_{tag}");
+        admin(DbEngine::Postgresql, &format!("CREATE DATABASE {db}"));
+        let out = Command::new("psql")
+            .args(["-h", "127.0.0.1", "-U", "postgres", "-d", &db, "-c"])
+            .arg("CREATE TABLE t (id int PRIMARY KEY, note text); INSERT INTO t VALUES (1, 'ein'), (2, 'zwei');")
+            .output()
+            .expect("psql");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let conn = DbConnection {
+            engine: DbEngine::Postgresql,
+            host: "127.0.0.1".into(),
+            port: 5432,
+            user: "postgres".into(),
+            password: SecretString::new(""),
+        };
+        let sql =
+            dump_to_artifact(Dump::new(&conn, &[db.clone(), "postgres".into()]).expect("dump"))
+                .await;
+        admin(DbEngine::Postgresql, &format!("DROP DATABASE {db}"));
+        let sql = sql.expect("the dump runs");
+        let first = sql
+            .find(&format!("\\connect \"{db}\""))
+            .expect("the first database");
+        let second = sql
+            .find("\\connect \"postgres\"")
+            .expect("the second database");
+        assert!(first < second);
+        assert!(
+            sql.contains("COPY public.t (id, note) FROM stdin;"),
+            "{sql}"
+        );
+        assert!(sql.contains("2\tzwei"));
+    }
+}

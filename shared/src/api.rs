@@ -598,6 +598,15 @@ pub struct StreamTicket {
     pub expires_at: String,
 }
 
+/// The kinds of the commands whose outcome settles something in the Worker (a record, a
+/// restore, a download), as stored in `agent_commands.kind`.
+pub mod kinds {
+    pub const RUN_BACKUP: &str = "run_backup";
+    pub const DELETE_ARTIFACTS: &str = "delete_artifacts";
+    pub const RESTORE: &str = "restore";
+    pub const RELAY: &str = "relay";
+}
+
 /// The manifest stored beside every artifact (`<artifact>.manifest.json`), so that a target
 /// describes its backups without the control plane.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -715,10 +724,10 @@ impl CommandSpec {
             CommandSpec::StorageTest { .. } => "storage_test",
             CommandSpec::StorageUsage { .. } => "storage_usage",
             CommandSpec::RcloneBackends => "rclone_backends",
-            CommandSpec::RunBackup { .. } => "run_backup",
-            CommandSpec::DeleteArtifacts { .. } => "delete_artifacts",
-            CommandSpec::Restore { .. } => "restore",
-            CommandSpec::Relay { .. } => "relay",
+            CommandSpec::RunBackup { .. } => kinds::RUN_BACKUP,
+            CommandSpec::DeleteArtifacts { .. } => kinds::DELETE_ARTIFACTS,
+            CommandSpec::Restore { .. } => kinds::RESTORE,
+            CommandSpec::Relay { .. } => kinds::RELAY,
             CommandSpec::DiscoverDatabases { .. } => "discover_databases",
         }
     }

@@ -1114,3 +1114,42 @@ pub fn snapshot(root: &Path) -> Result<std::collections::BTreeMap<PathBuf, TreeE
     }
     Ok(out)
 }
+
+/// A server with one-second agent timings, its administrator, and one enrolled node whose real
+/// agent is online: the start of most tests that run backups.
+#[derive(Debug)]
+pub struct Fleet {
+    /// Declared first, so it stops before the server it talks to.
+    pub agent: AgentProcess,
+    pub server: Server,
+    pub admin: String,
+    pub node: api::NodeWithToken,
+}
+
+impl Fleet {
+    pub async fn start(node_name: &str) -> Result<Self> {
+        let server = Server::start_with(
+            ServerOptions::default()
+                .var("HEARTBEAT_SECS", 1)
+                .var("POLL_SECS", 1),
+        )
+        .await?;
+        let admin = server.admin("admin", "correct horse battery").await?;
+        let node: api::NodeWithToken = server
+            .post(
+                routes::NODES,
+                Some(&admin),
+                &serde_json::json!({ "name": node_name }),
+            )
+            .await?
+            .expect_ok()?;
+        let agent = AgentProcess::start(&server.base_url, node.token.expose())?;
+        server.wait_online(&admin, node.node.id).await?;
+        Ok(Self {
+            agent,
+            server,
+            admin,
+            node,
+        })
+    }
+}

@@ -6,9 +6,9 @@ use crate::storage::d1_bytes;
 use anyhow::{Context, Result, ensure};
 use serde_json::json;
 use std::process::Command;
-use stowage_shared::api::{NodeWithToken, routes};
+use stowage_shared::api::routes;
 use stowage_shared::databases::DiscoverOutput;
-use stowage_tests::{AgentProcess, Server, ServerOptions};
+use stowage_tests::Fleet;
 
 /// Runs SQL as the local superuser; fails naming what is missing when the server is not there.
 fn admin_sql(engine: &str, sql: &str) -> Result<()> {
@@ -38,19 +38,12 @@ fn admin_sql(engine: &str, sql: &str) -> Result<()> {
 
 #[tokio::test]
 async fn discovery_lists_what_a_connection_sees_on_real_servers() -> Result<()> {
-    let server = Server::start_with(
-        ServerOptions::default()
-            .var("HEARTBEAT_SECS", 1)
-            .var("POLL_SECS", 1),
-    )
-    .await?;
-    let admin = server.admin("admin", "correct horse battery").await?;
-    let node: NodeWithToken = server
-        .post(routes::NODES, Some(&admin), &json!({"name": "db-host"}))
-        .await?
-        .expect_ok()?;
-    let agent = AgentProcess::start(&server.base_url, node.token.expose())?;
-    server.wait_online(&admin, node.node.id).await?;
+    let Fleet {
+        server,
+        admin,
+        node,
+        agent,
+    } = Fleet::start("db-host").await?;
 
     let tag = std::process::id();
     let db = format!("stowage_disc_{tag}");

@@ -12,7 +12,9 @@ use stowage_shared::api::{
     BackupRecordOutput, BackupTaskOutput, BatchDeleted, NodeWithToken, Page, RestoreRecordOutput,
     StorageTargetDetail, manifest_path, routes,
 };
-use stowage_tests::{AgentProcess, RcloneServer, Server, ServerOptions, eventually, snapshot};
+use stowage_tests::{
+    AgentProcess, Fleet, RcloneServer, Server, ServerOptions, eventually, snapshot,
+};
 
 async fn restored(server: &Server, admin: &str, id: i64) -> Result<RestoreRecordOutput> {
     eventually("the restore to end", Duration::from_secs(60), || async {
@@ -77,19 +79,12 @@ struct Setup {
 
 impl Setup {
     async fn start() -> Result<Self> {
-        let server = Server::start_with(
-            ServerOptions::default()
-                .var("HEARTBEAT_SECS", 1)
-                .var("POLL_SECS", 1),
-        )
-        .await?;
-        let admin = server.admin("admin", "correct horse battery").await?;
-        let node: NodeWithToken = server
-            .post(routes::NODES, Some(&admin), &json!({"name": "files"}))
-            .await?
-            .expect_ok()?;
-        let agent = AgentProcess::start(&server.base_url, node.token.expose())?;
-        server.wait_online(&admin, node.node.id).await?;
+        let Fleet {
+            server,
+            admin,
+            node,
+            agent,
+        } = Fleet::start("files").await?;
         let local = tempfile::tempdir()?;
         let s3 =
             RcloneServer::start("s3", &[("RCLONE_AUTH_KEY", "\"rec-key,rec-secret\"")]).await?;

@@ -9,23 +9,16 @@ use std::time::Duration;
 use stowage_shared::api::{
     BackupRecordOutput, BackupTaskOutput, NodeWithToken, Page, StorageTargetDetail, routes,
 };
-use stowage_tests::{AgentProcess, RcloneServer, Server, ServerOptions, eventually};
+use stowage_tests::{Fleet, RcloneServer, Server, ServerOptions, eventually};
 
 #[tokio::test]
 async fn a_manual_run_stores_the_same_verified_artifact_on_every_target() -> Result<()> {
-    let server = Server::start_with(
-        ServerOptions::default()
-            .var("HEARTBEAT_SECS", 1)
-            .var("POLL_SECS", 1),
-    )
-    .await?;
-    let admin = server.admin("admin", "correct horse battery").await?;
-    let node: NodeWithToken = server
-        .post(routes::NODES, Some(&admin), &json!({"name": "web-1"}))
-        .await?
-        .expect_ok()?;
-    let _agent = AgentProcess::start(&server.base_url, node.token.expose())?;
-    server.wait_online(&admin, node.node.id).await?;
+    let Fleet {
+        server,
+        admin,
+        node,
+        agent: _agent,
+    } = Fleet::start("web-1").await?;
 
     let src = tempfile::tempdir()?;
     std::fs::create_dir_all(src.path().join("site/img"))?;

@@ -12,7 +12,7 @@ use crate::store::nodes::{self, AgentIdentity};
 use stowage_shared::api::{
     AGENT_PROTOCOL_HEADER, AGENT_TOKEN_HEADER, ClaimedCommand, CommandResult, HeartbeatRequest,
     HeartbeatResponse, LOG_BATCH_MAX_LINES, LOG_LINE_MAX_CHARS, LogBatchAccepted,
-    MIN_AGENT_PROTOCOL_VERSION, PollResponse, ResultAccepted, RunLogBatch,
+    MIN_AGENT_PROTOCOL_VERSION, PollResponse, ResultAccepted, RunLogBatch, kinds,
 };
 use stowage_shared::commands::{CommandStatus, ReportDecision, Stored, judge_report, lease_until};
 use stowage_shared::{ErrorCode, time};
@@ -145,11 +145,19 @@ pub async fn result(mut ctx: Ctx<'_>) -> Result<Response, ApiError> {
                     error_message: error.map(|e| e.message.as_str()),
                 };
                 if commands::finish(&db, id, node.id, &outcome, &now).await? {
-                    let sealer = config.sealer()?;
-                    super::records::settle(&db, &sealer, id, &report, ctx.now).await?;
-                    super::records::settle_removal(&db, id, &report, &now).await?;
-                    super::restores::settle(&db, id, &report, &now).await?;
-                    super::download::settle(&db, id, &report).await?;
+                    // What waits on the command: the record, restore or download it belongs to.
+                    match row.kind.as_str() {
+                        kinds::RUN_BACKUP => {
+                            let sealer = config.sealer()?;
+                            super::records::settle(&db, &sealer, id, &report, ctx.now).await?;
+                        }
+                        kinds::DELETE_ARTIFACTS => {
+                            super::records::settle_removal(&db, id, &report, &now).await?;
+                        }
+                        kinds::RESTORE => super::restores::settle(&db, id, &report, &now).await?,
+                        kinds::RELAY => super::download::settle(&db, id, &report).await?,
+                        _ => {}
+                    }
                     return http::ok(&ResultAccepted { recorded: true });
                 }
             }

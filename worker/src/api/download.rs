@@ -11,12 +11,11 @@
 //! Downloads need the operator role: a backup holds everything the sources held.
 
 use super::Ctx;
-use super::storage_targets::open_config;
+use super::records::{Purpose, StoredCopy, stored_copy};
 use crate::config::AppState;
 use crate::error::ApiError;
 use crate::http;
 use crate::store::relays::{self, Put};
-use crate::store::{records, storage_targets};
 use base64::Engine;
 use stowage_shared::api::{
     CommandResult, CommandSpec, RELAY_CHUNK, RELAY_MAX_WAITING, RelayReport, Role, StoredObject,
@@ -75,32 +74,6 @@ pub async fn download(ctx: Ctx<'_>) -> Result<Response, ApiError> {
     let (AppState { db, config }, principal) = ctx.signed_in(Role::Operator).await?;
     let sealer = config.sealer()?;
     let id = ctx.id()?;
-    let record = records::get(&db, id).await?.ok_or_else(|| {
-        ApiError::new(
-            ErrorCode::BackupRecordNotFound,
-            format!("backup record {id} does not exist"),
-        )
-    })?;
-    if record.status == "running" {
-        return Err(ApiError::new(
-            ErrorCode::BackupRecordRunning,
-            format!("record {id} is still running; download it once it has ended"),
-        ));
-    }
-    if let Some(at) = &record.removed_at {
-        return Err(ApiError::new(
-            ErrorCode::RestoreSourceInvalid,
-            format!(
-                "record {id}'s backup was removed at {at} ({})",
-                record.removal
-            ),
-        ));
-    }
-    let held: Vec<_> = records::targets(&db, id)
-        .await?
-        .into_iter()
-        .filter(|t| t.status == "success")
-        .collect();
     let requested = match ctx.query("storageTargetId")? {
         Some(raw) => Some(raw.parse::<i64>().map_err(|_| {
             ApiError::new(
@@ -110,25 +83,11 @@ pub async fn download(ctx: Ctx<'_>) -> Result<Response, ApiError> {
         })?),
         None => None,
     };
-    let chosen = match requested {
-        Some(t) => held.iter().find(|h| h.target_id == t),
-        None => held.first(),
-    }
-    .ok_or_else(|| {
-        ApiError::new(
-            ErrorCode::RestoreSourceInvalid,
-            format!("no stored copy of record {id} to download there"),
-        )
-    })?;
-    let row = storage_targets::get(&db, chosen.target_id)
-        .await?
-        .ok_or_else(|| {
-            failed(format!(
-                "storage target {} no longer exists",
-                chosen.target_name
-            ))
-        })?;
-    let target = open_config(&sealer, &row)?;
+    let StoredCopy {
+        record,
+        copy: chosen,
+        target,
+    } = stored_copy(&db, &sealer, id, requested, Purpose::Download).await?;
     let file_name = chosen
         .path
         .rsplit('/')

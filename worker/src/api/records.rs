@@ -609,3 +609,79 @@ pub async fn settle_removal(
         .await
         .map(drop)
 }
+
+/// What a stored copy is wanted for: it names the action in messages, and a target deleted
+/// since the run is a bad request for a restore but a failed fetch for a download.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Purpose {
+    Restore,
+    Download,
+}
+
+/// One stored copy of a finished record, with its target's config.
+#[derive(Debug)]
+pub struct StoredCopy {
+    pub record: RecordRow,
+    pub copy: RecordTargetRow,
+    pub target: stowage_shared::storage::StorageConfig,
+}
+
+/// The copy of record `id` on `requested` (or its first), refused while the record runs, after
+/// retention removed it, or when no target holds the whole artifact.
+pub async fn stored_copy(
+    db: &D1Database,
+    sealer: &Sealer,
+    id: i64,
+    requested: Option<i64>,
+    purpose: Purpose,
+) -> Result<StoredCopy, ApiError> {
+    let verb = match purpose {
+        Purpose::Restore => "restore",
+        Purpose::Download => "download",
+    };
+    let record = records::get(db, id).await?.ok_or_else(|| not_found(id))?;
+    let invalid = |why: String| ApiError::new(ErrorCode::RestoreSourceInvalid, why);
+    if record.status == "running" {
+        return Err(ApiError::new(
+            ErrorCode::BackupRecordRunning,
+            format!("record {id} is still running; {verb} it once it has ended"),
+        ));
+    }
+    if let Some(at) = &record.removed_at {
+        return Err(invalid(format!(
+            "record {id}'s backup was removed at {at} ({})",
+            record.removal
+        )));
+    }
+    let mut held: Vec<RecordTargetRow> = records::targets(db, id)
+        .await?
+        .into_iter()
+        .filter(|t| t.status == "success")
+        .collect();
+    if held.is_empty() || record.checksum.is_empty() {
+        return Err(invalid(format!(
+            "record {id} ({}) stored no backup to {verb}",
+            record.status
+        )));
+    }
+    let copy = match requested {
+        Some(t) => held
+            .into_iter()
+            .find(|h| h.target_id == t)
+            .ok_or_else(|| invalid(format!("storage target {t} holds no copy of record {id}")))?,
+        None => held.swap_remove(0),
+    };
+    let gone = format!("storage target {} no longer exists", copy.target_name);
+    let row = storage_targets::get(db, copy.target_id)
+        .await?
+        .ok_or_else(|| match purpose {
+            Purpose::Restore => invalid(gone.clone()),
+            Purpose::Download => ApiError::new(ErrorCode::BackupRecordDownloadFailed, gone.clone()),
+        })?;
+    let target = open_config(sealer, &row)?;
+    Ok(StoredCopy {
+        record,
+        copy,
+        target,
+    })
+}

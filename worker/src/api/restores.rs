@@ -4,12 +4,12 @@
 
 use super::Ctx;
 use super::records::{LOG_TAIL, progress};
-use super::storage_targets::open_config;
+use super::records::{Purpose, StoredCopy, stored_copy};
 use crate::config::AppState;
 use crate::error::ApiError;
 use crate::http;
+use crate::store::logs;
 use crate::store::restores::{self, NewRestore, RestoreRow};
-use crate::store::{logs, records, storage_targets};
 use stowage_shared::api::{
     CommandResult, CommandSpec, RestoreRecordOutput, RestoreReport, RestoreRequest, Role,
     StoredObject,
@@ -86,53 +86,19 @@ pub async fn start(mut ctx: Ctx<'_>) -> Result<Response, ApiError> {
         http::read_optional_json(&mut ctx.req, config.max_json_body, ErrorCode::InvalidInput)
             .await?;
     let target_path = destination(body.target_path.as_deref())?;
-    let record = records::get(&db, record_id).await?.ok_or_else(|| {
-        ApiError::new(
-            ErrorCode::BackupRecordNotFound,
-            format!("backup record {record_id} does not exist"),
-        )
-    })?;
+    let StoredCopy {
+        record,
+        copy: chosen,
+        target,
+    } = stored_copy(
+        &db,
+        &sealer,
+        record_id,
+        body.storage_target_id,
+        Purpose::Restore,
+    )
+    .await?;
     let source_invalid = |why: String| ApiError::new(ErrorCode::RestoreSourceInvalid, why);
-    if record.status == "running" {
-        return Err(ApiError::new(
-            ErrorCode::BackupRecordRunning,
-            format!("record {record_id} is still running; restore it once it has ended"),
-        ));
-    }
-    if let Some(at) = &record.removed_at {
-        return Err(source_invalid(format!(
-            "record {record_id}'s backup was removed at {at} ({})",
-            record.removal
-        )));
-    }
-    let held: Vec<_> = records::targets(&db, record_id)
-        .await?
-        .into_iter()
-        .filter(|t| t.status == "success")
-        .collect();
-    if held.is_empty() || record.checksum.is_empty() {
-        return Err(source_invalid(format!(
-            "record {record_id} ({}) stored no backup to restore",
-            record.status
-        )));
-    }
-    let chosen = match body.storage_target_id {
-        Some(id) => held.iter().find(|t| t.target_id == id).ok_or_else(|| {
-            source_invalid(format!(
-                "storage target {id} holds no copy of record {record_id}"
-            ))
-        })?,
-        None => &held[0],
-    };
-    let target_row = storage_targets::get(&db, chosen.target_id)
-        .await?
-        .ok_or_else(|| {
-            source_invalid(format!(
-                "storage target {} no longer exists",
-                chosen.target_name
-            ))
-        })?;
-    let target = open_config(&sealer, &target_row)?;
     let node_id = body.node_id.unwrap_or(record.node_id);
     if target.kind() == StorageType::LocalDisk && node_id != record.node_id {
         return Err(source_invalid(format!(

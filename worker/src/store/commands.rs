@@ -89,6 +89,8 @@ pub async fn renew(
 #[derive(Debug, Clone, Deserialize)]
 pub struct CommandRow {
     pub node_id: i64,
+    /// What the command does (`CommandSpec::kind`).
+    pub kind: String,
     pub status: String,
     pub lease_expires_at: Option<String>,
     pub result: Option<String>,
@@ -99,7 +101,7 @@ pub struct CommandRow {
 pub async fn get(db: &D1Database, id: i64) -> Result<Option<CommandRow>, ApiError> {
     first(
         db,
-        "SELECT node_id, status, lease_expires_at, result, error_code, error_message
+        "SELECT node_id, kind, status, lease_expires_at, result, error_code, error_message
          FROM agent_commands WHERE id = ?1",
         &[int(id)],
     )

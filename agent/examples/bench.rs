@@ -18,7 +18,7 @@ use stowage_agent::backup::{self, Destination};
 use stowage_agent::restore::{Expected, restore_blocking};
 use stowage_agent::storage::{Store, Tools};
 use stowage_shared::storage::{LocalDiskConfig, StorageConfig};
-use stowage_shared::tasks::{Compression, FileSpec, Retention};
+use stowage_shared::tasks::{Compression, FileSource};
 
 type Error = Box<dyn std::error::Error>;
 
@@ -172,14 +172,18 @@ fn child(args: &[String]) -> Result<(), Error> {
                         path: "bench.tar.zst".into(),
                     })
                     .collect();
-                let spec = FileSpec {
+                let spec = FileSource {
                     sources: vec![source],
                     excludes: vec![],
-                    compression: Compression::Zstd { level: LEVEL },
-                    retention: Retention::default(),
                 };
                 let started = Instant::now();
-                let (archive, outcomes) = backup::run(&spec, &dests, Arc::default()).await?;
+                let (archive, outcomes) = backup::run(
+                    &spec,
+                    Compression::Zstd { level: LEVEL },
+                    &dests,
+                    Arc::default(),
+                )
+                .await?;
                 let secs = started.elapsed().as_secs_f64();
                 for o in outcomes {
                     o?;

@@ -14,7 +14,8 @@ use sha2::{Digest, Sha256};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use stowage_shared::tasks::{Compression, FileSpec};
+use stowage_shared::databases::DumpSection;
+use stowage_shared::tasks::{Compression, FileSource};
 use tokio::sync::mpsc;
 
 /// The size of the pieces handed to the uploads.
@@ -34,6 +35,8 @@ pub struct Archive {
     pub files: u64,
     /// Bytes of file contents read from the sources.
     pub source_bytes: u64,
+    /// Database dumps: where each database lies in the uncompressed artifact.
+    pub sections: Vec<DumpSection>,
 }
 
 /// One target's share of a run.
@@ -173,7 +176,7 @@ impl io::Read for Exact<'_> {
 
 /// Walks the sources into `out` as a tar stream; returns (files, content bytes).
 fn write_tar<W: Write>(
-    spec: &FileSpec,
+    spec: &FileSource,
     excludes: &Excludes,
     counters: &Counters,
     out: W,
@@ -229,21 +232,40 @@ fn write_tar<W: Write>(
     Ok((files, bytes, out))
 }
 
-/// What a pass reads: a tree of files (as a tar stream) or the output of dump programs.
+/// What a pass reads: a tree of files (as a tar stream), the output of dump programs, or a
+/// consistent copy of an SQLite database.
 #[derive(Debug)]
 pub enum Source {
-    Files { spec: FileSpec, excludes: Excludes },
+    Files {
+        spec: FileSource,
+        excludes: Excludes,
+    },
     Dump(crate::dump::Dump),
+    Sqlite(std::path::PathBuf),
+}
+
+/// What a source wrote into the pass.
+#[derive(Debug, Default)]
+pub struct Produced {
+    /// Files archived, or databases dumped.
+    pub items: u64,
+    pub bytes: u64,
+    pub sections: Vec<DumpSection>,
 }
 
 impl Source {
-    /// Writes the source's bytes to `out`; returns (files or dumps, source bytes).
-    fn write(&mut self, counters: &Counters, out: &mut dyn Write) -> io::Result<(u64, u64)> {
+    /// Writes the source's bytes to `out`.
+    fn write(&mut self, counters: &Counters, out: &mut dyn Write) -> io::Result<Produced> {
         match self {
             Source::Files { spec, excludes } => {
-                write_tar(spec, excludes, counters, out).map(|(files, bytes, _)| (files, bytes))
+                write_tar(spec, excludes, counters, out).map(|(items, bytes, _)| Produced {
+                    items,
+                    bytes,
+                    sections: Vec::new(),
+                })
             }
             Source::Dump(dump) => dump.write(counters, out),
+            Source::Sqlite(path) => crate::sqlite::snapshot_into(path, counters, out),
         }
     }
 }
@@ -262,10 +284,10 @@ fn archive_into(
         bytes: 0,
         counters: Arc::clone(&counters),
     };
-    let (files, source_bytes, mut fan) = match compression {
+    let (produced, mut fan) = match compression {
         Compression::None => {
-            let (files, bytes) = source.write(&counters, &mut fan)?;
-            (files, bytes, fan)
+            let produced = source.write(&counters, &mut fan)?;
+            (produced, fan)
         }
         Compression::Zstd { level } => {
             let mut encoder = zstd::stream::Encoder::new(fan, level)?;
@@ -275,31 +297,33 @@ fn archive_into(
             // buffers; 2 MiB jobs keep the whole compressor near 20 MiB for a small loss in ratio.
             encoder.set_parameter(zstd::zstd_safe::CParameter::JobSize(ZSTD_JOB))?;
             encoder.include_checksum(true)?;
-            let (files, bytes) = source.write(&counters, &mut encoder)?;
-            (files, bytes, encoder.finish()?)
+            let produced = source.write(&counters, &mut encoder)?;
+            (produced, encoder.finish()?)
         }
     };
     fan.flush_piece()?;
     let archive = Archive {
         bytes: fan.bytes,
         sha256: hex::encode(std::mem::take(&mut fan.hasher).finalize()),
-        files,
-        source_bytes,
+        files: produced.items,
+        source_bytes: produced.bytes,
+        sections: produced.sections,
     };
     Ok((archive, fan))
 }
 
 /// Runs one pass over a file task's sources; see [`run_source`].
 pub async fn run(
-    spec: &FileSpec,
+    files: &FileSource,
+    compression: Compression,
     destinations: &[Destination<'_>],
     counters: Arc<Counters>,
 ) -> Result<(Archive, Vec<Result<u64, StorageError>>), BackupError> {
     let source = Source::Files {
-        spec: spec.clone(),
-        excludes: Excludes::new(&spec.excludes)?,
+        spec: files.clone(),
+        excludes: Excludes::new(&files.excludes)?,
     };
-    run_source(source, spec.compression, destinations, counters).await
+    run_source(source, compression, destinations, counters).await
 }
 
 /// Runs one pass: read the source, compress, hash, and upload to every destination at once. Returns the
@@ -380,7 +404,6 @@ mod tests {
     use crate::storage::Tools;
     use std::os::unix::fs::{MetadataExt, PermissionsExt};
     use stowage_shared::storage::{LocalDiskConfig, StorageConfig};
-    use stowage_shared::tasks::Retention;
 
     async fn local(dir: &Path) -> Store {
         let config = StorageConfig::LocalDisk(LocalDiskConfig {
@@ -391,14 +414,11 @@ mod tests {
             .expect("local store")
     }
 
-    fn spec(sources: Vec<String>, excludes: Vec<String>) -> FileSpec {
-        FileSpec {
-            sources,
-            excludes,
-            compression: Compression::Zstd { level: 3 },
-            retention: Retention::default(),
-        }
+    fn spec(sources: Vec<String>, excludes: Vec<String>) -> FileSource {
+        FileSource { sources, excludes }
     }
+
+    const ZSTD: Compression = Compression::Zstd { level: 3 };
 
     /// Bytes zstd cannot shrink, so that pieces flow before the archive ends.
     fn noise(len: usize) -> Vec<u8> {
@@ -454,6 +474,7 @@ mod tests {
                 vec![root.to_string_lossy().into_owned()],
                 vec!["*.log".into(), cache],
             ),
+            ZSTD,
             &dests,
             Arc::default(),
         )
@@ -508,6 +529,7 @@ mod tests {
                 ],
                 vec![],
             ),
+            ZSTD,
             &dests,
             Arc::default(),
         )
@@ -543,6 +565,7 @@ mod tests {
         ];
         let (archive, outcomes) = run(
             &spec(vec![src.path().to_string_lossy().into_owned()], vec![]),
+            ZSTD,
             &dests,
             Arc::default(),
         )

@@ -1,39 +1,53 @@
 //! Database dumps as a backup source: the engine's own dump program writes to a pipe that the
 //! backup pass reads like any other source (zstd → SHA-256 → every target), so no copy of the
-//! dump ever lands on disk. Several databases are dumped one after another into one stream.
+//! dump ever lands on disk. Each database is dumped by its own run of the program, one after
+//! another, into one stream; where each one lies is recorded ([`DumpSection`]), so a restore can
+//! take one database, or put it under another name, without reading the SQL.
 //!
 //! - MySQL/MariaDB: `mariadb-dump` (or `mysqldump`) with `--single-transaction` (a consistent
-//!   snapshot without locking InnoDB tables), routines, triggers and events.
-//! - PostgreSQL: `pg_dump` per database in plain SQL (restores with `psql`), each preceded by a
-//!   `\connect` to its database, as `pg_dumpall` writes them.
+//!   snapshot without locking InnoDB tables), routines, triggers and events; each dump follows a
+//!   `CREATE DATABASE IF NOT EXISTS` and a `USE` line.
+//! - PostgreSQL: `pg_dump` per database in plain SQL with `--clean --if-exists` (so it restores
+//!   over the database it came from), each after a `\connect` line as `pg_dumpall` writes them;
+//!   optionally the cluster's roles and tablespaces first (`pg_dumpall --globals-only`).
 //!
-//! A dump program that exits non-zero fails the pass with the end of what it said on stderr.
+//! The whole file restores with the standard client too (`zstd -d | mariadb`, `| psql` once the
+//! databases exist). A dump program that exits non-zero fails the pass with the end of what it
+//! said on stderr; everything it says goes to the run's log as it says it.
 
+use crate::backup::Produced;
 use crate::dbconn::{self, Prepared};
-use crate::report::Counters;
-use std::io::{self, Read, Write};
+use crate::report::{Counters, LogSink};
+use std::io::{self, BufRead, Read, Write};
 use std::process::{Command, Stdio};
-use stowage_shared::api::CommandError;
-use stowage_shared::databases::{DbConnection, DbEngine};
+use stowage_shared::api::{CommandError, LogLevel};
+use stowage_shared::databases::{DbConnection, DbEngine, DumpSection, mysql_ident, pg_ident};
 
 /// One program run of a dump, with the text written before its output.
 #[derive(Debug)]
 struct Step {
     label: String,
+    /// `[mariadb-dump]`: how its stderr lines are marked in the log.
+    tool: String,
     preamble: String,
     command: Command,
+    database: String,
+    globals: bool,
 }
 
-/// A dump ready to run: its steps and the password file they read.
+/// A dump ready to run: its steps and the password files they read.
 #[derive(Debug)]
 pub struct Dump {
     conn: DbConnection,
     steps: Vec<Step>,
-    _prepared: Prepared,
+    _prepared: Vec<Prepared>,
+    log: Option<LogSink>,
 }
 
 /// How much of a failing program's stderr is kept for the message.
 const STDERR_TAIL: usize = 4096;
+/// Most stderr lines of one program that go to the run's log.
+const STDERR_LOG_LINES: usize = 200;
 
 fn command(prepared: &Prepared) -> Command {
     let mut cmd = Command::new(&prepared.program);
@@ -48,67 +62,114 @@ fn command(prepared: &Prepared) -> Command {
     cmd
 }
 
-/// A PostgreSQL identifier in double quotes.
-fn quoted(name: &str) -> String {
-    format!("\"{}\"", name.replace('"', "\"\""))
+fn tool_name(prepared: &Prepared) -> String {
+    prepared
+        .program
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default()
 }
 
 impl Dump {
-    /// `databases` empty means every database (MySQL's `--all-databases`); PostgreSQL needs them
-    /// named (the caller lists them first).
-    pub fn new(conn: &DbConnection, databases: &[String]) -> Result<Self, CommandError> {
-        let (prepared, steps) = match conn.engine {
+    /// Dumps `databases` (named; the caller resolves "every database" first) with the user's
+    /// extra `options`, and for PostgreSQL the globals first when `globals`.
+    pub fn new(
+        conn: &DbConnection,
+        databases: &[String],
+        options: &[String],
+        globals: bool,
+    ) -> Result<Self, CommandError> {
+        if databases.is_empty() && !globals {
+            return Err(CommandError {
+                code: stowage_shared::ErrorCode::BackupRunFailed,
+                message: "there is no database to dump: the connection sees none".to_owned(),
+            });
+        }
+        let mut prepared_files = Vec::new();
+        let mut steps = Vec::new();
+        match conn.engine {
             DbEngine::Mysql => {
-                let prepared = dbconn::prepare(conn, &["mariadb-dump", "mysqldump"])?;
-                let mut cmd = command(&prepared);
-                cmd.args([
-                    "--single-transaction",
-                    "--quick",
-                    "--routines",
-                    "--triggers",
-                    "--events",
-                    "--hex-blob",
-                    "--default-character-set=utf8mb4",
-                ]);
-                if databases.is_empty() {
-                    cmd.arg("--all-databases");
-                } else {
-                    cmd.arg("--databases").args(databases);
+                let prepared = dbconn::prepare(conn, conn.engine.dumpers())?;
+                let tool = tool_name(&prepared);
+                for db in databases {
+                    let mut cmd = command(&prepared);
+                    cmd.args([
+                        "--single-transaction",
+                        "--quick",
+                        "--routines",
+                        "--triggers",
+                        "--events",
+                        "--hex-blob",
+                        "--default-character-set=utf8mb4",
+                    ])
+                    .args(options)
+                    .arg(db);
+                    let ident = mysql_ident(db);
+                    steps.push(Step {
+                        label: format!("{tool} of {db}"),
+                        tool: tool.clone(),
+                        preamble: format!(
+                            "--\n-- stowage: database {ident}\n--\nCREATE DATABASE IF NOT EXISTS {ident};\nUSE {ident};\n\n"
+                        ),
+                        command: cmd,
+                        database: db.clone(),
+                        globals: false,
+                    });
                 }
-                let label = prepared.program.display().to_string();
-                let step = Step {
-                    label,
-                    preamble: String::new(),
-                    command: cmd,
-                };
-                (prepared, vec![step])
+                prepared_files.push(prepared);
             }
             DbEngine::Postgresql => {
-                let prepared = dbconn::prepare(conn, &["pg_dump"])?;
-                let steps = databases
-                    .iter()
-                    .map(|db| {
-                        let mut cmd = command(&prepared);
-                        cmd.args(["--format=plain", "--no-owner", "--dbname", db]);
-                        Step {
-                            label: format!("pg_dump of {db}"),
-                            preamble: format!(
-                                "--\n-- stowage: database {}\n--\n\\connect {}\n\n",
-                                quoted(db),
-                                quoted(db)
-                            ),
-                            command: cmd,
-                        }
-                    })
-                    .collect();
-                (prepared, steps)
+                if globals {
+                    let prepared = dbconn::prepare(conn, &["pg_dumpall"])?;
+                    let mut cmd = command(&prepared);
+                    cmd.arg("--globals-only");
+                    steps.push(Step {
+                        label: "pg_dumpall of the globals".to_owned(),
+                        tool: tool_name(&prepared),
+                        preamble: "--\n-- stowage: the cluster's roles and tablespaces\n--\n\n"
+                            .to_owned(),
+                        command: cmd,
+                        database: String::new(),
+                        globals: true,
+                    });
+                    prepared_files.push(prepared);
+                }
+                let prepared = dbconn::prepare(conn, conn.engine.dumpers())?;
+                for db in databases {
+                    let mut cmd = command(&prepared);
+                    cmd.args(["--format=plain", "--no-owner", "--clean", "--if-exists"])
+                        .args(options)
+                        .arg(format!(
+                            "--dbname=dbname={}",
+                            stowage_shared::databases::pg_conninfo_value(db)
+                        ));
+                    let ident = pg_ident(db);
+                    steps.push(Step {
+                        label: format!("pg_dump of {db}"),
+                        tool: "pg_dump".to_owned(),
+                        preamble: format!(
+                            "--\n-- stowage: database {ident}\n--\n\\connect {ident}\n\n"
+                        ),
+                        command: cmd,
+                        database: db.clone(),
+                        globals: false,
+                    });
+                }
+                prepared_files.push(prepared);
             }
-        };
+        }
         Ok(Self {
             conn: conn.clone(),
             steps,
-            _prepared: prepared,
+            _prepared: prepared_files,
+            log: None,
         })
+    }
+
+    /// Sends what the dump programs say on stderr to a run's log.
+    pub fn with_log(mut self, log: LogSink) -> Self {
+        self.log = Some(log);
+        self
     }
 
     /// The programs and arguments this dump will run (for checks that no secret is among them).
@@ -140,25 +201,46 @@ impl Dump {
             .collect()
     }
 
-    /// Runs the steps in turn into `out`; returns (dumps, bytes dumped).
-    pub fn write(&mut self, counters: &Counters, out: &mut dyn Write) -> io::Result<(u64, u64)> {
-        let mut total = 0u64;
+    /// Runs the steps in turn into `out`, noting where each one's output lies.
+    pub fn write(&mut self, counters: &Counters, out: &mut dyn Write) -> io::Result<Produced> {
+        let mut offset = 0u64;
+        let mut produced = Produced::default();
         for step in &mut self.steps {
             out.write_all(step.preamble.as_bytes())?;
             let mut child = step
                 .command
                 .spawn()
                 .map_err(|e| io::Error::other(format!("starting {}: {e}", step.label)))?;
-            let mut stderr = child
+            let stderr = child
                 .stderr
                 .take()
                 .ok_or_else(|| io::Error::other("no stderr"))?;
             // Read stderr at the same time, or a chatty program would block on a full pipe.
+            let log = self.log.clone();
+            let (conn, tool) = (self.conn.clone(), step.tool.clone());
             let complaints = std::thread::spawn(move || {
-                let mut all = Vec::new();
-                let _ = stderr.read_to_end(&mut all);
-                let start = all.len().saturating_sub(STDERR_TAIL);
-                all.split_off(start)
+                let mut tail = Vec::new();
+                let mut reader = io::BufReader::new(stderr);
+                let mut line = Vec::new();
+                let mut logged = 0;
+                while reader.read_until(b'\n', &mut line).unwrap_or(0) > 0 {
+                    if let Some(log) = &log
+                        && logged < STDERR_LOG_LINES
+                    {
+                        log.log(
+                            LogLevel::Warn,
+                            format!("[{tool}] {}", dbconn::reason(&conn, &line)),
+                        );
+                        logged += 1;
+                    }
+                    tail.extend_from_slice(&line);
+                    if tail.len() > 2 * STDERR_TAIL {
+                        tail.drain(..tail.len() - STDERR_TAIL);
+                    }
+                    line.clear();
+                }
+                let start = tail.len().saturating_sub(STDERR_TAIL);
+                tail.split_off(start)
             });
             let mut stdout = child
                 .stdout
@@ -180,10 +262,20 @@ impl Dump {
                     dbconn::reason(&self.conn, &said)
                 )));
             }
+            let preamble = step.preamble.len() as u64;
+            produced.sections.push(DumpSection {
+                database: step.database.clone(),
+                globals: step.globals,
+                offset,
+                preamble,
+                bytes,
+            });
+            offset += preamble + bytes;
             counters.add_file(0);
-            total += bytes;
+            produced.items += 1;
+            produced.bytes += bytes;
         }
-        Ok((self.steps.len() as u64, total))
+        Ok(produced)
     }
 }
 
@@ -285,15 +377,16 @@ mod tests {
             user: user.clone(),
             password: SecretString::new(password),
         };
-        let dump = Dump::new(&conn(password), std::slice::from_ref(&db)).expect("dump");
+        let dump = Dump::new(&conn(password), std::slice::from_ref(&db), &[], false).expect("dump");
         for line in dump.command_lines() {
             assert!(line.iter().all(|a| !a.contains("pa:ss")), "{line:?}");
         }
         assert!(dump.environment().iter().all(|(_, v)| !v.contains("pa:ss")));
         let sql = dump_to_artifact(dump).await;
-        let wrong =
-            dump_to_artifact(Dump::new(&conn("not it"), std::slice::from_ref(&db)).expect("dump"))
-                .await;
+        let wrong = dump_to_artifact(
+            Dump::new(&conn("not it"), std::slice::from_ref(&db), &[], false).expect("dump"),
+        )
+        .await;
         admin(
             DbEngine::Mysql,
             &format!("DROP USER '{user}'@'127.0.0.1'; DROP DATABASE {db}"),
@@ -333,9 +426,10 @@ mod tests {
             user: "postgres".into(),
             password: SecretString::new(""),
         };
-        let sql =
-            dump_to_artifact(Dump::new(&conn, &[db.clone(), "postgres".into()]).expect("dump"))
-                .await;
+        let sql = dump_to_artifact(
+            Dump::new(&conn, &[db.clone(), "postgres".into()], &[], false).expect("dump"),
+        )
+        .await;
         admin(DbEngine::Postgresql, &format!("DROP DATABASE {db}"));
         let sql = sql.expect("the dump runs");
         let first = sql

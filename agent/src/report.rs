@@ -117,24 +117,12 @@ impl Reporter {
     }
 
     pub fn log(&self, level: LogLevel, message: impl Into<String>) {
-        let message = message.into();
-        match level {
-            LogLevel::Info => info!(record = self.inner.id, "{message}"),
-            LogLevel::Warn | LogLevel::Error => warn!(record = self.inner.id, "{message}"),
-        }
-        let mut q = self.inner.queue.lock().unwrap_or_else(|e| e.into_inner());
-        let seq = q.next_seq;
-        q.next_seq += 1;
-        if q.lines.len() >= MAX_QUEUED {
-            q.lines.remove(0);
-            q.dropped += 1;
-        }
-        q.lines.push(LogLine {
-            seq,
-            at: stowage_shared::time::format(chrono::Utc::now()),
-            level,
-            message,
-        });
+        self.inner.log(level, message.into());
+    }
+
+    /// A handle that adds lines to this log from another thread (a dump program's stderr).
+    pub fn sink(&self) -> LogSink {
+        LogSink(Arc::clone(&self.inner))
     }
 
     pub fn info(&self, message: impl Into<String>) {
@@ -165,7 +153,37 @@ impl Reporter {
     }
 }
 
+/// Adds lines to a run's or restore's log; cheap to clone, usable from any thread.
+#[derive(Debug, Clone)]
+pub struct LogSink(Arc<Inner>);
+
+impl LogSink {
+    pub fn log(&self, level: LogLevel, message: impl Into<String>) {
+        self.0.log(level, message.into());
+    }
+}
+
 impl Inner {
+    fn log(&self, level: LogLevel, message: String) {
+        match level {
+            LogLevel::Info => info!(record = self.id, "{message}"),
+            LogLevel::Warn | LogLevel::Error => warn!(record = self.id, "{message}"),
+        }
+        let mut q = self.queue.lock().unwrap_or_else(|e| e.into_inner());
+        let seq = q.next_seq;
+        q.next_seq += 1;
+        if q.lines.len() >= MAX_QUEUED {
+            q.lines.remove(0);
+            q.dropped += 1;
+        }
+        q.lines.push(LogLine {
+            seq,
+            at: stowage_shared::time::format(chrono::Utc::now()),
+            level,
+            message,
+        });
+    }
+
     fn progress(&self) -> Progress {
         let elapsed = self.started.elapsed();
         let bytes = self.counters.bytes.load(Ordering::Relaxed);

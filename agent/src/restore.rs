@@ -55,11 +55,29 @@ pub struct Expected {
 }
 
 /// Hashes and counts every byte read through it.
-struct Hashing<R> {
+pub(crate) struct Hashing<R> {
     inner: R,
     hasher: Sha256,
     bytes: u64,
     counters: Arc<Counters>,
+}
+
+impl<R: Read> Hashing<R> {
+    pub(crate) fn new(inner: R, counters: Arc<Counters>) -> Self {
+        Self {
+            inner,
+            hasher: Sha256::new(),
+            bytes: 0,
+            counters,
+        }
+    }
+
+    /// Reads whatever is left (it is part of the artifact too), then gives the lowercase hex
+    /// SHA-256 and size of everything read.
+    pub(crate) fn finish(mut self) -> io::Result<(String, u64)> {
+        io::copy(&mut self, &mut io::sink())?;
+        Ok((hex::encode(self.hasher.finalize()), self.bytes))
+    }
 }
 
 impl<R: Read> Read for Hashing<R> {
@@ -113,12 +131,7 @@ fn read_and_decode(
     counters: Arc<Counters>,
     out: std::sync::mpsc::SyncSender<io::Result<Vec<u8>>>,
 ) -> io::Result<(String, u64)> {
-    let mut hashing = Hashing {
-        inner: source,
-        hasher: Sha256::new(),
-        bytes: 0,
-        counters,
-    };
+    let mut hashing = Hashing::new(source, counters);
     let decoded = (|| -> io::Result<()> {
         let mut decoded: Box<dyn Read + '_> = match compression {
             Compression::None => Box::new(&mut hashing),
@@ -149,11 +162,7 @@ fn read_and_decode(
     }
     drop(out);
     // Whatever follows the compressed frame is part of the artifact too.
-    io::copy(&mut hashing, &mut io::sink())?;
-    Ok((
-        hex::encode(std::mem::take(&mut hashing.hasher).finalize()),
-        hashing.bytes,
-    ))
+    hashing.finish()
 }
 
 /// The unpacking half's input: the pieces the reading half sends.
@@ -416,7 +425,7 @@ mod tests {
     use crate::storage::{Store, Tools};
     use std::os::unix::fs::MetadataExt;
     use stowage_shared::storage::{LocalDiskConfig, StorageConfig};
-    use stowage_shared::tasks::{FileSpec, Retention};
+    use stowage_shared::tasks::FileSource;
 
     type Tree = BTreeMap<PathBuf, (String, u32, i64, Vec<u8>)>;
 
@@ -486,19 +495,22 @@ mod tests {
         let store = Store::open(&config, &Tools::default())
             .await
             .expect("store");
-        let spec = FileSpec {
+        let spec = FileSource {
             sources: vec![source.to_string_lossy().into_owned()],
             excludes: vec![],
-            compression: Compression::Zstd { level: 3 },
-            retention: Retention::default(),
         };
         let dests = [Destination {
             store: &store,
             path: "a.tar.zst".into(),
         }];
-        let (archive, outcomes) = backup::run(&spec, &dests, Arc::default())
-            .await
-            .expect("backup");
+        let (archive, outcomes) = backup::run(
+            &spec,
+            Compression::Zstd { level: 3 },
+            &dests,
+            Arc::default(),
+        )
+        .await
+        .expect("backup");
         assert!(outcomes[0].is_ok());
         (store, archive)
     }

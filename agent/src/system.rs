@@ -76,14 +76,19 @@ pub fn find_on_path(name: &str) -> Option<std::path::PathBuf> {
 pub async fn capabilities(max_concurrent: usize, rclone: Option<&std::path::Path>) -> Capabilities {
     const TOOLS: [&str; 7] = [
         "pg_dump",
+        "pg_dumpall",
         "psql",
         "mariadb-dump",
         "mysqldump",
         "mariadb",
         "mysql",
-        "sqlite3",
     ];
     let mut tools = BTreeMap::new();
+    // SQLite needs no program: the agent carries it (its backup API does the copies).
+    tools.insert(
+        "sqlite".to_owned(),
+        format!("{} (built into the agent)", rusqlite::version()),
+    );
     for tool in TOOLS {
         if let Some(version) = version_of(tool).await {
             tools.insert(tool.to_owned(), version);
@@ -101,11 +106,7 @@ pub async fn capabilities(max_concurrent: usize, rclone: Option<&std::path::Path
 
 async fn version_of(tool: &str) -> Option<String> {
     let run = Command::new(tool)
-        .arg(if tool == "sqlite3" {
-            "-version"
-        } else {
-            "--version"
-        })
+        .arg("--version")
         .stdin(std::process::Stdio::null())
         .kill_on_drop(true)
         .output();

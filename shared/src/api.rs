@@ -5,7 +5,7 @@ use crate::secret::SecretString;
 use serde::{Deserialize, Serialize};
 
 /// The agent protocol version this build speaks; the Worker refuses agents older than it supports.
-pub const AGENT_PROTOCOL_VERSION: u32 = 1;
+pub const AGENT_PROTOCOL_VERSION: u32 = 2;
 
 /// Route paths. The Worker's router and every client build URLs from these.
 pub mod routes {
@@ -104,7 +104,10 @@ pub const AGENT_TOKEN_HEADER: &str = "X-Agent-Token";
 /// Header that carries the agent's protocol version on every agent request.
 pub const AGENT_PROTOCOL_HEADER: &str = "X-Stowage-Protocol";
 /// The oldest agent protocol the Worker still serves.
-pub const MIN_AGENT_PROTOCOL_VERSION: u32 = 1;
+///
+/// 2: run commands carry a task spec of any type (files, database dumps, SQLite) and database
+/// restores exist; a version-1 agent could not read them.
+pub const MIN_AGENT_PROTOCOL_VERSION: u32 = 2;
 
 /// `GET /api/health`: liveness, public.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -363,13 +366,17 @@ pub enum CommandSpec {
     },
     /// Report the backends the node's rclone has, with their options (`rclone config providers`).
     RcloneBackends,
-    /// Run a file backup: archive the sources once and store the artifact on every destination.
+    /// Run a backup: read the source once (a tar of files, the dumps of databases, an SQLite
+    /// copy) and store the artifact on every destination.
     #[serde(rename_all = "camelCase")]
     RunBackup {
         record_id: i64,
         task_id: i64,
         task_name: String,
-        spec: crate::tasks::FileSpec,
+        spec: crate::tasks::TaskSpec,
+        /// The database password of a `mysql` or `postgresql` task (the command is sealed).
+        #[serde(default)]
+        db_password: Option<SecretString>,
         destinations: Vec<RunDestination>,
     },
     /// Remove stored artifacts (each with its manifest) from their targets.
@@ -394,6 +401,30 @@ pub enum CommandSpec {
         /// An absolute directory to restore under, or `None` for the original paths.
         destination: Option<String>,
     },
+    /// Restore a database backup: fetch the artifact and check its SHA-256 before any of it
+    /// reaches the database, then apply it.
+    #[serde(rename_all = "camelCase")]
+    RestoreDatabase {
+        restore_id: i64,
+        source: StoredObject,
+        sha256: String,
+        bytes: u64,
+        compression: crate::tasks::Compression,
+        target: DbRestoreTarget,
+    },
+}
+
+/// Where a database restore goes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum DbRestoreTarget {
+    /// A MySQL/MariaDB or PostgreSQL server: each step's section into its database.
+    Server {
+        connection: crate::databases::DbConnection,
+        steps: Vec<crate::databases::RestoreStep>,
+    },
+    /// An SQLite database file (replaced through SQLite's backup API when it exists).
+    Sqlite { path: String },
 }
 
 /// An artifact on one target: the target's config (sealed with the command) and the path.
@@ -529,6 +560,42 @@ pub struct RestoreRequest {
     /// The target to read the artifact from; the first that holds it when absent.
     #[serde(default)]
     pub storage_target_id: Option<i64>,
+    /// Database backups: which of its databases to restore (all when empty).
+    #[serde(default)]
+    pub databases: Vec<String>,
+    /// Database backups: restore the one chosen database under this name instead.
+    #[serde(default)]
+    pub target_database: Option<String>,
+    /// PostgreSQL backups with globals: restore the roles and tablespaces too.
+    #[serde(default)]
+    pub restore_globals: bool,
+    /// Database backups: the server to restore into; by default the one the backup was taken
+    /// from (as seen from the restoring node), with the task's stored password.
+    #[serde(default)]
+    pub connection: Option<RestoreConnection>,
+}
+
+/// The server a database restore connects to. Empty fields take the backup's own.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RestoreConnection {
+    #[serde(default)]
+    pub host: String,
+    #[serde(default)]
+    pub port: Option<u16>,
+    #[serde(default)]
+    pub user: String,
+    #[serde(default)]
+    pub password: Option<SecretString>,
+}
+
+/// One database a restore wrote, and where from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RestoredDatabase {
+    /// The database in the backup (empty for PostgreSQL's globals).
+    pub from: String,
+    pub into: String,
 }
 
 /// A restore of a backup record.
@@ -541,8 +608,10 @@ pub struct RestoreRecordOutput {
     pub task_name: String,
     pub node_id: i64,
     pub storage_target_id: i64,
-    /// Empty for the original paths.
+    /// Empty for the original paths (files) or the original file (SQLite).
     pub target_path: String,
+    /// Database restores: which databases went where.
+    pub target_databases: Vec<RestoredDatabase>,
     /// `running`, `success` or `failed`.
     pub status: String,
     pub files: u64,
@@ -616,9 +685,13 @@ pub struct BackupManifest {
     pub format: String,
     pub task_id: i64,
     pub task_name: String,
+    /// The task's type (`file` when absent: the first manifests were of file tasks only).
+    #[serde(rename = "type", default = "file_type")]
+    pub kind: String,
     pub record_id: i64,
     /// The agent's host name.
     pub host: String,
+    /// What was read: paths (files, an SQLite file) or `engine://user@host:port/database`.
     pub sources: Vec<String>,
     pub excludes: Vec<String>,
     pub compression: crate::tasks::Compression,
@@ -630,6 +703,13 @@ pub struct BackupManifest {
     pub source_bytes: u64,
     pub started_at: String,
     pub finished_at: String,
+    /// Database dumps: where each database lies in the uncompressed artifact.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sections: Vec<crate::databases::DumpSection>,
+}
+
+fn file_type() -> String {
+    "file".to_owned()
 }
 
 pub const MANIFEST_FORMAT: &str = "stowage-backup/1";
@@ -665,9 +745,13 @@ pub struct RunTargetReport {
 pub struct RunBackupReport {
     pub bytes: u64,
     pub sha256: String,
+    /// Files archived, or databases dumped.
     pub files: u64,
     pub source_bytes: u64,
     pub targets: Vec<RunTargetReport>,
+    /// Database dumps: where each database lies in the uncompressed artifact.
+    #[serde(default)]
+    pub sections: Vec<crate::databases::DumpSection>,
 }
 
 /// One target of a backup record.
@@ -689,6 +773,11 @@ pub struct BackupRecordOutput {
     pub id: i64,
     pub task_id: Option<i64>,
     pub task_name: String,
+    /// The task's type at the time of the run.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// Database backups: the databases the artifact holds, in order.
+    pub databases: Vec<String>,
     pub node_id: i64,
     /// `manual` or `schedule`.
     pub trigger: String,
@@ -726,7 +815,7 @@ impl CommandSpec {
             CommandSpec::RcloneBackends => "rclone_backends",
             CommandSpec::RunBackup { .. } => kinds::RUN_BACKUP,
             CommandSpec::DeleteArtifacts { .. } => kinds::DELETE_ARTIFACTS,
-            CommandSpec::Restore { .. } => kinds::RESTORE,
+            CommandSpec::Restore { .. } | CommandSpec::RestoreDatabase { .. } => kinds::RESTORE,
             CommandSpec::Relay { .. } => kinds::RELAY,
             CommandSpec::DiscoverDatabases { .. } => "discover_databases",
         }
@@ -1096,6 +1185,26 @@ pub struct BackupTaskRequest {
     pub retention: crate::tasks::Retention,
     #[serde(default)]
     pub tags: Vec<String>,
+    /// `mysql` and `postgresql`: the server (default `127.0.0.1` and the engine's port), the user
+    /// and password (sealed; `********` or nothing keeps the stored one), the databases (none
+    /// means all), extra dump options (allow-listed) and, for PostgreSQL, the globals.
+    #[serde(default)]
+    pub db_host: String,
+    #[serde(default)]
+    pub db_port: Option<u16>,
+    #[serde(default)]
+    pub db_user: String,
+    #[serde(default)]
+    pub db_password: Option<SecretString>,
+    #[serde(default)]
+    pub db_names: Vec<String>,
+    #[serde(default)]
+    pub db_options: Vec<String>,
+    #[serde(default)]
+    pub db_include_globals: bool,
+    /// `sqlite`: the database file.
+    #[serde(default)]
+    pub db_path: String,
 }
 
 /// A storage target as a task shows it.
@@ -1132,6 +1241,17 @@ pub struct BackupTaskOutput {
     pub compression_level: Option<i32>,
     pub retention: crate::tasks::Retention,
     pub tags: Vec<String>,
+    /// Database tasks' connection (empty for other types); the password shows as `********`
+    /// when one is stored, and is listed in `maskedFields`.
+    pub db_host: String,
+    pub db_port: Option<u16>,
+    pub db_user: String,
+    pub db_password: String,
+    pub db_names: Vec<String>,
+    pub db_options: Vec<String>,
+    pub db_include_globals: bool,
+    pub db_path: String,
+    pub masked_fields: Vec<String>,
     pub last_run_at: Option<String>,
     pub last_status: Option<String>,
     /// The last fire time the scheduler could not run, and why (empty when none).

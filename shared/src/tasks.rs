@@ -3,7 +3,11 @@
 //! business; everything that can be judged from the request alone is here.
 
 use crate::api::BackupTaskRequest;
+use crate::databases::{
+    DbEngine, DbSource, check_connection, check_database_name, check_dump_options,
+};
 use crate::schedule::Schedule;
+use crate::secret::SecretString;
 use crate::validate::{FieldError, absolute_path};
 use serde::{Deserialize, Serialize};
 
@@ -12,24 +16,57 @@ pub const MAX_EXCLUDES: usize = 256;
 pub const MAX_TARGETS: usize = 8;
 pub const MAX_TAGS: usize = 20;
 
-/// What a task backs up. Database types arrive with their own issue.
+/// What a task backs up.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum TaskType {
     File,
+    /// MySQL and MariaDB.
+    Mysql,
+    Postgresql,
+    Sqlite,
 }
 
 impl TaskType {
+    pub const ALL: [TaskType; 4] = [
+        TaskType::File,
+        TaskType::Mysql,
+        TaskType::Postgresql,
+        TaskType::Sqlite,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             TaskType::File => "file",
+            TaskType::Mysql => "mysql",
+            TaskType::Postgresql => "postgresql",
+            TaskType::Sqlite => "sqlite",
         }
     }
 
+    /// The type's name; `pgsql` is BackupX's other spelling of `postgresql`.
     pub fn parse(text: &str) -> Option<Self> {
         match text {
-            "file" => Some(TaskType::File),
-            _ => None,
+            "pgsql" => Some(TaskType::Postgresql),
+            _ => Self::ALL.into_iter().find(|t| t.as_str() == text),
+        }
+    }
+
+    /// The database server engine, for the two types that dump one.
+    pub fn engine(self) -> Option<DbEngine> {
+        match self {
+            TaskType::Mysql => Some(DbEngine::Mysql),
+            TaskType::Postgresql => Some(DbEngine::Postgresql),
+            TaskType::File | TaskType::Sqlite => None,
+        }
+    }
+
+    /// The artifact's extension before any compression's.
+    fn extension(self) -> &'static str {
+        match self {
+            TaskType::File => "tar",
+            TaskType::Mysql | TaskType::Postgresql => "sql",
+            TaskType::Sqlite => "sqlite",
         }
     }
 }
@@ -67,15 +104,73 @@ impl Retention {
     }
 }
 
-/// The part of a task the agent needs to run it; stored as JSON on the task row.
+/// The files of a file task.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct FileSpec {
+pub struct FileSource {
     pub sources: Vec<String>,
     pub excludes: Vec<String>,
+}
+
+/// The database file of an SQLite task.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SqliteSource {
+    pub path: String,
+}
+
+/// What a task reads, by type. Holds no secret: a database password is sealed on its own.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum SourceSpec {
+    File(FileSource),
+    Mysql(DbSource),
+    Postgresql(DbSource),
+    Sqlite(SqliteSource),
+}
+
+impl SourceSpec {
+    pub fn kind(&self) -> TaskType {
+        match self {
+            SourceSpec::File(_) => TaskType::File,
+            SourceSpec::Mysql(_) => TaskType::Mysql,
+            SourceSpec::Postgresql(_) => TaskType::Postgresql,
+            SourceSpec::Sqlite(_) => TaskType::Sqlite,
+        }
+    }
+
+    /// The database server source of a `mysql` or `postgresql` task, with its engine.
+    pub fn database(&self) -> Option<(DbEngine, &DbSource)> {
+        match self {
+            SourceSpec::Mysql(db) => Some((DbEngine::Mysql, db)),
+            SourceSpec::Postgresql(db) => Some((DbEngine::Postgresql, db)),
+            SourceSpec::File(_) | SourceSpec::Sqlite(_) => None,
+        }
+    }
+}
+
+/// The part of a task the agent needs to run it; stored as JSON on the task row (and, without
+/// its retention, on each record: what the run read, so a restore never depends on how the task
+/// was changed since).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TaskSpec {
+    #[serde(flatten)]
+    pub source: SourceSpec,
     pub compression: Compression,
     pub retention: Retention,
 }
+
+/// What an update does with a task's stored database password.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PasswordChange {
+    /// Nothing sent, empty or the mask: keep the stored one (none on create).
+    Keep,
+    Set(SecretString),
+}
+
+/// What an API answer shows instead of a secret that is set.
+pub const MASK: &str = "********";
 
 /// A task request that passed every check that needs no database.
 #[derive(Debug, Clone)]
@@ -88,7 +183,8 @@ pub struct CheckedTask {
     pub target_ids: Vec<i64>,
     /// The expression and zone as sent (trimmed), when the task has a schedule.
     pub schedule: Option<(String, String, Schedule)>,
-    pub spec: FileSpec,
+    pub spec: TaskSpec,
+    pub password: PasswordChange,
     pub tags: Vec<String>,
 }
 
@@ -270,18 +366,19 @@ pub fn slug(name: &str) -> String {
 }
 
 /// Where a run's artifact goes under a target's root:
-/// `<slug>/<YYYY>/<MM>/<DD>/<slug>-<YYYYMMDDTHHMMSSZ>-r<record>.tar[.zst]` (UTC), so a target's
-/// listing sorts by task and time and every run has its own object.
+/// `<slug>/<YYYY>/<MM>/<DD>/<slug>-<YYYYMMDDTHHMMSSZ>-r<record>.<tar|sql|sqlite>[.zst]` (UTC), so
+/// a target's listing sorts by task and time and every run has its own object.
 pub fn artifact_path(
     task_name: &str,
     record_id: i64,
     started: crate::time::Timestamp,
+    kind: TaskType,
     compression: Compression,
 ) -> String {
     let slug = slug(task_name);
     let ext = match compression {
-        Compression::None => "tar",
-        Compression::Zstd { .. } => "tar.zst",
+        Compression::None => kind.extension().to_owned(),
+        Compression::Zstd { .. } => format!("{}.zst", kind.extension()),
     };
     format!(
         "{slug}/{}/{slug}-{}-r{record_id}.{ext}",
@@ -296,7 +393,10 @@ impl BackupTaskRequest {
         let kind = TaskType::parse(&self.kind).ok_or_else(|| {
             FieldError::new(
                 "type",
-                format!("{:?} is not a task type; use file", self.kind),
+                format!(
+                    "{:?} is not a task type; use file, mysql, postgresql or sqlite",
+                    self.kind
+                ),
             )
         })?;
         if self.description.chars().count() > 500 {
@@ -308,7 +408,7 @@ impl BackupTaskRequest {
         if self.node_id <= 0 {
             return Err(FieldError::new(
                 "nodeId",
-                "is required: the node whose files are backed up",
+                "is required: the node whose agent runs the task",
             ));
         }
         let expr = self.cron_expr.trim();
@@ -325,6 +425,7 @@ impl BackupTaskRequest {
                 Schedule::parse(expr, zone)?,
             ))
         };
+        let (source, password) = self.check_source(kind)?;
         Ok(CheckedTask {
             name,
             kind,
@@ -333,14 +434,145 @@ impl BackupTaskRequest {
             node_id: self.node_id,
             target_ids: check_targets(&self.storage_target_ids)?,
             schedule,
-            spec: FileSpec {
-                sources: check_sources(&self.source_paths)?,
-                excludes: check_excludes(&self.exclude_patterns)?,
+            spec: TaskSpec {
+                source,
                 compression: check_compression(&self.compression, self.compression_level)?,
                 retention: self.retention,
             },
+            password,
             tags: check_tags(&self.tags)?,
         })
+    }
+
+    /// The fields of the task's type; fields of other types must be left out, so a mistyped
+    /// request is refused instead of half-used.
+    fn check_source(&self, kind: TaskType) -> Result<(SourceSpec, PasswordChange), FieldError> {
+        let stray = |field: &'static str, set: bool| {
+            if set {
+                Err(FieldError::new(
+                    field,
+                    format!("is not used by {} tasks; leave it out", kind.as_str()),
+                ))
+            } else {
+                Ok(())
+            }
+        };
+        let file_fields = [
+            ("sourcePaths", !self.source_paths.is_empty()),
+            ("excludePatterns", !self.exclude_patterns.is_empty()),
+        ];
+        let server_fields = [
+            ("dbHost", !self.db_host.trim().is_empty()),
+            ("dbPort", self.db_port.is_some()),
+            ("dbUser", !self.db_user.trim().is_empty()),
+            ("dbPassword", self.password_sent()),
+            ("dbNames", !self.db_names.is_empty()),
+            ("dbOptions", !self.db_options.is_empty()),
+            ("dbIncludeGlobals", self.db_include_globals),
+        ];
+        let path_field = [("dbPath", !self.db_path.trim().is_empty())];
+        let unused: Vec<(&'static str, bool)> = match kind {
+            TaskType::File => [&server_fields[..], &path_field].concat(),
+            TaskType::Mysql | TaskType::Postgresql => [&file_fields[..], &path_field].concat(),
+            TaskType::Sqlite => [&file_fields[..], &server_fields].concat(),
+        };
+        for (field, set) in unused {
+            stray(field, set)?;
+        }
+        match kind {
+            TaskType::File => Ok((
+                SourceSpec::File(FileSource {
+                    sources: check_sources(&self.source_paths)?,
+                    excludes: check_excludes(&self.exclude_patterns)?,
+                }),
+                PasswordChange::Keep,
+            )),
+            TaskType::Sqlite => {
+                let path = absolute_path(self.db_path.trim()).map_err(|e| {
+                    FieldError::new("dbPath", format!("the database file {}", e.reason))
+                })?;
+                if path.ends_with('/') || path.split('/').any(|s| s == "." || s == "..") {
+                    return Err(FieldError::new(
+                        "dbPath",
+                        "must name the database file, without . or .. segments",
+                    ));
+                }
+                Ok((
+                    SourceSpec::Sqlite(SqliteSource { path }),
+                    PasswordChange::Keep,
+                ))
+            }
+            TaskType::Mysql => self
+                .check_server(DbEngine::Mysql)
+                .map(|(db, pw)| (SourceSpec::Mysql(db), pw)),
+            TaskType::Postgresql => self
+                .check_server(DbEngine::Postgresql)
+                .map(|(db, pw)| (SourceSpec::Postgresql(db), pw)),
+        }
+    }
+
+    /// The connection, databases and options of a `mysql` or `postgresql` task.
+    fn check_server(&self, engine: DbEngine) -> Result<(DbSource, PasswordChange), FieldError> {
+        let password = match &self.db_password {
+            Some(p) if !p.expose().is_empty() && p.expose() != MASK => {
+                PasswordChange::Set(p.clone())
+            }
+            _ => PasswordChange::Keep,
+        };
+        let probe = match &password {
+            PasswordChange::Set(p) => p.clone(),
+            PasswordChange::Keep => SecretString::new(""),
+        };
+        let conn = check_connection(engine, &self.db_host, self.db_port, &self.db_user, &probe)
+            .map_err(|e| {
+                let field = match e.field {
+                    "host" => "dbHost",
+                    "port" => "dbPort",
+                    "user" => "dbUser",
+                    _ => "dbPassword",
+                };
+                FieldError::new(field, e.reason)
+            })?;
+        if self.db_names.len() > 64 {
+            return Err(FieldError::new("dbNames", "at most 64 databases"));
+        }
+        let mut databases: Vec<String> = Vec::with_capacity(self.db_names.len());
+        for raw in &self.db_names {
+            let name =
+                check_database_name(engine, raw).map_err(|why| FieldError::new("dbNames", why))?;
+            if databases.contains(&name) {
+                return Err(FieldError::new(
+                    "dbNames",
+                    format!("{name:?} is listed twice"),
+                ));
+            }
+            databases.push(name);
+        }
+        let options = check_dump_options(engine, &self.db_options)
+            .map_err(|why| FieldError::new("dbOptions", why))?;
+        if self.db_include_globals && engine != DbEngine::Postgresql {
+            return Err(FieldError::new(
+                "dbIncludeGlobals",
+                "is for postgresql tasks (the roles and tablespaces of the cluster)",
+            ));
+        }
+        Ok((
+            DbSource {
+                host: conn.host,
+                port: conn.port,
+                user: conn.user,
+                databases,
+                options,
+                include_globals: self.db_include_globals,
+            },
+            password,
+        ))
+    }
+
+    fn password_sent(&self) -> bool {
+        self.db_password
+            .as_ref()
+            .is_some_and(|p| !p.expose().is_empty())
     }
 }
 
@@ -366,7 +598,13 @@ mod tests {
     #[test]
     fn a_good_request_is_normalised() {
         let t = request(json!({})).check().expect("valid");
-        assert_eq!(t.spec.sources, ["/srv/www", "/etc/nginx"]);
+        assert_eq!(
+            t.spec.source,
+            SourceSpec::File(FileSource {
+                sources: vec!["/srv/www".into(), "/etc/nginx".into()],
+                excludes: vec!["*.log".into(), "**/cache/**".into()],
+            })
+        );
         assert_eq!(t.spec.compression, Compression::Zstd { level: 3 });
         assert_eq!(t.tags, ["web", "prod"]);
         assert!(t.enabled);
@@ -383,7 +621,8 @@ mod tests {
     fn each_problem_names_its_field() {
         for (patch, field) in [
             (json!({"name": " "}), "name"),
-            (json!({"type": "mysql"}), "type"),
+            (json!({"type": "oracle"}), "type"),
+            (json!({"type": "mysql"}), "sourcePaths"),
             (json!({"nodeId": 0}), "nodeId"),
             (json!({"sourcePaths": []}), "sourcePaths"),
             (json!({"sourcePaths": ["relative/path"]}), "sourcePaths"),
@@ -414,14 +653,34 @@ mod tests {
     fn artifact_paths_are_sortable_and_safe() {
         let t = crate::time::parse("2026-11-28T02:30:05.123Z").expect("time");
         assert_eq!(
-            artifact_path("Web Files (prod)", 42, t, Compression::Zstd { level: 3 }),
+            artifact_path(
+                "Web Files (prod)",
+                42,
+                t,
+                TaskType::File,
+                Compression::Zstd { level: 3 }
+            ),
             "web-files-prod/2026/11/28/web-files-prod-20261128T023005Z-r42.tar.zst"
         );
         assert_eq!(slug("../../etc"), "etc");
         assert_eq!(slug("数据库"), "task");
         assert_eq!(
-            artifact_path("x", 1, t, Compression::None),
+            artifact_path("x", 1, t, TaskType::File, Compression::None),
             "x/2026/11/28/x-20261128T023005Z-r1.tar"
+        );
+        assert_eq!(
+            artifact_path(
+                "db",
+                2,
+                t,
+                TaskType::Postgresql,
+                Compression::Zstd { level: 3 }
+            ),
+            "db/2026/11/28/db-20261128T023005Z-r2.sql.zst"
+        );
+        assert_eq!(
+            artifact_path("app", 3, t, TaskType::Sqlite, Compression::None),
+            "app/2026/11/28/app-20261128T023005Z-r3.sqlite"
         );
     }
 
@@ -430,6 +689,114 @@ mod tests {
         let t = request(json!({"sourcePaths": ["/srv/www", "/srv/www2"]}))
             .check()
             .expect("valid");
-        assert_eq!(t.spec.sources.len(), 2);
+        assert!(matches!(&t.spec.source, SourceSpec::File(f) if f.sources.len() == 2));
+    }
+
+    fn database(kind: &str, patch: serde_json::Value) -> BackupTaskRequest {
+        let mut base = json!({
+            "name": "shop db", "type": kind, "nodeId": 1, "storageTargetIds": [2],
+            "dbUser": "backup", "dbPassword": "s3cret", "dbNames": ["shop", "blog"]
+        });
+        if let (Some(base), Some(patch)) = (base.as_object_mut(), patch.as_object()) {
+            for (k, v) in patch {
+                base.insert(k.clone(), v.clone());
+            }
+        }
+        serde_json::from_value(base).expect("request shape")
+    }
+
+    #[test]
+    fn database_tasks_take_a_connection_and_keep_the_password_apart() {
+        let t = database(
+            "mysql",
+            json!({"dbOptions": ["--ignore-table=shop.sessions"]}),
+        )
+        .check()
+        .expect("valid");
+        let SourceSpec::Mysql(db) = &t.spec.source else {
+            panic!("a mysql source: {:?}", t.spec.source);
+        };
+        assert_eq!(
+            (db.host.as_str(), db.port, db.user.as_str()),
+            ("127.0.0.1", 3306, "backup")
+        );
+        assert_eq!(db.databases, ["shop", "blog"]);
+        assert_eq!(t.password, PasswordChange::Set(SecretString::new("s3cret")));
+        let stored = serde_json::to_string(&t.spec).expect("json");
+        assert!(!stored.contains("s3cret"), "{stored}");
+        assert!(stored.contains(r#""type":"mysql""#), "{stored}");
+        let back: TaskSpec = serde_json::from_str(&stored).expect("round trip");
+        assert_eq!(back, t.spec);
+
+        let pg = database(
+            "pgsql",
+            json!({"dbPassword": MASK, "dbNames": [], "dbPort": 6432, "dbIncludeGlobals": true}),
+        )
+        .check()
+        .expect("valid");
+        assert_eq!(pg.kind, TaskType::Postgresql);
+        assert_eq!(pg.password, PasswordChange::Keep);
+        assert!(
+            matches!(&pg.spec.source, SourceSpec::Postgresql(d) if d.port == 6432 && d.databases.is_empty() && d.include_globals)
+        );
+
+        let lite = request(json!({"type": "sqlite", "sourcePaths": [], "excludePatterns": [], "dbPath": "/var/lib/app/app.db"}))
+            .check()
+            .expect("valid");
+        assert_eq!(
+            lite.spec.source,
+            SourceSpec::Sqlite(SqliteSource {
+                path: "/var/lib/app/app.db".into()
+            })
+        );
+    }
+
+    #[test]
+    fn stored_file_specs_read_back() {
+        // What the first file tasks stored, with the type a migration added.
+        let stored = r#"{"type":"file","sources":["/srv"],"excludes":[],"compression":{"kind":"zstd","level":3},"retention":{"keepLast":2,"keepDays":0,"keepDaily":0,"keepWeekly":0,"keepMonthly":0,"keepYearly":0}}"#;
+        let spec: TaskSpec = serde_json::from_str(stored).expect("parse");
+        assert_eq!(spec.source.kind(), TaskType::File);
+        assert_eq!(spec.retention.keep_last, 2);
+    }
+
+    #[test]
+    fn database_problems_name_their_field() {
+        for (kind, patch, field) in [
+            ("mysql", json!({"dbUser": ""}), "dbUser"),
+            ("mysql", json!({"dbHost": "-h evil"}), "dbHost"),
+            ("mysql", json!({"dbPort": 0}), "dbPort"),
+            ("mysql", json!({"dbPassword": "a\nb"}), "dbPassword"),
+            ("mysql", json!({"dbNames": ["-A"]}), "dbNames"),
+            ("mysql", json!({"dbNames": ["a", "a"]}), "dbNames"),
+            (
+                "mysql",
+                json!({"dbOptions": ["--result-file=/etc/passwd"]}),
+                "dbOptions",
+            ),
+            (
+                "mysql",
+                json!({"dbIncludeGlobals": true}),
+                "dbIncludeGlobals",
+            ),
+            (
+                "postgresql",
+                json!({"sourcePaths": ["/srv"]}),
+                "sourcePaths",
+            ),
+            ("postgresql", json!({"dbPath": "/x.db"}), "dbPath"),
+            (
+                "sqlite",
+                json!({"dbPath": "relative.db", "dbUser": "", "dbPassword": "", "dbNames": []}),
+                "dbPath",
+            ),
+            ("sqlite", json!({"dbPath": "/x.db"}), "dbUser"),
+            ("file", json!({"sourcePaths": ["/srv"]}), "dbUser"),
+        ] {
+            let err = database(kind, patch.clone())
+                .check()
+                .expect_err(&patch.to_string());
+            assert_eq!(err.field, field, "{kind} {patch}: {err}");
+        }
     }
 }

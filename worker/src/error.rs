@@ -54,7 +54,8 @@ impl ApiError {
         self.code().status()
     }
 
-    fn public_message(&self) -> String {
+    /// What a user may read about this error (internal causes stay in the log).
+    pub fn public_message(&self) -> String {
         match self {
             Self::Request { message, .. } => message.clone(),
             Self::RateLimited { retry_after_secs } => {

@@ -6,6 +6,7 @@ pub mod discover;
 pub mod list_dir;
 pub mod relay;
 pub mod restore;
+pub mod restore_database;
 pub mod run_backup;
 pub mod storage_test;
 pub mod storage_usage;
@@ -51,6 +52,7 @@ pub async fn execute(spec: &CommandSpec, tools: &Tools, client: Option<&Client>)
             task_id,
             task_name,
             spec,
+            db_password,
             destinations,
         } => run_backup::run_backup(
             &run_backup::Run {
@@ -58,6 +60,7 @@ pub async fn execute(spec: &CommandSpec, tools: &Tools, client: Option<&Client>)
                 task_id: *task_id,
                 task_name,
                 spec,
+                db_password: db_password.as_ref(),
             },
             destinations,
             tools,
@@ -90,6 +93,27 @@ pub async fn execute(spec: &CommandSpec, tools: &Tools, client: Option<&Client>)
                 bytes: *bytes,
                 compression: *compression,
                 destination: destination.as_deref(),
+            },
+            tools,
+            client,
+        )
+        .await
+        .and_then(|report| serde_json::to_value(report).map_err(list_dir::encode_error)),
+        CommandSpec::RestoreDatabase {
+            restore_id,
+            source,
+            sha256,
+            bytes,
+            compression,
+            target,
+        } => restore_database::run(
+            &restore_database::Job {
+                restore_id: *restore_id,
+                source,
+                sha256,
+                bytes: *bytes,
+                compression: *compression,
+                target,
             },
             tools,
             client,

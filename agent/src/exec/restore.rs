@@ -14,7 +14,7 @@ use stowage_shared::api::{
 use stowage_shared::storage::StorageConfig;
 use stowage_shared::tasks::Compression;
 
-fn failed(message: impl Into<String>) -> CommandError {
+pub(crate) fn failed(message: impl Into<String>) -> CommandError {
     CommandError {
         code: ErrorCode::RestoreFailed,
         message: message.into(),
@@ -55,39 +55,49 @@ pub async fn run(
     outcome
 }
 
+/// Opens the target that holds `source` and reads the manifest beside it, which must name the
+/// record's checksum: a stored backup replaced since is never restored.
+pub(crate) async fn open_checked(
+    source: &StoredObject,
+    sha256: &str,
+    tools: &Tools,
+) -> Result<(Store, BackupManifest, StorageConfig), CommandError> {
+    let config = StorageConfig::parse(source.storage_type, &source.config)
+        .map_err(|e| failed(format!("target {}: {e}", source.target_id)))?;
+    let scrub = |e: &dyn std::fmt::Display| config.scrub(&e.to_string());
+    let store = Store::open(&config, tools)
+        .await
+        .map_err(|e| failed(format!("opening the target: {}", scrub(&e))))?;
+    let bytes = store
+        .read(&manifest_path(&source.path))
+        .await
+        .map_err(|e| {
+            failed(format!(
+                "reading the manifest beside the artifact: {}",
+                scrub(&e)
+            ))
+        })?;
+    let manifest: BackupManifest = serde_json::from_slice(&bytes).map_err(|e| {
+        failed(format!(
+            "the manifest beside the artifact is unreadable: {e}"
+        ))
+    })?;
+    if manifest.sha256 != sha256 {
+        return Err(failed(format!(
+            "the manifest names sha256 {} but the record {sha256}: the stored backup was replaced; nothing was restored",
+            manifest.sha256
+        )));
+    }
+    Ok((store, manifest, config))
+}
+
 async fn run_reported(
     job: &Job<'_>,
     tools: &Tools,
     reporter: &Reporter,
 ) -> Result<RestoreReport, CommandError> {
-    let config = StorageConfig::parse(job.source.storage_type, &job.source.config)
-        .map_err(|e| failed(format!("target {}: {e}", job.source.target_id)))?;
+    let (store, manifest, config) = open_checked(job.source, job.sha256, tools).await?;
     let scrub = |e: &dyn std::fmt::Display| config.scrub(&e.to_string());
-    let store = Store::open(&config, tools)
-        .await
-        .map_err(|e| failed(format!("opening the target: {}", scrub(&e))))?;
-    let manifest: BackupManifest = {
-        let bytes = store
-            .read(&manifest_path(&job.source.path))
-            .await
-            .map_err(|e| {
-                failed(format!(
-                    "reading the manifest beside the artifact: {}",
-                    scrub(&e)
-                ))
-            })?;
-        serde_json::from_slice(&bytes).map_err(|e| {
-            failed(format!(
-                "the manifest beside the artifact is unreadable: {e}"
-            ))
-        })?
-    };
-    if manifest.sha256 != job.sha256 {
-        return Err(failed(format!(
-            "the manifest names sha256 {} but the record {}: the stored backup was replaced; nothing was restored",
-            manifest.sha256, job.sha256
-        )));
-    }
     let (root, staging_parent) = match job.destination {
         Some(dest) => (PathBuf::from(dest), PathBuf::from(dest)),
         None => {

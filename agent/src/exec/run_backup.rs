@@ -1,19 +1,22 @@
-//! `run_backup`: one backup run of a file task, through [`crate::backup::run`], then a manifest
-//! beside the artifact on every target that took it. A target whose manifest cannot be written
-//! counts as failed, and its artifact is removed, so every stored artifact describes itself.
+//! `run_backup`: one backup run of a task of any type (a tar of files, dumps of databases, a
+//! snapshot of an SQLite file) through [`crate::backup::run_source`], then a manifest beside the
+//! artifact on every target that took it. A target whose manifest cannot be written counts as
+//! failed, and its artifact is removed, so every stored artifact describes itself.
 
-use crate::backup::{self, Destination};
+use crate::backup::{self, Destination, Excludes, Source};
 use crate::client::Client;
 use crate::report::{Kind, Reporter};
 use crate::storage::StorageError;
 use crate::storage::{Store, Tools};
 use stowage_shared::ErrorCode;
+use stowage_shared::SecretString;
 use stowage_shared::api::{
     BackupManifest, CommandError, MANIFEST_FORMAT, RunBackupReport, RunDestination,
     RunTargetReport, manifest_path,
 };
+use stowage_shared::databases::{check_connection, check_database_name, check_dump_options};
 use stowage_shared::storage::StorageConfig;
-use stowage_shared::tasks::FileSpec;
+use stowage_shared::tasks::{SourceSpec, TaskSpec};
 
 fn failed(message: impl Into<String>) -> CommandError {
     CommandError {
@@ -28,7 +31,103 @@ pub struct Run<'a> {
     pub record_id: i64,
     pub task_id: i64,
     pub task_name: &'a str,
-    pub spec: &'a FileSpec,
+    pub spec: &'a TaskSpec,
+    pub db_password: Option<&'a SecretString>,
+}
+
+/// What a run reads, checked again here (the agent trusts no spec), and how the manifest
+/// names it.
+struct Reading {
+    source: Source,
+    sources: Vec<String>,
+    excludes: Vec<String>,
+    what: String,
+}
+
+async fn reading(run: &Run<'_>, reporter: &Reporter) -> Result<Reading, CommandError> {
+    match &run.spec.source {
+        SourceSpec::File(files) => Ok(Reading {
+            source: Source::Files {
+                spec: files.clone(),
+                excludes: Excludes::new(&files.excludes).map_err(|e| failed(e.to_string()))?,
+            },
+            sources: files.sources.clone(),
+            excludes: files.excludes.clone(),
+            what: files.sources.join(", "),
+        }),
+        SourceSpec::Sqlite(lite) => {
+            let path = stowage_shared::validate::absolute_path(&lite.path)
+                .map_err(|e| failed(format!("dbPath {}", e.reason)))?;
+            Ok(Reading {
+                source: Source::Sqlite(path.clone().into()),
+                what: format!(
+                    "the SQLite database {path} (a consistent copy through SQLite's backup API)"
+                ),
+                sources: vec![path],
+                excludes: Vec::new(),
+            })
+        }
+        SourceSpec::Mysql(db) | SourceSpec::Postgresql(db) => {
+            let engine = run
+                .spec
+                .source
+                .database()
+                .map(|(engine, _)| engine)
+                .ok_or_else(|| failed("a database task without an engine"))?;
+            let password = run
+                .db_password
+                .cloned()
+                .unwrap_or_else(|| SecretString::new(""));
+            let conn = check_connection(engine, &db.host, Some(db.port), &db.user, &password)
+                .map_err(|e| failed(format!("the connection's {e}")))?;
+            let options = check_dump_options(engine, &db.options)
+                .map_err(|e| failed(format!("dbOptions: {e}")))?;
+            let databases = if db.databases.is_empty() {
+                reporter.info(format!(
+                    "listing the databases {}:{} as {} can see",
+                    conn.host, conn.port, conn.user
+                ));
+                let system = engine.system_databases();
+                super::discover::discover(&conn)
+                    .await?
+                    .into_iter()
+                    .filter(|d| !system.contains(&d.as_str()))
+                    .collect()
+            } else {
+                db.databases.clone()
+            };
+            for name in &databases {
+                check_database_name(engine, name).map_err(|why| {
+                    failed(format!(
+                        "cannot dump {why}; name the databases to back up instead"
+                    ))
+                })?;
+            }
+            let dump = crate::dump::Dump::new(&conn, &databases, &options, db.include_globals)?
+                .with_log(reporter.sink());
+            let scheme = run.spec.source.kind().as_str();
+            Ok(Reading {
+                source: Source::Dump(dump),
+                what: format!(
+                    "{scheme} {}:{} as {}: {}{}",
+                    conn.host,
+                    conn.port,
+                    conn.user,
+                    databases.join(", "),
+                    if db.include_globals {
+                        " and the globals"
+                    } else {
+                        ""
+                    }
+                ),
+                sources: databases
+                    .iter()
+                    .map(|d| format!("{scheme}://{}@{}:{}/{d}", conn.user, conn.host, conn.port))
+                    .collect(),
+                excludes: Vec::new(),
+            })
+        }
+    }
 }
 
 pub async fn run_backup(
@@ -64,9 +163,10 @@ async fn run_reported(
     reporter: &Reporter,
 ) -> Result<RunBackupReport, CommandError> {
     let spec = run.spec;
+    let read = reading(run, reporter).await?;
     reporter.info(format!(
         "backing up {} to {} target(s) as {}",
-        spec.sources.join(", "),
+        read.what,
         destinations.len(),
         destinations
             .first()
@@ -116,22 +216,30 @@ async fn run_reported(
             reporter.error(format!("target {} cannot be opened: {reason}", d.target_id));
         }
     }
-    let (archive, outcomes) = backup::run(spec, &open, reporter.counters())
-        .await
-        .map_err(|e| failed(scrub_all(&e.to_string())))?;
-    reporter.info(format!(
-        "archived {} files ({} bytes) into {} bytes",
-        archive.files, archive.source_bytes, archive.bytes
-    ));
+    let (archive, outcomes) =
+        backup::run_source(read.source, spec.compression, &open, reporter.counters())
+            .await
+            .map_err(|e| failed(scrub_all(&e.to_string())))?;
+    reporter.info(match spec.source {
+        SourceSpec::File(_) => format!(
+            "archived {} files ({} bytes) into {} bytes",
+            archive.files, archive.source_bytes, archive.bytes
+        ),
+        _ => format!(
+            "dumped {} bytes into {} bytes",
+            archive.source_bytes, archive.bytes
+        ),
+    });
     // Every destination has the same path, so one manifest serves them all.
     let manifest = BackupManifest {
         format: MANIFEST_FORMAT.to_owned(),
         task_id: run.task_id,
         task_name: run.task_name.to_owned(),
+        kind: spec.source.kind().as_str().to_owned(),
         record_id: run.record_id,
         host: crate::system::hostname(),
-        sources: spec.sources.clone(),
-        excludes: spec.excludes.clone(),
+        sources: read.sources,
+        excludes: read.excludes,
         compression: spec.compression,
         artifact: open[0]
             .path
@@ -145,6 +253,7 @@ async fn run_reported(
         source_bytes: archive.source_bytes,
         started_at,
         finished_at: stowage_shared::time::format(chrono::Utc::now()),
+        sections: archive.sections.clone(),
     };
     let manifest = serde_json::to_vec_pretty(&manifest)
         .map_err(|e| failed(format!("encoding the manifest: {e}")))?;
@@ -205,5 +314,6 @@ async fn run_reported(
         files: archive.files,
         source_bytes: archive.source_bytes,
         targets,
+        sections: archive.sections,
     })
 }

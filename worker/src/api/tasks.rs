@@ -10,7 +10,7 @@ use stowage_shared::api::{
     BackupTaskOutput, BackupTaskRequest, Deleted, Role, TaskTargetRef, ToggleRequest,
 };
 use stowage_shared::schedule::Schedule;
-use stowage_shared::tasks::{CheckedTask, Compression, FileSpec};
+use stowage_shared::tasks::{CheckedTask, Compression, MASK, PasswordChange, SourceSpec, TaskSpec};
 use stowage_shared::time::Timestamp;
 use stowage_shared::{ErrorCode, time};
 use worker::{D1Database, Response};
@@ -26,13 +26,22 @@ fn not_found(id: i64) -> ApiError {
     )
 }
 
+/// A stored task spec (written only from a checked request).
+pub fn stored_spec(row: &TaskRow) -> Result<TaskSpec, ApiError> {
+    serde_json::from_str(&row.spec).map_err(|e| ApiError::internal("stored task spec", e))
+}
+
+/// Where a task's sealed database password is bound.
+pub fn password_identity(uid: &str) -> String {
+    format!("backup_tasks/{uid}/dbPassword")
+}
+
 fn output(
     row: &TaskRow,
     targets: &[TaskTargetRow],
     now: Timestamp,
 ) -> Result<BackupTaskOutput, ApiError> {
-    let spec: FileSpec =
-        serde_json::from_str(&row.spec).map_err(|e| ApiError::internal("stored task spec", e))?;
+    let spec = stored_spec(row)?;
     let (compression, compression_level) = match spec.compression {
         Compression::None => ("none", None),
         Compression::Zstd { level } => ("zstd", Some(level)),
@@ -43,7 +52,7 @@ fn output(
         .and_then(|s| s.next_after(now))
         .map(time::format);
     let mine: Vec<&TaskTargetRow> = targets.iter().filter(|t| t.task_id == row.id).collect();
-    Ok(BackupTaskOutput {
+    let mut out = BackupTaskOutput {
         id: row.id,
         name: row.name.clone(),
         kind: row.kind.clone(),
@@ -51,8 +60,8 @@ fn output(
         enabled: row.enabled != 0,
         node_id: row.node_id,
         node_name: row.node_name.clone().unwrap_or_default(),
-        source_paths: spec.sources,
-        exclude_patterns: spec.excludes,
+        source_paths: Vec::new(),
+        exclude_patterns: Vec::new(),
         storage_target_ids: mine.iter().map(|t| t.target_id).collect(),
         storage_targets: mine
             .iter()
@@ -69,12 +78,41 @@ fn output(
         compression_level,
         retention: spec.retention,
         tags: serde_json::from_str(&row.tags).unwrap_or_default(),
+        db_host: String::new(),
+        db_port: None,
+        db_user: String::new(),
+        db_password: String::new(),
+        db_names: Vec::new(),
+        db_options: Vec::new(),
+        db_include_globals: false,
+        db_path: String::new(),
+        masked_fields: Vec::new(),
         last_run_at: row.last_run_at.clone(),
         last_status: row.last_status.clone(),
         last_skip: row.last_skip.clone(),
         created_at: row.created_at.clone(),
         updated_at: row.updated_at.clone(),
-    })
+    };
+    match spec.source {
+        SourceSpec::File(files) => {
+            out.source_paths = files.sources;
+            out.exclude_patterns = files.excludes;
+        }
+        SourceSpec::Sqlite(lite) => out.db_path = lite.path,
+        SourceSpec::Mysql(db) | SourceSpec::Postgresql(db) => {
+            out.db_host = db.host;
+            out.db_port = Some(db.port);
+            out.db_user = db.user;
+            out.db_names = db.databases;
+            out.db_options = db.options;
+            out.db_include_globals = db.include_globals;
+            out.masked_fields = vec!["dbPassword".to_owned()];
+            if !row.password_sealed.is_empty() {
+                out.db_password = MASK.to_owned();
+            }
+        }
+    }
+    Ok(out)
 }
 
 async fn find(db: &D1Database, id: i64) -> Result<TaskRow, ApiError> {
@@ -121,9 +159,11 @@ fn encode(task: &CheckedTask) -> Result<Encoded, ApiError> {
 fn fields<'a>(
     task: &'a CheckedTask,
     e: &'a Encoded,
-    revision: &'a str,
+    ids: (&'a str, &'a str),
+    password_sealed: Option<&'a str>,
     now: &'a str,
 ) -> TaskFields<'a> {
+    let (revision, uid) = ids;
     let (cron_expr, time_zone) = task
         .schedule
         .as_ref()
@@ -132,6 +172,8 @@ fn fields<'a>(
         });
     TaskFields {
         revision,
+        uid,
+        password_sealed,
         name: &task.name,
         kind: task.kind.as_str(),
         description: &task.description,
@@ -177,15 +219,35 @@ pub async fn get(ctx: Ctx<'_>) -> Result<Response, ApiError> {
     http::ok(&answer(&db, ctx.id()?, ctx.now).await?)
 }
 
+/// The task's new password sealed for its row, when the request sets one.
+fn seal_password(
+    config: &Config,
+    task: &CheckedTask,
+    uid: &str,
+) -> Result<Option<String>, ApiError> {
+    match &task.password {
+        PasswordChange::Keep => Ok(None),
+        PasswordChange::Set(password) => config
+            .sealer()?
+            .seal(&password_identity(uid), password.expose().as_bytes())
+            .map(Some),
+    }
+}
+
 pub async fn create(mut ctx: Ctx<'_>) -> Result<Response, ApiError> {
     let (AppState { db, config }, principal) = ctx.signed_in(Role::Operator).await?;
     let task = read_request(&mut ctx, &config).await?;
     let encoded = encode(&task)?;
     let revision = crate::auth::new_session_id()?;
+    let uid = crate::auth::new_session_id()?;
+    let sealed = seal_password(&config, &task, &uid)?;
     let now = time::format(ctx.now);
-    let id = tasks::create(&db, &fields(&task, &encoded, &revision, &now))
-        .await?
-        .map_err(|why| refused(why, &task, 0))?;
+    let id = tasks::create(
+        &db,
+        &fields(&task, &encoded, (&revision, &uid), sealed.as_deref(), &now),
+    )
+    .await?
+    .map_err(|why| refused(why, &task, 0))?;
     ctx.audit_success(&db, &principal, "backup_task.create", ("backup_task", id))
         .await?;
     http::created(&answer(&db, id, ctx.now).await?)
@@ -204,8 +266,15 @@ pub async fn update(mut ctx: Ctx<'_>) -> Result<Response, ApiError> {
     }
     let encoded = encode(&task)?;
     let revision = crate::auth::new_session_id()?;
+    let sealed = seal_password(&config, &task, &stored.uid)?;
     let now = time::format(ctx.now);
-    let f = fields(&task, &encoded, &revision, &now);
+    let f = fields(
+        &task,
+        &encoded,
+        (&revision, &stored.uid),
+        sealed.as_deref(),
+        &now,
+    );
     let schedule_changed =
         (f.cron_expr, f.time_zone) != (stored.cron_expr.as_str(), stored.time_zone.as_str());
     tasks::update(&db, id, &f, schedule_changed)

@@ -10,6 +10,12 @@ pub struct RecordRow {
     pub id: i64,
     pub task_id: Option<i64>,
     pub task_name: String,
+    /// The task's type at the time of the run.
+    pub kind: String,
+    /// What the run read (the task's spec then, without its retention), as JSON.
+    pub source: String,
+    /// Database dumps: the artifact's sections (JSON).
+    pub sections: String,
     pub node_id: i64,
     pub trigger: String,
     pub fire_at: Option<String>,
@@ -30,7 +36,7 @@ pub struct RecordRow {
 macro_rules! record_select {
     ($tail:expr) => {
         concat!(
-            "SELECT id, task_id, task_name, node_id, trigger, fire_at, coalesced, status, bytes, files,
+            "SELECT id, task_id, task_name, kind, source, sections, node_id, trigger, fire_at, coalesced, status, bytes, files,
                     source_bytes, checksum, error, started_at, finished_at, progress, removal,
                     removed_at
              FROM backup_records ",
@@ -304,9 +310,12 @@ pub async fn start(
     }
     let row: Option<Id> = first(
         db,
-        "INSERT INTO backup_records (task_id, task_name, node_id, trigger, fire_at, coalesced, started_at)
-         SELECT ?1, ?2, ?3, CASE WHEN ?4 IS NULL THEN 'manual' ELSE 'schedule' END, ?4, ?5, ?6
-         WHERE NOT EXISTS (SELECT 1 FROM backup_records WHERE task_id = ?1 AND status = 'running')
+        "INSERT INTO backup_records (task_id, task_name, kind, source, node_id, trigger, fire_at,
+                                     coalesced, started_at)
+         SELECT ?1, ?2, t.type, json_remove(t.spec, '$.retention'), ?3,
+                CASE WHEN ?4 IS NULL THEN 'manual' ELSE 'schedule' END, ?4, ?5, ?6
+         FROM backup_tasks t
+         WHERE t.id = ?1 AND NOT EXISTS (SELECT 1 FROM backup_records WHERE task_id = ?1 AND status = 'running')
          ON CONFLICT (task_id, fire_at) DO NOTHING
          RETURNING id",
         &[
@@ -395,6 +404,8 @@ pub struct Finished<'a> {
     pub source_bytes: i64,
     pub checksum: &'a str,
     pub error: &'a str,
+    /// Database dumps: the artifact's sections (JSON array).
+    pub sections: &'a str,
 }
 
 /// Finishes a running record with its targets' outcomes, and the task's last run, atomically.
@@ -409,7 +420,7 @@ pub async fn finish(
         db,
         "UPDATE backup_records
          SET status = ?2, bytes = ?3, files = ?4, source_bytes = ?5, checksum = ?6, error = ?7,
-             finished_at = ?8
+             finished_at = ?8, sections = ?9
          WHERE id = ?1 AND status = 'running'",
         &[
             int(record_id),
@@ -420,6 +431,7 @@ pub async fn finish(
             text(f.checksum),
             text(f.error),
             text(now),
+            text(f.sections),
         ],
     )?];
     for t in targets {

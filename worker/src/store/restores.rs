@@ -14,6 +14,8 @@ pub struct RestoreRow {
     pub node_id: i64,
     pub target_id: i64,
     pub target_path: String,
+    /// Database restores: `[{from, into}]` (JSON).
+    pub target_databases: String,
     pub status: String,
     pub files: i64,
     pub bytes: i64,
@@ -28,7 +30,7 @@ macro_rules! restore_select {
     ($tail:expr) => {
         concat!(
             "SELECT id, backup_record_id, task_id, task_name, node_id, target_id, target_path,
-                    status, files, bytes, progress, error, triggered_by, started_at, finished_at
+                    target_databases, status, files, bytes, progress, error, triggered_by, started_at, finished_at
              FROM restore_records ",
             $tail
         )
@@ -44,6 +46,8 @@ pub struct NewRestore<'a> {
     pub node_id: i64,
     pub target_id: i64,
     pub target_path: &'a str,
+    /// JSON array of `{from, into}`.
+    pub target_databases: &'a str,
     pub triggered_by: &'a str,
 }
 
@@ -55,8 +59,8 @@ pub async fn start(db: &D1Database, r: &NewRestore<'_>, now: &str) -> Result<i64
     let row: Option<Id> = first(
         db,
         "INSERT INTO restore_records (backup_record_id, task_id, task_name, node_id, target_id,
-                                      target_path, triggered_by, started_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) RETURNING id",
+                                      target_path, triggered_by, started_at, target_databases)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) RETURNING id",
         &[
             int(r.backup_record_id),
             r.task_id.map_or(worker::wasm_bindgen::JsValue::NULL, int),
@@ -66,6 +70,7 @@ pub async fn start(db: &D1Database, r: &NewRestore<'_>, now: &str) -> Result<i64
             text(r.target_path),
             text(r.triggered_by),
             text(now),
+            text(r.target_databases),
         ],
     )
     .await?;

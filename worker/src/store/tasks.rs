@@ -13,6 +13,8 @@ use worker::D1Database;
 #[derive(Debug, Clone, Deserialize)]
 pub struct TaskRow {
     pub id: i64,
+    /// Never changes: the associated data of the sealed password.
+    pub uid: String,
     pub name: String,
     #[serde(rename = "type")]
     pub kind: String,
@@ -21,6 +23,8 @@ pub struct TaskRow {
     pub node_id: i64,
     pub node_name: Option<String>,
     pub spec: String,
+    /// The sealed database password (empty when none is stored).
+    pub password_sealed: String,
     pub cron_expr: String,
     pub time_zone: String,
     pub tags: String,
@@ -35,8 +39,8 @@ pub struct TaskRow {
 macro_rules! task_select {
     ($tail:literal) => {
         concat!(
-            "SELECT t.id, t.name, t.type, t.description, t.enabled, t.node_id, n.name AS node_name,
-                    t.spec, t.cron_expr, t.time_zone, t.tags, t.last_run_at, t.last_status,
+            "SELECT t.id, t.uid, t.name, t.type, t.description, t.enabled, t.node_id,
+                    n.name AS node_name, t.spec, t.password_sealed, t.cron_expr, t.time_zone, t.tags, t.last_run_at, t.last_status,
                     t.last_skip, t.schedule_cursor, t.created_at, t.updated_at
              FROM backup_tasks t LEFT JOIN nodes n ON n.id = t.node_id ",
             $tail
@@ -113,6 +117,10 @@ pub async fn targets(db: &D1Database, task_id: i64) -> Result<Vec<TaskTargetRow>
 #[derive(Debug)]
 pub struct TaskFields<'a> {
     pub revision: &'a str,
+    /// The task's lasting identity (only an insert writes it).
+    pub uid: &'a str,
+    /// A newly sealed database password; `None` keeps the stored one.
+    pub password_sealed: Option<&'a str>,
     pub name: &'a str,
     pub kind: &'a str,
     pub description: &'a str,
@@ -142,8 +150,9 @@ pub enum WriteRefused {
 
 /// Inserts the task row only when its node and every target exist.
 const INSERT_TASK: &str = "INSERT INTO backup_tasks (revision, name, type, description, enabled, node_id, spec,
-                                 cron_expr, time_zone, schedule_cursor, tags, created_at, updated_at)
-     SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?13, ?13
+                                 cron_expr, time_zone, schedule_cursor, tags, created_at, updated_at,
+                                 uid, password_sealed)
+     SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?13, ?13, ?14, COALESCE(?15, '')
      WHERE EXISTS (SELECT 1 FROM nodes WHERE id = ?6)
        AND (SELECT count(*) FROM storage_targets WHERE id IN (SELECT value FROM json_each(?12)))
            = json_array_length(?12)
@@ -181,7 +190,7 @@ pub async fn create(
         .ok_or_else(|| ApiError::internal("create task", "the inserted row is missing"))
 }
 
-fn bind(f: &TaskFields<'_>) -> [worker::wasm_bindgen::JsValue; 13] {
+fn bind(f: &TaskFields<'_>) -> [worker::wasm_bindgen::JsValue; 15] {
     [
         text(f.revision),
         text(f.name),
@@ -196,6 +205,8 @@ fn bind(f: &TaskFields<'_>) -> [worker::wasm_bindgen::JsValue; 13] {
         text(f.tags),
         text(f.target_ids),
         text(f.now),
+        text(f.uid),
+        super::opt_text(f.password_sealed),
     ]
 }
 
@@ -218,9 +229,9 @@ pub async fn update(
         "UPDATE OR IGNORE backup_tasks
          SET revision = ?1, name = ?2, type = ?3, description = ?4, enabled = ?5, node_id = ?6,
              spec = ?7, cron_expr = ?8, time_zone = ?9,
-             schedule_cursor = CASE WHEN ?15 = 1 THEN ?10 ELSE schedule_cursor END,
-             tags = ?11, updated_at = ?13
-         WHERE id = ?14
+             schedule_cursor = CASE WHEN ?17 = 1 THEN ?10 ELSE schedule_cursor END,
+             tags = ?11, updated_at = ?13, password_sealed = COALESCE(?15, password_sealed)
+         WHERE id = ?16
            AND EXISTS (SELECT 1 FROM nodes WHERE id = ?6)
            AND (SELECT count(*) FROM storage_targets WHERE id IN (SELECT value FROM json_each(?12)))
                = json_array_length(?12)",

@@ -1,0 +1,183 @@
+//! `restore_database`: fetches a database backup, proves it whole (SHA-256 and size against the
+//! record) and only then applies it, through [`crate::dbrestore`], with live log and progress.
+
+use super::restore::{failed, open_checked};
+use crate::client::Client;
+use crate::dbrestore;
+use crate::report::{Kind, Reporter};
+use crate::storage::Tools;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use stowage_shared::api::{CommandError, DbRestoreTarget, RestoreReport, StoredObject};
+use stowage_shared::databases::{check_connection, check_database_name};
+use stowage_shared::tasks::Compression;
+
+/// What to restore, from the command.
+#[derive(Debug)]
+pub struct Job<'a> {
+    pub restore_id: i64,
+    pub source: &'a StoredObject,
+    pub sha256: &'a str,
+    pub bytes: u64,
+    pub compression: Compression,
+    pub target: &'a DbRestoreTarget,
+}
+
+pub async fn run(
+    job: &Job<'_>,
+    tools: &Tools,
+    client: Option<&Client>,
+) -> Result<RestoreReport, CommandError> {
+    let reporter = Reporter::start(
+        client.cloned(),
+        Kind::Restore,
+        job.restore_id,
+        Some(job.bytes),
+    );
+    let outcome = run_reported(job, tools, &reporter).await;
+    match &outcome {
+        Ok(r) => reporter.info(format!(
+            "restored {} part(s) ({} bytes); the artifact's sha256 matched before anything was applied",
+            r.files, r.bytes
+        )),
+        Err(e) => reporter.error(format!("the restore failed: {}", e.message)),
+    }
+    reporter.finish().await;
+    outcome
+}
+
+/// Removes a file when dropped (a staged database the restore did not move into place).
+struct Staged(PathBuf);
+
+impl Drop for Staged {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+async fn run_reported(
+    job: &Job<'_>,
+    tools: &Tools,
+    reporter: &Reporter,
+) -> Result<RestoreReport, CommandError> {
+    // Checked again here: the agent trusts no spec.
+    match job.target {
+        DbRestoreTarget::Sqlite { path } => {
+            stowage_shared::validate::absolute_path(path)
+                .map_err(|e| failed(format!("the database file {}", e.reason)))?;
+        }
+        DbRestoreTarget::Server { connection, steps } => {
+            check_connection(
+                connection.engine,
+                &connection.host,
+                Some(connection.port),
+                &connection.user,
+                &connection.password,
+            )
+            .map_err(|e| failed(format!("the connection's {e}")))?;
+            for step in steps.iter().filter(|s| !s.section.globals) {
+                check_database_name(connection.engine, &step.into).map_err(failed)?;
+            }
+        }
+    }
+    let (store, _manifest, config) = open_checked(job.source, job.sha256, tools).await?;
+    let scrub = |e: &dyn std::fmt::Display| config.scrub(&e.to_string());
+    let reader = store
+        .reader(&job.source.path)
+        .await
+        .map_err(|e| failed(format!("opening the artifact: {}", scrub(&e))))?;
+    // An SQLite database is decompressed straight into a staging file beside its destination
+    // (the same file system, so putting it in place is a rename); a server's dump stays
+    // compressed in a private temporary file until it is applied.
+    let (staging, decompress) = match job.target {
+        DbRestoreTarget::Sqlite { path } => {
+            let dir = Path::new(path)
+                .parent()
+                .map_or_else(|| PathBuf::from("/"), Path::to_path_buf);
+            tokio::fs::create_dir_all(&dir)
+                .await
+                .map_err(|e| failed(format!("creating {}: {e}", dir.display())))?;
+            (
+                dir.join(format!(".stowage-restore-{}.sqlite", job.restore_id)),
+                true,
+            )
+        }
+        DbRestoreTarget::Server { .. } => (
+            std::env::temp_dir().join(format!(".stowage-restore-{}.sql.part", job.restore_id)),
+            false,
+        ),
+    };
+    let staged = Staged(staging);
+    reporter.info(format!(
+        "fetching {} ({} bytes) from target {} and checking its sha256 before anything is applied",
+        job.source.path, job.bytes, job.source.target_id
+    ));
+    let (compression, counters) = (job.compression, reporter.counters());
+    let into = staged.0.clone();
+    let (actual, actual_bytes) = tokio::task::spawn_blocking(move || {
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            // As private as the database it holds.
+            .mode(0o600)
+            .open(&into)?;
+        dbrestore::fetch(
+            tokio_util::io::SyncIoBridge::new(reader),
+            compression,
+            decompress,
+            &mut file,
+            counters,
+        )
+    })
+    .await
+    .map_err(|e| failed(format!("the fetch stopped: {e}")))?
+    .map_err(|e| {
+        failed(format!(
+            "reading the artifact: {}; nothing was restored",
+            scrub(&e)
+        ))
+    })?;
+    if actual != job.sha256 || actual_bytes != job.bytes {
+        return Err(failed(
+            crate::restore::RestoreError::Checksum {
+                expected: job.sha256.to_owned(),
+                expected_bytes: job.bytes,
+                actual,
+                actual_bytes,
+            }
+            .to_string(),
+        ));
+    }
+    reporter.info("the artifact is whole (sha256 and size match the record)");
+    let counters = reporter.counters();
+    let sink = reporter.sink();
+    let target = job.target.clone();
+    let staged_path = staged.0.clone();
+    let applied = tokio::task::spawn_blocking(move || match &target {
+        DbRestoreTarget::Sqlite { path } => {
+            sink.log(
+                stowage_shared::api::LogLevel::Info,
+                format!("checking the restored database and putting it at {path}"),
+            );
+            crate::sqlite::restore_file(&staged_path, Path::new(path))
+                .map(|()| (1, std::fs::metadata(path).map_or(0, |m| m.len())))
+        }
+        DbRestoreTarget::Server { connection, steps } => dbrestore::apply_steps(
+            connection,
+            steps,
+            &staged_path,
+            compression,
+            &counters,
+            &sink,
+        ),
+    })
+    .await
+    .map_err(|e| failed(format!("the restore stopped: {e}")))?
+    .map_err(|e| failed(e.to_string()))?;
+    drop(staged);
+    Ok(RestoreReport {
+        files: applied.0,
+        bytes: applied.1,
+    })
+}

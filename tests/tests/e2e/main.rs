@@ -3,6 +3,7 @@
 
 mod auth;
 mod cron;
+mod database_backups;
 mod databases;
 mod errors;
 mod google_drive;

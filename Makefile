@@ -11,7 +11,8 @@ export PORT ?= 8787
 help:
 	@echo "make dev     install what is missing, build, migrate local D1, serve on http://127.0.0.1:$(PORT)"
 	@echo "make test    fmt, clippy (host + wasm32), unit, end-to-end tests, deploy dry run"
-	@echo "make bench   the agent's backup and restore against tar|zstd, memory, 3 targets vs 1 (SIZES=\"256M 1G\")"
+	@echo "make bench   the agent's backup and restore against tar|zstd, memory, 3 targets vs 1 (SIZES=\"256M 1G\"),"
+	@echo "             and its database dumps against pg_dump/mariadb-dump | zstd (DB_SIZE=256M)"
 
 install:
 	@scripts/install.sh
@@ -28,7 +29,8 @@ dev: build agent
 test: install fmt lint build deploy-check unit e2e
 	@echo "==> all checks passed"
 
-# The agent against `tar | zstd -3 -T0` and `zstd -d | tar -x` on a generated dataset, side by side.
+# The agent against `tar | zstd -3 -T0` and `zstd -d | tar -x` on a generated dataset, and its
+# database dump pass against the dump programs into `zstd -3 -T0`, side by side.
 SIZES ?= 256M 1G
 bench:
 	@command -v zstd >/dev/null || { echo "==> installing the zstd CLI (the baseline) from Debian's packages"; \

@@ -5,7 +5,9 @@
 //! - backup to a local target against `tar -cf - | zstd -3 -T0 > file`;
 //! - restore against `zstd -d | tar -x`;
 //! - the agent's peak resident memory (VmHWM, read by the measured process itself);
-//! - a backup to three targets against one.
+//! - a backup to three targets against one;
+//! - database dumps (`DB_SIZE`, default 256M of dump, in the machine's PostgreSQL and MariaDB):
+//!   the agent's dump pass against the dump program alone into `zstd -3 -T0`.
 //!
 //! Every agent measurement runs in a child process (this binary with `child ...`), so memory is
 //! the pass's own and not the benchmark's.
@@ -17,6 +19,8 @@ use std::time::Instant;
 use stowage_agent::backup::{self, Destination};
 use stowage_agent::restore::{Expected, restore_blocking};
 use stowage_agent::storage::{Store, Tools};
+use stowage_shared::SecretString;
+use stowage_shared::databases::{DbConnection, DbEngine};
 use stowage_shared::storage::{LocalDiskConfig, StorageConfig};
 use stowage_shared::tasks::{Compression, FileSource};
 
@@ -138,13 +142,26 @@ fn peak_rss_kib() -> u64 {
 
 /// This process's CPU time (user + system, every thread), in seconds.
 fn cpu_secs() -> f64 {
+    cpu_fields(11..=12)
+}
+
+/// This process's CPU time and its finished children's (a dump pass's dump program), seconds.
+fn cpu_secs_with_children() -> f64 {
+    cpu_fields(11..=14)
+}
+
+/// The sum of `/proc/self/stat` clock-tick fields (counted after the command name) in seconds.
+fn cpu_fields(fields: std::ops::RangeInclusive<usize>) -> f64 {
     std::fs::read_to_string("/proc/self/stat")
         .ok()
         .and_then(|s| {
             // Fields after the command name (which may hold spaces) start after the last ')'.
             let rest = s.rsplit_once(')')?.1;
             let f: Vec<&str> = rest.split_whitespace().collect();
-            let ticks: f64 = f.get(11)?.parse::<f64>().ok()? + f.get(12)?.parse::<f64>().ok()?;
+            let mut ticks = 0.0;
+            for i in fields {
+                ticks += f.get(i)?.parse::<f64>().ok()?;
+            }
             Some(ticks / 100.0)
         })
         .unwrap_or(0.0)
@@ -221,8 +238,63 @@ fn child(args: &[String]) -> Result<(), Error> {
             );
             Ok(())
         }
-        _ => Err("child backup|restore ...".into()),
+        Some("dump") => {
+            let (engine, db, dest) = (&args[1], &args[2], &args[3]);
+            let conn = bench_connection(engine)?;
+            let runtime = tokio::runtime::Runtime::new()?;
+            runtime.block_on(async {
+                let config = StorageConfig::LocalDisk(LocalDiskConfig {
+                    base_path: dest.clone(),
+                });
+                let store = Store::open(&config, &Tools::default()).await?;
+                let dests = [Destination {
+                    store: &store,
+                    path: "bench.sql.zst".into(),
+                }];
+                let dump =
+                    stowage_agent::dump::Dump::new(&conn, std::slice::from_ref(db), &[], false)
+                        .map_err(|e| e.message)?;
+                let started = Instant::now();
+                let (archive, outcomes) = backup::run_source(
+                    backup::Source::Dump(dump),
+                    Compression::Zstd { level: LEVEL },
+                    &dests,
+                    Arc::default(),
+                )
+                .await?;
+                let secs = started.elapsed().as_secs_f64();
+                for o in outcomes {
+                    o?;
+                }
+                println!(
+                    "{secs} {} {} {} {}",
+                    peak_rss_kib(),
+                    cpu_secs_with_children(),
+                    archive.source_bytes,
+                    archive.bytes
+                );
+                Ok::<(), Error>(())
+            })
+        }
+        _ => Err("child backup|restore|dump ...".into()),
     }
+}
+
+/// The benchmark's connection to the machine's server: its superuser over TCP (PostgreSQL trusts
+/// local connections; MariaDB's root has no password here).
+fn bench_connection(engine: &str) -> Result<DbConnection, Error> {
+    let (engine, user) = match engine {
+        "mysql" => (DbEngine::Mysql, "root"),
+        "postgresql" => (DbEngine::Postgresql, "postgres"),
+        other => return Err(format!("unknown engine {other}").into()),
+    };
+    Ok(DbConnection {
+        engine,
+        host: "127.0.0.1".into(),
+        port: engine.default_port(),
+        user: user.into(),
+        password: SecretString::new(""),
+    })
 }
 
 fn run_child(args: &[&str]) -> Result<Vec<String>, Error> {
@@ -453,6 +525,161 @@ fn measure(work: &Path, size: u64) -> Result<Row, Error> {
     })
 }
 
+/// The database the dump rows use, made once per size (a marker table keeps its row count).
+const BENCH_DB: &str = "stowage_bench";
+/// About this many bytes of dump per row (plain SQL or COPY text).
+const DUMP_BYTES_PER_ROW: u64 = 170;
+
+/// SQL through the machine's own client as its superuser; the first output line.
+fn admin_sql(engine: &str, database: Option<&str>, sql: &str) -> Result<String, Error> {
+    let out = match engine {
+        "mysql" => {
+            let mut c = Command::new("mariadb");
+            c.args(["-uroot", "-h127.0.0.1", "--batch", "--skip-column-names"]);
+            if let Some(db) = database {
+                c.arg(format!("--database={db}"));
+            }
+            c.args(["-e", sql]).output()?
+        }
+        _ => Command::new("psql")
+            .args([
+                "-X",
+                "-q",
+                "-At",
+                "-v",
+                "ON_ERROR_STOP=1",
+                "-h",
+                "127.0.0.1",
+                "-U",
+                "postgres",
+            ])
+            .args(["-d", database.unwrap_or("postgres"), "-c", sql])
+            .output()?,
+    };
+    if !out.status.success() {
+        return Err(format!("{engine}: {}", String::from_utf8_lossy(&out.stderr).trim()).into());
+    }
+    Ok(String::from_utf8(out.stdout)?
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .to_owned())
+}
+
+/// Makes (or finds) the benchmark database with `rows` rows of log-like events: text that
+/// compresses well, and 32 bytes of hash per row that does not.
+fn bench_database(engine: &str, rows: u64) -> Result<(), Error> {
+    let have = admin_sql(engine, Some(BENCH_DB), "SELECT n FROM bench_meta").unwrap_or_default();
+    if have == rows.to_string() {
+        return Ok(());
+    }
+    eprintln!("making the {engine} database {BENCH_DB} with {rows} rows");
+    match engine {
+        "mysql" => {
+            admin_sql(
+                engine,
+                None,
+                &format!("DROP DATABASE IF EXISTS {BENCH_DB}; CREATE DATABASE {BENCH_DB}"),
+            )?;
+            admin_sql(
+                engine,
+                Some(BENCH_DB),
+                &format!(
+                    "CREATE TABLE events (id BIGINT PRIMARY KEY, at DATETIME, host VARCHAR(32),
+                                          message TEXT, payload VARBINARY(32)) ENGINE=InnoDB;
+                     INSERT INTO events SELECT seq, TIMESTAMPADD(SECOND, seq, '2026-01-01'),
+                            CONCAT('node-', seq % 97),
+                            CONCAT('GET /api/items/', seq % 5000, ' 200 ', MD5(seq)),
+                            UNHEX(CONCAT(MD5(seq * 7), MD5(seq * 13)))
+                     FROM seq_1_to_{rows};
+                     CREATE TABLE bench_meta (n BIGINT); INSERT INTO bench_meta VALUES ({rows});"
+                ),
+            )?;
+        }
+        _ => {
+            admin_sql(engine, None, &format!("DROP DATABASE IF EXISTS {BENCH_DB}"))?;
+            admin_sql(engine, None, &format!("CREATE DATABASE {BENCH_DB}"))?;
+            admin_sql(
+                engine,
+                Some(BENCH_DB),
+                &format!(
+                    "CREATE TABLE events (id bigint PRIMARY KEY, at timestamptz, host text,
+                                          message text, payload bytea);
+                     INSERT INTO events SELECT i, '2026-01-01'::timestamptz + i * interval '1 second',
+                            'node-' || (i % 97), 'GET /api/items/' || (i % 5000) || ' 200 ' || md5(i::text),
+                            decode(md5((i * 7)::text) || md5((i * 13)::text), 'hex')
+                     FROM generate_series(1, {rows}) i;
+                     CREATE TABLE bench_meta (n bigint); INSERT INTO bench_meta VALUES ({rows});"
+                ),
+            )?;
+        }
+    }
+    Ok(())
+}
+
+struct DbRow {
+    engine: &'static str,
+    dump_bytes: u64,
+    artifact: u64,
+    baseline: f64,
+    baseline_cpu: f64,
+    agent: f64,
+    agent_cpu: f64,
+    rss: u64,
+}
+
+/// The agent's dump pass against the dump program alone into `zstd -3 -T0`, with the same
+/// options, in turns.
+fn measure_dump(work: &Path, engine: &'static str, rows: u64) -> Result<DbRow, Error> {
+    bench_database(engine, rows)?;
+    let baseline = work.join("baseline.sql.zst");
+    let tool = match engine {
+        "mysql" => format!(
+            "mariadb-dump -uroot -h127.0.0.1 --single-transaction --quick --routines --triggers \
+             --events --hex-blob --default-character-set=utf8mb4 {BENCH_DB}"
+        ),
+        _ => format!(
+            "pg_dump -h 127.0.0.1 -U postgres -w --format=plain --no-owner --clean --if-exists \
+             --dbname={BENCH_DB}"
+        ),
+    };
+    // Warm the server's cache the same way for both.
+    shell(&format!("{tool} > /dev/null"))?;
+    let (mut base, mut base_cpu, mut agent, mut agent_cpu, mut rss) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new(), 0);
+    let (mut dump_bytes, mut artifact) = (0, 0);
+    for _ in 0..RUNS {
+        let _ = std::fs::remove_file(&baseline);
+        settle()?;
+        let (wall, cpu) = shell(&format!(
+            "{tool} | zstd -{LEVEL} -T0 -q -o {}",
+            baseline.display()
+        ))?;
+        base.push(wall);
+        base_cpu.push(cpu);
+        let t = fresh(&work.join("dump"))?;
+        settle()?;
+        let out = run_child(&["dump", engine, BENCH_DB, &t.to_string_lossy()])?;
+        agent.push(out[0].parse()?);
+        rss = rss.max(out[1].parse()?);
+        agent_cpu.push(out[2].parse()?);
+        dump_bytes = out[3].parse()?;
+        artifact = out[4].parse()?;
+    }
+    let _ = std::fs::remove_dir_all(work.join("dump"));
+    let _ = std::fs::remove_file(&baseline);
+    Ok(DbRow {
+        engine,
+        dump_bytes,
+        artifact,
+        baseline: median(base),
+        baseline_cpu: median(base_cpu),
+        agent: median(agent),
+        agent_cpu: median(agent_cpu),
+        rss,
+    })
+}
+
 fn main() -> Result<(), Error> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     if args.first().map(String::as_str) == Some("child") {
@@ -471,6 +698,15 @@ fn main() -> Result<(), Error> {
     let mut rows = Vec::new();
     for size in sizes {
         rows.push(measure(&work, size)?);
+    }
+    let db_size = parse_size(&std::env::var("DB_SIZE").unwrap_or_else(|_| "256M".into()))?;
+    let mut db_rows = Vec::new();
+    let mut db_missing = Vec::new();
+    for engine in ["postgresql", "mysql"] {
+        match measure_dump(&work, engine, db_size / DUMP_BYTES_PER_ROW) {
+            Ok(row) => db_rows.push(row),
+            Err(e) => db_missing.push(format!("{engine}: not measured ({e})")),
+        }
     }
     let mib = |b: u64| b as f64 / f64::from(1u32 << 20);
     let rate = |b: u64, s: f64| mib(b) / s;
@@ -519,6 +755,28 @@ fn main() -> Result<(), Error> {
             r.agent_restore_cpu
         );
     }
+    println!();
+    println!(
+        "| database | dump | artifact | dump tool \\| zstd -T0 | agent dump pass | ratio | CPU s: tool \\| zstd | agent + tool | peak RSS (agent) |"
+    );
+    println!("|---|---|---|---|---|---|---|---|---|");
+    for r in &db_rows {
+        println!(
+            "| {} | {:.0} MiB | {:.0} MiB | {:.0} MiB/s | {:.0} MiB/s | {:.2}x | {:.2} | {:.2} | {:.1} MiB |",
+            r.engine,
+            mib(r.dump_bytes),
+            mib(r.artifact),
+            rate(r.dump_bytes, r.baseline),
+            rate(r.dump_bytes, r.agent),
+            r.baseline / r.agent,
+            r.baseline_cpu,
+            r.agent_cpu,
+            r.rss as f64 / 1024.0
+        );
+    }
+    for line in &db_missing {
+        println!("{line}");
+    }
     let worst = |f: fn(&Row) -> f64| rows.iter().map(f).fold(f64::INFINITY, f64::min);
     let most = |f: fn(&Row) -> f64| rows.iter().map(f).fold(0.0, f64::max);
     let backup = worst(|r| r.tar_zstd / r.agent_backup);
@@ -543,6 +801,14 @@ fn main() -> Result<(), Error> {
         "peak RSS <= 64 MiB:            {rss:.1} MiB ({})",
         mark(rss <= 64.0)
     );
+    for r in &db_rows {
+        let ratio = r.baseline / r.agent;
+        println!(
+            "{:<10} dump >= 0.90x:   {ratio:.2}x ({})",
+            r.engine,
+            mark(ratio >= 0.9)
+        );
+    }
     if rows.len() >= 2 {
         let (a, b) = (&rows[0], &rows[rows.len() - 1]);
         println!(

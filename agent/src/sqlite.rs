@@ -7,8 +7,8 @@
 //! WAL mode; a database in rollback-journal mode holds its writers for the moment of the copy).
 //!
 //! The API writes its copy into another database, so the snapshot is made in a private
-//! temporary file (removed when the pass ends) that then streams into the pass like any other
-//! source. That file is the one full copy a database backup puts on the node's disk; the
+//! temporary file (in [`crate::system::scratch_dir`], removed when the pass ends) that then
+//! streams into the pass like any other source. That file is the one full copy a database backup puts on the node's disk; the
 //! artifact itself still goes straight to the targets.
 //!
 //! A restore checks the staged database (`PRAGMA integrity_check`) and then either renames it
@@ -77,8 +77,8 @@ pub fn snapshot_into(
     out: &mut dyn Write,
 ) -> io::Result<Produced> {
     let staging = tempfile::Builder::new()
-        .prefix(".stowage-sqlite-")
-        .tempfile()?;
+        .prefix("sqlite-snapshot-")
+        .tempfile_in(crate::system::scratch_dir()?)?;
     {
         let source = open_existing(path, OpenFlags::SQLITE_OPEN_READ_ONLY)?;
         let mut copy = Connection::open(staging.path())

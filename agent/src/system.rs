@@ -62,6 +62,36 @@ fn outbound_ip(server: &str) -> Option<String> {
     Some(socket.local_addr().ok()?.ip().to_string())
 }
 
+/// A private directory (0700) for the copies database work needs on the node: an SQLite
+/// snapshot on its way into the pass, a dump fetched for a restore until it is verified. Files in
+/// it older than a day are what a killed agent left behind, and are removed whenever it is
+/// opened (a day is longer than any copy is in use).
+pub fn scratch_dir() -> std::io::Result<std::path::PathBuf> {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = std::env::temp_dir().join("stowage-agent");
+    std::fs::create_dir_all(&dir)?;
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700))?;
+    remove_stale(&dir, |_| true);
+    Ok(dir)
+}
+
+/// Removes the files in `dir` older than a day whose names `pick` chooses.
+pub fn remove_stale(dir: &std::path::Path, pick: impl Fn(&str) -> bool) {
+    const STALE: Duration = Duration::from_secs(24 * 3600);
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let old = entry
+            .metadata()
+            .ok()
+            .filter(std::fs::Metadata::is_file)
+            .and_then(|m| m.modified().ok())
+            .and_then(|t| t.elapsed().ok())
+            .is_some_and(|age| age > STALE);
+        if old && pick(&entry.file_name().to_string_lossy()) {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
+}
+
 /// The first `name` executable on PATH.
 pub fn find_on_path(name: &str) -> Option<std::path::PathBuf> {
     std::env::var_os("PATH").and_then(|paths| {

@@ -624,8 +624,11 @@ async fn postgresql_backups_restore_a_dropped_database_and_under_a_new_name() ->
     outcome
 }
 
-/// Rows `(id, payload)` of the writer's table up to `id`, and the counter, from an SQLite file.
-fn sqlite_rows(path: &std::path::Path) -> Result<(Vec<(i64, Vec<u8>)>, i64)> {
+/// The writer's rows `(id, payload)`.
+type Rows = Vec<(i64, Vec<u8>)>;
+
+/// The writer's rows and its counter, from an SQLite file that must pass its integrity check.
+fn sqlite_rows(path: &std::path::Path) -> Result<(Rows, i64)> {
     let conn = rusqlite::Connection::open(path)?;
     let verdict: String = conn.query_row("PRAGMA integrity_check", [], |r| r.get(0))?;
     ensure!(

@@ -8,7 +8,9 @@ use crate::client::Client;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use stowage_shared::api::{LOG_BATCH_MAX_LINES, LogLevel, LogLine, Progress, RunLogBatch};
+use stowage_shared::api::{
+    CommandError, LOG_BATCH_MAX_LINES, LogLevel, LogLine, Progress, RunLogBatch,
+};
 use tokio::sync::watch;
 use tracing::{info, warn};
 
@@ -135,6 +137,28 @@ impl Reporter {
 
     pub fn error(&self, message: impl Into<String>) {
         self.log(LogLevel::Error, message);
+    }
+
+    /// Logs how the work ended (`done` words a success), then [`finish`](Self::finish)es, and
+    /// hands the outcome on: the log on the server is complete before the result is reported.
+    pub async fn conclude<T>(
+        self,
+        outcome: Result<T, CommandError>,
+        done: impl FnOnce(&T) -> String,
+    ) -> Result<T, CommandError> {
+        match &outcome {
+            Ok(value) => self.info(done(value)),
+            Err(e) => self.error(format!(
+                "the {} failed: {}",
+                match self.inner.kind {
+                    Kind::Backup => "run",
+                    Kind::Restore => "restore",
+                },
+                e.message
+            )),
+        }
+        self.finish().await;
+        outcome
     }
 
     /// Stops the background sender and delivers what is left (a few attempts), so the log is

@@ -44,15 +44,14 @@ pub async fn run(
         Some(job.bytes),
     );
     let outcome = run_reported(job, tools, &reporter).await;
-    match &outcome {
-        Ok(r) => reporter.info(format!(
-            "restored {} files ({} bytes); the artifact's sha256 matched",
-            r.files, r.bytes
-        )),
-        Err(e) => reporter.error(format!("the restore failed: {}", e.message)),
-    }
-    reporter.finish().await;
-    outcome
+    reporter
+        .conclude(outcome, |r| {
+            format!(
+                "restored {} files ({} bytes); the artifact's sha256 matched",
+                r.files, r.bytes
+            )
+        })
+        .await
 }
 
 /// Opens the target that holds `source` and reads the manifest beside it, which must name the

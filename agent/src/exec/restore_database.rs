@@ -35,15 +35,14 @@ pub async fn run(
         Some(job.bytes),
     );
     let outcome = run_reported(job, tools, &reporter).await;
-    match &outcome {
-        Ok(r) => reporter.info(format!(
-            "restored {} part(s) ({} bytes); the artifact's sha256 matched before anything was applied",
-            r.files, r.bytes
-        )),
-        Err(e) => reporter.error(format!("the restore failed: {}", e.message)),
-    }
-    reporter.finish().await;
-    outcome
+    reporter
+        .conclude(outcome, |r| {
+            format!(
+                "restored {} part(s) ({} bytes); the artifact's sha256 matched before anything was applied",
+                r.files, r.bytes
+            )
+        })
+        .await
 }
 
 /// Removes a file when dropped (a staged database the restore did not move into place).

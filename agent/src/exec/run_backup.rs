@@ -138,22 +138,20 @@ pub async fn run_backup(
 ) -> Result<RunBackupReport, CommandError> {
     let reporter = Reporter::start(client.cloned(), Kind::Backup, run.record_id, None);
     let outcome = run_reported(run, destinations, tools, &reporter).await;
-    match &outcome {
-        Ok(report) => {
+    reporter
+        .conclude(outcome, |report| {
             let stored = report.targets.iter().filter(|t| t.bytes.is_some()).count();
-            reporter.info(format!(
-                "finished: {} files, {} bytes read, artifact {} bytes (sha256 {}), stored on {stored} of {} targets",
+            format!(
+                "finished: {} {}, {} bytes read, artifact {} bytes (sha256 {}), stored on {stored} of {} targets",
                 report.files,
+                if report.sections.is_empty() { "files" } else { "databases" },
                 report.source_bytes,
                 report.bytes,
                 report.sha256,
                 report.targets.len()
-            ));
-        }
-        Err(e) => reporter.error(format!("the run failed: {}", e.message)),
-    }
-    reporter.finish().await;
-    outcome
+            )
+        })
+        .await
 }
 
 async fn run_reported(

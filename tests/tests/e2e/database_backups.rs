@@ -190,6 +190,44 @@ impl ProcWatch {
     }
 }
 
+/// The lock a run is held on while its dump program is looked at.
+struct Held<'a> {
+    engine: &'a str,
+    database: &'a str,
+    lock: &'a str,
+    release: &'a str,
+}
+
+/// Runs a task whose dump waits on `held` until a process whose command line holds `dumping`
+/// was seen in `/proc`, then releases it: the settled record and what `/proc` showed of every
+/// process of `programs`.
+async fn run_held(
+    server: &Server,
+    admin: &str,
+    task: i64,
+    held: Held<'_>,
+    programs: &'static [&'static str],
+    dumping: &str,
+) -> Result<(BackupRecordOutput, Vec<Seen>)> {
+    let watch = ProcWatch::start(programs);
+    let lock = Lock::hold(held.engine, held.database, held.lock)?;
+    let started: BackupRecordOutput = server
+        .post(&routes::backup_task_run(task), Some(admin), &json!({}))
+        .await?
+        .expect_ok()?;
+    eventually("the dump to start", Duration::from_secs(30), || async {
+        Ok(watch
+            .seen()
+            .iter()
+            .any(|s| s.cmdline.contains(dumping))
+            .then_some(()))
+    })
+    .await?;
+    lock.release(held.release)?;
+    let record = server.settled(admin, started.id, false).await?;
+    Ok((record, watch.finish()))
+}
+
 /// A local directory target on the test's node.
 async fn local_target(server: &Server, admin: &str, dir: &std::path::Path) -> Result<i64> {
     let t: StorageTargetDetail = server
@@ -383,19 +421,20 @@ async fn mysql_backups_restore_into_the_original_and_a_new_database() -> Result<
             .await?;
 
         // The dump waits on a table lock while /proc is read; then the lock goes.
-        let watch = ProcWatch::start(&["mariadb-dump", "mysqldump"]);
-        let lock = Lock::hold("mysql", &db, "LOCK TABLES customers WRITE;")?;
-        let started: BackupRecordOutput = server
-            .post(&routes::backup_task_run(task.id), Some(&admin), &json!({}))
-            .await?
-            .expect_ok()?;
-        eventually("the dump to start", Duration::from_secs(30), || async {
-            Ok((!watch.seen().is_empty()).then_some(()))
-        })
+        let (record, seen) = run_held(
+            &server,
+            &admin,
+            task.id,
+            Held {
+                engine: "mysql",
+                database: &db,
+                lock: "LOCK TABLES customers WRITE;",
+                release: "UNLOCK TABLES;",
+            },
+            &["mariadb-dump", "mysqldump"],
+            "mariadb-dump",
+        )
         .await?;
-        lock.release("UNLOCK TABLES;")?;
-        let record = server.settled(&admin, started.id, false).await?;
-        let seen = watch.finish();
         ensure!(record.status == "success", "{record:?}");
         ensure!(
             record.kind == "mysql" && record.databases == [db.clone()],
@@ -564,27 +603,20 @@ async fn postgresql_backups_restore_a_dropped_database_and_under_a_new_name() ->
             .await?;
         let task: BackupTaskOutput = created.expect_ok()?;
 
-        let watch = ProcWatch::start(&["pg_dump", "pg_dumpall"]);
-        let lock = Lock::hold(
-            "postgresql",
-            &db,
-            "BEGIN; LOCK TABLE accounts IN ACCESS EXCLUSIVE MODE;",
-        )?;
-        let started: BackupRecordOutput = server
-            .post(&routes::backup_task_run(task.id), Some(&admin), &json!({}))
-            .await?
-            .expect_ok()?;
-        eventually("pg_dump to start", Duration::from_secs(30), || async {
-            Ok(watch
-                .seen()
-                .iter()
-                .any(|s| s.cmdline.contains("pg_dump "))
-                .then_some(()))
-        })
+        let (record, seen) = run_held(
+            &server,
+            &admin,
+            task.id,
+            Held {
+                engine: "postgresql",
+                database: &db,
+                lock: "BEGIN; LOCK TABLE accounts IN ACCESS EXCLUSIVE MODE;",
+                release: "COMMIT;",
+            },
+            &["pg_dump", "pg_dumpall"],
+            "pg_dump ",
+        )
         .await?;
-        lock.release("COMMIT;")?;
-        let record = server.settled(&admin, started.id, false).await?;
-        let seen = watch.finish();
         ensure!(record.status == "success", "{record:?}");
         ensure!(record.databases == [db.clone()], "{record:?}");
 

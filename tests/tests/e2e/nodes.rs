@@ -459,15 +459,21 @@ async fn wrong_and_rotated_tokens_are_rejected_and_old_agents_told_to_upgrade() 
     post(vec![("X-Agent-Token", rotated.token.expose().to_owned())])
         .await?
         .expect_error(426, "AGENT_PROTOCOL_UNSUPPORTED")?;
-    post(vec![
-        ("X-Agent-Token", rotated.token.expose().to_owned()),
-        ("X-Stowage-Protocol", "0".into()),
-    ])
-    .await?
-    .expect_error(426, "AGENT_PROTOCOL_UNSUPPORTED")?;
-    post(vec![("X-Stowage-Protocol", "1".into())])
+    // Version 1 agents cannot read the run commands of database tasks.
+    for old in ["0", "1"] {
+        post(vec![
+            ("X-Agent-Token", rotated.token.expose().to_owned()),
+            ("X-Stowage-Protocol", old.into()),
+        ])
         .await?
-        .expect_error(401, "NODE_INVALID_TOKEN")?;
+        .expect_error(426, "AGENT_PROTOCOL_UNSUPPORTED")?;
+    }
+    post(vec![(
+        "X-Stowage-Protocol",
+        stowage_shared::api::AGENT_PROTOCOL_VERSION.to_string(),
+    )])
+    .await?
+    .expect_error(401, "NODE_INVALID_TOKEN")?;
     Ok(())
 }
 

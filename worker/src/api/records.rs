@@ -219,16 +219,14 @@ pub async fn fail_unstarted(
     reason: &str,
     now: Timestamp,
 ) -> Result<(), ApiError> {
-    let figures = Finished {
-        status: "failed",
-        bytes: 0,
-        files: 0,
-        source_bytes: 0,
-        checksum: "",
-        error: reason,
-        sections: "[]",
-    };
-    records::finish(db, record_id, &figures, &[], &time::format(now)).await
+    records::finish(
+        db,
+        record_id,
+        &Finished::failed(reason),
+        &[],
+        &time::format(now),
+    )
+    .await
 }
 
 /// Settles the record of a finished `run_backup` command from the agent's report, then applies
@@ -308,16 +306,14 @@ pub async fn settle(
                     error: "the run failed",
                 })
                 .collect();
-            let figures = Finished {
-                status: "failed",
-                bytes: 0,
-                files: 0,
-                source_bytes: 0,
-                checksum: "",
-                error: &error.message,
-                sections: "[]",
-            };
-            records::finish(db, record_id, &figures, &outcomes, now).await
+            records::finish(
+                db,
+                record_id,
+                &Finished::failed(&error.message),
+                &outcomes,
+                now,
+            )
+            .await
         }
     }
 }

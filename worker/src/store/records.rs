@@ -408,6 +408,21 @@ pub struct Finished<'a> {
     pub sections: &'a str,
 }
 
+impl<'a> Finished<'a> {
+    /// A run that stored nothing, and why.
+    pub fn failed(error: &'a str) -> Self {
+        Self {
+            status: "failed",
+            bytes: 0,
+            files: 0,
+            source_bytes: 0,
+            checksum: "",
+            error,
+            sections: "[]",
+        }
+    }
+}
+
 /// Finishes a running record with its targets' outcomes, and the task's last run, atomically.
 pub async fn finish(
     db: &D1Database,

@@ -14,7 +14,6 @@ use crate::store::records::{
 };
 use crate::store::tasks::TaskRow;
 use crate::store::{storage_targets, tasks};
-use stowage_shared::SecretString;
 use stowage_shared::api::{
     BATCH_DELETE_MAX, BackupRecordOutput, BatchDeleteRequest, BatchDeleted, CommandResult,
     CommandSpec, DeleteArtifactsReport, Deleted, Page, Progress, RecordTargetOutput, Role,
@@ -162,15 +161,9 @@ pub async fn hand_out(
     let spec = super::tasks::stored_spec(task)?;
     let kind = spec.source.kind();
     let path = artifact_path(&task.name, record_id, now, kind, spec.compression);
-    let db_password = match (kind, task.password_sealed.as_str()) {
-        (TaskType::Mysql | TaskType::Postgresql, "") => Some(SecretString::new("")),
-        (TaskType::Mysql | TaskType::Postgresql, sealed) => {
-            let plain = sealer.open(&super::tasks::password_identity(&task.uid), sealed)?;
-            Some(SecretString::new(
-                String::from_utf8(plain).map_err(|e| ApiError::internal("task password", e))?,
-            ))
-        }
-        _ => None,
+    let db_password = match kind {
+        TaskType::Mysql | TaskType::Postgresql => Some(super::tasks::open_password(sealer, task)?),
+        TaskType::File | TaskType::Sqlite => None,
     };
     let mut destinations = Vec::new();
     let mut names = Vec::new();

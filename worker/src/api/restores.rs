@@ -150,19 +150,11 @@ async fn restore_connection(
         .filter(|p| !p.expose().is_empty() && p.expose() != MASK)
     {
         Some(p) => p,
+        // The task that made the backup may be gone (its records kept): then no password.
         None => match record.task_id {
             Some(task_id) => match tasks::get(db, task_id).await? {
-                Some(task) if !task.password_sealed.is_empty() => {
-                    let plain = sealer.open(
-                        &super::tasks::password_identity(&task.uid),
-                        &task.password_sealed,
-                    )?;
-                    SecretString::new(
-                        String::from_utf8(plain)
-                            .map_err(|e| ApiError::internal("task password", e))?,
-                    )
-                }
-                _ => SecretString::new(""),
+                Some(task) => super::tasks::open_password(sealer, &task)?,
+                None => SecretString::new(""),
             },
             None => SecretString::new(""),
         },

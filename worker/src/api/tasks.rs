@@ -12,7 +12,7 @@ use stowage_shared::api::{
 use stowage_shared::schedule::Schedule;
 use stowage_shared::tasks::{CheckedTask, Compression, MASK, PasswordChange, SourceSpec, TaskSpec};
 use stowage_shared::time::Timestamp;
-use stowage_shared::{ErrorCode, time};
+use stowage_shared::{ErrorCode, SecretString, time};
 use worker::{D1Database, Response};
 
 fn invalid(message: impl Into<String>) -> ApiError {
@@ -34,6 +34,20 @@ pub fn stored_spec(row: &TaskRow) -> Result<TaskSpec, ApiError> {
 /// Where a task's sealed database password is bound.
 pub fn password_identity(uid: &str) -> String {
     format!("backup_tasks/{uid}/dbPassword")
+}
+
+/// A task's stored database password (empty when none is stored).
+pub fn open_password(
+    sealer: &crate::seal::Sealer,
+    task: &TaskRow,
+) -> Result<SecretString, ApiError> {
+    if task.password_sealed.is_empty() {
+        return Ok(SecretString::new(""));
+    }
+    let plain = sealer.open(&password_identity(&task.uid), &task.password_sealed)?;
+    String::from_utf8(plain)
+        .map(SecretString::new)
+        .map_err(|e| ApiError::internal("task password", e))
 }
 
 fn output(

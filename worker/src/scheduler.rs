@@ -4,7 +4,8 @@
 //! (a unique key), so ticks that repeat or overlap are harmless. A fire time that comes while the
 //! previous run is still going is skipped, and the task says so in `lastSkip`.
 
-use crate::api::records::{fail_unstarted, hand_out};
+use crate::api::nodes::require_tools;
+use crate::api::records::{fail_unstarted, hand_out, needs};
 use crate::config::AppState;
 use crate::error::ApiError;
 use crate::store::{records, tasks};
@@ -45,7 +46,11 @@ pub async fn run_due(state: &AppState, now: Timestamp) -> Result<Scheduled, ApiE
         let outcome = async {
             match records::start(&state.db, &task, Some(&fire), slot.coalesced, &now_text).await? {
                 Some(record_id) => {
-                    if let Err(e) = hand_out(&state.db, &sealer, &task, record_id, now).await {
+                    let handed = async {
+                        require_tools(&state.db, task.node_id, needs(&task)?).await?;
+                        hand_out(&state.db, &sealer, &task, record_id, now).await
+                    };
+                    if let Err(e) = handed.await {
                         // The run cannot start (its node lacks the task's programs, say): the
                         // record says why at once rather than waiting for a lease to lapse.
                         fail_unstarted(&state.db, record_id, &e.public_message(), now).await?;

@@ -21,7 +21,7 @@ use stowage_tests::{AgentProcess, Fleet, Reply, Server, eventually};
 
 /// SQL as the machine's superuser; its output rows (tab-separated). Fails naming what is
 /// missing when the server is not there.
-fn sql(engine: &str, database: Option<&str>, statement: &str) -> Result<String> {
+pub(crate) fn sql(engine: &str, database: Option<&str>, statement: &str) -> Result<String> {
     let out = match engine {
         "mysql" => {
             let mut cmd = Command::new("mariadb");

@@ -3,37 +3,15 @@
 //! and checks that a wrong password is a clear 400 and that the password is stored nowhere.
 
 use crate::storage::d1_bytes;
-use anyhow::{Context, Result, ensure};
+use anyhow::{Result, ensure};
 use serde_json::json;
-use std::process::Command;
 use stowage_shared::api::routes;
 use stowage_shared::databases::DiscoverOutput;
 use stowage_tests::Fleet;
 
 /// Runs SQL as the local superuser; fails naming what is missing when the server is not there.
-fn admin_sql(engine: &str, sql: &str) -> Result<()> {
-    let out = match engine {
-        "mysql" => Command::new("mariadb").args(["-uroot", "-e", sql]).output(),
-        _ => Command::new("psql")
-            .args([
-                "-h",
-                "127.0.0.1",
-                "-U",
-                "postgres",
-                "-d",
-                "postgres",
-                "-c",
-                sql,
-            ])
-            .output(),
-    }
-    .with_context(|| format!("this test needs the {engine} client and a local server"))?;
-    ensure!(
-        out.status.success(),
-        "{engine} refused {sql:?} (this test needs the machine's {engine} server): {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    Ok(())
+fn admin_sql(engine: &str, statement: &str) -> Result<()> {
+    crate::database_backups::sql(engine, None, statement).map(drop)
 }
 
 #[tokio::test]

@@ -97,6 +97,23 @@ pub mod routes {
     pub fn agent_command_result(id: i64) -> String {
         format!("/api/agent/commands/{id}/result")
     }
+    pub const NOTIFICATIONS: &str = "/api/notifications";
+    pub const NOTIFICATIONS_TEST: &str = "/api/notifications/test";
+    pub fn notification(id: i64) -> String {
+        format!("{NOTIFICATIONS}/{id}")
+    }
+    pub fn notification_test(id: i64) -> String {
+        format!("{NOTIFICATIONS}/{id}/test")
+    }
+    pub fn notification_deliveries(id: i64) -> String {
+        format!("{NOTIFICATIONS}/{id}/deliveries")
+    }
+    pub const DASHBOARD_STATS: &str = "/api/dashboard/stats";
+    pub const DASHBOARD_TIMELINE: &str = "/api/dashboard/timeline";
+    pub const AUDIT_LOGS: &str = "/api/audit-logs";
+    pub const SYSTEM_INFO: &str = "/api/system/info";
+    pub const SYSTEM_UPDATE_CHECK: &str = "/api/system/update-check";
+    pub const SETTINGS: &str = "/api/settings";
 }
 
 /// Header that carries a node's token on every agent request.
@@ -1266,4 +1283,257 @@ pub struct BackupTaskOutput {
 pub struct ToggleRequest {
     #[serde(default)]
     pub enabled: Option<bool>,
+}
+
+/// `POST /api/notifications`, `PUT /api/notifications/:id` and `POST /api/notifications/test`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct NotificationRequest {
+    pub name: String,
+    #[serde(rename = "type")]
+    pub kind: String,
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    /// Event names (`backup_success`, `backup_failed`, …).
+    pub events: Vec<String>,
+    /// Backup failures are sent only once this many runs of the task failed in a row (1 = every
+    /// failure).
+    #[serde(default = "one")]
+    pub failure_threshold: u32,
+    /// The type's configuration; secrets may be sent as `********` on update to keep them.
+    pub config: serde_json::Value,
+}
+
+fn one() -> u32 {
+    1
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NotificationSummary {
+    pub id: i64,
+    pub name: String,
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub enabled: bool,
+    pub events: Vec<String>,
+    pub failure_threshold: u32,
+    /// The newest delivery's outcome (`sent`, `failed`, `pending`), if any.
+    pub last_delivery_status: Option<String>,
+    pub last_delivery_at: Option<String>,
+    pub last_delivery_error: Option<String>,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NotificationDetail {
+    #[serde(flatten)]
+    pub summary: NotificationSummary,
+    /// Secrets replaced by `********`.
+    pub config: serde_json::Value,
+    pub masked_fields: Vec<String>,
+}
+
+/// A test message went out.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NotificationTestResult {
+    pub success: bool,
+    pub message: String,
+}
+
+/// One attempt-tracked message to one channel (`GET /api/notifications/:id/deliveries`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NotificationDelivery {
+    pub id: i64,
+    pub channel_id: i64,
+    pub channel_name: String,
+    pub event: String,
+    pub title: String,
+    /// `pending` (waiting for its next attempt), `sending`, `sent` or `failed` (given up).
+    pub status: String,
+    pub attempts: u32,
+    pub next_attempt_at: Option<String>,
+    pub last_error: String,
+    pub created_at: String,
+    pub sent_at: Option<String>,
+}
+
+/// Record counts of one status.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct StatusCounts {
+    pub total: u64,
+    pub success: u64,
+    pub partial: u64,
+    pub failed: u64,
+    pub running: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TargetUsage {
+    pub storage_target_id: i64,
+    pub target_name: String,
+    /// Stored copies (records not removed by retention) and their bytes.
+    pub objects: u64,
+    pub bytes: u64,
+}
+
+/// A task that needs attention, and since when.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TaskAttention {
+    pub task_id: i64,
+    pub task_name: String,
+    pub node_id: i64,
+    pub last_run_at: Option<String>,
+    pub last_success_at: Option<String>,
+    /// For an overdue task: the schedule's fire time by which a success was expected.
+    pub expected_by: Option<String>,
+}
+
+/// `GET /api/dashboard/stats?days=N` (default 30).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DashboardStats {
+    pub days: u32,
+    pub total_tasks: u64,
+    pub enabled_tasks: u64,
+    /// Backup records started within the window, by status.
+    pub records: StatusCounts,
+    /// success / finished records in the window (partial counts as not successful); `null`
+    /// when nothing finished.
+    pub success_rate: Option<f64>,
+    /// Bytes of the backups that are still stored (successful or partial, not removed).
+    pub bytes_protected: u64,
+    pub storage_usage: Vec<TargetUsage>,
+    pub nodes_online: u64,
+    pub nodes_offline: u64,
+    pub last_backup_at: Option<String>,
+    pub failing_tasks: Vec<TaskAttention>,
+    /// Enabled scheduled tasks with no success since the fire time before their latest one.
+    pub overdue_tasks: Vec<TaskAttention>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TimelineDay {
+    /// `YYYY-MM-DD`, a UTC day.
+    pub date: String,
+    #[serde(flatten)]
+    pub counts: StatusCounts,
+    /// Bytes written by the runs that started that day.
+    pub bytes: u64,
+}
+
+/// One line of recent activity: a backup run or a restore.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Activity {
+    /// `backup` or `restore`.
+    pub kind: String,
+    pub id: i64,
+    pub task_name: String,
+    pub node_id: i64,
+    pub status: String,
+    pub bytes: u64,
+    pub started_at: String,
+    pub finished_at: Option<String>,
+}
+
+/// `GET /api/dashboard/timeline?days=N` (1 to 366, default 30).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DashboardTimeline {
+    pub days: Vec<TimelineDay>,
+    pub recent_activity: Vec<Activity>,
+}
+
+/// One row of `GET /api/audit-logs`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AuditLogEntry {
+    pub id: i64,
+    pub created_at: String,
+    pub user_id: Option<i64>,
+    /// The user name (or the name a sign-in attempt gave).
+    pub actor: String,
+    /// `<resource>.<verb>`, e.g. `backup_task.create`.
+    pub action: String,
+    pub resource_type: String,
+    pub resource_id: Option<String>,
+    /// `success` or `failure`.
+    pub result: String,
+    /// A short reason code or error code, never a request body.
+    pub detail: String,
+    pub client_ip: String,
+    pub user_agent: String,
+}
+
+/// Rows of a table, for `GET /api/system/info`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TableRows {
+    pub table: String,
+    pub rows: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SystemLimits {
+    pub max_json_body_bytes: u64,
+    pub session_ttl_secs: u64,
+    pub login_max_failures: u32,
+    pub login_window_secs: u64,
+    pub login_lockout_secs: u64,
+    pub heartbeat_secs: u64,
+    pub poll_secs: u64,
+    pub lease_secs: u64,
+    pub offline_after_secs: u64,
+    pub rpc_wait_secs: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CronStatus {
+    pub last_tick_at: Option<String>,
+    /// The trigger fires every minute; a last tick older than three minutes means it stopped.
+    pub healthy: bool,
+}
+
+/// `GET /api/system/info` (admin).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SystemInfo {
+    pub version: String,
+    /// The commit the Worker was built from, when the build knew it.
+    pub build: String,
+    pub agent_protocol: u32,
+    pub min_agent_protocol: u32,
+    pub schema_migration: Option<String>,
+    /// D1's size in bytes, as D1 reports it.
+    pub database_bytes: Option<u64>,
+    pub table_rows: Vec<TableRows>,
+    pub limits: SystemLimits,
+    pub cron: CronStatus,
+    pub seal_key_configured: bool,
+}
+
+/// `GET /api/system/update-check`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UpdateCheck {
+    pub current_version: String,
+    pub latest_version: Option<String>,
+    pub has_update: bool,
+    pub release_url: Option<String>,
+    pub published_at: Option<String>,
+    pub release_notes: Option<String>,
+    /// Why no answer could be had (offline, the releases URL failed, …).
+    pub error: Option<String>,
+    pub checked_url: String,
 }

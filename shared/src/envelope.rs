@@ -184,6 +184,18 @@ error_codes! {
     StorageGoogleOauthRefreshTokenMissing = ("STORAGE_GOOGLE_OAUTH_REFRESH_TOKEN_MISSING", 400),
     /// `targetId` names a target that is not a Google Drive one.
     StorageGoogleDriveTypeMismatch = ("STORAGE_GOOGLE_DRIVE_TYPE_MISMATCH", 400),
+    /// The channel request is unusable (name, type, events, config); the message names the field.
+    NotificationInvalid = ("NOTIFICATION_INVALID", 400),
+    NotificationNotFound = ("NOTIFICATION_NOT_FOUND", 404),
+    NotificationNameExists = ("NOTIFICATION_NAME_EXISTS", 409),
+    /// The test message could not be delivered; the message is the receiver's or network's reason.
+    NotificationTestFailed = ("NOTIFICATION_TEST_FAILED", 400),
+    /// `days` is not a whole number of days in range.
+    DashboardTimelineInvalid = ("DASHBOARD_TIMELINE_INVALID", 400),
+    /// An audit-log filter or page is unusable; the message names the parameter.
+    AuditFilterInvalid = ("AUDIT_FILTER_INVALID", 400),
+    /// A setting is unknown or its value is wrong; the message names the key.
+    SettingsInvalid = ("SETTINGS_INVALID", 400),
 }
 
 impl fmt::Display for ErrorCode {

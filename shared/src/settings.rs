@@ -64,6 +64,9 @@ impl Default for Settings {
     }
 }
 
+/// The keys a change touched, with their new JSON values.
+pub type Changed = Vec<(&'static str, Value)>;
+
 /// The keys, as the API spells them.
 pub const KEYS: &[&str] = &[
     "siteName",
@@ -78,7 +81,10 @@ pub const KEYS: &[&str] = &[
     "nodeOfflineAfterSecs",
 ];
 
-fn decode<T: serde::de::DeserializeOwned>(key: &'static str, value: &Value) -> Result<T, FieldError> {
+fn decode<T: serde::de::DeserializeOwned>(
+    key: &'static str,
+    value: &Value,
+) -> Result<T, FieldError> {
     serde_json::from_value(value.clone()).map_err(|e| {
         let text = e.to_string();
         // serde quotes the value it refused; keep only what it expected.
@@ -93,7 +99,10 @@ fn decode<T: serde::de::DeserializeOwned>(key: &'static str, value: &Value) -> R
 fn days(key: &'static str, value: &Value) -> Result<u32, FieldError> {
     let n: u32 = decode(key, value)?;
     if n > 36_500 {
-        return Err(FieldError::new(key, "must be 0 (keep for ever) to 36500 days"));
+        return Err(FieldError::new(
+            key,
+            "must be 0 (keep for ever) to 36500 days",
+        ));
     }
     Ok(n)
 }
@@ -133,8 +142,7 @@ impl Settings {
             "siteName" => {
                 let name: String = decode("siteName", value)?;
                 let name = name.trim().to_owned();
-                if !(1..=64).contains(&name.chars().count()) || name.chars().any(char::is_control)
-                {
+                if !(1..=64).contains(&name.chars().count()) || name.chars().any(char::is_control) {
                     return Err(FieldError::new(
                         "siteName",
                         "must be 1 to 64 characters without control characters",
@@ -171,7 +179,9 @@ impl Settings {
                 ids.dedup();
                 self.default_notification_channels = ids;
             }
-            "agentHeartbeatSecs" => self.agent_heartbeat_secs = seconds("agentHeartbeatSecs", value)?,
+            "agentHeartbeatSecs" => {
+                self.agent_heartbeat_secs = seconds("agentHeartbeatSecs", value)?
+            }
             "agentPollSecs" => self.agent_poll_secs = seconds("agentPollSecs", value)?,
             "nodeOfflineAfterSecs" => {
                 self.node_offline_after_secs = seconds("nodeOfflineAfterSecs", value)?;
@@ -179,7 +189,10 @@ impl Settings {
             _ => {
                 return Err(FieldError::new(
                     "settings",
-                    format!("unknown setting {key:?}; the settings are {}", KEYS.join(", ")),
+                    format!(
+                        "unknown setting {key:?}; the settings are {}",
+                        KEYS.join(", ")
+                    ),
                 ));
             }
         }
@@ -200,7 +213,7 @@ impl Settings {
 
     /// Applies a `PUT` body: every key must be known and valid, or nothing changes. Returns the
     /// new settings and the keys whose value changed, with their new JSON values.
-    pub fn patched(&self, body: &Value) -> Result<(Self, Vec<(&'static str, Value)>), FieldError> {
+    pub fn patched(&self, body: &Value) -> Result<(Self, Changed), FieldError> {
         let Some(map) = body.as_object() else {
             return Err(FieldError::new(
                 "settings",
@@ -278,7 +291,10 @@ mod tests {
             (json!({"logRetentionDays": -1}), "logRetentionDays"),
             (json!({"auditRetentionDays": 40000}), "auditRetentionDays"),
             (json!({"siteUrl": "ftp://x"}), "siteUrl"),
-            (json!({"defaultNotificationChannels": [0]}), "defaultNotificationChannels"),
+            (
+                json!({"defaultNotificationChannels": [0]}),
+                "defaultNotificationChannels",
+            ),
             (json!({"agentPollSecs": 0}), "agentPollSecs"),
             (json!([1]), "settings"),
         ];

@@ -33,7 +33,17 @@ pub const RPC_WAIT_SECS: &str = "RPC_WAIT_SECS";
 pub const GOOGLE_OAUTH_AUTH_URL: &str = "GOOGLE_OAUTH_AUTH_URL";
 pub const GOOGLE_OAUTH_TOKEN_URL: &str = "GOOGLE_OAUTH_TOKEN_URL";
 
+/// Where `GET /api/system/update-check` reads the latest release (GitHub's release JSON shape).
+pub const RELEASES_URL: &str = "RELEASES_URL";
+pub const DEFAULT_RELEASES_URL: &str =
+    "https://api.github.com/repos/stowage/stowage/releases/latest";
+
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+/// The commit the Worker was built from (`make build` sets it; empty in other builds).
+pub const BUILD: &str = match option_env!("STOWAGE_BUILD") {
+    Some(b) => b,
+    None => "",
+};
 
 /// argon2id cost. The defaults are OWASP's first recommendation (19 MiB, 2 passes, 1 lane), about
 /// 30 ms of CPU per hash inside workerd — more than the Free plan's 10 ms per request allows.
@@ -55,6 +65,7 @@ pub struct Config {
     pub max_json_body: usize,
     pub timings: Timings,
     pub google: GoogleOauth,
+    pub releases_url: String,
 }
 
 /// Where the Google Drive authorization goes.
@@ -106,6 +117,7 @@ impl Config {
                     "https://oauth2.googleapis.com/token",
                 )?,
             },
+            releases_url: http_url(env, RELEASES_URL, DEFAULT_RELEASES_URL)?,
         })
     }
 }

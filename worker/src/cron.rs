@@ -1,13 +1,18 @@
 //! The scheduled tick, run by the cron trigger every minute: it marks silent nodes offline, expires
 //! lapsed command leases, purges sign-in and OAuth state that can no longer matter and records that it ran.
-//! It also starts the scheduled backup runs that are due (`scheduler.rs`).
+//! It also starts the scheduled backup runs that are due (`scheduler.rs`), hands out and sends
+//! notifications (`notify.rs`), and drops log lines, deliveries and audit rows older than the
+//! retention settings.
 
 use crate::config::AppState;
 use crate::error::ApiError;
+use crate::notify;
 use crate::store::{
-    commands, nodes, oauth_sessions, records, relays, restores, sessions, system, throttle,
+    audit, commands, logs, nodes, notifications, oauth_sessions, records, relays, restores,
+    sessions, settings, system, throttle,
 };
 use chrono::Duration;
+use stowage_shared::notifications::Message;
 use stowage_shared::time::{self, Timestamp};
 
 /// What one tick did, for the log.
@@ -22,6 +27,11 @@ pub struct TickReport {
     pub restores_failed: usize,
     pub relays_purged: usize,
     pub schedule: crate::scheduler::Scheduled,
+    pub records_handed_out: usize,
+    pub notifications: crate::notify::Delivered,
+    pub log_lines_purged: usize,
+    pub audit_rows_purged: usize,
+    pub deliveries_purged: usize,
 }
 
 pub async fn tick(state: &AppState, now: Timestamp) -> Result<TickReport, ApiError> {
@@ -29,15 +39,32 @@ pub async fn tick(state: &AppState, now: Timestamp) -> Result<TickReport, ApiErr
     // Revoked sessions are kept a day so that "signed out" is visible when investigating.
     let revoked_before = time::format(now - Duration::days(1));
     let cutoff = time::format(state.config.throttle.window_cutoff(now));
-    let report = TickReport {
+    let settings = settings::load(&state.db).await?;
+    let timings = settings.timings(state.config.timings);
+    let went_offline = nodes::mark_silent_offline(
+        &state.db,
+        &time::format(now - timings.offline_after),
+        &now_text,
+    )
+    .await?;
+    for node in &went_offline {
+        let last_seen = node.last_seen_at.as_deref().unwrap_or("never");
+        let message = Message::node(
+            &settings.site_name,
+            &settings.site_url,
+            false,
+            node.id,
+            &node.name,
+            last_seen,
+            &now_text,
+        );
+        let key = format!("node:{}:offline:{last_seen}", node.id);
+        notify::emit(state, &message, &key, now).await?;
+    }
+    let mut report = TickReport {
         sessions_purged: sessions::purge(&state.db, &now_text, &revoked_before).await?,
         throttle_rows_purged: throttle::purge(&state.db, &now_text, &cutoff).await?,
-        nodes_marked_offline: nodes::mark_silent_offline(
-            &state.db,
-            &time::format(now - state.config.timings.offline_after),
-            &now_text,
-        )
-        .await?,
+        nodes_marked_offline: went_offline.len(),
         leases_expired: commands::expire_lapsed(&state.db, &now_text).await?
             + commands::expire_runs_of_offline_nodes(&state.db, &now_text).await?,
         oauth_sessions_purged: oauth_sessions::purge_expired(&state.db, &now_text).await?,
@@ -53,7 +80,20 @@ pub async fn tick(state: &AppState, now: Timestamp) -> Result<TickReport, ApiErr
         relays_purged: relays::purge(&state.db, &time::format(now - Duration::hours(1))).await?,
         // Last: runs started now are not failed as lost by this same tick.
         schedule: crate::scheduler::run_due(state, now).await?,
+        ..TickReport::default()
     };
+    // What finished (or failed to start) is handed out, then everything due is sent.
+    report.records_handed_out = notify::sweep(state, &settings, now).await?;
+    report.notifications = notify::deliver_due(state, now).await?;
+    if settings.log_retention_days > 0 {
+        let before = time::format(now - Duration::days(i64::from(settings.log_retention_days)));
+        report.log_lines_purged = logs::purge(&state.db, &before).await?;
+        report.deliveries_purged = notifications::purge(&state.db, &before).await?;
+    }
+    if settings.audit_retention_days > 0 {
+        let before = time::format(now - Duration::days(i64::from(settings.audit_retention_days)));
+        report.audit_rows_purged = audit::purge(&state.db, &before).await?;
+    }
     system::set_last_tick_at(&state.db, &now_text).await?;
     Ok(report)
 }

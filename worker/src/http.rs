@@ -176,6 +176,17 @@ fn respond<T: Serialize>(status: u16, data: &T) -> Result<Response, ApiError> {
         .fixed(bytes))
 }
 
+/// `fut`'s output, or `None` when it takes longer than `ms` milliseconds (outbound calls must
+/// not hold a request or a tick for ever).
+pub async fn within<F: std::future::Future>(ms: u64, fut: F) -> Option<F::Output> {
+    use futures_util::future::{Either, select};
+    let timeout = worker::Delay::from(std::time::Duration::from_millis(ms));
+    match select(std::pin::pin!(fut), std::pin::pin!(timeout)).await {
+        Either::Left((out, _)) => Some(out),
+        Either::Right(_) => None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

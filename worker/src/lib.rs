@@ -10,6 +10,8 @@ mod cron;
 mod error;
 mod google;
 mod http;
+mod mail;
+mod notify;
 mod router;
 mod scheduler;
 mod seal;
@@ -25,13 +27,16 @@ pub(crate) fn now() -> Timestamp {
 }
 
 #[event(fetch)]
-async fn fetch(req: Request, env: Env, _ctx: Context) -> worker::Result<Response> {
+async fn fetch(req: Request, env: Env, worker_ctx: Context) -> worker::Result<Response> {
     console_error_panic_hook::set_once();
+    let actor = api::Actor::default();
     let ctx = api::Ctx {
         req,
         env: &env,
         now: now(),
         id: None,
+        worker_ctx: &worker_ctx,
+        actor: &actor,
     };
     Ok(router::handle(ctx).await)
 }

@@ -1,8 +1,9 @@
 //! Every route in one table. A path that exists with another method answers 405 with `Allow`; a
 //! path that does not exist answers 404 `NOT_FOUND`. Both in the envelope, never as HTML.
 
-use crate::api::{self, Ctx};
+use crate::api::{self, Caller, Ctx};
 use crate::error::ApiError;
+use crate::store::audit::{self, Entry, Outcome};
 use crate::store::logs::Kind;
 use stowage_shared::ErrorCode;
 use stowage_shared::api::routes;
@@ -62,6 +63,21 @@ enum Route {
     BackupRecordDownload,
     AgentRelayChunk,
     DatabaseDiscover,
+    Notifications,
+    NotificationCreate,
+    NotificationTestPending,
+    Notification,
+    NotificationUpdate,
+    NotificationDelete,
+    NotificationTest,
+    NotificationDeliveries,
+    DashboardStats,
+    DashboardTimeline,
+    AuditLogs,
+    SystemInfo,
+    SystemUpdateCheck,
+    Settings,
+    SettingsUpdate,
 }
 
 // One line per route reads best as a table; rustfmt would break the long ones apart.
@@ -119,18 +135,117 @@ const ROUTES: &[(Method, &str, Route)] = &[
     (Method::Post,   routes::STORAGE_TARGETS_TEST,        Route::StorageTargetTestPending),
     (Method::Post,   "/api/storage-targets/:id/test",     Route::StorageTargetTest),
     (Method::Get,    "/api/storage-targets/:id/usage",    Route::StorageTargetUsage),
+    (Method::Get,    routes::NOTIFICATIONS,               Route::Notifications),
+    (Method::Post,   routes::NOTIFICATIONS,               Route::NotificationCreate),
+    (Method::Post,   routes::NOTIFICATIONS_TEST,          Route::NotificationTestPending),
+    (Method::Get,    "/api/notifications/:id",            Route::Notification),
+    (Method::Put,    "/api/notifications/:id",            Route::NotificationUpdate),
+    (Method::Delete, "/api/notifications/:id",            Route::NotificationDelete),
+    (Method::Post,   "/api/notifications/:id/test",       Route::NotificationTest),
+    (Method::Get,    "/api/notifications/:id/deliveries", Route::NotificationDeliveries),
+    (Method::Get,    routes::DASHBOARD_STATS,             Route::DashboardStats),
+    (Method::Get,    routes::DASHBOARD_TIMELINE,          Route::DashboardTimeline),
+    (Method::Get,    routes::AUDIT_LOGS,                  Route::AuditLogs),
+    (Method::Get,    routes::SYSTEM_INFO,                 Route::SystemInfo),
+    (Method::Get,    routes::SYSTEM_UPDATE_CHECK,         Route::SystemUpdateCheck),
+    (Method::Get,    routes::SETTINGS,                    Route::Settings),
+    (Method::Put,    routes::SETTINGS,                    Route::SettingsUpdate),
 ];
+
+/// How a route's calls reach the audit log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Audit {
+    /// Reads, agent traffic and sign-in plumbing that changes nothing a user owns.
+    None,
+    /// The handler records successes and failures itself (sign-in, setup, password).
+    Handler,
+    /// The handler records its success (with the new resource's id); the router records a
+    /// refused call as a failure with this action.
+    Refusals(&'static str),
+    /// The router records both outcomes with this action.
+    Router(&'static str),
+}
+
+fn audit_of(route: Route) -> Audit {
+    use Audit::{Handler, Refusals, Router};
+    match route {
+        Route::Setup | Route::Login | Route::Password => Handler,
+        Route::Logout => Refusals("auth.logout"),
+        Route::NodeCreate => Refusals("node.create"),
+        Route::NodeUpdate => Refusals("node.update"),
+        Route::NodeDelete => Refusals("node.delete"),
+        Route::NodeRotateToken => Refusals("node.rotate_token"),
+        Route::StorageTargetCreate => Refusals("storage_target.create"),
+        Route::StorageTargetUpdate => Refusals("storage_target.update"),
+        Route::StorageTargetDelete => Refusals("storage_target.delete"),
+        Route::StorageTargetStar => Refusals("storage_target.star"),
+        Route::StorageTargetTest => Router("storage_target.test"),
+        Route::GoogleDriveComplete => Router("storage_target.google_drive_connect"),
+        Route::BackupTaskCreate => Refusals("backup_task.create"),
+        Route::BackupTaskUpdate => Refusals("backup_task.update"),
+        Route::BackupTaskDelete => Refusals("backup_task.delete"),
+        Route::BackupTaskToggle => Refusals("backup_task.toggle"),
+        Route::BackupTaskRun => Refusals("backup_task.run"),
+        Route::BackupRecordDelete | Route::BackupRecordsBatchDelete => {
+            Refusals("backup_record.delete")
+        }
+        Route::BackupRecordRestore => Refusals("backup_record.restore"),
+        Route::BackupRecordDownload => Refusals("backup_record.download"),
+        Route::NotificationCreate => Refusals("notification.create"),
+        Route::NotificationUpdate => Refusals("notification.update"),
+        Route::NotificationDelete => Refusals("notification.delete"),
+        Route::NotificationTestPending | Route::NotificationTest => Refusals("notification.test"),
+        Route::SettingsUpdate => Refusals("settings.update"),
+        _ => Audit::None,
+    }
+}
 
 pub async fn handle(mut ctx: Ctx<'_>) -> Response {
     let path = ctx.req.path();
     let method = ctx.req.method();
-    let result = match resolve(&method, &path) {
-        Ok((route, id)) => {
-            ctx.id = id;
-            dispatch(route, ctx).await
-        }
-        Err(err) => Err(err),
+    let (route, id) = match resolve(&method, &path) {
+        Ok(found) => found,
+        Err(err) => return err.into_response(),
     };
+    ctx.id = id.clone();
+    let audit = audit_of(route);
+    let (env, now, actor) = (ctx.env, ctx.now, ctx.actor);
+    let caller = Caller::of(&ctx);
+    let result = dispatch(route, ctx).await;
+    let action = match (audit, &result) {
+        (Audit::Refusals(action), Err(_)) | (Audit::Router(action), _) => Some(action),
+        _ => None,
+    };
+    // Only a signed-in caller's call is recorded here: anonymous requests to these routes are
+    // refused before anything happens, and recording them would let anyone fill the log.
+    let signed_in = actor.borrow().clone();
+    if let (Some(action), Some((user_id, username))) = (action, signed_in) {
+        let (outcome, detail) = match &result {
+            Ok(_) => (Outcome::Success, String::new()),
+            Err(err) => (Outcome::Failure, err.code().as_str().to_owned()),
+        };
+        let now_text = stowage_shared::time::format(now);
+        let entry = Entry {
+            now: &now_text,
+            actor_user_id: Some(user_id),
+            actor: &username,
+            action,
+            resource_type: action.split('.').next().unwrap_or(action),
+            resource_id: id,
+            outcome,
+            detail: &detail,
+            client_ip: &caller.ip,
+            user_agent: &caller.user_agent,
+        };
+        let recorded = match crate::config::AppState::from_env(env) {
+            Ok(state) => audit::record(&state.db, &entry).await,
+            Err(err) => Err(err),
+        };
+        if let Err(err) = recorded {
+            // The call itself is answered as it went; a lost audit row is reported loudly.
+            worker::console_error!("audit of {action} failed: {err}");
+        }
+    }
     result.unwrap_or_else(ApiError::into_response)
 }
 
@@ -188,6 +303,21 @@ async fn dispatch(route: Route, ctx: Ctx<'_>) -> Result<Response, ApiError> {
         Route::BackupRecordDownload => api::download::download(ctx).await,
         Route::AgentRelayChunk => api::download::chunk(ctx).await,
         Route::DatabaseDiscover => api::databases::discover(ctx).await,
+        Route::Notifications => api::notifications::list(ctx).await,
+        Route::NotificationCreate => api::notifications::create(ctx).await,
+        Route::NotificationTestPending => api::notifications::test_pending(ctx).await,
+        Route::Notification => api::notifications::get(ctx).await,
+        Route::NotificationUpdate => api::notifications::update(ctx).await,
+        Route::NotificationDelete => api::notifications::delete(ctx).await,
+        Route::NotificationTest => api::notifications::test_saved(ctx).await,
+        Route::NotificationDeliveries => api::notifications::deliveries(ctx).await,
+        Route::DashboardStats => api::dashboard::stats(ctx).await,
+        Route::DashboardTimeline => api::dashboard::timeline(ctx).await,
+        Route::AuditLogs => api::audit_logs::list(ctx).await,
+        Route::SystemInfo => api::system::info(ctx).await,
+        Route::SystemUpdateCheck => api::system::update_check(ctx).await,
+        Route::Settings => api::settings::get(ctx).await,
+        Route::SettingsUpdate => api::settings::update(ctx).await,
     }
 }
 
@@ -288,6 +418,25 @@ mod tests {
         assert!(
             matches!(err, ApiError::MethodNotAllowed { ref allow } if allow == "GET, PUT, DELETE")
         );
+    }
+
+    #[test]
+    fn every_changing_route_reaches_the_audit_log() {
+        for (m, p, route) in ROUTES {
+            let changes = *m != Method::Get && !p.starts_with("/api/agent/");
+            let plumbing = matches!(
+                route,
+                Route::StreamTicket
+                    | Route::GoogleDriveAuthUrl
+                    | Route::DatabaseDiscover
+                    | Route::StorageTargetTestPending
+            );
+            if changes && !plumbing {
+                assert_ne!(audit_of(*route), Audit::None, "{m} {p} is not audited");
+            }
+        }
+        // Downloads take data away: a GET, audited all the same.
+        assert_ne!(audit_of(Route::BackupRecordDownload), Audit::None);
     }
 
     #[test]

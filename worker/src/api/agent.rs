@@ -15,6 +15,7 @@ use stowage_shared::api::{
     MIN_AGENT_PROTOCOL_VERSION, PollResponse, ResultAccepted, RunLogBatch, kinds,
 };
 use stowage_shared::commands::{CommandStatus, ReportDecision, Stored, judge_report, lease_until};
+use stowage_shared::notifications::Message;
 use stowage_shared::{ErrorCode, time};
 use worker::Response;
 
@@ -69,7 +70,27 @@ pub async fn heartbeat(mut ctx: Ctx<'_>) -> Result<Response, ApiError> {
         capabilities: &capabilities,
     };
     nodes::heartbeat(&db, node.id, &hb, &now).await?;
-    let t = config.timings;
+    let settings = crate::store::settings::load(&db).await?;
+    let state = AppState { db, config };
+    if node.status == "offline"
+        && let Some(last_seen) = node.last_seen_at.as_deref()
+    {
+        // It was seen before and the tick marked it offline: it is back.
+        let message = Message::node(
+            &settings.site_name,
+            &settings.site_url,
+            true,
+            node.id,
+            &node.name,
+            last_seen,
+            &now,
+        );
+        let key = format!("node:{}:online:{last_seen}", node.id);
+        crate::notify::emit(&state, &message, &key, ctx.now).await?;
+        ctx.notify_soon();
+    }
+    let AppState { db, config } = state;
+    let t = settings.timings(config.timings);
     let until = time::format(lease_until(ctx.now, t.lease));
     let renewed = commands::renew(&db, node.id, &body.running, &now, &until).await?;
     let lost = body
@@ -150,11 +171,15 @@ pub async fn result(mut ctx: Ctx<'_>) -> Result<Response, ApiError> {
                         kinds::RUN_BACKUP => {
                             let sealer = config.sealer()?;
                             super::records::settle(&db, &sealer, id, &report, ctx.now).await?;
+                            ctx.notify_soon();
                         }
                         kinds::DELETE_ARTIFACTS => {
                             super::records::settle_removal(&db, id, &report, &now).await?;
                         }
-                        kinds::RESTORE => super::restores::settle(&db, id, &report, &now).await?,
+                        kinds::RESTORE => {
+                            super::restores::settle(&db, id, &report, &now).await?;
+                            ctx.notify_soon();
+                        }
                         kinds::RELAY => super::download::settle(&db, id, &report).await?,
                         _ => {}
                     }

@@ -1,18 +1,23 @@
 //! Thin handlers grouped by resource: extract, call the store or domain, respond.
 
 pub mod agent;
+pub mod audit_logs;
 pub mod auth;
+pub mod dashboard;
 pub mod databases;
 pub mod download;
 pub mod google_drive;
 pub mod health;
 pub mod logs;
 pub mod nodes;
+pub mod notifications;
 pub mod rclone;
 pub mod records;
 pub mod restores;
 pub mod rpc;
+pub mod settings;
 pub mod storage_targets;
+pub mod system;
 pub mod tasks;
 
 use crate::auth::Principal;
@@ -20,20 +25,36 @@ use crate::config::AppState;
 use crate::error::ApiError;
 use crate::http;
 use crate::store::audit::{Entry, Outcome};
+use std::cell::RefCell;
 use stowage_shared::ErrorCode;
 use stowage_shared::api::Role;
 use stowage_shared::time::Timestamp;
 use worker::D1Database;
 use worker::{Env, Request};
 
+/// The signed-in user of a request, once known: the router audits a refused change with it.
+pub type Actor = RefCell<Option<(i64, String)>>;
+
 /// Everything a handler needs for one request.
-#[derive(Debug)]
 pub struct Ctx<'a> {
     pub req: Request,
     pub env: &'a Env,
     pub now: Timestamp,
     /// The `:id` of the route, as it appeared in the path.
     pub id: Option<String>,
+    /// For work that goes on after the response (notification delivery).
+    pub worker_ctx: &'a worker::Context,
+    pub actor: &'a Actor,
+}
+
+impl std::fmt::Debug for Ctx<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Ctx")
+            .field("path", &self.req.path())
+            .field("now", &self.now)
+            .field("id", &self.id)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Ctx<'_> {
@@ -46,6 +67,8 @@ impl Ctx<'_> {
         let state = self.state()?;
         let principal =
             crate::auth::authenticate(&state.db, &state.config, &self.req, self.now).await?;
+        self.actor
+            .replace(Some((principal.user.id, principal.user.username.clone())));
         principal.require(needed)?;
         Ok((state, principal))
     }
@@ -78,6 +101,52 @@ impl Ctx<'_> {
             })
     }
 
+    /// Sends due notifications (and hands out finished records) after the response.
+    pub fn notify_soon(&self) {
+        crate::notify::soon(self.env, self.worker_ctx);
+    }
+
+    /// A positive integer query parameter; anything else is `invalid` naming it.
+    pub fn query_positive(&self, name: &str, invalid: ErrorCode) -> Result<Option<i64>, ApiError> {
+        self.query(name)?
+            .map(|raw| {
+                raw.parse::<i64>().ok().filter(|v| *v > 0).ok_or_else(|| {
+                    ApiError::new(invalid, format!("{name} must be a positive integer"))
+                })
+            })
+            .transpose()
+    }
+
+    /// An RFC 3339 time query parameter, in the stored form; anything else is `invalid`.
+    pub fn query_time(&self, name: &str, invalid: ErrorCode) -> Result<Option<String>, ApiError> {
+        self.query(name)?
+            .map(|raw| {
+                stowage_shared::time::parse(&raw)
+                    .map(stowage_shared::time::format)
+                    .ok_or_else(|| {
+                        ApiError::new(
+                            invalid,
+                            format!("{name} must be an RFC 3339 time such as 2026-11-28T00:00:00Z"),
+                        )
+                    })
+            })
+            .transpose()
+    }
+
+    /// `page` (from 1) and `pageSize` (1 to `max`, default 50) as a limit and an offset.
+    pub fn paging(&self, max: u64, invalid: ErrorCode) -> Result<Paging, ApiError> {
+        let page = self
+            .query_positive("page", invalid)?
+            .map_or(1, i64::unsigned_abs);
+        let page_size = self
+            .query_positive("pageSize", invalid)?
+            .map_or(50, i64::unsigned_abs);
+        if page_size > max {
+            return Err(ApiError::new(invalid, format!("pageSize is at most {max}")));
+        }
+        Ok(Paging { page, page_size })
+    }
+
     /// A query-string parameter, decoded.
     pub fn query(&self, name: &str) -> Result<Option<String>, ApiError> {
         let url = self.req.url()?;
@@ -85,6 +154,23 @@ impl Ctx<'_> {
             .query_pairs()
             .find(|(k, _)| k == name)
             .map(|(_, v)| v.into_owned()))
+    }
+}
+
+/// Which page of a list a request asked for.
+#[derive(Debug, Clone, Copy)]
+pub struct Paging {
+    pub page: u64,
+    pub page_size: u64,
+}
+
+impl Paging {
+    pub fn limit(self) -> i64 {
+        i64::try_from(self.page_size).unwrap_or(50)
+    }
+
+    pub fn offset(self) -> i64 {
+        i64::try_from((self.page - 1).saturating_mul(self.page_size)).unwrap_or(i64::MAX)
     }
 }
 

@@ -316,30 +316,7 @@ fn filter_invalid(message: impl Into<String>) -> ApiError {
     ApiError::new(ErrorCode::BackupRecordFilterInvalid, message)
 }
 
-/// A positive integer query parameter.
-fn query_id(ctx: &Ctx<'_>, name: &str) -> Result<Option<i64>, ApiError> {
-    ctx.query(name)?
-        .map(|raw| {
-            raw.parse::<i64>()
-                .ok()
-                .filter(|v| *v > 0)
-                .ok_or_else(|| filter_invalid(format!("{name} must be a positive integer")))
-        })
-        .transpose()
-}
-
-/// An RFC 3339 time query parameter, in the stored form.
-fn query_time(ctx: &Ctx<'_>, name: &str) -> Result<Option<String>, ApiError> {
-    ctx.query(name)?
-        .map(|raw| {
-            time::parse(&raw).map(time::format).ok_or_else(|| {
-                filter_invalid(format!(
-                    "{name} must be an RFC 3339 time such as 2026-11-28T00:00:00Z"
-                ))
-            })
-        })
-        .transpose()
-}
+const FILTER: ErrorCode = ErrorCode::BackupRecordFilterInvalid;
 
 /// `GET /api/backup/records?taskId&nodeId&status&dateFrom&dateTo&page&pageSize`: newest first.
 pub async fn list(ctx: Ctx<'_>) -> Result<Response, ApiError> {
@@ -352,34 +329,24 @@ pub async fn list(ctx: Ctx<'_>) -> Result<Response, ApiError> {
             "status must be running, success, partial or failed",
         ));
     }
-    let (from, to) = (query_time(&ctx, "dateFrom")?, query_time(&ctx, "dateTo")?);
+    let (from, to) = (
+        ctx.query_time("dateFrom", FILTER)?,
+        ctx.query_time("dateTo", FILTER)?,
+    );
     if let (Some(f), Some(t)) = (&from, &to)
         && f > t
     {
         return Err(filter_invalid("dateFrom is after dateTo"));
     }
-    let page = query_id(&ctx, "page")?.map_or(1, |p| p.unsigned_abs());
-    let page_size = query_id(&ctx, "pageSize")?.map_or(50, |p| p.unsigned_abs());
-    if page_size > MAX_PAGE_SIZE {
-        return Err(filter_invalid(format!(
-            "pageSize is at most {MAX_PAGE_SIZE}"
-        )));
-    }
+    let paging = ctx.paging(MAX_PAGE_SIZE, FILTER)?;
     let filter = records::Filter {
-        task_id: query_id(&ctx, "taskId")?,
-        node_id: query_id(&ctx, "nodeId")?,
+        task_id: ctx.query_positive("taskId", FILTER)?,
+        node_id: ctx.query_positive("nodeId", FILTER)?,
         status: status.as_deref(),
         from: from.as_deref(),
         to: to.as_deref(),
     };
-    let offset = (page - 1).saturating_mul(page_size);
-    let (rows, total) = records::page(
-        &db,
-        &filter,
-        i64::try_from(page_size).unwrap_or(50),
-        i64::try_from(offset).unwrap_or(i64::MAX),
-    )
-    .await?;
+    let (rows, total) = records::page(&db, &filter, paging.limit(), paging.offset()).await?;
     let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
     let targets = records::targets_of(&db, &ids).await?;
     let items: Vec<BackupRecordOutput> =
@@ -387,8 +354,8 @@ pub async fn list(ctx: Ctx<'_>) -> Result<Response, ApiError> {
     http::ok(&Page {
         items,
         total,
-        page,
-        page_size,
+        page: paging.page,
+        page_size: paging.page_size,
     })
 }
 

@@ -14,6 +14,7 @@ use stowage_shared::api::{
     CommandSpec, Deleted, Role, StorageTargetDetail, StorageTargetRequest, StorageTargetSummary,
     StorageTestResult, StorageUsageOutput,
 };
+use stowage_shared::notifications::Message;
 use stowage_shared::storage::{StorageConfig, StorageType, drop_nulls, keep_stored_secrets};
 use stowage_shared::time::Timestamp;
 use stowage_shared::{ErrorCode, time};
@@ -461,6 +462,20 @@ pub async fn test_saved(ctx: Ctx<'_>) -> Result<Response, ApiError> {
             message,
         }) => {
             targets::record_test(&db, id, false, message, &now).await?;
+            let state = AppState { db, config };
+            let settings = crate::store::settings::load(&state.db).await?;
+            let event = Message::storage_test_failed(
+                &settings.site_name,
+                &settings.site_url,
+                id,
+                &row.name,
+                message,
+                &now,
+            );
+            crate::notify::emit(&state, &event, &format!("storage_test:{id}:{now}"), ctx.now)
+                .await?;
+            ctx.notify_soon();
+            return http::ok(&outcome?);
         }
         // No node, or no answer: the target itself was not tested.
         Err(_) => {}

@@ -1,7 +1,8 @@
 //! The `audit_logs` table. Writing is part of the request: an action that cannot be audited fails.
 
-use super::{int, opt_text, stmt, text};
+use super::{all, first, int, opt_text, run, stmt, text};
 use crate::error::ApiError;
+use serde::Deserialize;
 use worker::{D1Database, D1PreparedStatement};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -60,4 +61,103 @@ pub async fn record(db: &D1Database, e: &Entry<'_>) -> Result<(), ApiError> {
         .await
         .map_err(|err| ApiError::internal("audit insert", err))?;
     Ok(())
+}
+
+/// The filters of `GET /api/audit-logs`; `None` means "any".
+#[derive(Debug, Default)]
+pub struct Filter<'a> {
+    pub actor: Option<&'a str>,
+    /// An exact action (`backup_task.create`) or a resource's every action (`backup_task`).
+    pub action: Option<&'a str>,
+    pub resource_type: Option<&'a str>,
+    pub resource_id: Option<&'a str>,
+    pub result: Option<&'a str>,
+    pub from: Option<&'a str>,
+    pub to: Option<&'a str>,
+    /// Case-insensitive text anywhere in the row (no wildcards: `instr`, not `LIKE`).
+    pub text: Option<&'a str>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct AuditRow {
+    pub id: i64,
+    pub created_at: String,
+    pub actor_user_id: Option<i64>,
+    pub actor: String,
+    pub action: String,
+    pub resource_type: String,
+    pub resource_id: Option<String>,
+    pub result: String,
+    pub detail: String,
+    pub client_ip: String,
+    pub user_agent: String,
+}
+
+macro_rules! audit_where {
+    () => {
+        "WHERE (?1 IS NULL OR actor = ?1 COLLATE NOCASE)
+           AND (?2 IS NULL OR action = ?2 OR substr(action, 1, length(?2) + 1) = ?2 || '.')
+           AND (?3 IS NULL OR resource_type = ?3)
+           AND (?4 IS NULL OR resource_id = ?4)
+           AND (?5 IS NULL OR result = ?5)
+           AND (?6 IS NULL OR created_at >= ?6)
+           AND (?7 IS NULL OR created_at <= ?7)
+           AND (?8 IS NULL OR instr(lower(actor || ' ' || action || ' ' || resource_type || ' '
+                                          || COALESCE(resource_id, '') || ' ' || detail || ' '
+                                          || client_ip || ' ' || user_agent), lower(?8)) > 0) "
+    };
+}
+
+/// One page of rows, newest first, and how many match in all.
+pub async fn page(
+    db: &D1Database,
+    f: &Filter<'_>,
+    limit: i64,
+    offset: i64,
+) -> Result<(Vec<AuditRow>, u64), ApiError> {
+    let args = [
+        opt_text(f.actor),
+        opt_text(f.action),
+        opt_text(f.resource_type),
+        opt_text(f.resource_id),
+        opt_text(f.result),
+        opt_text(f.from),
+        opt_text(f.to),
+        opt_text(f.text),
+        int(limit),
+        int(offset),
+    ];
+    let rows: Vec<AuditRow> = all(
+        db,
+        concat!(
+            "SELECT id, created_at, actor_user_id, actor, action, resource_type, resource_id, result,
+                    detail, client_ip, user_agent
+             FROM audit_logs ",
+            audit_where!(),
+            "ORDER BY id DESC LIMIT ?9 OFFSET ?10"
+        ),
+        &args,
+    )
+    .await?;
+    #[derive(Deserialize)]
+    struct Count {
+        n: i64,
+    }
+    let count: Option<Count> = first(
+        db,
+        concat!("SELECT COUNT(*) AS n FROM audit_logs ", audit_where!()),
+        &args[..8],
+    )
+    .await?;
+    Ok((rows, count.map_or(0, |c| c.n.unsigned_abs())))
+}
+
+/// Rows older than `before`; returns how many went.
+pub async fn purge(db: &D1Database, before: &str) -> Result<usize, ApiError> {
+    run(
+        db,
+        "DELETE FROM audit_logs WHERE created_at < ?1",
+        &[text(before)],
+    )
+    .await
 }

@@ -190,3 +190,31 @@ pub async fn state(db: &D1Database, kind: Kind, record_id: i64) -> Result<Option
         }
     }
 }
+
+/// Drops the log lines of up to 200 runs and 200 restores that finished before `before` (a tick
+/// at a time, so one statement never runs long); returns how many lines went.
+pub async fn purge(db: &D1Database, before: &str) -> Result<usize, ApiError> {
+    let changes = super::batch(
+        db,
+        vec![
+            super::stmt(
+                db,
+                "DELETE FROM run_logs WHERE kind = 'backup' AND record_id IN (
+                    SELECT DISTINCT l.record_id FROM run_logs l
+                    JOIN backup_records r ON r.id = l.record_id
+                    WHERE l.kind = 'backup' AND r.finished_at < ?1 LIMIT 200)",
+                &[text(before)],
+            )?,
+            super::stmt(
+                db,
+                "DELETE FROM run_logs WHERE kind = 'restore' AND record_id IN (
+                    SELECT DISTINCT l.record_id FROM run_logs l
+                    JOIN restore_records r ON r.id = l.record_id
+                    WHERE l.kind = 'restore' AND r.finished_at < ?1 LIMIT 200)",
+                &[text(before)],
+            )?,
+        ],
+    )
+    .await?;
+    Ok(changes.iter().sum())
+}

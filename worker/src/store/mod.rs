@@ -3,14 +3,17 @@
 
 pub mod audit;
 pub mod commands;
+pub mod dashboard;
 pub mod logs;
 pub mod nodes;
+pub mod notifications;
 pub mod oauth_sessions;
 pub mod rclone_backends;
 pub mod records;
 pub mod relays;
 pub mod restores;
 pub mod sessions;
+pub mod settings;
 pub mod storage_targets;
 pub mod system;
 pub mod tasks;

@@ -124,6 +124,10 @@ pub async fn delete_unused(db: &D1Database, id: i64) -> Result<bool, ApiError> {
 pub struct AgentIdentity {
     pub id: i64,
     pub name: String,
+    /// As marked before this request: a heartbeat from an `offline` node that was seen before
+    /// means it came back.
+    pub status: String,
+    pub last_seen_at: Option<String>,
 }
 
 pub async fn by_token_hash(
@@ -132,7 +136,7 @@ pub async fn by_token_hash(
 ) -> Result<Option<AgentIdentity>, ApiError> {
     first(
         db,
-        "SELECT id, name FROM nodes WHERE token_hash = ?1",
+        "SELECT id, name, status, last_seen_at FROM nodes WHERE token_hash = ?1",
         &[text(token_hash)],
     )
     .await
@@ -175,16 +179,25 @@ pub async fn heartbeat(
     Ok(())
 }
 
-/// Marks nodes silent since before `cutoff` offline; returns how many changed.
+/// A node the tick marked offline.
+#[derive(Debug, Clone, Deserialize)]
+pub struct WentOffline {
+    pub id: i64,
+    pub name: String,
+    pub last_seen_at: Option<String>,
+}
+
+/// Marks nodes silent since before `cutoff` offline; returns the ones that changed.
 pub async fn mark_silent_offline(
     db: &D1Database,
     cutoff: &str,
     now: &str,
-) -> Result<usize, ApiError> {
-    run(
+) -> Result<Vec<WentOffline>, ApiError> {
+    all(
         db,
         "UPDATE nodes SET status = 'offline', updated_at = ?2
-         WHERE status = 'online' AND (last_seen_at IS NULL OR last_seen_at <= ?1)",
+         WHERE status = 'online' AND (last_seen_at IS NULL OR last_seen_at <= ?1)
+         RETURNING id, name, last_seen_at",
         &[text(cutoff), text(now)],
     )
     .await

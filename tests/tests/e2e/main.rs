@@ -9,6 +9,8 @@ mod errors;
 mod google_drive;
 mod health;
 mod nodes;
+mod notifications;
+mod operations;
 mod rclone_backends;
 mod records;
 mod runs;

@@ -22,12 +22,41 @@ fn s3_target(name: &str) -> Value {
 }
 
 /// Every file of the server's local D1, as one lossy string, for grepping.
+/// The files of the server's state that hold `needle`, for saying where a leak is.
+pub fn files_holding(server: &Server, needle: &str) -> Vec<std::path::PathBuf> {
+    let mut found = Vec::new();
+    let mut stack = vec![server.state_dir().to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        for path in std::fs::read_dir(dir)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|e| e.path())
+        {
+            if path.is_dir() {
+                stack.push(path);
+            } else if std::fs::read(&path)
+                .is_ok_and(|b| String::from_utf8_lossy(&b).contains(needle))
+            {
+                found.push(path);
+            }
+        }
+    }
+    found
+}
+
+/// Every byte the server keeps on disk, but its logs and its runtime's trace store: miniflare
+/// records each outbound request's URL there (as Workers observability does when it is turned on),
+/// and for Slack, Discord and Telegram the URL is the credential. README, "Notifications".
 pub fn d1_bytes(server: &Server) -> Result<String> {
     let mut all = Vec::new();
     let mut stack = vec![server.state_dir().to_path_buf()];
     while let Some(dir) = stack.pop() {
         for entry in std::fs::read_dir(dir)? {
             let path = entry?.path();
+            if path.is_dir() && path.file_name().is_some_and(|n| n == "observability") {
+                continue;
+            }
             if path.is_dir() {
                 stack.push(path);
             } else if !path.extension().is_some_and(|e| e == "log" || e == "env") {

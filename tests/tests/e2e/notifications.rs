@@ -365,6 +365,20 @@ async fn email_reaches_a_real_smtp_server() -> Result<()> {
         )
         .await?
         .expect_error(400, "NOTIFICATION_INVALID")?;
+    // STARTTLS asked for and not offered (aiosmtpd here speaks plain SMTP): refused, never sent
+    // in the clear.
+    let mut starttls = config.clone();
+    starttls["security"] = json!("starttls");
+    let refused = server
+        .post(
+            routes::NOTIFICATIONS_TEST,
+            Some(&admin),
+            &json!({"name": "tls", "type": "email", "events": ["backup_success"], "config": starttls}),
+        )
+        .await?;
+    refused.expect_error(400, "NOTIFICATION_TEST_FAILED")?;
+    assert!(refused.raw.contains("STARTTLS"), "{}", refused.raw);
+    assert!(rx.mails()?.is_empty());
     let mail = channel(
         &server,
         &admin,

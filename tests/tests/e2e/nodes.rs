@@ -168,11 +168,21 @@ async fn node_crud_shows_the_token_once_and_stores_only_its_hash() -> Result<()>
         .await?
         .expect_error(404, "NODE_NOT_FOUND")?;
     let audit =
-        server.query("SELECT action FROM audit_logs WHERE action LIKE 'node.%' ORDER BY id")?;
+        server.query("SELECT action FROM audit_logs WHERE action LIKE 'node.%' AND result = 'success' ORDER BY id")?;
     let actions: Vec<&str> = audit.iter().filter_map(|r| r["action"].as_str()).collect();
     assert_eq!(
         actions,
         ["node.create", "node.create", "node.update", "node.delete"]
+    );
+    // The refused calls above are in the log too, each with its error code.
+    let refused = server
+        .query("SELECT detail FROM audit_logs WHERE action LIKE 'node.%' AND result = 'failure'")?;
+    assert!(!refused.is_empty());
+    assert!(
+        refused.iter().all(|r| r["detail"]
+            .as_str()
+            .is_some_and(|d| d.ends_with("_INVALID") || d.contains('_'))),
+        "{refused:?}"
     );
     Ok(())
 }

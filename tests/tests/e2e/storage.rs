@@ -252,7 +252,7 @@ async fn targets_are_validated_sealed_at_rest_and_masked_in_every_answer() -> Re
         .await?
         .expect_error(404, "STORAGE_TARGET_NOT_FOUND")?;
     let audit = server.query(
-        "SELECT action FROM audit_logs WHERE resource_type = 'storage_target' ORDER BY id",
+        "SELECT action FROM audit_logs WHERE resource_type = 'storage_target' AND result = 'success' ORDER BY id",
     )?;
     let actions: Vec<&str> = audit.iter().filter_map(|r| r["action"].as_str()).collect();
     assert_eq!(
@@ -265,6 +265,17 @@ async fn targets_are_validated_sealed_at_rest_and_masked_in_every_answer() -> Re
             "storage_target.star",
             "storage_target.delete"
         ]
+    );
+    // The refused calls above are in the log too, each with its error code.
+    let refused = server.query(
+        "SELECT detail FROM audit_logs WHERE action LIKE 'storage_target.%' AND result = 'failure'",
+    )?;
+    assert!(!refused.is_empty());
+    assert!(
+        refused.iter().all(|r| r["detail"]
+            .as_str()
+            .is_some_and(|d| d.ends_with("_INVALID") || d.contains('_'))),
+        "{refused:?}"
     );
     Ok(())
 }

@@ -224,7 +224,7 @@ async fn tasks_are_checked_written_whole_and_guard_what_they_use() -> Result<()>
         .expect_ok::<Value>()?;
 
     let audit = server
-        .query("SELECT action FROM audit_logs WHERE action LIKE 'backup_task.%' ORDER BY id")?;
+        .query("SELECT action FROM audit_logs WHERE action LIKE 'backup_task.%' AND result = 'success' ORDER BY id")?;
     let actions: Vec<&str> = audit.iter().filter_map(|r| r["action"].as_str()).collect();
     assert_eq!(
         actions,
@@ -236,6 +236,17 @@ async fn tasks_are_checked_written_whole_and_guard_what_they_use() -> Result<()>
             "backup_task.disable",
             "backup_task.delete"
         ]
+    );
+    // The refused calls above are in the log too, each with its error code.
+    let refused = server.query(
+        "SELECT detail FROM audit_logs WHERE action LIKE 'backup_task.%' AND result = 'failure'",
+    )?;
+    assert!(!refused.is_empty());
+    assert!(
+        refused.iter().all(|r| r["detail"]
+            .as_str()
+            .is_some_and(|d| d.ends_with("_INVALID") || d.contains('_'))),
+        "{refused:?}"
     );
     Ok(())
 }

@@ -6,10 +6,9 @@
 //! *is* the credential. Responses mask the secret fields; an update that sends the mask back keeps
 //! the stored value.
 
-use crate::storage::MASK;
+use crate::storage::{MASK, decode, field};
 use crate::validate::FieldError;
 use hmac::{Hmac, Mac};
-use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use sha2::Sha256;
@@ -248,28 +247,6 @@ pub enum ChannelConfig {
     Slack(ChatWebhookConfig),
     Discord(ChatWebhookConfig),
     Ntfy(NtfyConfig),
-}
-
-fn field(name: &str, reason: impl Into<String>) -> FieldError {
-    FieldError::new("config", format!("{name}: {}", reason.into()))
-}
-
-fn decode<T: DeserializeOwned>(config: &Value) -> Result<T, FieldError> {
-    serde_path_to_error::deserialize(config).map_err(|err| {
-        let path = err.path().to_string();
-        let inner = err.into_inner().to_string();
-        let reason = match inner.split_once(", expected ") {
-            Some((_, expected)) if inner.starts_with("invalid") => {
-                format!("wrong type, expected {expected}")
-            }
-            _ => inner,
-        };
-        if path == "." {
-            FieldError::new("config", reason)
-        } else {
-            field(&path, reason)
-        }
-    })
 }
 
 fn http_url(name: &str, value: &str) -> Result<(), FieldError> {
@@ -534,6 +511,10 @@ fn link(site_url: &str, path: String) -> Option<String> {
     Some(format!("{site_url}{path}"))
 }
 
+fn fields_of<const N: usize>(pairs: [(&str, Value); N]) -> BTreeMap<String, Value> {
+    pairs.into_iter().map(|(k, v)| (k.to_owned(), v)).collect()
+}
+
 fn body_of(lines: &[(&str, String)]) -> String {
     lines
         .iter()
@@ -573,17 +554,18 @@ impl Message {
             ("Failed", streak),
             ("Record", link.clone().unwrap_or_default()),
         ]);
-        let mut fields = BTreeMap::new();
-        fields.insert("recordId".to_owned(), json!(f.record_id));
-        fields.insert("taskId".to_owned(), json!(f.task_id));
-        fields.insert("taskName".to_owned(), json!(f.task_name));
-        fields.insert("nodeName".to_owned(), json!(f.node_name));
-        fields.insert("status".to_owned(), json!(f.status));
-        fields.insert("bytes".to_owned(), json!(f.bytes));
-        fields.insert("durationSecs".to_owned(), json!(f.duration_secs));
-        fields.insert("trigger".to_owned(), json!(f.trigger));
-        fields.insert("error".to_owned(), json!(f.error));
-        fields.insert("consecutiveFailures".to_owned(), json!(f.failure_streak));
+        let fields = fields_of([
+            ("recordId", json!(f.record_id)),
+            ("taskId", json!(f.task_id)),
+            ("taskName", json!(f.task_name)),
+            ("nodeName", json!(f.node_name)),
+            ("status", json!(f.status)),
+            ("bytes", json!(f.bytes)),
+            ("durationSecs", json!(f.duration_secs)),
+            ("trigger", json!(f.trigger)),
+            ("error", json!(f.error)),
+            ("consecutiveFailures", json!(f.failure_streak)),
+        ]);
         Self {
             event,
             title: format!("[{site_name}] {verb}: {}", f.task_name),
@@ -615,14 +597,15 @@ impl Message {
             ("Error", f.error.to_owned()),
             ("Restore", link.clone().unwrap_or_default()),
         ]);
-        let mut fields = BTreeMap::new();
-        fields.insert("restoreId".to_owned(), json!(f.restore_id));
-        fields.insert("backupRecordId".to_owned(), json!(f.backup_record_id));
-        fields.insert("taskName".to_owned(), json!(f.task_name));
-        fields.insert("nodeName".to_owned(), json!(f.node_name));
-        fields.insert("status".to_owned(), json!(f.status));
-        fields.insert("durationSecs".to_owned(), json!(f.duration_secs));
-        fields.insert("error".to_owned(), json!(f.error));
+        let fields = fields_of([
+            ("restoreId", json!(f.restore_id)),
+            ("backupRecordId", json!(f.backup_record_id)),
+            ("taskName", json!(f.task_name)),
+            ("nodeName", json!(f.node_name)),
+            ("status", json!(f.status)),
+            ("durationSecs", json!(f.duration_secs)),
+            ("error", json!(f.error)),
+        ]);
         Self {
             event,
             title: format!("[{site_name}] {verb}: {}", f.task_name),
@@ -654,10 +637,11 @@ impl Message {
             ("Last heartbeat", last_seen_at.to_owned()),
             ("Node page", link.clone().unwrap_or_default()),
         ]);
-        let mut fields = BTreeMap::new();
-        fields.insert("nodeId".to_owned(), json!(node_id));
-        fields.insert("nodeName".to_owned(), json!(node_name));
-        fields.insert("lastSeenAt".to_owned(), json!(last_seen_at));
+        let fields = fields_of([
+            ("nodeId", json!(node_id)),
+            ("nodeName", json!(node_name)),
+            ("lastSeenAt", json!(last_seen_at)),
+        ]);
         Self {
             event,
             title: format!("[{site_name}] {verb}: {node_name}"),
@@ -682,10 +666,11 @@ impl Message {
             ("Error", error.to_owned()),
             ("Target page", link.clone().unwrap_or_default()),
         ]);
-        let mut fields = BTreeMap::new();
-        fields.insert("storageTargetId".to_owned(), json!(target_id));
-        fields.insert("storageTargetName".to_owned(), json!(target_name));
-        fields.insert("error".to_owned(), json!(error));
+        let fields = fields_of([
+            ("storageTargetId", json!(target_id)),
+            ("storageTargetName", json!(target_name)),
+            ("error", json!(error)),
+        ]);
         Self {
             event: Event::StorageTestFailed,
             title: format!("[{site_name}] Storage test failed: {target_name}"),
@@ -697,8 +682,7 @@ impl Message {
     }
 
     pub fn test(site_name: &str, channel_name: &str, now: &str) -> Self {
-        let mut fields = BTreeMap::new();
-        fields.insert("channelName".to_owned(), json!(channel_name));
+        let fields = fields_of([("channelName", json!(channel_name))]);
         Self {
             event: Event::Test,
             title: format!("[{site_name}] Test notification"),

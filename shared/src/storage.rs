@@ -299,11 +299,14 @@ pub enum StorageConfig {
     Rclone(RcloneConfig),
 }
 
-fn field(name: &str, reason: impl Into<String>) -> FieldError {
+/// A problem with one key of a `config` object (storage targets and notification channels).
+pub(crate) fn field(name: &str, reason: impl Into<String>) -> FieldError {
     FieldError::new("config", format!("{name}: {}", reason.into()))
 }
 
-fn decode<T: DeserializeOwned>(config: &Value) -> Result<T, FieldError> {
+/// Decodes a `config` object into its typed struct, naming the key that is wrong and never
+/// quoting the value (it may be a secret).
+pub(crate) fn decode<T: DeserializeOwned>(config: &Value) -> Result<T, FieldError> {
     serde_path_to_error::deserialize(config).map_err(|err| {
         let path = err.path().to_string();
         let inner = err.into_inner().to_string();

@@ -175,16 +175,7 @@ async fn node_crud_shows_the_token_once_and_stores_only_its_hash() -> Result<()>
         ["node.create", "node.create", "node.update", "node.delete"]
     );
     // The refused calls above are in the log too, each with its error code.
-    let refused = server
-        .query("SELECT detail FROM audit_logs WHERE action LIKE 'node.%' AND result = 'failure'")?;
-    assert!(!refused.is_empty());
-    assert!(
-        refused.iter().all(|r| r["detail"]
-            .as_str()
-            .and_then(stowage_shared::ErrorCode::from_code)
-            .is_some()),
-        "{refused:?}"
-    );
+    crate::operations::assert_refusals_audited(&server, "node.")?;
     Ok(())
 }
 

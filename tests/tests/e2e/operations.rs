@@ -13,6 +13,23 @@ use stowage_shared::api::{
 use stowage_shared::settings::Settings;
 use stowage_tests::{Fleet, Receivers, Server, ServerOptions};
 
+/// Asserts that the calls the router refused for actions starting with `prefix` are in the audit
+/// log, each with a real error code as its detail.
+pub(crate) fn assert_refusals_audited(server: &Server, prefix: &str) -> Result<()> {
+    let refused = server.query(&format!(
+        "SELECT detail FROM audit_logs WHERE action LIKE '{prefix}%' AND result = 'failure'"
+    ))?;
+    assert!(!refused.is_empty(), "no refused {prefix} call was audited");
+    for row in &refused {
+        let code = row["detail"].as_str().unwrap_or_default();
+        assert!(
+            stowage_shared::ErrorCode::from_code(code).is_some(),
+            "{row}"
+        );
+    }
+    Ok(())
+}
+
 async fn audit(server: &Server, admin: &str, query: &str) -> Result<Page<AuditLogEntry>> {
     server
         .get(&format!("{}?{query}", routes::AUDIT_LOGS), Some(admin))

@@ -267,17 +267,7 @@ async fn targets_are_validated_sealed_at_rest_and_masked_in_every_answer() -> Re
         ]
     );
     // The refused calls above are in the log too, each with its error code.
-    let refused = server.query(
-        "SELECT detail FROM audit_logs WHERE action LIKE 'storage_target.%' AND result = 'failure'",
-    )?;
-    assert!(!refused.is_empty());
-    assert!(
-        refused.iter().all(|r| r["detail"]
-            .as_str()
-            .and_then(stowage_shared::ErrorCode::from_code)
-            .is_some()),
-        "{refused:?}"
-    );
+    crate::operations::assert_refusals_audited(&server, "storage_target.")?;
     Ok(())
 }
 

@@ -238,16 +238,6 @@ async fn tasks_are_checked_written_whole_and_guard_what_they_use() -> Result<()>
         ]
     );
     // The refused calls above are in the log too, each with its error code.
-    let refused = server.query(
-        "SELECT detail FROM audit_logs WHERE action LIKE 'backup_task.%' AND result = 'failure'",
-    )?;
-    assert!(!refused.is_empty());
-    assert!(
-        refused.iter().all(|r| r["detail"]
-            .as_str()
-            .and_then(stowage_shared::ErrorCode::from_code)
-            .is_some()),
-        "{refused:?}"
-    );
+    crate::operations::assert_refusals_audited(&server, "backup_task.")?;
     Ok(())
 }

@@ -8,6 +8,7 @@ use crate::config::{AppState, Config};
 use crate::error::ApiError;
 use crate::http;
 use crate::notify;
+use crate::seal::Sealer;
 use crate::store::notifications::{self as store, ChannelRow, Fields};
 use crate::store::settings;
 use serde_json::Value;
@@ -120,9 +121,37 @@ fn parse_config(kind: ChannelType, json: &Value) -> Result<ChannelConfig, ApiErr
     ChannelConfig::parse(kind, json).map_err(|e| invalid(e.to_string()))
 }
 
-fn events_json(events: &[Event]) -> Result<String, ApiError> {
-    let names: Vec<&str> = events.iter().map(|e| e.as_str()).collect();
-    serde_json::to_string(&names).map_err(|e| ApiError::internal("encode events", e))
+/// What a checked request stores besides its plain fields.
+struct Stored {
+    events: String,
+    config_sealed: String,
+}
+
+impl Checked {
+    /// The events as JSON and `config` sealed for the channel `uid`.
+    fn stored(
+        &self,
+        sealer: &Sealer,
+        uid: &str,
+        config: &ChannelConfig,
+    ) -> Result<Stored, ApiError> {
+        let names: Vec<&str> = self.events.iter().map(|e| e.as_str()).collect();
+        Ok(Stored {
+            events: serde_json::to_string(&names)
+                .map_err(|e| ApiError::internal("encode events", e))?,
+            config_sealed: notify::seal_config(sealer, uid, config)?,
+        })
+    }
+
+    fn fields<'a>(&'a self, stored: &'a Stored) -> Fields<'a> {
+        Fields {
+            name: &self.name,
+            enabled: self.enabled,
+            events: &stored.events,
+            failure_threshold: self.failure_threshold,
+            config_sealed: &stored.config_sealed,
+        }
+    }
 }
 
 pub async fn list(ctx: Ctx<'_>) -> Result<Response, ApiError> {
@@ -143,17 +172,9 @@ pub async fn create(mut ctx: Ctx<'_>) -> Result<Response, ApiError> {
     let req = read_request(&mut ctx, &config).await?;
     let parsed = parse_config(req.kind, &req.config)?;
     let uid = auth::new_session_id()?;
-    let sealed = notify::seal_config(&sealer, &uid, &parsed)?;
-    let events = events_json(&req.events)?;
-    let fields = Fields {
-        name: &req.name,
-        enabled: req.enabled,
-        events: &events,
-        failure_threshold: req.failure_threshold,
-        config_sealed: &sealed,
-    };
+    let stored = req.stored(&sealer, &uid, &parsed)?;
     let now = time::format(ctx.now);
-    let id = store::create(&db, &uid, req.kind.as_str(), &fields, &now)
+    let id = store::create(&db, &uid, req.kind.as_str(), &req.fields(&stored), &now)
         .await?
         .ok_or_else(|| name_exists(&req.name))?;
     ctx.audit_success(&db, &principal, "notification.create", ("notification", id))
@@ -178,16 +199,8 @@ pub async fn update(mut ctx: Ctx<'_>) -> Result<Response, ApiError> {
     if store::name_taken(&db, &req.name, id).await? {
         return Err(name_exists(&req.name));
     }
-    let sealed = notify::seal_config(&sealer, &row.uid, &parsed)?;
-    let events = events_json(&req.events)?;
-    let fields = Fields {
-        name: &req.name,
-        enabled: req.enabled,
-        events: &events,
-        failure_threshold: req.failure_threshold,
-        config_sealed: &sealed,
-    };
-    if !store::update(&db, id, &fields, &time::format(ctx.now)).await? {
+    let stored = req.stored(&sealer, &row.uid, &parsed)?;
+    if !store::update(&db, id, &req.fields(&stored), &time::format(ctx.now)).await? {
         find(&db, id).await?;
         return Err(name_exists(&req.name));
     }

@@ -12,8 +12,9 @@ use serde_json::{Value, json};
 use sha2::Sha256;
 use std::time::Duration;
 use stowage_shared::api::{
-    BackupRecordOutput, BackupTaskOutput, NotificationDelivery, NotificationDetail,
-    NotificationSummary, NotificationTestResult, RestoreRecordOutput, StorageTargetDetail, routes,
+    BackupRecordOutput, BackupTaskOutput, NodeOutput, NodeStatus, NotificationDelivery,
+    NotificationDetail, NotificationSummary, NotificationTestResult, RestoreRecordOutput,
+    StorageTargetDetail, routes,
 };
 use stowage_tests::{AgentProcess, Fleet, Received, Receivers, Server, eventually};
 
@@ -665,13 +666,27 @@ async fn nodes_going_offline_and_back_and_failed_storage_tests_are_told() -> Res
     let msg = body(&got[0])?;
     assert_eq!(msg["event"], "node_offline");
     assert_eq!(msg["fields"]["nodeName"], "flappy");
-    // A second tick tells nothing new.
+    // A second tick tells nothing new, and the API judges the node as the tick did.
     server.trigger_cron().await?;
     assert_eq!(rx.requests("/fleet")?.len(), 1);
+    let seen: NodeOutput = server
+        .get(&routes::node(node.node.id), Some(&admin))
+        .await?
+        .expect_ok()?;
+    assert_eq!(seen.status, NodeStatus::Offline);
 
     let _back = AgentProcess::start(&server.base_url, node.token.expose())?;
     let got = received(&rx, "/fleet", 2).await?;
     assert_eq!(body(&got[1])?["event"], "node_online");
+    // Back to the deployment's threshold, so a slow moment of this machine cannot flip it again.
+    server
+        .put(
+            routes::SETTINGS,
+            Some(&admin),
+            &json!({"nodeOfflineAfterSecs": null}),
+        )
+        .await?
+        .expect_ok::<Value>()?;
 
     // A local target the agent cannot write to fails its test, and that is told too.
     let bad = target(

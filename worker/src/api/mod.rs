@@ -63,13 +63,17 @@ impl Ctx<'_> {
     }
 
     /// The signed-in user, who must hold at least the `needed` role, with the app state.
+    /// The agent timings in the state are the deployment's with the settings' overrides, so
+    /// that every answer judges a node online or offline as the tick does.
     pub async fn signed_in(&self, needed: Role) -> Result<(AppState, Principal), ApiError> {
-        let state = self.state()?;
+        let mut state = self.state()?;
         let principal =
             crate::auth::authenticate(&state.db, &state.config, &self.req, self.now).await?;
         self.actor
             .replace(Some((principal.user.id, principal.user.username.clone())));
         principal.require(needed)?;
+        let settings = crate::store::settings::load(&state.db).await?;
+        state.config.timings = settings.timings(state.config.timings);
         Ok((state, principal))
     }
 

@@ -5,7 +5,7 @@ use super::Ctx;
 use crate::config::{AppState, BUILD, VERSION};
 use crate::error::ApiError;
 use crate::http;
-use crate::store::{settings, system};
+use crate::store::system;
 use serde::Deserialize;
 use stowage_shared::api::{
     AGENT_PROTOCOL_VERSION, CronStatus, MIN_AGENT_PROTOCOL_VERSION, Role, SystemInfo, SystemLimits,
@@ -20,7 +20,7 @@ fn secs(d: chrono::Duration) -> u64 {
 
 pub async fn info(ctx: Ctx<'_>) -> Result<Response, ApiError> {
     let (AppState { db, config }, _) = ctx.signed_in(Role::Admin).await?;
-    let timings = settings::load(&db).await?.timings(config.timings);
+    let timings = config.timings;
     let last_tick_at = system::last_tick_at(&db).await?;
     let healthy = last_tick_at
         .as_deref()

@@ -19,6 +19,7 @@ install:
 
 build: install
 	@scripts/build-worker.sh
+	@scripts/build-console.sh
 
 agent:
 	cargo build --locked -p stowage-agent
@@ -43,10 +44,10 @@ fmt:
 
 lint:
 	cargo clippy --workspace --all-targets --locked -- -D warnings
-	cargo clippy -p stowage-shared -p stowage-worker --target wasm32-unknown-unknown --all-targets --locked -- -D warnings
+	cargo clippy -p stowage-shared -p stowage-worker -p stowage-console --target wasm32-unknown-unknown --all-targets --locked -- -D warnings
 
 unit:
-	cargo test --locked -p stowage-shared -p stowage-worker -p stowage-agent
+	cargo test --locked -p stowage-shared -p stowage-worker -p stowage-agent -p stowage-console
 
 # End-to-end: real wrangler dev servers and agent processes (needs `make build`, which
 # `make test` runs first).
@@ -58,4 +59,4 @@ deploy-check:
 	@scripts/deploy-check.sh
 
 clean:
-	rm -rf worker/build target/wrangler-logs
+	rm -rf worker/build console/dist target/wrangler-logs

@@ -53,6 +53,16 @@ if [ "$("$STOWAGE_TOOLS/venv/bin/python" -c 'import aiosmtpd; print(aiosmtpd.__v
   "$STOWAGE_TOOLS/venv/bin/pip" install --quiet --disable-pip-version-check "aiosmtpd==$AIOSMTPD_VERSION"
 fi
 
+# Chromium for the console's browser tests (driven by npm's playwright-core, which downloads no
+# browser): Debian's package.
+if ! command -v chromium >/dev/null || [ ! -d /usr/share/fonts/truetype/wqy ]; then
+  say "installing chromium and a CJK font (Debian packages, for the browser tests and their screenshots)"
+  SUDO=""
+  if [ "$(id -u)" != 0 ]; then SUDO=sudo; fi
+  $SUDO apt-get install -y --no-install-recommends chromium fonts-wqy-zenhei >/dev/null \
+    || { $SUDO apt-get update >/dev/null && $SUDO apt-get install -y --no-install-recommends chromium fonts-wqy-zenhei >/dev/null; }
+fi
+
 # node_modules is current when npm's own record of the install is newer than the lockfile.
 if [ ! -x node_modules/.bin/wrangler ] || [ ! -x node_modules/.bin/node ] \
    || [ package-lock.json -nt node_modules/.package-lock.json ]; then

@@ -31,10 +31,15 @@ async fn unknown_routes_and_wrong_methods() -> Result<()> {
         .get("/api/auth/setup/status/extra", None)
         .await?
         .expect_error(404, "NOT_FOUND")?;
-    server
-        .get("/not-api-at-all", None)
-        .await?
-        .expect_error(404, "NOT_FOUND")?;
+    // Outside /api the console answers (a single-page app: every path is its index.html).
+    let page = server
+        .http()
+        .get(server.url("/not-api-at-all"))
+        .send()
+        .await?;
+    assert_eq!(page.status(), 200);
+    let html = page.text().await?;
+    assert!(html.contains("stowage_console.js"), "{html}");
 
     let reply = server.get(routes::AUTH_LOGIN, None).await?;
     reply.expect_error(405, "METHOD_NOT_ALLOWED")?;

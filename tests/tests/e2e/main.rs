@@ -2,6 +2,7 @@
 //! state, so they run in parallel. `make test` builds the Worker and installs wrangler first.
 
 mod auth;
+mod console;
 mod cron;
 mod database_backups;
 mod databases;

@@ -1,0 +1,86 @@
+//! The app shell: language, session, routes and the frame around every signed-in page.
+
+use crate::api;
+use crate::i18n::{Lang, t, text, use_lang};
+use crate::pages::{dashboard::Dashboard, login::SignIn};
+use leptos::prelude::*;
+use leptos_router::components::{A, Route, Router, Routes};
+use leptos_router::hooks::use_navigate;
+use leptos_router::path;
+use stowage_shared::api::{LoggedOut, routes};
+
+/// Whether a session token is held; pages that need one send the user to `/login`.
+#[derive(Debug, Clone, Copy)]
+pub struct Session(pub RwSignal<bool>);
+
+pub fn use_session() -> Session {
+    use_context::<Session>().unwrap_or_else(|| Session(RwSignal::new(false)))
+}
+
+#[component]
+pub fn App() -> impl IntoView {
+    provide_context(RwSignal::new(Lang::detect()));
+    provide_context(Session(RwSignal::new(api::token().is_some())));
+    view! {
+        <Router>
+            <Routes fallback=|| view! { <p class="empty">"404"</p> }>
+                <Route path=path!("/login") view=SignIn />
+                <Route path=path!("/") view=|| view! { <Frame><Dashboard /></Frame> } />
+                <Route path=path!("/dashboard") view=|| view! { <Frame><Dashboard /></Frame> } />
+            </Routes>
+        </Router>
+    }
+}
+
+/// The frame of a signed-in page: navigation, language switch, sign-out.
+#[component]
+fn Frame(children: ChildrenFn) -> impl IntoView {
+    let session = use_session();
+    let navigate = use_navigate();
+    let lang = use_lang();
+    Effect::new(move |_| {
+        if !session.0.get() {
+            navigate("/login", Default::default());
+        }
+    });
+    let sign_out = move |_| {
+        leptos::task::spawn_local(async move {
+            // The server revokes the session; the token is forgotten either way.
+            let _: Result<LoggedOut, _> = api::post(routes::AUTH_LOGOUT, &()).await;
+            api::set_token(None);
+            session.0.set(false);
+        });
+    };
+    let other = move || match lang.get() {
+        Lang::En => "中文",
+        Lang::Zh => "English",
+    };
+    view! {
+        <header class="bar">
+            <strong class="brand">{t("app.name")}</strong>
+            <nav>
+                <A href="/">{t("nav.dashboard")}</A>
+            </nav>
+            <span class="grow"></span>
+            <button class="link" on:click=move |_| lang.update(|l| *l = if *l == Lang::En { Lang::Zh } else { Lang::En })>
+                {other}
+            </button>
+            <button id="sign-out" on:click=sign_out>{t("nav.logout")}</button>
+        </header>
+        <main>{move || session.0.get().then(|| children())}</main>
+    }
+}
+
+/// An error as the user reads it: the translated code, and the API's own words.
+#[component]
+pub fn ErrorNote(failure: api::Failure) -> impl IntoView {
+    let lang = use_lang();
+    let api::Failure { code, message, .. } = failure;
+    let attr = code.clone();
+    view! {
+        <p class="error" role="alert" data-code=attr>
+            {move || text(lang.get(), &code)}
+            {(!message.is_empty()).then(|| view! { <span class="detail">" " {message.clone()}</span> })}
+        </p>
+    }
+}

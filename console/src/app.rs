@@ -2,7 +2,7 @@
 
 use crate::api;
 use crate::i18n::{Lang, t, text, use_lang};
-use crate::pages::{dashboard::Dashboard, login::SignIn};
+use crate::pages::{dashboard::Dashboard, login::SignIn, storage::StorageTargets};
 use leptos::prelude::*;
 use leptos_router::components::{A, Route, Router, Routes};
 use leptos_router::hooks::use_navigate;
@@ -27,6 +27,7 @@ pub fn App() -> impl IntoView {
                 <Route path=path!("/login") view=SignIn />
                 <Route path=path!("/") view=|| view! { <Frame><Dashboard /></Frame> } />
                 <Route path=path!("/dashboard") view=|| view! { <Frame><Dashboard /></Frame> } />
+                <Route path=path!("/storage-targets") view=|| view! { <Frame><StorageTargets /></Frame> } />
             </Routes>
         </Router>
     }
@@ -60,6 +61,7 @@ fn Frame(children: ChildrenFn) -> impl IntoView {
             <strong class="brand">{t("app.name")}</strong>
             <nav>
                 <A href="/">{t("nav.dashboard")}</A>
+                <A href="/storage-targets">{t("nav.storage")}</A>
             </nav>
             <span class="grow"></span>
             <button class="link" on:click=move |_| lang.update(|l| *l = if *l == Lang::En { Lang::Zh } else { Lang::En })>

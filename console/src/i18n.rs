@@ -28,6 +28,48 @@ const TEXTS: &[(&str, &str, &str)] = &[
     ("app.name", "Stowage", "Stowage"),
     ("nav.dashboard", "Dashboard", "仪表盘"),
     ("nav.logout", "Sign out", "退出登录"),
+    ("nav.storage", "Storage targets", "存储目标"),
+    ("storage.new", "Add a storage target", "添加存储目标"),
+    (
+        "storage.empty",
+        "No storage targets yet. Add one above: a directory on a node is the simplest.",
+        "还没有存储目标。请在上方添加，节点上的目录最简单。",
+    ),
+    ("storage.test", "Test", "测试"),
+    ("action.save", "Save", "保存"),
+    ("action.delete", "Delete", "删除"),
+    ("field.name", "Name", "名称"),
+    ("field.type", "Type", "类型"),
+    (
+        "STORAGE_TARGET_INVALID",
+        "Check the target's name and type.",
+        "请检查存储目标的名称和类型。",
+    ),
+    (
+        "STORAGE_TARGET_INVALID_CONFIG",
+        "The configuration is incomplete or wrong.",
+        "配置不完整或有误。",
+    ),
+    (
+        "STORAGE_TARGET_NAME_EXISTS",
+        "A target with this name exists.",
+        "已存在同名的存储目标。",
+    ),
+    (
+        "STORAGE_TARGET_TEST_FAILED",
+        "The test failed.",
+        "测试失败。",
+    ),
+    (
+        "STORAGE_TARGET_IN_USE",
+        "Backup tasks still write to this target.",
+        "仍有备份任务写入此存储目标。",
+    ),
+    (
+        "NODE_POOL_EMPTY",
+        "No node is online to run this.",
+        "没有在线节点可执行此操作。",
+    ),
     ("setup.title", "Create the administrator", "创建管理员"),
     (
         "setup.hint",

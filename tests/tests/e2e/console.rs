@@ -1,6 +1,6 @@
 //! The web console in a real browser (headless Chromium through playwright-core,
 //! `tests/browser/console.mjs`), served by the real Worker from its static assets, with the real
-//! agent doing the backup the dashboard then shows. Screenshots of each page go to
+//! agent doing the backup the dashboard then shows and testing the storage target added there. Screenshots of each page go to
 //! `target/screenshots/console/` for a reviewer to look at (they are not committed).
 
 use anyhow::{Context, Result, ensure};
@@ -14,7 +14,7 @@ use stowage_tests::{AgentProcess, Server, repo_root};
 const PASSWORD: &str = "console correct horse";
 
 /// Runs one phase of the browser script and returns what it printed.
-fn browser(phase: &str, server: &Server) -> Result<Value> {
+fn browser(phase: &str, server: &Server, dir: &std::path::Path) -> Result<Value> {
     let root = repo_root();
     let shots = root.join("target/screenshots/console");
     std::fs::create_dir_all(&shots)?;
@@ -33,6 +33,7 @@ fn browser(phase: &str, server: &Server) -> Result<Value> {
         .arg(server.url(""))
         .arg(&shots)
         .env("STOWAGE_TEST_PASSWORD", PASSWORD)
+        .env("STOWAGE_TEST_DIR", dir)
         .current_dir(&root)
         .output()
         .context("running the browser script")?;
@@ -60,7 +61,8 @@ async fn the_console_sets_up_the_admin_signs_in_and_out_and_shows_the_dashboard(
     ensure!(page.status() == 200, "{}", page.status());
     ensure!(page.text().await?.contains("/pkg/stowage_console.js"));
 
-    let first = browser("setup", &server)?;
+    let scratch = tempfile::tempdir()?;
+    let first = browser("setup", &server, scratch.path())?;
     assert_eq!(first["setup"], true);
 
     // What the console cannot do yet is done through the API: a node with a real agent, a
@@ -104,8 +106,18 @@ async fn the_console_sets_up_the_admin_signs_in_and_out_and_shows_the_dashboard(
     let done = server.settled(&admin, started.id, false).await?;
     assert_eq!(done.status, "success");
 
-    let second = browser("dashboard", &server)?;
+    let second = browser("dashboard", &server, scratch.path())?;
     assert_eq!(second["dashboard"]["tasks"], "1");
     assert_eq!(second["dashboard"]["rate"], "100.0 %");
+    // The target the browser added is real, and its test reached the agent.
+    let targets: Vec<stowage_shared::api::StorageTargetSummary> = server
+        .get(routes::STORAGE_TARGETS, Some(&admin))
+        .await?
+        .expect_ok()?;
+    let added = targets
+        .iter()
+        .find(|t| t.name == "browser-disk")
+        .context("the target added in the browser")?;
+    assert_eq!(added.last_test_status, "success");
     Ok(())
 }

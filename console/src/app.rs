@@ -2,7 +2,7 @@
 
 use crate::api;
 use crate::i18n::{Lang, t, text, use_lang};
-use crate::pages::{dashboard::Dashboard, login::SignIn, storage::StorageTargets};
+use crate::pages::{dashboard::Dashboard, login::SignIn, nodes::Nodes, storage::StorageTargets};
 use leptos::prelude::*;
 use leptos_router::components::{A, Route, Router, Routes};
 use leptos_router::hooks::use_navigate;
@@ -27,6 +27,7 @@ pub fn App() -> impl IntoView {
                 <Route path=path!("/login") view=SignIn />
                 <Route path=path!("/") view=|| view! { <Frame><Dashboard /></Frame> } />
                 <Route path=path!("/dashboard") view=|| view! { <Frame><Dashboard /></Frame> } />
+                <Route path=path!("/nodes") view=|| view! { <Frame><Nodes /></Frame> } />
                 <Route path=path!("/storage-targets") view=|| view! { <Frame><StorageTargets /></Frame> } />
             </Routes>
         </Router>
@@ -61,6 +62,7 @@ fn Frame(children: ChildrenFn) -> impl IntoView {
             <strong class="brand">{t("app.name")}</strong>
             <nav>
                 <A href="/">{t("nav.dashboard")}</A>
+                <A href="/nodes">{t("nav.nodes")}</A>
                 <A href="/storage-targets">{t("nav.storage")}</A>
             </nav>
             <span class="grow"></span>

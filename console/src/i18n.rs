@@ -29,6 +29,32 @@ const TEXTS: &[(&str, &str, &str)] = &[
     ("nav.dashboard", "Dashboard", "仪表盘"),
     ("nav.logout", "Sign out", "退出登录"),
     ("nav.storage", "Storage targets", "存储目标"),
+    ("nav.nodes", "Nodes", "节点"),
+    ("nodes.add", "Add a node", "添加节点"),
+    (
+        "nodes.token_once",
+        "Run these on the machine. The token is shown this once, for",
+        "请在该机器上运行以下命令。令牌只显示这一次，节点：",
+    ),
+    (
+        "nodes.empty",
+        "No nodes yet. Add one, then run the commands it shows on that machine.",
+        "还没有节点。添加一个，然后在那台机器上运行显示的命令。",
+    ),
+    ("nodes.rotate", "New token", "更换令牌"),
+    ("action.copy", "Copy", "复制"),
+    ("action.done", "Done", "完成"),
+    ("NODE_INVALID", "Check the node's name.", "请检查节点名称。"),
+    (
+        "NODE_DUPLICATE_NAME",
+        "A node with this name exists.",
+        "已存在同名节点。",
+    ),
+    (
+        "NODE_HAS_TASKS",
+        "Backup tasks still run on this node.",
+        "仍有备份任务在此节点上运行。",
+    ),
     ("storage.new", "Add a storage target", "添加存储目标"),
     (
         "storage.empty",

@@ -29,8 +29,8 @@ const problems = [];
 page.on("pageerror", (e) => problems.push(String(e)));
 // The browser logs every 4xx answer; the wrong password's 401 is one the test asks for,
 page.on("console", (m) => {
-  // ... and the dashboard phase's deliberately incomplete storage target gets a 400.
-  if (m.type() === "error" && !/status of 40[01]/.test(m.text())) problems.push(m.text());
+  // ... and the dashboard phase's incomplete storage target gets a 400, a busy node's delete 409.
+  if (m.type() === "error" && !/status of 40[019]/.test(m.text())) problems.push(m.text());
 });
 const shot = (name) => page.screenshot({ path: `${shots}/${name}.png`, fullPage: true });
 const done = {};
@@ -106,6 +106,24 @@ try {
     const refused = await page.waitForSelector("#new-target [role=alert]");
     check((await refused.getAttribute("data-code")) === "STORAGE_TARGET_INVALID_CONFIG", "a config without its directory is refused");
     await shot("07-storage");
+    // Nodes: the agent's node is online; a new node shows its token once, in install commands
+    // that keep it off the agent's command line; a node that runs tasks cannot be deleted.
+    await page.click("text=Nodes");
+    const mine = await page.waitForSelector('#nodes tr[data-name="browser-node"]');
+    check((await mine.textContent()).includes("online"), "the agent's node is online");
+    await page.fill("#node-name", "spare-nas");
+    await page.click("#add-node");
+    const token = await page.waitForSelector('#token[data-node="spare-nas"]');
+    const commands = await token.textContent();
+    check(/'stn_[0-9a-f]{64}'/.test(commands), `the token in: ${commands}`);
+    check(commands.includes(`stowage-agent run --server ${base} --token-file /etc/stowage/agent.token`), "the run command");
+    await page.waitForSelector('#nodes tr[data-name="spare-nas"]');
+    await shot("08-nodes");
+    await (await page.$('#nodes tr[data-name="browser-node"] button.delete')).click();
+    const busy = await page.waitForSelector("section [role=alert]");
+    check((await busy.getAttribute("data-code")) === "NODE_HAS_TASKS", "a node with tasks is kept");
+    await (await page.$('#nodes tr[data-name="spare-nas"] button.delete')).click();
+    await page.waitForSelector('#nodes tr[data-name="spare-nas"]', { state: "detached" });
     await page.click("text=Dashboard");
     await page.waitForSelector("#stat-tasks");
     // 中文: the same page in Simplified Chinese.

@@ -2,4 +2,5 @@
 
 pub mod dashboard;
 pub mod login;
+pub mod nodes;
 pub mod storage;

@@ -1,0 +1,149 @@
+//! Nodes: the machines with an agent. Adding a node (or rotating its token) shows the token once,
+//! inside the commands that install it; the server keeps only its hash.
+
+use crate::api::{self, Failure};
+use crate::app::ErrorNote;
+use crate::i18n::t;
+use leptos::prelude::*;
+use stowage_shared::api::{Deleted, NodeOutput, NodeRequest, NodeStatus, NodeWithToken, routes};
+
+/// The commands that put `token` on a machine and start its agent against `server`. The token
+/// goes into a 0600 file, never onto the agent's command line (where `ps` would show it).
+pub fn install_commands(server: &str, token: &str) -> String {
+    format!(
+        "sudo install -d -m 700 /etc/stowage\n\
+         printf '%s\\n' '{token}' | sudo tee /etc/stowage/agent.token >/dev/null\n\
+         sudo chmod 600 /etc/stowage/agent.token\n\
+         stowage-agent run --server {server} --token-file /etc/stowage/agent.token"
+    )
+}
+
+fn origin() -> String {
+    web_sys::window()
+        .and_then(|w| w.location().origin().ok())
+        .unwrap_or_default()
+}
+
+#[component]
+pub fn Nodes() -> impl IntoView {
+    let list = LocalResource::new(|| api::get::<Vec<NodeOutput>>(routes::NODES));
+    let shown = RwSignal::new(None::<NodeWithToken>);
+    let error = RwSignal::new(None::<Failure>);
+    let name = RwSignal::new(String::new());
+    let add = move |ev: leptos::ev::SubmitEvent| {
+        ev.prevent_default();
+        let body = NodeRequest {
+            name: name.get_untracked(),
+        };
+        leptos::task::spawn_local(async move {
+            match api::post::<NodeWithToken>(routes::NODES, &body).await {
+                Ok(made) => {
+                    name.set(String::new());
+                    error.set(None);
+                    shown.set(Some(made));
+                    list.refetch();
+                }
+                Err(failure) => error.set(Some(failure)),
+            }
+        });
+    };
+    let rotate = move |id: i64| {
+        leptos::task::spawn_local(async move {
+            match api::post::<NodeWithToken>(&routes::node_rotate_token(id), &()).await {
+                Ok(made) => shown.set(Some(made)),
+                Err(failure) => error.set(Some(failure)),
+            }
+        });
+    };
+    let remove = move |id: i64| {
+        leptos::task::spawn_local(async move {
+            match api::call::<Deleted>("DELETE", &routes::node(id), None::<&()>).await {
+                Ok(_) => {
+                    error.set(None);
+                    list.refetch();
+                }
+                Err(failure) => error.set(Some(failure)),
+            }
+        });
+    };
+    view! {
+        <h1>{t("nav.nodes")}</h1>
+        <section class="card">
+            <h2>{t("nodes.add")}</h2>
+            <form id="new-node" on:submit=add>
+                <label>{t("field.name")}<input id="node-name" required bind:value=name /></label>
+                <button id="add-node" type="submit">{t("nodes.add")}</button>
+            </form>
+            {move || error.get().map(|failure| view! { <ErrorNote failure /> })}
+            {move || shown.get().map(|made| {
+                let commands = install_commands(&origin(), made.token.expose());
+                let copy_text = commands.clone();
+                let copy = move |_| {
+                    if let Some(w) = web_sys::window() {
+                        let _ = w.navigator().clipboard().write_text(&copy_text);
+                    }
+                };
+                view! {
+                    <div id="token" class="token" data-node=made.node.name.clone()>
+                        <p>{t("nodes.token_once")} " " <strong>{made.node.name.clone()}</strong></p>
+                        <pre>{commands}</pre>
+                        <button class="link" on:click=copy>{t("action.copy")}</button>
+                        <button class="link" on:click=move |_| shown.set(None)>{t("action.done")}</button>
+                    </div>
+                }
+            })}
+        </section>
+        <section class="card">
+            {move || match list.get() {
+                None => view! { <p class="hint">{t("loading")}</p> }.into_any(),
+                Some(Err(failure)) => view! { <ErrorNote failure /> }.into_any(),
+                Some(Ok(nodes)) if nodes.is_empty() => {
+                    view! { <p class="empty">{t("nodes.empty")}</p> }.into_any()
+                }
+                Some(Ok(nodes)) => view! {
+                    <table id="nodes">
+                        <tbody>
+                            {nodes.into_iter().map(|node| {
+                                let id = node.id;
+                                let online = node.status == NodeStatus::Online;
+                                let row_name = node.name.clone();
+                                view! {
+                                    <tr data-name=row_name>
+                                        <td>{node.name}</td>
+                                        <td class=if online { "status success" } else { "status failed" }>
+                                            {if online { t("dash.online") } else { t("dash.offline") }}
+                                        </td>
+                                        <td>{node.hostname} " " <span class="sub">{node.os} " " {node.arch}</span></td>
+                                        <td>{node.agent_version}</td>
+                                        <td class="sub">{node.last_seen_at.unwrap_or_default()}</td>
+                                        <td>
+                                            <button class="link rotate" on:click=move |_| rotate(id)>{t("nodes.rotate")}</button>
+                                            <button class="link delete" on:click=move |_| remove(id)>{t("action.delete")}</button>
+                                        </td>
+                                    </tr>
+                                }
+                            }).collect_view()}
+                        </tbody>
+                    </table>
+                }.into_any(),
+            }}
+        </section>
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_install_commands_keep_the_token_off_the_agents_command_line() {
+        let text = install_commands("https://b.example", "ab12");
+        let run = text.lines().last().unwrap_or_default();
+        assert_eq!(
+            run,
+            "stowage-agent run --server https://b.example --token-file /etc/stowage/agent.token"
+        );
+        assert!(text.contains("'ab12'") && !run.contains("ab12"));
+        assert!(text.contains("chmod 600"));
+    }
+}

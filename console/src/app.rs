@@ -88,3 +88,18 @@ pub fn ErrorNote(failure: api::Failure) -> impl IntoView {
         </p>
     }
 }
+
+/// A list from the API as a page shows it: loading, its error, an empty state that says what to
+/// do next, or the rows.
+pub fn list_view<T: Clone + 'static>(
+    list: LocalResource<Result<Vec<T>, api::Failure>>,
+    empty: &'static str,
+    rows: impl Fn(Vec<T>) -> AnyView + Copy + 'static,
+) -> impl Fn() -> AnyView + 'static {
+    move || match list.get() {
+        None => view! { <p class="hint">{t("loading")}</p> }.into_any(),
+        Some(Err(failure)) => view! { <ErrorNote failure /> }.into_any(),
+        Some(Ok(items)) if items.is_empty() => view! { <p class="empty">{t(empty)}</p> }.into_any(),
+        Some(Ok(items)) => rows(items),
+    }
+}

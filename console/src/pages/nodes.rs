@@ -2,7 +2,7 @@
 //! inside the commands that install it; the server keeps only its hash.
 
 use crate::api::{self, Failure};
-use crate::app::ErrorNote;
+use crate::app::{ErrorNote, list_view};
 use crate::i18n::t;
 use leptos::prelude::*;
 use stowage_shared::api::{Deleted, NodeOutput, NodeRequest, NodeStatus, NodeWithToken, routes};
@@ -94,13 +94,7 @@ pub fn Nodes() -> impl IntoView {
             })}
         </section>
         <section class="card">
-            {move || match list.get() {
-                None => view! { <p class="hint">{t("loading")}</p> }.into_any(),
-                Some(Err(failure)) => view! { <ErrorNote failure /> }.into_any(),
-                Some(Ok(nodes)) if nodes.is_empty() => {
-                    view! { <p class="empty">{t("nodes.empty")}</p> }.into_any()
-                }
-                Some(Ok(nodes)) => view! {
+            {list_view(list, "nodes.empty", move |nodes| view! {
                     <table id="nodes">
                         <tbody>
                             {nodes.into_iter().map(|node| {
@@ -125,8 +119,7 @@ pub fn Nodes() -> impl IntoView {
                             }).collect_view()}
                         </tbody>
                     </table>
-                }.into_any(),
-            }}
+            }.into_any())}
         </section>
     }
 }

@@ -2,7 +2,7 @@
 //! password inputs and never shown back), and a test button that reports the backend's own words.
 
 use crate::api::{self, Failure};
-use crate::app::ErrorNote;
+use crate::app::{ErrorNote, list_view};
 use crate::i18n::t;
 use leptos::prelude::*;
 use serde_json::{Map, Value};
@@ -125,13 +125,7 @@ pub fn StorageTargets() -> impl IntoView {
         <h1>{t("nav.storage")}</h1>
         <NewTarget on_saved=move || list.refetch() />
         <section class="card">
-            {move || match list.get() {
-                None => view! { <p class="hint">{t("loading")}</p> }.into_any(),
-                Some(Err(failure)) => view! { <ErrorNote failure /> }.into_any(),
-                Some(Ok(targets)) if targets.is_empty() => {
-                    view! { <p class="empty">{t("storage.empty")}</p> }.into_any()
-                }
-                Some(Ok(targets)) => view! {
+            {list_view(list, "storage.empty", move |targets| view! {
                     <table id="targets">
                         <tbody>
                             {targets.into_iter().map(|target| {
@@ -163,8 +157,7 @@ pub fn StorageTargets() -> impl IntoView {
                             }).collect_view()}
                         </tbody>
                     </table>
-                }.into_any(),
-            }}
+            }.into_any())}
         </section>
     }
 }

@@ -308,20 +308,31 @@ impl Server {
     fn d1_execute(&self, flag: &str, value: &std::ffi::OsStr) -> Result<Vec<Value>> {
         let mut arg = std::ffi::OsString::from(format!("{flag}="));
         arg.push(value);
-        let out = tool("wrangler")
-            .args(["d1", "execute", "DB", "--local", "--json", "--persist-to"])
-            .arg(self.state.path())
-            .arg(arg)
-            .output()?;
-        ensure!(
-            out.status.success(),
-            "d1 execute failed: {}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let parsed: Value = serde_json::from_slice(&out.stdout)
-            .with_context(|| format!("d1 output: {}", String::from_utf8_lossy(&out.stdout)))?;
-        Ok(parsed[0]["results"].as_array().cloned().unwrap_or_default())
+        // The running server holds the same SQLite file; a write of its own (a tick, a
+        // notification delivered after a response) can hold the lock for a moment. Such a
+        // statement is run again once the lock is free, for up to 10 s; nothing else is retried.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let out = tool("wrangler")
+                .args(["d1", "execute", "DB", "--local", "--json", "--persist-to"])
+                .arg(self.state.path())
+                .arg(&arg)
+                .output()?;
+            let stdout = String::from_utf8_lossy(&out.stdout);
+            if !out.status.success() && stdout.contains("SQLITE_BUSY") && Instant::now() < deadline
+            {
+                std::thread::sleep(Duration::from_millis(100));
+                continue;
+            }
+            ensure!(
+                out.status.success(),
+                "d1 execute failed: {stdout}{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            let parsed: Value = serde_json::from_slice(&out.stdout)
+                .with_context(|| format!("d1 output: {stdout}"))?;
+            return Ok(parsed[0]["results"].as_array().cloned().unwrap_or_default());
+        }
     }
 
     /// Sends a request and reads the envelope. `body` is sent as JSON when present.

@@ -324,11 +324,7 @@ impl Server {
                 std::thread::sleep(Duration::from_millis(100));
                 continue;
             }
-            ensure!(
-                out.status.success(),
-                "d1 execute failed: {stdout}{}",
-                String::from_utf8_lossy(&out.stderr)
-            );
+            ensure!(out.status.success(), "d1 execute failed: {stdout}{stderr}");
             let parsed: Value = serde_json::from_slice(&out.stdout)
                 .with_context(|| format!("d1 output: {stdout}"))?;
             return Ok(parsed[0]["results"].as_array().cloned().unwrap_or_default());

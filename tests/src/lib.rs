@@ -319,8 +319,9 @@ impl Server {
                 .arg(&arg)
                 .output()?;
             let stdout = String::from_utf8_lossy(&out.stdout);
-            if !out.status.success() && stdout.contains("SQLITE_BUSY") && Instant::now() < deadline
-            {
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            let busy = stdout.contains("SQLITE_BUSY") || stderr.contains("SQLITE_BUSY");
+            if !out.status.success() && busy && Instant::now() < deadline {
                 std::thread::sleep(Duration::from_millis(100));
                 continue;
             }

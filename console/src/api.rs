@@ -11,6 +11,16 @@ use web_sys::{Request, RequestInit, Response};
 
 const TOKEN_KEY: &str = "stowage.token";
 
+thread_local! {
+    /// What the app does when the server says the session is over.
+    static SESSION_ENDED: std::cell::RefCell<Option<Box<dyn Fn()>>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Registers what happens when an answer says the session is over (the app signs the user out).
+pub fn on_session_ended(f: impl Fn() + 'static) {
+    SESSION_ENDED.with(|s| *s.borrow_mut() = Some(Box::new(f)));
+}
+
 /// Why a call failed: the API's code and message, or `NETWORK` when no answer came.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Failure {
@@ -97,6 +107,16 @@ pub async fn call<T: DeserializeOwned>(
         code: "BAD_ANSWER".to_owned(),
         message: e.to_string(),
     })?;
+    // A wrong password (AUTH_INVALID_CREDENTIALS) is not the end of the session.
+    let ended = ["AUTH_REQUIRED", "AUTH_INVALID_TOKEN"].contains(&envelope.code.as_str());
+    if status == 401 && ended && token().is_some() {
+        set_token(None);
+        SESSION_ENDED.with(|s| {
+            if let Some(f) = s.borrow().as_ref() {
+                f();
+            }
+        });
+    }
     match envelope.data {
         Some(data) if envelope.is_ok() => Ok(data),
         _ => Err(Failure {

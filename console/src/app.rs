@@ -2,7 +2,14 @@
 
 use crate::api;
 use crate::i18n::{Lang, t, text, use_lang};
-use crate::pages::{dashboard::Dashboard, login::SignIn, nodes::Nodes, storage::StorageTargets};
+use crate::pages::{
+    dashboard::Dashboard,
+    login::SignIn,
+    nodes::Nodes,
+    records::{RecordPage, Records},
+    storage::StorageTargets,
+    tasks::Tasks,
+};
 use leptos::prelude::*;
 use leptos_router::components::{A, Route, Router, Routes};
 use leptos_router::hooks::use_navigate;
@@ -20,7 +27,10 @@ pub fn use_session() -> Session {
 #[component]
 pub fn App() -> impl IntoView {
     provide_context(RwSignal::new(Lang::detect()));
-    provide_context(Session(RwSignal::new(api::token().is_some())));
+    let session = Session(RwSignal::new(api::token().is_some()));
+    provide_context(session);
+    // Any answer that says the session is over (expired, revoked) sends the user to sign in.
+    api::on_session_ended(move || session.0.set(false));
     view! {
         <Router>
             <Routes fallback=|| view! { <p class="empty">"404"</p> }>
@@ -29,6 +39,9 @@ pub fn App() -> impl IntoView {
                 <Route path=path!("/dashboard") view=|| view! { <Frame><Dashboard /></Frame> } />
                 <Route path=path!("/nodes") view=|| view! { <Frame><Nodes /></Frame> } />
                 <Route path=path!("/storage-targets") view=|| view! { <Frame><StorageTargets /></Frame> } />
+                <Route path=path!("/backup-tasks") view=|| view! { <Frame><Tasks /></Frame> } />
+                <Route path=path!("/backup-records") view=|| view! { <Frame><Records /></Frame> } />
+                <Route path=path!("/backup-records/:id") view=|| view! { <Frame><RecordPage /></Frame> } />
             </Routes>
         </Router>
     }
@@ -62,6 +75,8 @@ fn Frame(children: ChildrenFn) -> impl IntoView {
             <strong class="brand">{t("app.name")}</strong>
             <nav>
                 <A href="/">{t("nav.dashboard")}</A>
+                <A href="/backup-tasks">{t("nav.tasks")}</A>
+                <A href="/backup-records">{t("nav.records")}</A>
                 <A href="/nodes">{t("nav.nodes")}</A>
                 <A href="/storage-targets">{t("nav.storage")}</A>
             </nav>
@@ -101,5 +116,26 @@ pub fn list_view<T: Clone + 'static>(
         Some(Err(failure)) => view! { <ErrorNote failure /> }.into_any(),
         Some(Ok(items)) if items.is_empty() => view! { <p class="empty">{t(empty)}</p> }.into_any(),
         Some(Ok(items)) => rows(items),
+    }
+}
+
+/// Asks before something that cannot be undone.
+pub fn confirm(question: &str) -> bool {
+    web_sys::window()
+        .and_then(|w| w.confirm_with_message(question).ok())
+        .unwrap_or(false)
+}
+
+/// Starts a download of `url` (an attachment) without leaving the page.
+pub fn open_download(url: &str) {
+    let Some(document) = web_sys::window().and_then(|w| w.document()) else {
+        return;
+    };
+    if let Ok(link) = document.create_element("a") {
+        let _ = link.set_attribute("href", url);
+        let _ = link.set_attribute("download", "");
+        if let Some(link) = wasm_bindgen::JsCast::dyn_ref::<web_sys::HtmlElement>(&link) {
+            link.click();
+        }
     }
 }

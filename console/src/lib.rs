@@ -7,7 +7,9 @@
 
 mod api;
 mod app;
+mod format;
 mod i18n;
+mod live;
 mod pages;
 
 use wasm_bindgen::prelude::wasm_bindgen;

@@ -3,4 +3,6 @@
 pub mod dashboard;
 pub mod login;
 pub mod nodes;
+pub mod records;
 pub mod storage;
+pub mod tasks;

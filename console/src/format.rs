@@ -72,7 +72,8 @@ fn local_offset_minutes(_ms: i64) -> i64 {
 pub fn browser_zone() -> String {
     #[cfg(target_arch = "wasm32")]
     {
-        let format = js_sys::Intl::DateTimeFormat::new(&js_sys::Array::new(), &js_sys::Object::new());
+        let format =
+            js_sys::Intl::DateTimeFormat::new(&js_sys::Array::new(), &js_sys::Object::new());
         js_sys::Reflect::get(&format.resolved_options(), &"timeZone".into())
             .ok()
             .and_then(|v| v.as_string())
@@ -107,7 +108,11 @@ pub fn next_fires(
     Ok(schedule
         .upcoming(after, n)
         .into_iter()
-        .map(|t| t.with_timezone(&tz).format("%a %Y-%m-%d %H:%M %Z").to_string())
+        .map(|t| {
+            t.with_timezone(&tz)
+                .format("%a %Y-%m-%d %H:%M %Z")
+                .to_string()
+        })
         .collect())
 }
 

@@ -70,7 +70,11 @@ const TEXTS: &[(&str, &str, &str)] = &[
     ("tasks.daily", "Every day at 03:00", "每天 03:00"),
     ("tasks.hourly", "Every hour", "每小时"),
     ("tasks.weekly", "Sundays at 03:00", "每周日 03:00"),
-    ("tasks.monthly", "The 1st of each month at 03:00", "每月 1 日 03:00"),
+    (
+        "tasks.monthly",
+        "The 1st of each month at 03:00",
+        "每月 1 日 03:00",
+    ),
     ("tasks.cron", "Cron expression", "Cron 表达式"),
     ("tasks.zone", "Time zone", "时区"),
     ("tasks.next_fires", "Next runs:", "接下来的运行时间："),
@@ -81,7 +85,11 @@ const TEXTS: &[(&str, &str, &str)] = &[
     ),
     ("tasks.keep", "Keep", "保留"),
     ("tasks.keep_last", "The newest N backups", "最新的 N 个备份"),
-    ("tasks.keep_days", "Backups younger than N days", "N 天内的备份"),
+    (
+        "tasks.keep_days",
+        "Backups younger than N days",
+        "N 天内的备份",
+    ),
     ("tasks.compression", "Compression", "压缩"),
     ("tasks.none", "none", "不压缩"),
     (
@@ -89,7 +97,11 @@ const TEXTS: &[(&str, &str, &str)] = &[
         "0 and 0 keep every backup. Otherwise a backup is kept while any rule keeps it.",
         "两项都为 0 时保留全部备份；否则只要任一规则保留，备份就会保留。",
     ),
-    ("tasks.discover", "List the server's databases", "列出服务器上的数据库"),
+    (
+        "tasks.discover",
+        "List the server's databases",
+        "列出服务器上的数据库",
+    ),
     (
         "tasks.all_databases",
         "Tick none to back up all of them.",
@@ -121,7 +133,11 @@ const TEXTS: &[(&str, &str, &str)] = &[
     ("records.files", "files", "个文件"),
     ("records.source", "read", "读取"),
     ("records.databases", "Databases", "数据库"),
-    ("records.removed", "Removed by retention", "已被保留策略删除"),
+    (
+        "records.removed",
+        "Removed by retention",
+        "已被保留策略删除",
+    ),
     ("records.download", "Download", "下载"),
     ("records.restore", "Restore", "恢复"),
     ("records.targets", "Where it is stored", "存储位置"),

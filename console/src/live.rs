@@ -156,7 +156,8 @@ fn connect(
             ("end", &on_end),
             ("error", &on_error),
         ] {
-            let _ = source.add_event_listener_with_callback(event, handler.as_ref().unchecked_ref());
+            let _ =
+                source.add_event_listener_with_callback(event, handler.as_ref().unchecked_ref());
         }
         let open = Open {
             source: source.clone(),

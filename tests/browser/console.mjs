@@ -7,11 +7,13 @@
 // checked as one JSON line on stdout; any failed check throws, and the process exits non-zero.
 
 import { chromium } from "playwright-core";
+import { createHash } from "node:crypto";
+import { readFileSync, writeFileSync } from "node:fs";
 
 const [phase, base, shots] = process.argv.slice(2);
 const password = process.env.STOWAGE_TEST_PASSWORD;
 if (!phase || !base || !shots || !password) {
-  console.error("usage: console.mjs <setup|dashboard> <base url> <screenshots dir> (STOWAGE_TEST_PASSWORD set)");
+  console.error("usage: console.mjs <setup|node|backup> <base url> <screenshots dir> (STOWAGE_TEST_PASSWORD set)");
   process.exit(2);
 }
 
@@ -29,9 +31,11 @@ const problems = [];
 page.on("pageerror", (e) => problems.push(String(e)));
 // The browser logs every 4xx answer; the wrong password's 401 is one the test asks for,
 page.on("console", (m) => {
-  // ... and the dashboard phase's incomplete storage target gets a 400, a busy node's delete 409.
+  // ... the backup phase's incomplete storage target a 400, a busy node's delete a 409.
   if (m.type() === "error" && !/status of 40[019]/.test(m.text())) problems.push(m.text());
 });
+// Deletes ask first; the test says yes.
+page.on("dialog", (d) => d.accept());
 const shot = (name) => page.screenshot({ path: `${shots}/${name}.png`, fullPage: true });
 const done = {};
 
@@ -72,9 +76,124 @@ try {
     check((await error.textContent()).includes("Wrong user name or password."), "the translated message");
     await shot("04-login-error");
     done.setup = true;
-  } else if (phase === "dashboard") {
+  } else if (phase === "node") {
+    // Add the node the agent will run as: its token is shown once, inside install commands
+    // that keep it off the agent's command line. It goes to a 0600 file for the test's agent.
     await page.waitForSelector("#username");
     await signIn("admin", password);
+    await page.waitForSelector("#stat-tasks");
+    await page.click("nav >> text=Nodes");
+    await page.waitForSelector("text=No nodes yet");
+    await page.fill("#node-name", "browser-node");
+    await page.click("#add-node");
+    const shown = await page.waitForSelector('#token[data-node="browser-node"]');
+    const commands = await shown.textContent();
+    const token = /'(stn_[0-9a-f]{64})'/.exec(commands);
+    check(token, "the token is in the install commands");
+    check(commands.includes(`stowage-agent run --server ${base} --token-file /etc/stowage/agent.token`), "the run command");
+    writeFileSync(`${process.env.STOWAGE_TEST_DIR}/agent.token`, token[1] + "\n", { mode: 0o600 });
+    await page.waitForSelector('#nodes tr[data-name="browser-node"]');
+    await shot("05-node-added");
+    done.node = true;
+  } else if (phase === "backup") {
+    const src = process.env.STOWAGE_TEST_SRC;
+    const store = process.env.STOWAGE_TEST_STORE;
+    const restoreInto = process.env.STOWAGE_TEST_RESTORE;
+    await page.waitForSelector("#username");
+    await signIn("admin", password);
+    await page.waitForSelector("#stat-tasks");
+    // The agent's node is online.
+    await page.click("nav >> text=Nodes");
+    const mine = await page.waitForSelector('#nodes tr[data-name="browser-node"]');
+    check((await mine.textContent()).includes("online"), "the agent's node is online");
+    // A storage target, added with the form and tested green on the real agent.
+    await page.click("nav >> text=Storage targets");
+    await page.waitForSelector("text=No storage targets yet");
+    await page.fill("#target-name", "browser-disk");
+    await page.fill('input[name="basePath"]', store);
+    await page.click("#save-target");
+    const row = await page.waitForSelector('#targets tr[data-name="browser-disk"]');
+    await (await row.$("button.test")).click();
+    await page.waitForSelector('#targets tr[data-name="browser-disk"] .test-result .success');
+    const told = await page.textContent('#targets tr[data-name="browser-disk"] .test-result');
+    check(told.includes("connected"), `the test's message: ${told}`);
+    check((await page.inputValue('input[name="basePath"]')) === "", "a save clears the form");
+    await page.fill("#target-name", "no-path");
+    await page.click("#save-target");
+    const refused = await page.waitForSelector("#new-target [role=alert]");
+    check((await refused.getAttribute("data-code")) === "STORAGE_TARGET_INVALID_CONFIG", "a config without its directory is refused");
+    await shot("06-storage");
+    // A file task, its directory chosen by browsing the node through the agent.
+    await page.click("nav >> text=Backup tasks");
+    await page.waitForSelector("text=No backup tasks yet");
+    await page.click("#new-task");
+    await page.fill("#task-name", "etc");
+    await page.click("#browse");
+    let at = "/";
+    await page.waitForSelector("#picker-path");
+    for (const step of src.split("/").filter(Boolean)) {
+      await page.click(`#picker button.dir[data-name="${step}"]`);
+      at = at === "/" ? `/${step}` : `${at}/${step}`;
+      await page.waitForFunction((p) => document.querySelector("#picker-path")?.textContent === p, at);
+    }
+    check(await page.$('#picker button.dir[data-name="nested"]'), "the picker lists the source's own directories");
+    await shot("07-task-picker");
+    await page.click("#picker-choose");
+    await page.waitForSelector(`#sources li[data-path="${src}"]`);
+    check(await page.isChecked('input[name="target"][data-name="browser-disk"]'), "the only target is chosen");
+    // The cron helper: a preset, then the next fire times in the chosen zone.
+    await page.selectOption("#cron-preset", "0 3 * * *");
+    await page.fill("#time-zone", "Asia/Shanghai");
+    await page.waitForFunction(() => document.querySelectorAll("#next-fires li").length === 5);
+    const fires = await page.$$eval("#next-fires li", (l) => l.map((e) => e.textContent));
+    check(fires.every((f) => f.includes("03:00 CST")), `five runs at 03:00 Shanghai time: ${fires}`);
+    await page.fill("#cron", "61 * * * *");
+    const wrong = await page.textContent("#next-fires");
+    check(wrong.startsWith("cronExpr:"), `a wrong expression is explained: ${wrong}`);
+    await page.fill("#cron", "0 3 * * *");
+    await shot("08-task-form");
+    await page.click("#save-task");
+    const task = await page.waitForSelector('#tasks tr[data-name="etc"]');
+    check((await task.textContent()).includes("0 3 * * * (Asia/Shanghai)"), "the schedule is listed");
+    await shot("09-tasks");
+    // Run it: the record's page follows the live log to success.
+    await (await task.$("button.run")).click();
+    await page.waitForURL(/\/backup-records\/\d+$/);
+    await page.waitForSelector('#log .log-end[data-status="success"]', { timeout: 60000 });
+    await page.waitForSelector("#download");
+    const lines = await page.$$eval("#log li", (l) => l.map((e) => e.textContent));
+    check(lines.length >= 2, `the log has lines: ${lines}`);
+    check((await page.textContent("#record-status")).includes("success"), "the record succeeded");
+    await page.waitForSelector('#record-targets tr[data-name="browser-disk"] .status.success');
+    await shot("10-record");
+    // Download: the artifact's bytes hash to the record's checksum.
+    const [download] = await Promise.all([page.waitForEvent("download"), page.click("#download")]);
+    const bytes = readFileSync(await download.path());
+    const sum = createHash("sha256").update(bytes).digest("hex");
+    const checksum = (await page.textContent("#record-checksum")).trim();
+    check(sum === checksum, `the download's sha256 ${sum} is the record's ${checksum}`);
+    check(String(bytes.length) === (await page.getAttribute("#record-bytes", "data-bytes")), "the download's size");
+    // Restore into a directory, followed live to success.
+    await page.click("#restore");
+    await page.check("#restore-elsewhere");
+    await page.fill("#restore-path", restoreInto);
+    await shot("11-restore-dialog");
+    await page.click("#start-restore");
+    await page.waitForSelector('#restore-log .log-end[data-status="success"]', { timeout: 60000 });
+    check((await page.textContent("#restore-status")).includes("success"), "the restore succeeded");
+    await shot("12-restored");
+    // The list: one backup; a filter that matches none says what to do.
+    await page.click("nav >> text=Backups");
+    await page.waitForSelector("#records tbody tr");
+    check((await page.$$("#records tbody tr")).length === 1, "one backup listed");
+    check((await page.textContent("#page-of")).includes("1 / 1"), "one page");
+    await shot("13-records");
+    await page.selectOption("#filter-status", "failed");
+    await page.waitForSelector("text=No backups match");
+    await page.selectOption("#filter-status", "");
+    await page.waitForSelector("#records tbody tr");
+    // The dashboard counts it.
+    await page.click("nav >> text=Dashboard");
     await page.waitForSelector("#stat-tasks");
     const tasks = (await page.textContent("#stat-tasks .value")).trim();
     const rate = (await page.textContent("#stat-rate .value")).trim();
@@ -87,52 +206,38 @@ try {
     check(bar && Number(await bar.getAttribute("height")) > 0, "today's bar shows the success");
     const recent = await page.textContent("#recent");
     check(recent.includes("etc") && recent.includes("success"), `recent activity: ${recent}`);
-    await shot("05-dashboard");
-    // Storage targets: the one the API made is listed; one added with the form tests green on
-    // the real agent.
-    await page.click("text=Storage targets");
-    await page.waitForSelector('#targets tr[data-name="disk"]');
-    await page.fill("#target-name", "browser-disk");
-    await page.fill('input[name="basePath"]', process.env.STOWAGE_TEST_DIR);
-    await page.click("#save-target");
-    const row = await page.waitForSelector('#targets tr[data-name="browser-disk"]');
-    await (await row.$("button.test")).click();
-    await page.waitForSelector('#targets tr[data-name="browser-disk"] .test-result .success');
-    const told = await page.textContent('#targets tr[data-name="browser-disk"] .test-result');
-    check(told.includes("connected"), `the test's message: ${told}`);
-    check((await page.inputValue('input[name="basePath"]')) === "", "a save clears the form");
-    await page.fill("#target-name", "no-path");
-    await page.click("#save-target");
-    const refused = await page.waitForSelector("#new-target [role=alert]");
-    check((await refused.getAttribute("data-code")) === "STORAGE_TARGET_INVALID_CONFIG", "a config without its directory is refused");
-    await shot("07-storage");
-    // Nodes: the agent's node is online; a new node shows its token once, in install commands
-    // that keep it off the agent's command line; a node that runs tasks cannot be deleted.
-    await page.click("text=Nodes");
-    const mine = await page.waitForSelector('#nodes tr[data-name="browser-node"]');
-    check((await mine.textContent()).includes("online"), "the agent's node is online");
+    await shot("14-dashboard");
+    // Nodes: a new node shows its token once; a node that runs tasks cannot be deleted.
+    await page.click("nav >> text=Nodes");
     await page.fill("#node-name", "spare-nas");
     await page.click("#add-node");
-    const token = await page.waitForSelector('#token[data-node="spare-nas"]');
-    const commands = await token.textContent();
-    check(/'stn_[0-9a-f]{64}'/.test(commands), `the token in: ${commands}`);
-    check(commands.includes(`stowage-agent run --server ${base} --token-file /etc/stowage/agent.token`), "the run command");
+    await page.waitForSelector('#token[data-node="spare-nas"]');
     await page.waitForSelector('#nodes tr[data-name="spare-nas"]');
-    await shot("08-nodes");
+    await shot("15-nodes");
     await (await page.$('#nodes tr[data-name="browser-node"] button.delete')).click();
     const busy = await page.waitForSelector("section [role=alert]");
     check((await busy.getAttribute("data-code")) === "NODE_HAS_TASKS", "a node with tasks is kept");
     await (await page.$('#nodes tr[data-name="spare-nas"] button.delete')).click();
     await page.waitForSelector('#nodes tr[data-name="spare-nas"]', { state: "detached" });
-    await page.click("text=Dashboard");
+    // 中文: the same pages in Simplified Chinese.
+    await page.click("nav >> text=Dashboard");
     await page.waitForSelector("#stat-tasks");
-    // 中文: the same page in Simplified Chinese.
     await page.click("text=中文");
     await page.waitForSelector("text=仪表盘");
-    await shot("06-dashboard-zh");
+    await shot("16-dashboard-zh");
+    await page.click("nav >> text=备份任务");
+    await page.waitForSelector('#tasks tr[data-name="etc"]');
+    await shot("17-tasks-zh");
+    await page.click("text=English");
+    // Phone width: the record list still reads.
+    await page.setViewportSize({ width: 390, height: 844 });
+    await page.click("nav >> text=Backups");
+    await page.waitForSelector("#records tbody tr");
+    await shot("18-records-phone");
+    await page.setViewportSize({ width: 1280, height: 860 });
     await page.click("#sign-out");
     await page.waitForSelector("#username");
-    done.dashboard = { tasks, rate, nodes };
+    done.backup = { tasks, rate, nodes, checksum };
   } else {
     throw new Error(`unknown phase ${phase}`);
   }

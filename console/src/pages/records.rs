@@ -57,8 +57,16 @@ pub fn Records() -> impl IntoView {
     let error = RwSignal::new(None::<Failure>);
     let tasks = LocalResource::new(|| api::get::<Vec<BackupTaskOutput>>(routes::BACKUP_TASKS));
     let records = LocalResource::new(move || {
-        let q = query(&status.get(), &task.get(), &from.get(), &to.get(), page.get());
-        async move { api::get::<Page<BackupRecordOutput>>(&format!("{}{q}", routes::BACKUP_RECORDS)).await }
+        let q = query(
+            &status.get(),
+            &task.get(),
+            &from.get(),
+            &to.get(),
+            page.get(),
+        );
+        async move {
+            api::get::<Page<BackupRecordOutput>>(&format!("{}{q}", routes::BACKUP_RECORDS)).await
+        }
     });
     // A new filter starts again on page 1 with nothing selected.
     let refilter = move |s: RwSignal<String>, v: String| {
@@ -68,7 +76,12 @@ pub fn Records() -> impl IntoView {
     };
     let delete_selected = move |_| {
         let ids: Vec<i64> = selected.get_untracked().into_iter().collect();
-        if ids.is_empty() || !confirm(&format!("Delete {} backups and their stored files?", ids.len())) {
+        if ids.is_empty()
+            || !confirm(&format!(
+                "Delete {} backups and their stored files?",
+                ids.len()
+            ))
+        {
             return;
         }
         leptos::task::spawn_local(async move {
@@ -225,7 +238,10 @@ fn RecordView(record: BackupRecordOutput, reload: impl Fn() + Copy + 'static) ->
             match api::post::<StreamTicket>(routes::AUTH_STREAM_TICKET, &request).await {
                 Ok(ticket) => {
                     error.set(None);
-                    let url = format!("{path}?ticket={}", js_sys::encode_uri_component(&ticket.ticket));
+                    let url = format!(
+                        "{path}?ticket={}",
+                        js_sys::encode_uri_component(&ticket.ticket)
+                    );
                     crate::app::open_download(&url);
                 }
                 Err(failure) => error.set(Some(failure)),
@@ -374,11 +390,13 @@ fn RestoreDialog(
             node_id: Some(node.get_untracked()),
             storage_target_id: Some(target.get_untracked()).filter(|t| *t > 0),
             databases: databases.get_untracked().into_iter().collect(),
-            target_database: Some(rename.get_untracked().trim().to_owned()).filter(|n| !n.is_empty()),
+            target_database: Some(rename.get_untracked().trim().to_owned())
+                .filter(|n| !n.is_empty()),
             ..RestoreRequest::default()
         };
         leptos::task::spawn_local(async move {
-            match api::post::<RestoreRecordOutput>(&routes::backup_record_restore(id), &body).await {
+            match api::post::<RestoreRecordOutput>(&routes::backup_record_restore(id), &body).await
+            {
                 Ok(started) => on_started(started),
                 Err(failure) => error.set(Some(failure)),
             }

@@ -52,7 +52,10 @@ pub fn Tasks() -> impl IntoView {
         leptos::task::spawn_local(async move {
             match api::post::<BackupRecordOutput>(&routes::backup_task_run(id), &()).await {
                 Ok(record) => navigate.with_value(|go| {
-                    go(&format!("/backup-records/{}", record.id), Default::default())
+                    go(
+                        &format!("/backup-records/{}", record.id),
+                        Default::default(),
+                    )
                 }),
                 Err(failure) => error.set(Some(failure)),
             }
@@ -191,7 +194,13 @@ fn TaskForm(
     let node_id = RwSignal::new(start.node_id);
     let sources = RwSignal::new(start.source_paths.clone());
     let excludes = RwSignal::new(start.exclude_patterns.join("\n"));
-    let chosen = RwSignal::new(start.storage_target_ids.iter().copied().collect::<BTreeSet<i64>>());
+    let chosen = RwSignal::new(
+        start
+            .storage_target_ids
+            .iter()
+            .copied()
+            .collect::<BTreeSet<i64>>(),
+    );
     let cron = RwSignal::new(start.cron_expr.clone());
     let zone = RwSignal::new(start.time_zone.clone());
     let compression = RwSignal::new(start.compression.clone());
@@ -207,7 +216,11 @@ fn TaskForm(
     let typed_path = RwSignal::new(String::new());
     let error = RwSignal::new(None::<Failure>);
     let retention = start.retention;
-    let kept = (start.description.clone(), start.tags.clone(), start.db_options.clone());
+    let kept = (
+        start.description.clone(),
+        start.tags.clone(),
+        start.db_options.clone(),
+    );
 
     let submit = move |ev: leptos::ev::SubmitEvent| {
         ev.prevent_default();

@@ -1,20 +1,36 @@
 //! The web console in a real browser (headless Chromium through playwright-core,
-//! `tests/browser/console.mjs`), served by the real Worker from its static assets, with the real
-//! agent doing the backup the dashboard then shows and testing the storage target added there. Screenshots of each page go to
+//! `tests/browser/console.mjs`), served by the real Worker from its static assets, with a real
+//! agent on the node the browser adds: set up the admin, add a local target, create a file task
+//! with the directory picker, run it, follow its live log to success, download the artifact,
+//! restore it, see the dashboard count it, sign out. Screenshots of each page go to
 //! `target/screenshots/console/` for a reviewer to look at (they are not committed).
 
 use anyhow::{Context, Result, ensure};
-use serde_json::{Value, json};
+use serde_json::Value;
+use std::path::Path;
 use std::process::Command;
 use stowage_shared::api::{
-    AuthPayload, BackupRecordOutput, BackupTaskOutput, NodeWithToken, StorageTargetDetail, routes,
+    AuthPayload, BackupRecordOutput, BackupTaskOutput, NodeOutput, Page, RestoreRecordOutput,
+    routes,
 };
 use stowage_tests::{AgentProcess, Server, repo_root};
 
 const PASSWORD: &str = "console correct horse";
 
+/// The directories a browser phase works with.
+struct Env<'a> {
+    /// Scratch space (the agent's token file).
+    dir: &'a Path,
+    /// What the task backs up.
+    src: &'a Path,
+    /// The local storage target's directory.
+    store: &'a Path,
+    /// Where the restore goes.
+    restore: &'a Path,
+}
+
 /// Runs one phase of the browser script and returns what it printed.
-fn browser(phase: &str, server: &Server, dir: &std::path::Path) -> Result<Value> {
+fn browser(phase: &str, server: &Server, env: &Env<'_>) -> Result<Value> {
     let root = repo_root();
     let shots = root.join("target/screenshots/console");
     std::fs::create_dir_all(&shots)?;
@@ -33,7 +49,10 @@ fn browser(phase: &str, server: &Server, dir: &std::path::Path) -> Result<Value>
         .arg(server.url(""))
         .arg(&shots)
         .env("STOWAGE_TEST_PASSWORD", PASSWORD)
-        .env("STOWAGE_TEST_DIR", dir)
+        .env("STOWAGE_TEST_DIR", env.dir)
+        .env("STOWAGE_TEST_SRC", env.src)
+        .env("STOWAGE_TEST_STORE", env.store)
+        .env("STOWAGE_TEST_RESTORE", env.restore)
         .current_dir(&root)
         .output()
         .context("running the browser script")?;
@@ -50,7 +69,7 @@ fn browser(phase: &str, server: &Server, dir: &std::path::Path) -> Result<Value>
 }
 
 #[tokio::test]
-async fn the_console_sets_up_the_admin_signs_in_and_out_and_shows_the_dashboard() -> Result<()> {
+async fn the_console_sets_up_backs_up_downloads_restores_and_counts_it() -> Result<()> {
     let server = Server::start().await?;
     // The Worker serves the console for every path that is not the API's.
     let page = server
@@ -62,62 +81,76 @@ async fn the_console_sets_up_the_admin_signs_in_and_out_and_shows_the_dashboard(
     ensure!(page.text().await?.contains("/pkg/stowage_console.js"));
 
     let scratch = tempfile::tempdir()?;
-    let first = browser("setup", &server, scratch.path())?;
-    assert_eq!(first["setup"], true);
-
-    // What the console cannot do yet is done through the API: a node with a real agent, a
-    // target and a task, run once.
-    let auth: AuthPayload = server.login("admin", PASSWORD).await?.expect_ok()?;
-    let admin = auth.token.expose().to_owned();
-    let node: NodeWithToken = server
-        .post(
-            routes::NODES,
-            Some(&admin),
-            &json!({"name": "browser-node"}),
-        )
-        .await?
-        .expect_ok()?;
-    let _agent = AgentProcess::start(&server.base_url, node.token.expose())?;
-    server.wait_online(&admin, node.node.id).await?;
     let store = tempfile::tempdir()?;
+    let restored = tempfile::tempdir()?;
     let src = tempfile::tempdir()?;
     std::fs::write(src.path().join("hosts"), "127.0.0.1 localhost\n")?;
-    let target: StorageTargetDetail = server
-        .post(
-            routes::STORAGE_TARGETS,
-            Some(&admin),
-            &json!({"name": "disk", "type": "local_disk", "config": {"basePath": store.path()}}),
-        )
-        .await?
-        .expect_ok()?;
-    let task: BackupTaskOutput = server
-        .post(
-            routes::BACKUP_TASKS,
-            Some(&admin),
-            &json!({"name": "etc", "type": "file", "nodeId": node.node.id,
-                    "sourcePaths": [src.path()], "storageTargetIds": [target.summary.id]}),
-        )
-        .await?
-        .expect_ok()?;
-    let started: BackupRecordOutput = server
-        .post(&routes::backup_task_run(task.id), Some(&admin), &json!({}))
-        .await?
-        .expect_ok()?;
-    let done = server.settled(&admin, started.id, false).await?;
-    assert_eq!(done.status, "success");
+    std::fs::create_dir(src.path().join("nested"))?;
+    std::fs::write(src.path().join("nested/motd"), "welcome\n")?;
+    let env = Env {
+        dir: scratch.path(),
+        src: src.path(),
+        store: store.path(),
+        restore: restored.path(),
+    };
 
-    let second = browser("dashboard", &server, scratch.path())?;
-    assert_eq!(second["dashboard"]["tasks"], "1");
-    assert_eq!(second["dashboard"]["rate"], "100.0 %");
-    // The target the browser added is real, and its test reached the agent.
-    let targets: Vec<stowage_shared::api::StorageTargetSummary> = server
-        .get(routes::STORAGE_TARGETS, Some(&admin))
+    let first = browser("setup", &server, &env)?;
+    assert_eq!(first["setup"], true);
+
+    // The browser adds the node and leaves its token in a 0600 file; a real agent runs with it.
+    let second = browser("node", &server, &env)?;
+    assert_eq!(second["node"], true);
+    let token_file = scratch.path().join("agent.token");
+    let token = std::fs::read_to_string(&token_file)?;
+    let token = token.trim();
+    let auth: AuthPayload = server.login("admin", PASSWORD).await?.expect_ok()?;
+    let admin = auth.token.expose().to_owned();
+    let nodes: Vec<NodeOutput> = server.get(routes::NODES, Some(&admin)).await?.expect_ok()?;
+    let node = nodes
+        .iter()
+        .find(|n| n.name == "browser-node")
+        .context("the node added in the browser")?;
+    let _agent = AgentProcess::start(&server.base_url, token)?;
+    server.wait_online(&admin, node.id).await?;
+
+    let third = browser("backup", &server, &env)?;
+    assert_eq!(third["backup"]["tasks"], "1");
+    assert_eq!(third["backup"]["rate"], "100.0 %");
+
+    // What the browser did is real: the record it watched, the files it restored.
+    let records: Page<BackupRecordOutput> = server
+        .get(routes::BACKUP_RECORDS, Some(&admin))
         .await?
         .expect_ok()?;
-    let added = targets
-        .iter()
-        .find(|t| t.name == "browser-disk")
-        .context("the target added in the browser")?;
-    assert_eq!(added.last_test_status, "success");
+    let record = records.items.first().context("the browser's backup")?;
+    assert_eq!(record.status, "success");
+    assert_eq!(record.checksum, third["backup"]["checksum"]);
+    let tasks: Vec<BackupTaskOutput> = server
+        .get(routes::BACKUP_TASKS, Some(&admin))
+        .await?
+        .expect_ok()?;
+    assert_eq!(tasks[0].source_paths, [src.path().to_string_lossy()]);
+    assert_eq!(tasks[0].cron_expr, "0 3 * * *");
+    assert_eq!(tasks[0].time_zone, "Asia/Shanghai");
+    let beneath = restored
+        .path()
+        .join(src.path().strip_prefix("/").unwrap_or(src.path()));
+    assert_eq!(
+        std::fs::read_to_string(beneath.join("hosts"))?,
+        "127.0.0.1 localhost\n"
+    );
+    assert_eq!(
+        std::fs::read_to_string(beneath.join("nested/motd"))?,
+        "welcome\n"
+    );
+    let restores: Vec<RestoreRecordOutput> = server
+        .get(routes::RESTORE_RECORDS, Some(&admin))
+        .await?
+        .expect_ok()?;
+    assert_eq!(restores.len(), 1);
+    assert_eq!(
+        (restores[0].status.as_str(), restores[0].files),
+        ("success", 2)
+    );
     Ok(())
 }

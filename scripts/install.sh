@@ -2,7 +2,7 @@
 # Installs whatever is missing, and nothing that is already there at the pinned version:
 #   - the Rust toolchain of rust-toolchain.toml with the wasm32 target (rustup),
 #   - worker-build and wasm-bindgen-cli (cargo, into $STOWAGE_TOOLS),
-#   - Node 22 and wrangler (npm, from package-lock.json, into node_modules).
+#   - Node 22, wrangler, playwright-core and binaryen (npm, from package-lock.json, into node_modules).
 # Only package registries are used; nothing is downloaded from GitHub.
 set -euo pipefail
 source "$(dirname "$0")/env.sh"

@@ -3,11 +3,13 @@
 use crate::api;
 use crate::i18n::{Lang, t, text, use_lang};
 use crate::pages::{
+    admin::{AuditLog, Profile, SettingsPage, SystemPage},
     dashboard::Dashboard,
     login::SignIn,
     nodes::Nodes,
+    notifications::Notifications,
     records::{RecordPage, Records},
-    storage::StorageTargets,
+    storage::{GoogleDriveCallback, StorageTargets},
     tasks::Tasks,
 };
 use leptos::prelude::*;
@@ -39,6 +41,12 @@ pub fn App() -> impl IntoView {
                 <Route path=path!("/dashboard") view=|| view! { <Frame><Dashboard /></Frame> } />
                 <Route path=path!("/nodes") view=|| view! { <Frame><Nodes /></Frame> } />
                 <Route path=path!("/storage-targets") view=|| view! { <Frame><StorageTargets /></Frame> } />
+                <Route path=path!("/storage-targets/google-drive/callback") view=|| view! { <Frame><GoogleDriveCallback /></Frame> } />
+                <Route path=path!("/notifications") view=|| view! { <Frame><Notifications /></Frame> } />
+                <Route path=path!("/audit-logs") view=|| view! { <Frame><AuditLog /></Frame> } />
+                <Route path=path!("/settings") view=|| view! { <Frame><SettingsPage /></Frame> } />
+                <Route path=path!("/system") view=|| view! { <Frame><SystemPage /></Frame> } />
+                <Route path=path!("/profile") view=|| view! { <Frame><Profile /></Frame> } />
                 <Route path=path!("/backup-tasks") view=|| view! { <Frame><Tasks /></Frame> } />
                 <Route path=path!("/backup-records") view=|| view! { <Frame><Records /></Frame> } />
                 <Route path=path!("/backup-records/:id") view=|| view! { <Frame><RecordPage /></Frame> } />
@@ -79,11 +87,16 @@ fn Frame(children: ChildrenFn) -> impl IntoView {
                 <A href="/backup-records">{t("nav.records")}</A>
                 <A href="/nodes">{t("nav.nodes")}</A>
                 <A href="/storage-targets">{t("nav.storage")}</A>
+                <A href="/notifications">{t("nav.notifications")}</A>
+                <A href="/audit-logs">{t("nav.audit")}</A>
+                <A href="/settings">{t("nav.settings")}</A>
+                <A href="/system">{t("nav.system")}</A>
             </nav>
             <span class="grow"></span>
             <button class="link" on:click=move |_| lang.update(|l| *l = if *l == Lang::En { Lang::Zh } else { Lang::En })>
                 {other}
             </button>
+            <A href="/profile" attr:id="profile-link">{t("nav.profile")}</A>
             <button id="sign-out" on:click=sign_out>{t("nav.logout")}</button>
         </header>
         <main>{move || session.0.get().then(|| children())}</main>

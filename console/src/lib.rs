@@ -8,6 +8,7 @@
 mod api;
 mod app;
 mod format;
+mod forms;
 mod i18n;
 mod live;
 mod pages;

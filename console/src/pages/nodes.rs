@@ -3,6 +3,7 @@
 
 use crate::api::{self, Failure};
 use crate::app::{ErrorNote, list_view};
+use crate::format;
 use crate::i18n::t;
 use leptos::prelude::*;
 use stowage_shared::api::{Deleted, NodeOutput, NodeRequest, NodeStatus, NodeWithToken, routes};
@@ -16,6 +17,23 @@ pub fn install_commands(server: &str, token: &str) -> String {
          sudo chmod 600 /etc/stowage/agent.token\n\
          stowage-agent run --server {server} --token-file /etc/stowage/agent.token"
     )
+}
+
+/// What a node's agent can do, in one line: its parallelism, rclone, database tools.
+fn capabilities(caps: &stowage_shared::api::Capabilities) -> String {
+    let mut parts = Vec::new();
+    if caps.max_concurrent > 0 {
+        parts.push(format!("{} at once", caps.max_concurrent));
+    }
+    if let Some(version) = &caps.rclone {
+        parts.push(format!("rclone {version}"));
+    }
+    parts.extend(
+        caps.tools
+            .iter()
+            .map(|(tool, version)| format!("{tool} {version}")),
+    );
+    parts.join(" · ")
 }
 
 fn origin() -> String {
@@ -51,6 +69,24 @@ pub fn Nodes() -> impl IntoView {
         leptos::task::spawn_local(async move {
             match api::post::<NodeWithToken>(&routes::node_rotate_token(id), &()).await {
                 Ok(made) => shown.set(Some(made)),
+                Err(failure) => error.set(Some(failure)),
+            }
+        });
+    };
+    let renaming = RwSignal::new(None::<(i64, String)>);
+    let rename = move |ev: leptos::ev::SubmitEvent| {
+        ev.prevent_default();
+        let Some((id, name)) = renaming.get_untracked() else {
+            return;
+        };
+        leptos::task::spawn_local(async move {
+            let body = NodeRequest { name };
+            match api::call::<NodeOutput>("PUT", &routes::node(id), Some(&body)).await {
+                Ok(_) => {
+                    error.set(None);
+                    renaming.set(None);
+                    list.refetch();
+                }
                 Err(failure) => error.set(Some(failure)),
             }
         });
@@ -101,16 +137,36 @@ pub fn Nodes() -> impl IntoView {
                                 let id = node.id;
                                 let online = node.status == NodeStatus::Online;
                                 let row_name = node.name.clone();
+                                let old_name = node.name.clone();
+                                let caps = capabilities(&node.capabilities);
                                 view! {
                                     <tr data-name=row_name>
-                                        <td>{node.name}</td>
+                                        <td>
+                                            {move || match renaming.get() {
+                                                Some((rid, _)) if rid == id => view! {
+                                                    <form class="row rename" on:submit=rename>
+                                                        <input class="new-name" aria-label="new name" required
+                                                            prop:value=move || renaming.get().map(|(_, n)| n).unwrap_or_default()
+                                                            on:input=move |ev| renaming.set(Some((id, event_target_value(&ev)))) />
+                                                        <button type="submit">{t("action.save")}</button>
+                                                        <button type="button" class="link" on:click=move |_| renaming.set(None)>{t("action.cancel")}</button>
+                                                    </form>
+                                                }.into_any(),
+                                                _ => view! { {node.name.clone()} }.into_any(),
+                                            }}
+                                        </td>
                                         <td class=if online { "status success" } else { "status failed" }>
                                             {if online { t("dash.online") } else { t("dash.offline") }}
                                         </td>
                                         <td>{node.hostname} " " <span class="sub">{node.os} " " {node.arch}</span></td>
-                                        <td>{node.agent_version}</td>
-                                        <td class="sub">{node.last_seen_at.unwrap_or_default()}</td>
-                                        <td>
+                                        <td>{node.agent_version}
+                                            <div class="sub caps">{caps}</div>
+                                        </td>
+                                        <td class="sub">{node.last_seen_at.as_deref().map(format::when)}
+                                            {(node.queue_depth > 0).then(|| format!(" · {} queued", node.queue_depth))}
+                                        </td>
+                                        <td class="actions">
+                                            <button class="link rename-button" on:click=move |_| renaming.set(Some((id, old_name.clone())))>{t("nodes.rename")}</button>
                                             <button class="link rotate" on:click=move |_| rotate(id)>{t("nodes.rotate")}</button>
                                             <button class="link delete" on:click=move |_| remove(id)>{t("action.delete")}</button>
                                         </td>
@@ -127,6 +183,20 @@ pub fn Nodes() -> impl IntoView {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn capabilities_read_in_one_line() {
+        let mut caps = stowage_shared::api::Capabilities {
+            rclone: Some("v1.75.2".to_owned()),
+            max_concurrent: 2,
+            ..Default::default()
+        };
+        caps.tools.insert("pg_dump".to_owned(), "15.19".to_owned());
+        assert_eq!(
+            capabilities(&caps),
+            "2 at once · rclone v1.75.2 · pg_dump 15.19"
+        );
+    }
 
     #[test]
     fn the_install_commands_keep_the_token_off_the_agents_command_line() {

@@ -1,29 +1,24 @@
-//! Storage targets: the list with each one's last test, a form per type (secret fields are
-//! password inputs and never shown back), and a test button that reports the backend's own words.
+//! Storage targets: the list (star, test, usage, edit, delete), a form per type (secret fields are
+//! password inputs and never shown back), rclone's backends as rclone itself describes them on the
+//! fleet's nodes, and Google Drive's connect flow (Google sends the browser back to
+//! `/storage-targets/google-drive/callback`, which completes it).
 
 use crate::api::{self, Failure};
-use crate::app::{ErrorNote, list_view};
+use crate::app::{ErrorNote, confirm, list_view};
+use crate::format;
+use crate::forms::{Field, Input, MASK, Values, config_of, fields_view, values_of};
 use crate::i18n::t;
 use leptos::prelude::*;
-use serde_json::{Map, Value};
+use leptos_router::hooks::use_query_map;
 use std::collections::BTreeMap;
 use stowage_shared::api::{
-    Deleted, StorageTargetDetail, StorageTargetSummary, StorageTestResult, routes,
+    Deleted, GoogleDriveAuthRequest, GoogleDriveAuthUrl, GoogleDriveComplete, RcloneBackendsOutput,
+    StorageTargetDetail, StorageTargetRequest, StorageTargetSummary, StorageTestResult,
+    StorageUsageOutput, routes,
 };
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Input {
-    Text,
-    Secret,
-    Number,
-    Flag,
-}
-
-/// The form of each type: `(type, [(config key, label, input)])`. Types the form does not offer
-/// yet (Google Drive's connect flow, Azure, rclone) are still listed and tested.
-/// A form field: config key, label, input.
-type Field = (&'static str, &'static str, Input);
-
+/// The form of each type. Google Drive's credentials come from its connect flow and rclone's
+/// options from rclone, so their forms are their own.
 const FORMS: &[(&str, &[Field])] = &[
     (
         "local_disk",
@@ -72,6 +67,25 @@ const FORMS: &[(&str, &[Field])] = &[
             ("useTLS", "TLS", Input::Flag),
         ],
     ),
+    (
+        "azure_blob",
+        &[
+            ("account", "Storage account", Input::Text),
+            ("accountKey", "Account key", Input::Secret),
+            ("container", "Container", Input::Text),
+            ("endpoint", "Endpoint (optional)", Input::Text),
+            ("prefix", "Prefix", Input::Text),
+        ],
+    ),
+    (
+        "google_drive",
+        &[
+            ("clientId", "OAuth client id", Input::Text),
+            ("clientSecret", "OAuth client secret", Input::Secret),
+            ("folderId", "Folder id (optional)", Input::Text),
+        ],
+    ),
+    ("rclone", &[("root", "Path in the remote", Input::Text)]),
 ];
 
 fn form_of(kind: &str) -> &'static [Field] {
@@ -81,22 +95,26 @@ fn form_of(kind: &str) -> &'static [Field] {
         .map_or(&[], |(_, fields)| fields)
 }
 
-/// The typed config from the form's text values; empty fields are left to the server's defaults.
-fn config_of(kind: &str, values: &BTreeMap<String, String>) -> Value {
-    let mut config = Map::new();
-    for (key, _, input) in form_of(kind) {
-        let raw = values.get(*key).map(|v| v.trim()).unwrap_or_default();
-        let value = match input {
-            Input::Flag => Value::Bool(raw == "true"),
-            _ if raw.is_empty() => continue,
-            Input::Number => raw
-                .parse::<u64>()
-                .map_or_else(|_| Value::from(raw), Value::from),
-            Input::Text | Input::Secret => Value::from(raw),
-        };
-        config.insert((*key).to_owned(), value);
+/// The config a form describes; for rclone, the chosen backend and its options beside the root.
+fn config_of_kind(kind: &str, values: &Values, rclone: &RcloneChoice) -> serde_json::Value {
+    let mut config = config_of(form_of(kind), values);
+    if kind == "rclone" {
+        config["backend"] = rclone.backend.clone().into();
+        let options: BTreeMap<&String, &String> = rclone
+            .options
+            .iter()
+            .filter(|(_, v)| !v.trim().is_empty())
+            .collect();
+        config["options"] = serde_json::json!(options);
     }
-    Value::Object(config)
+    config
+}
+
+/// The rclone backend chosen and its option values.
+#[derive(Debug, Clone, Default, PartialEq)]
+struct RcloneChoice {
+    backend: String,
+    options: BTreeMap<String, String>,
 }
 
 #[component]
@@ -104,6 +122,9 @@ pub fn StorageTargets() -> impl IntoView {
     let list =
         LocalResource::new(|| api::get::<Vec<StorageTargetSummary>>(routes::STORAGE_TARGETS));
     let tests = RwSignal::new(BTreeMap::<i64, Result<StorageTestResult, Failure>>::new());
+    let usage = RwSignal::new(BTreeMap::<i64, Option<Result<StorageUsageOutput, Failure>>>::new());
+    let editing = RwSignal::new(None::<StorageTargetDetail>);
+    let error = RwSignal::new(None::<Failure>);
     let test = move |id: i64| {
         leptos::task::spawn_local(async move {
             let answer: Result<StorageTestResult, Failure> =
@@ -114,30 +135,87 @@ pub fn StorageTargets() -> impl IntoView {
             list.refetch();
         });
     };
-    let remove = move |id: i64| {
+    let measure = move |id: i64| {
+        usage.update(|u| {
+            u.insert(id, None);
+        });
         leptos::task::spawn_local(async move {
-            let _: Result<Deleted, Failure> =
-                api::call("DELETE", &routes::storage_target(id), None::<&()>).await;
-            list.refetch();
+            let answer = api::get::<StorageUsageOutput>(&routes::storage_target_usage(id)).await;
+            usage.update(|u| {
+                u.insert(id, Some(answer));
+            });
+        });
+    };
+    let star = move |id: i64| {
+        leptos::task::spawn_local(async move {
+            match api::call::<StorageTargetSummary>(
+                "PUT",
+                &routes::storage_target_star(id),
+                None::<&()>,
+            )
+            .await
+            {
+                Ok(_) => list.refetch(),
+                Err(failure) => error.set(Some(failure)),
+            }
+        });
+    };
+    let edit = move |id: i64| {
+        leptos::task::spawn_local(async move {
+            match api::get::<StorageTargetDetail>(&routes::storage_target(id)).await {
+                Ok(detail) => editing.set(Some(detail)),
+                Err(failure) => error.set(Some(failure)),
+            }
+        });
+    };
+    let remove = move |id: i64, name: String| {
+        if !confirm(&format!(
+            "Delete the storage target {name:?}? Backups stored there stay where they are."
+        )) {
+            return;
+        }
+        leptos::task::spawn_local(async move {
+            match api::call::<Deleted>("DELETE", &routes::storage_target(id), None::<&()>).await {
+                Ok(_) => {
+                    error.set(None);
+                    list.refetch();
+                }
+                Err(failure) => error.set(Some(failure)),
+            }
         });
     };
     view! {
         <h1>{t("nav.storage")}</h1>
-        <NewTarget on_saved=move || list.refetch() />
+        {move || {
+            let current = editing.get();
+            view! { <TargetForm editing=current on_saved=move || { editing.set(None); list.refetch(); } on_cancel=move || editing.set(None) /> }
+        }}
+        {move || error.get().map(|failure| view! { <ErrorNote failure /> })}
         <section class="card">
-            {list_view(list, "storage.empty", move |targets| view! {
+            {list_view(list, "storage.empty", move |mut targets| {
+                // Starred targets first, as the API orders them within each group.
+                targets.sort_by_key(|t| !t.starred);
+                view! {
                     <table id="targets">
                         <tbody>
                             {targets.into_iter().map(|target| {
                                 let id = target.id;
-                                let row_name = target.name.clone();
+                                let name = target.name.clone();
                                 let status_class = format!("status {}", target.last_test_status);
+                                let starred = target.starred;
                                 view! {
-                                    <tr data-name=row_name>
-                                        <td>{target.name}</td>
-                                        <td>{target.kind}</td>
-                                        <td class=status_class>
-                                            {target.last_test_status}
+                                    <tr data-name=target.name.clone()>
+                                        <td>
+                                            <button class="link star" aria-pressed=starred.to_string()
+                                                aria-label="star" on:click=move |_| star(id)>
+                                                {if starred { "★" } else { "☆" }}
+                                            </button>
+                                        </td>
+                                        <td>{target.name.clone()} <div class="sub">{target.description.clone()}</div></td>
+                                        <td>{target.kind.clone()}</td>
+                                        <td class=status_class title=target.last_test_message.clone()>
+                                            {target.last_test_status.clone()}
+                                            <div class="sub">{target.last_tested_at.as_deref().map(format::when)}</div>
                                         </td>
                                         <td class="test-result">
                                             {move || tests.get().get(&id).cloned().map(|r| match r {
@@ -146,42 +224,113 @@ pub fn StorageTargets() -> impl IntoView {
                                                 }.into_any(),
                                                 Err(failure) => view! { <ErrorNote failure /> }.into_any(),
                                             })}
+                                            {move || usage.get().get(&id).cloned().map(|u| match u {
+                                                None => view! { <span class="hint usage">{t("loading")}</span> }.into_any(),
+                                                Some(Ok(u)) => view! { <span class="usage">{usage_text(&u)}</span> }.into_any(),
+                                                Some(Err(failure)) => view! { <ErrorNote failure /> }.into_any(),
+                                            })}
                                         </td>
-                                        <td>
+                                        <td class="actions">
                                             <button class="test" on:click=move |_| test(id)>{t("storage.test")}</button>
-                                            " "
-                                            <button class="link delete" on:click=move |_| remove(id)>{t("action.delete")}</button>
+                                            <button class="link usage-button" on:click=move |_| measure(id)>{t("storage.usage")}</button>
+                                            <button class="link edit" on:click=move |_| edit(id)>{t("action.edit")}</button>
+                                            <button class="link delete" on:click=move |_| remove(id, name.clone())>{t("action.delete")}</button>
                                         </td>
                                     </tr>
                                 }
                             }).collect_view()}
                         </tbody>
                     </table>
-            }.into_any())}
+                }.into_any()
+            })}
         </section>
     }
 }
 
+fn usage_text(u: &StorageUsageOutput) -> String {
+    let mut text = format!(
+        "{}{} objects, {}",
+        u.usage.objects,
+        if u.usage.truncated { "+" } else { "" },
+        format::bytes(u.usage.total_bytes)
+    );
+    if let Some(free) = u.usage.disk.as_ref().and_then(|d| d.free) {
+        text.push_str(&format!(" · {} free", format::bytes(free)));
+    }
+    text
+}
+
+/// The create and edit form. The type of a saved target cannot change.
 #[component]
-fn NewTarget(on_saved: impl Fn() + Copy + 'static) -> impl IntoView {
-    let name = RwSignal::new(String::new());
-    let kind = RwSignal::new("local_disk".to_owned());
-    let values = RwSignal::new(BTreeMap::<String, String>::new());
+fn TargetForm(
+    editing: Option<StorageTargetDetail>,
+    on_saved: impl Fn() + Copy + 'static,
+    on_cancel: impl Fn() + Copy + 'static,
+) -> impl IntoView {
+    let id = editing.as_ref().map(|d| d.summary.id);
+    let start_kind = editing
+        .as_ref()
+        .map_or_else(|| "local_disk".to_owned(), |d| d.summary.kind.clone());
+    let name = RwSignal::new(
+        editing
+            .as_ref()
+            .map(|d| d.summary.name.clone())
+            .unwrap_or_default(),
+    );
+    let description = RwSignal::new(
+        editing
+            .as_ref()
+            .map(|d| d.summary.description.clone())
+            .unwrap_or_default(),
+    );
+    let kind = RwSignal::new(start_kind.clone());
+    let values = RwSignal::new(
+        editing
+            .as_ref()
+            .map(|d| values_of(form_of(&start_kind), &d.config))
+            .unwrap_or_default(),
+    );
+    let rclone = RwSignal::new(
+        editing
+            .as_ref()
+            .filter(|d| d.summary.kind == "rclone")
+            .map(|d| RcloneChoice {
+                backend: d.config["backend"].as_str().unwrap_or_default().to_owned(),
+                options: serde_json::from_value(d.config["options"].clone()).unwrap_or_default(),
+            })
+            .unwrap_or_default(),
+    );
     let error = RwSignal::new(None::<Failure>);
+    let enabled = editing.as_ref().is_none_or(|d| d.summary.enabled);
+    let quota = editing.as_ref().map_or(0, |d| d.summary.quota_bytes);
     let submit = move |ev: leptos::ev::SubmitEvent| {
         ev.prevent_default();
         let kind_now = kind.get_untracked();
-        let body = serde_json::json!({
-            "name": name.get_untracked(),
-            "type": kind_now,
-            "config": config_of(&kind_now, &values.get_untracked()),
-        });
+        if kind_now == "google_drive" {
+            connect_google_drive(id, name, description, values, error);
+            return;
+        }
+        let body = StorageTargetRequest {
+            name: name.get_untracked().trim().to_owned(),
+            kind: kind_now.clone(),
+            description: description.get_untracked(),
+            enabled,
+            config: config_of_kind(&kind_now, &values.get_untracked(), &rclone.get_untracked()),
+            quota_bytes: quota,
+            node_id: None,
+        };
         leptos::task::spawn_local(async move {
-            match api::post::<StorageTargetDetail>(routes::STORAGE_TARGETS, &body).await {
+            let answer = match id {
+                None => api::post::<StorageTargetDetail>(routes::STORAGE_TARGETS, &body).await,
+                Some(id) => api::call("PUT", &routes::storage_target(id), Some(&body)).await,
+            };
+            match answer {
                 Ok(_) => {
                     error.set(None);
                     name.set(String::new());
-                    values.set(BTreeMap::new());
+                    description.set(String::new());
+                    values.set(Values::new());
+                    rclone.set(RcloneChoice::default());
                     on_saved();
                 }
                 Err(failure) => error.set(Some(failure)),
@@ -190,42 +339,158 @@ fn NewTarget(on_saved: impl Fn() + Copy + 'static) -> impl IntoView {
     };
     view! {
         <section class="card">
-            <h2>{t("storage.new")}</h2>
+            <h2>{if id.is_some() { t("storage.edit") } else { t("storage.new") }}</h2>
             <form id="new-target" on:submit=submit>
-                <label>{t("field.name")}<input id="target-name" required bind:value=name /></label>
-                <label>{t("field.type")}
-                    <select id="target-type" on:change=move |ev| { kind.set(event_target_value(&ev)); values.set(BTreeMap::new()); }>
-                        {FORMS.iter().map(|(k, _)| view! { <option value=*k>{*k}</option> }).collect_view()}
-                    </select>
-                </label>
-                {move || form_of(&kind.get()).iter().map(|(key, label, input)| {
-                    let key = *key;
-                    let set = move |v: String| values.update(|m| { m.insert(key.to_owned(), v); });
-                    // Controlled inputs: clearing the values after a save clears the form too.
-                    let shown = move || values.get().get(key).cloned().unwrap_or_default();
-                    match input {
-                        Input::Flag => view! {
-                            <label class="flag">
-                                <input type="checkbox" name=key
-                                    prop:checked=move || shown() == "true"
-                                    on:change=move |ev| set(event_target_checked(&ev).to_string()) />
-                                {*label}
-                            </label>
-                        }.into_any(),
-                        _ => view! {
-                            <label>{*label}
-                                <input name=key
-                                    type=match input { Input::Secret => "password", Input::Number => "number", _ => "text" }
-                                    autocomplete="off"
-                                    prop:value=shown
-                                    on:input=move |ev| set(event_target_value(&ev)) />
-                            </label>
-                        }.into_any(),
-                    }
-                }).collect_view()}
+                <div class="row">
+                    <label>{t("field.name")}<input id="target-name" required bind:value=name /></label>
+                    <label>{t("field.type")}
+                        <select id="target-type" disabled=id.is_some() prop:value=move || kind.get()
+                            on:change=move |ev| { kind.set(event_target_value(&ev)); values.set(Values::new()); }>
+                            {FORMS.iter().map(|(k, _)| view! { <option value=*k>{*k}</option> }).collect_view()}
+                        </select>
+                    </label>
+                </div>
+                <label>{t("storage.description")}<input id="target-description" bind:value=description /></label>
+                {move || fields_view(form_of(&kind.get()), values)}
+                {move || (kind.get() == "rclone").then(|| view! { <RclonePicker choice=rclone /> })}
+                {move || (kind.get() == "google_drive").then(|| view! { <p class="hint">{t("storage.google_hint")}</p> })}
+                {id.is_some().then(|| view! { <p class="hint">{t("storage.mask_hint")} " " <code>{MASK}</code></p> })}
                 {move || error.get().map(|failure| view! { <ErrorNote failure /> })}
-                <button id="save-target" type="submit">{t("action.save")}</button>
+                <button id="save-target" type="submit">
+                    {move || if kind.get() == "google_drive" { t("storage.google_connect")() } else { t("action.save")() }}
+                </button>
+                {id.is_some().then(|| view! { " " <button type="button" class="link" on:click=move |_| on_cancel()>{t("action.cancel")}</button> })}
             </form>
+        </section>
+    }
+}
+
+/// Google Drive: the API makes (or reconnects) the target and answers with Google's consent page,
+/// where the browser goes next.
+fn connect_google_drive(
+    target_id: Option<i64>,
+    name: RwSignal<String>,
+    description: RwSignal<String>,
+    values: RwSignal<Values>,
+    error: RwSignal<Option<Failure>>,
+) {
+    let v = values.get_untracked();
+    let field = |k: &str| v.get(k).map(|s| s.trim().to_owned()).unwrap_or_default();
+    let body = GoogleDriveAuthRequest {
+        target_id,
+        name: name.get_untracked().trim().to_owned(),
+        description: description.get_untracked(),
+        client_id: field("clientId"),
+        client_secret: field("clientSecret"),
+        folder_id: field("folderId"),
+        redirect_uri: String::new(),
+    };
+    leptos::task::spawn_local(async move {
+        match api::post::<GoogleDriveAuthUrl>(routes::GOOGLE_DRIVE_AUTH_URL, &body).await {
+            Ok(answer) => {
+                if let Some(w) = web_sys::window() {
+                    let _ = w.location().set_href(&answer.auth_url);
+                }
+            }
+            Err(failure) => error.set(Some(failure)),
+        }
+    });
+}
+
+/// rclone's backends as the fleet's rclone describes them, with each one's options (required
+/// and common ones first, advanced ones folded away).
+#[component]
+fn RclonePicker(choice: RwSignal<RcloneChoice>) -> impl IntoView {
+    let backends = LocalResource::new(|| api::get::<RcloneBackendsOutput>(routes::RCLONE_BACKENDS));
+    view! {
+        {move || match backends.get() {
+            None => view! { <p class="hint">{t("loading")}</p> }.into_any(),
+            Some(Err(failure)) => view! { <ErrorNote failure /> }.into_any(),
+            Some(Ok(out)) if out.backends.is_empty() => view! { <p class="empty">{t("storage.rclone_none")}</p> }.into_any(),
+            Some(Ok(out)) => {
+                let list = out.backends.clone();
+                view! {
+                    <label>{t("storage.rclone_backend")}
+                        <select id="rclone-backend" prop:value=move || choice.get().backend
+                            on:change=move |ev| choice.set(RcloneChoice { backend: event_target_value(&ev), options: BTreeMap::new() })>
+                            <option value="">"—"</option>
+                            {out.backends.iter().map(|b| view! {
+                                <option value=b.backend.name.clone()>{format!("{} — {}", b.backend.name, b.backend.description)}</option>
+                            }).collect_view()}
+                        </select>
+                    </label>
+                    {move || {
+                        let chosen = choice.get().backend;
+                        list.iter().find(|b| b.backend.name == chosen).map(|b| {
+                            let (common, advanced): (Vec<_>, Vec<_>) =
+                                b.backend.options.iter().cloned().partition(|o| o.required || !o.advanced);
+                            let field = move |o: stowage_shared::api::RcloneOption| {
+                                let key = o.name.clone();
+                                let shown = {
+                                    let key = key.clone();
+                                    move || choice.get().options.get(&key).cloned().unwrap_or_default()
+                                };
+                                view! {
+                                    <label title=o.help.clone()>{o.name.clone()} {o.required.then_some(" *")}
+                                        <span class="sub">" " {o.help.clone()}</span>
+                                        <input name=format!("rclone-{}", o.name) type=if o.secret { "password" } else { "text" }
+                                            autocomplete="off" placeholder=o.default.clone() prop:value=shown
+                                            on:input=move |ev| { let v = event_target_value(&ev); let key = key.clone(); choice.update(|c| { c.options.insert(key, v); }); } />
+                                    </label>
+                                }
+                            };
+                            view! {
+                                <div id="rclone-options">
+                                    {common.into_iter().map(field).collect_view()}
+                                    {(!advanced.is_empty()).then(|| view! {
+                                        <details><summary>{t("storage.advanced")}</summary>
+                                            {advanced.into_iter().map(field).collect_view()}
+                                        </details>
+                                    })}
+                                </div>
+                            }
+                        })
+                    }}
+                }.into_any()
+            }
+        }}
+    }
+}
+
+/// Where Google sends the browser back: hands the code to the API, which stores the refresh token
+/// on the target.
+#[component]
+pub fn GoogleDriveCallback() -> impl IntoView {
+    let query = use_query_map();
+    let outcome = LocalResource::new(move || {
+        let q = query.get();
+        let denied = q.get("error");
+        let body = GoogleDriveComplete {
+            state: q.get("state").unwrap_or_default(),
+            code: q.get("code").unwrap_or_default(),
+        };
+        async move {
+            if let Some(why) = denied {
+                return Err(Failure {
+                    status: 400,
+                    code: "STORAGE_GOOGLE_OAUTH_INVALID".to_owned(),
+                    message: format!("Google answered: {why}"),
+                });
+            }
+            api::post::<StorageTargetDetail>(routes::GOOGLE_DRIVE_COMPLETE, &body).await
+        }
+    });
+    view! {
+        <h1>"Google Drive"</h1>
+        <section class="card">
+            {move || match outcome.get() {
+                None => view! { <p class="hint">{t("loading")}</p> }.into_any(),
+                Some(Err(failure)) => view! { <ErrorNote failure /> }.into_any(),
+                Some(Ok(target)) => view! {
+                    <p class="status success" id="drive-connected">{t("storage.google_done")} " " <strong>{target.summary.name}</strong></p>
+                }.into_any(),
+            }}
+            <p><a href="/storage-targets">{t("nav.storage")}</a></p>
         </section>
     }
 }
@@ -235,13 +500,13 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_form_builds_typed_configs_the_server_parses() {
-        let mut values = BTreeMap::new();
+    fn the_forms_build_typed_configs_the_server_parses() {
+        let mut values = Values::new();
         values.insert("host".to_owned(), " ftp.example.com ".to_owned());
         values.insert("port".to_owned(), "2121".to_owned());
         values.insert("password".to_owned(), String::new());
         values.insert("useTLS".to_owned(), "true".to_owned());
-        let config = config_of("ftp", &values);
+        let config = config_of_kind("ftp", &values, &RcloneChoice::default());
         assert_eq!(
             config,
             serde_json::json!({"host": "ftp.example.com", "port": 2121, "useTLS": true})
@@ -257,5 +522,24 @@ mod tests {
                 "{kind}"
             );
         }
+        let mut options = BTreeMap::new();
+        options.insert("host".to_owned(), "nas.lan".to_owned());
+        options.insert("port".to_owned(), " ".to_owned());
+        let rclone = RcloneChoice {
+            backend: "sftp".to_owned(),
+            options,
+        };
+        let mut values = Values::new();
+        values.insert("root".to_owned(), "backups".to_owned());
+        let config = config_of_kind("rclone", &values, &rclone);
+        assert_eq!(
+            config,
+            serde_json::json!({"backend": "sftp", "options": {"host": "nas.lan"}, "root": "backups"})
+        );
+        let parsed = stowage_shared::storage::StorageConfig::parse(
+            stowage_shared::storage::StorageType::Rclone,
+            &config,
+        );
+        assert!(parsed.is_ok(), "{parsed:?}");
     }
 }

@@ -7,15 +7,19 @@ set -euo pipefail
 source "$(dirname "$0")/env.sh"
 cd "$STOWAGE_ROOT"
 out=console/dist
-CARGO_PROFILE_RELEASE_OPT_LEVEL=s cargo build --locked --release -p stowage-console \
-  --target wasm32-unknown-unknown >"$STOWAGE_ROOT/target/console-build.log" 2>&1 || {
+# `erase_components` is Leptos's switch for type-erased views: about a tenth smaller gzipped. It
+# changes RUSTFLAGS, so the console has its own target directory (the Worker's build, sharing
+# the workspace's, would otherwise rebuild every dependency each time).
+RUSTFLAGS="--cfg erase_components" CARGO_PROFILE_RELEASE_OPT_LEVEL=s \
+  cargo build --locked --release -p stowage-console --target wasm32-unknown-unknown \
+  --target-dir target/console >"$STOWAGE_ROOT/target/console-build.log" 2>&1 || {
   cat "$STOWAGE_ROOT/target/console-build.log" >&2
   exit 1
 }
 rm -rf "$out.tmp"
 mkdir -p "$out.tmp/pkg"
 "$WASM_BINDGEN_BIN" --target web --no-typescript --out-dir "$out.tmp/pkg" \
-  target/wasm32-unknown-unknown/release/stowage_console.wasm
+  target/console/wasm32-unknown-unknown/release/stowage_console.wasm
 # The features Rust's wasm32 target emits; wasm-opt refuses a module that uses one not named.
 wasm-opt -Os --enable-bulk-memory --enable-nontrapping-float-to-int --enable-sign-ext \
   --enable-mutable-globals --enable-reference-types --enable-multivalue \

@@ -13,7 +13,7 @@ import { readFileSync, writeFileSync } from "node:fs";
 const [phase, base, shots] = process.argv.slice(2);
 const password = process.env.STOWAGE_TEST_PASSWORD;
 if (!phase || !base || !shots || !password) {
-  console.error("usage: console.mjs <setup|node|backup> <base url> <screenshots dir> (STOWAGE_TEST_PASSWORD set)");
+  console.error("usage: console.mjs <setup|node|backup|admin> <base url> <screenshots dir> (STOWAGE_TEST_PASSWORD set)");
   process.exit(2);
 }
 
@@ -31,7 +31,8 @@ const problems = [];
 page.on("pageerror", (e) => problems.push(String(e)));
 // The browser logs every 4xx answer; the wrong password's 401 is one the test asks for,
 page.on("console", (m) => {
-  // ... the backup phase's incomplete storage target a 400, a busy node's delete a 409.
+  // ... the backup phase's incomplete storage target a 400, a busy node's delete a 409, the
+  // admin phase's bad setting and wrong current password a 400.
   if (m.type() === "error" && !/status of 40[019]/.test(m.text())) problems.push(m.text());
 });
 // Deletes ask first; the test says yes.
@@ -238,6 +239,78 @@ try {
     await page.click("#sign-out");
     await page.waitForSelector("#username");
     done.backup = { tasks, rate, nodes, checksum };
+  } else if (phase === "admin") {
+    const hook = process.env.STOWAGE_TEST_HOOK;
+    const newPassword = process.env.STOWAGE_TEST_NEW_PASSWORD;
+    await page.waitForSelector("#username");
+    await signIn("admin", password);
+    await page.waitForSelector("#stat-tasks");
+    // Notifications: a signed webhook, tested before it is saved and after.
+    await page.click("nav >> text=Notifications");
+    await page.waitForSelector("text=No channels yet");
+    await page.fill("#channel-name", "ops-hook");
+    await page.fill('#channel-form input[name="url"]', hook);
+    await page.fill('#channel-form input[name="secret"]', "hook signing secret");
+    await page.click("#try-channel");
+    await page.waitForSelector("#channel-tested");
+    await page.click("#save-channel");
+    const channel = await page.waitForSelector('#channels tr[data-name="ops-hook"]');
+    await (await channel.$("button.test")).click();
+    await page.waitForSelector('#channels tr[data-name="ops-hook"] .test-result .success');
+    await (await page.$('#channels tr[data-name="ops-hook"] button.edit')).click();
+    await page.waitForFunction(() => document.querySelector("#channel-name")?.value === "ops-hook");
+    check((await page.inputValue('#channel-form input[name="secret"]')) === "********", "the secret is masked when edited");
+    await shot("19-notifications");
+    await page.click("#channel-form >> text=Cancel");
+    // The audit log, filtered to one action.
+    await page.click("nav >> text=Audit log");
+    await page.waitForSelector("#audit tbody tr");
+    await page.fill("#audit-action", "backup_task.create");
+    await page.click("#audit-apply");
+    await page.waitForFunction(() => {
+      const rows = [...document.querySelectorAll("#audit tbody tr")];
+      return rows.length > 0 && rows.every((r) => r.dataset.action === "backup_task.create");
+    });
+    await shot("20-audit");
+    // Settings: a change is saved; a bad value is refused with the API's code.
+    await page.click("nav >> text=Settings");
+    await page.waitForSelector("#settings-form");
+    await page.fill("#site-name", "Fleet backups");
+    await page.click("#save-settings");
+    await page.waitForSelector("#settings-saved");
+    await page.fill("#settings-zone", "Mars/Olympus");
+    await page.click("#save-settings");
+    const bad = await page.waitForSelector("#settings-form [role=alert]");
+    check((await bad.getAttribute("data-code")) === "SETTINGS_INVALID", "an unknown zone is refused");
+    await shot("21-settings");
+    // System: what runs, and the update check against the releases feed.
+    await page.click("nav >> text=System");
+    await page.waitForSelector("#system-version");
+    check((await page.textContent("#system-cron")).length > 0, "the scheduler's state");
+    await page.click("#update-check");
+    const update = await page.waitForSelector('#update-result[data-has-update="true"]');
+    check((await update.textContent()).includes("99.1.0"), "the newer release is named");
+    await shot("22-system");
+    // Profile: a wrong current password is refused; the right one changes it.
+    await page.click("#profile-link");
+    await page.waitForSelector("#profile-username");
+    await page.fill("#old-password", "not my password");
+    await page.fill("#new-password", newPassword);
+    await page.fill("#new-password-again", newPassword);
+    await page.click("#change-password");
+    const wrong = await page.waitForSelector("#password-form [role=alert]");
+    check((await wrong.getAttribute("data-code")) === "AUTH_WRONG_PASSWORD", "the wrong current password");
+    await page.fill("#old-password", password);
+    await page.click("#change-password");
+    await page.waitForSelector("#password-changed");
+    await shot("23-profile");
+    await page.click("#sign-out");
+    await page.waitForSelector("#username");
+    await signIn("admin", newPassword);
+    await page.waitForSelector("#stat-tasks");
+    await page.click("#sign-out");
+    await page.waitForSelector("#username");
+    done.admin = true;
   } else {
     throw new Error(`unknown phase ${phase}`);
   }

@@ -13,9 +13,10 @@ use stowage_shared::api::{
     AuthPayload, BackupRecordOutput, BackupTaskOutput, NodeOutput, Page, RestoreRecordOutput,
     routes,
 };
-use stowage_tests::{AgentProcess, Server, repo_root};
+use stowage_tests::{AgentProcess, Receivers, Server, ServerOptions, repo_root};
 
 const PASSWORD: &str = "console correct horse";
+const NEW_PASSWORD: &str = "console battery staple";
 
 /// The directories a browser phase works with.
 struct Env<'a> {
@@ -27,6 +28,8 @@ struct Env<'a> {
     store: &'a Path,
     /// Where the restore goes.
     restore: &'a Path,
+    /// The webhook receiver's URL.
+    hook: String,
 }
 
 /// Runs one phase of the browser script and returns what it printed.
@@ -53,6 +56,8 @@ fn browser(phase: &str, server: &Server, env: &Env<'_>) -> Result<Value> {
         .env("STOWAGE_TEST_SRC", env.src)
         .env("STOWAGE_TEST_STORE", env.store)
         .env("STOWAGE_TEST_RESTORE", env.restore)
+        .env("STOWAGE_TEST_HOOK", &env.hook)
+        .env("STOWAGE_TEST_NEW_PASSWORD", NEW_PASSWORD)
         .current_dir(&root)
         .output()
         .context("running the browser script")?;
@@ -70,7 +75,10 @@ fn browser(phase: &str, server: &Server, env: &Env<'_>) -> Result<Value> {
 
 #[tokio::test]
 async fn the_console_sets_up_backs_up_downloads_restores_and_counts_it() -> Result<()> {
-    let server = Server::start().await?;
+    let rx = Receivers::start()?;
+    let server =
+        Server::start_with(ServerOptions::default().var("RELEASES_URL", rx.url("/releases/v99.1.0")))
+            .await?;
     // The Worker serves the console for every path that is not the API's.
     let page = server
         .http()
@@ -92,6 +100,7 @@ async fn the_console_sets_up_backs_up_downloads_restores_and_counts_it() -> Resu
         src: src.path(),
         store: store.path(),
         restore: restored.path(),
+        hook: rx.url("/hook"),
     };
 
     let first = browser("setup", &server, &env)?;

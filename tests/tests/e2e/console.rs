@@ -76,9 +76,10 @@ fn browser(phase: &str, server: &Server, env: &Env<'_>) -> Result<Value> {
 #[tokio::test]
 async fn the_console_sets_up_backs_up_downloads_restores_and_counts_it() -> Result<()> {
     let rx = Receivers::start()?;
-    let server =
-        Server::start_with(ServerOptions::default().var("RELEASES_URL", rx.url("/releases/v99.1.0")))
-            .await?;
+    let server = Server::start_with(
+        ServerOptions::default().var("RELEASES_URL", rx.url("/releases/v99.1.0")),
+    )
+    .await?;
     // The Worker serves the console for every path that is not the API's.
     let page = server
         .http()
@@ -161,5 +162,28 @@ async fn the_console_sets_up_backs_up_downloads_restores_and_counts_it() -> Resu
         (restores[0].status.as_str(), restores[0].files),
         ("success", 2)
     );
+
+    // The administrator's pages: a webhook channel tested twice (unsaved, then saved), the audit
+    // log, settings, the update check and a password change.
+    let fourth = browser("admin", &server, &env)?;
+    assert_eq!(fourth["admin"], true);
+    let hooks = rx.requests("/hook")?;
+    assert_eq!(hooks.len(), 2, "{hooks:?}");
+    assert!(
+        hooks
+            .iter()
+            .all(|h| h.headers.contains_key("x-stowage-signature")),
+        "signed: {hooks:?}"
+    );
+    // The password change revoked the other sessions; the new password signs in.
+    let stale = server.get(routes::AUTH_PROFILE, Some(&admin)).await?;
+    assert_eq!(stale.status, 401);
+    let auth: AuthPayload = server.login("admin", NEW_PASSWORD).await?.expect_ok()?;
+    let settings: Value = server
+        .get(routes::SETTINGS, Some(auth.token.expose()))
+        .await?
+        .expect_ok()?;
+    assert_eq!(settings["siteName"], "Fleet backups");
+    assert_eq!(settings["timeZone"], "UTC");
     Ok(())
 }

@@ -245,6 +245,14 @@ try {
     await page.waitForSelector("#username");
     await signIn("admin", password);
     await page.waitForSelector("#stat-tasks");
+    // The task can be paused; the backup can be deleted with the list's bulk delete.
+    await page.click("nav >> text=Backup tasks");
+    await (await page.waitForSelector('#tasks tr[data-name="etc"] button.toggle')).click();
+    await page.waitForSelector('#tasks tr.disabled[data-name="etc"]');
+    await page.click("nav >> text=Backups");
+    await (await page.waitForSelector("#records tbody tr input.select")).check();
+    await page.click("#delete-selected");
+    await page.waitForSelector("text=No backups match");
     // Notifications: a signed webhook, tested before it is saved and after.
     await page.click("nav >> text=Notifications");
     await page.waitForSelector("text=No channels yet");

@@ -302,7 +302,11 @@ fn ChannelForm(
                 })}
                 <button id="save-channel" type="submit">{t("action.save")}</button>
                 " "
-                <button id="try-channel" type="button" class="link" on:click=try_it>{t("notify.test")}</button>
+                // An edited channel's secrets are masked here, so it is tested from the list,
+                // with what is stored.
+                {id.is_none().then(|| view! {
+                    <button id="try-channel" type="button" class="link" on:click=try_it>{t("notify.test")}</button>
+                })}
                 {id.is_some().then(|| view! { " " <button type="button" class="link" on:click=move |_| on_cancel()>{t("action.cancel")}</button> })}
             </form>
         </section>

@@ -185,5 +185,15 @@ async fn the_console_sets_up_backs_up_downloads_restores_and_counts_it() -> Resu
         .expect_ok()?;
     assert_eq!(settings["siteName"], "Fleet backups");
     assert_eq!(settings["timeZone"], "UTC");
+    let tasks: Vec<BackupTaskOutput> = server
+        .get(routes::BACKUP_TASKS, Some(auth.token.expose()))
+        .await?
+        .expect_ok()?;
+    assert!(!tasks[0].enabled, "the browser paused the task");
+    let records: Page<BackupRecordOutput> = server
+        .get(routes::BACKUP_RECORDS, Some(auth.token.expose()))
+        .await?
+        .expect_ok()?;
+    assert_eq!(records.total, 0, "the browser deleted the backup");
     Ok(())
 }

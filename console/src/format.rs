@@ -32,6 +32,19 @@ pub fn eta_secs(progress: &Progress) -> Option<u64> {
     Some((total - progress.bytes).div_ceil(progress.bytes_per_sec))
 }
 
+/// For a backup, whose total is unknown while it runs: seconds left and percent done, judged by
+/// the source bytes read so far against what the task's last successful run read.
+pub fn estimate_from_last_run(progress: &Progress, last_source_bytes: u64) -> Option<(u64, f64)> {
+    let secs = progress.elapsed_ms as f64 / 1000.0;
+    if progress.source_bytes == 0 || secs <= 0.0 || last_source_bytes <= progress.source_bytes {
+        return None;
+    }
+    let per_sec = progress.source_bytes as f64 / secs;
+    let left = ((last_source_bytes - progress.source_bytes) as f64 / per_sec).ceil() as u64;
+    let done = progress.source_bytes as f64 / last_source_bytes as f64 * 100.0;
+    Some((left, done))
+}
+
 /// Percent done, when the total is known.
 pub fn percent(progress: &Progress) -> Option<f64> {
     let total = progress.total_bytes.filter(|t| *t > 0)?;
@@ -134,6 +147,13 @@ mod tests {
         assert_eq!(eta_secs(&p), Some(8));
         assert_eq!(percent(&p), Some(25.0));
         assert_eq!(eta_secs(&Progress::default()), None);
+        let running = Progress {
+            source_bytes: 300,
+            elapsed_ms: 3_000,
+            ..Progress::default()
+        };
+        assert_eq!(estimate_from_last_run(&running, 1_200), Some((9, 25.0)));
+        assert_eq!(estimate_from_last_run(&running, 200), None, "past the last run's size");
         assert_eq!(
             took("2026-12-01T10:00:00Z", Some("2026-12-01T10:01:30Z")).as_deref(),
             Some("1m 30s")

@@ -216,6 +216,16 @@ fn RecordView(record: BackupRecordOutput, reload: impl Fn() + Copy + 'static) ->
         }
         ended
     });
+    // A running backup's total is unknown: the task's last successful run gives an estimate.
+    let last_run = RwSignal::new(None::<u64>);
+    if let (true, Some(task)) = (running, record.task_id) {
+        leptos::task::spawn_local(async move {
+            let q = format!("{}?taskId={task}&status=success&pageSize=1", routes::BACKUP_RECORDS);
+            if let Ok(page) = api::get::<Page<BackupRecordOutput>>(&q).await {
+                let _ = last_run.try_set(page.items.first().map(|r| r.source_bytes));
+            }
+        });
+    }
     let status = record.status.clone();
     let error = RwSignal::new(None::<Failure>);
     let navigate = use_navigate();
@@ -279,7 +289,7 @@ fn RecordView(record: BackupRecordOutput, reload: impl Fn() + Copy + 'static) ->
                 })}
             </dl>
             {(!record.error.is_empty()).then(|| view! { <p class="error" role="alert">{record.error.clone()}</p> })}
-            {move || live.end.get().is_none().then(|| view! { <ProgressView progress=live.progress /> })}
+            {move || live.end.get().is_none().then(|| view! { <ProgressView progress=live.progress last_run /> })}
             <div class="row">
                 {can_restore.then(|| view! {
                     <button id="download" on:click=download>{t("records.download")}</button>
@@ -316,13 +326,15 @@ fn RecordView(record: BackupRecordOutput, reload: impl Fn() + Copy + 'static) ->
     }
 }
 
-/// Bytes, files, rate, elapsed and, when the total is known, percent and time left.
+/// Bytes, files, rate, elapsed and, when the total is known (restores) or can be judged from the
+/// task's last successful run (backups), percent and time left.
 #[component]
-fn ProgressView(progress: RwSignal<Option<Progress>>) -> impl IntoView {
+fn ProgressView(progress: RwSignal<Option<Progress>>, last_run: RwSignal<Option<u64>>) -> impl IntoView {
     view! {
         {move || progress.get().map(|p| {
-            let percent = format::percent(&p);
-            let eta = format::eta_secs(&p);
+            let estimate = last_run.get().and_then(|total| format::estimate_from_last_run(&p, total));
+            let percent = format::percent(&p).or(estimate.map(|(_, pc)| pc));
+            let eta = format::eta_secs(&p).or(estimate.map(|(secs, _)| secs));
             view! {
                 <div class="progress" id="progress">
                     {percent.map(|pc| view! { <progress max="100" value=pc></progress> " " {format!("{pc:.0} %")} })}
@@ -489,7 +501,7 @@ fn RestoreView(restore: RestoreRecordOutput) -> impl IntoView {
                 </span>
                 " · " <code>{into}</code>
             </p>
-            {move || live.end.get().is_none().then(|| view! { <ProgressView progress=live.progress /> })}
+            {move || live.end.get().is_none().then(|| view! { <ProgressView progress=live.progress last_run=RwSignal::new(None) /> })}
             <LogView id="restore-log" live />
         </section>
     }

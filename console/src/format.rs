@@ -153,7 +153,11 @@ mod tests {
             ..Progress::default()
         };
         assert_eq!(estimate_from_last_run(&running, 1_200), Some((9, 25.0)));
-        assert_eq!(estimate_from_last_run(&running, 200), None, "past the last run's size");
+        assert_eq!(
+            estimate_from_last_run(&running, 200),
+            None,
+            "past the last run's size"
+        );
         assert_eq!(
             took("2026-12-01T10:00:00Z", Some("2026-12-01T10:01:30Z")).as_deref(),
             Some("1m 30s")

@@ -1235,7 +1235,7 @@ pub struct TaskTargetRef {
 }
 
 /// A backup task as the API shows it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct BackupTaskOutput {
     pub id: i64,

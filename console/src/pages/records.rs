@@ -220,7 +220,10 @@ fn RecordView(record: BackupRecordOutput, reload: impl Fn() + Copy + 'static) ->
     let last_run = RwSignal::new(None::<u64>);
     if let (true, Some(task)) = (running, record.task_id) {
         leptos::task::spawn_local(async move {
-            let q = format!("{}?taskId={task}&status=success&pageSize=1", routes::BACKUP_RECORDS);
+            let q = format!(
+                "{}?taskId={task}&status=success&pageSize=1",
+                routes::BACKUP_RECORDS
+            );
             if let Ok(page) = api::get::<Page<BackupRecordOutput>>(&q).await {
                 let _ = last_run.try_set(page.items.first().map(|r| r.source_bytes));
             }
@@ -329,7 +332,10 @@ fn RecordView(record: BackupRecordOutput, reload: impl Fn() + Copy + 'static) ->
 /// Bytes, files, rate, elapsed and, when the total is known (restores) or can be judged from the
 /// task's last successful run (backups), percent and time left.
 #[component]
-fn ProgressView(progress: RwSignal<Option<Progress>>, last_run: RwSignal<Option<u64>>) -> impl IntoView {
+fn ProgressView(
+    progress: RwSignal<Option<Progress>>,
+    last_run: RwSignal<Option<u64>>,
+) -> impl IntoView {
     view! {
         {move || progress.get().map(|p| {
             let estimate = last_run.get().and_then(|total| format::estimate_from_last_run(&p, total));

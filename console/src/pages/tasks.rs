@@ -156,38 +156,13 @@ fn TaskForm(
     let id = initial.as_ref().map(|t| t.id);
     let first_node = nodes.first().map_or(0, |n| n.id);
     let start = initial.unwrap_or_else(|| BackupTaskOutput {
-        id: 0,
-        name: String::new(),
         kind: "file".to_owned(),
-        description: String::new(),
         enabled: true,
         node_id: first_node,
-        node_name: String::new(),
-        source_paths: Vec::new(),
-        exclude_patterns: Vec::new(),
         storage_target_ids: targets.first().map(|t| t.id).into_iter().collect(),
-        storage_targets: Vec::new(),
-        cron_expr: String::new(),
         time_zone: format::browser_zone(),
-        next_run_at: None,
         compression: "zstd".to_owned(),
-        compression_level: None,
-        retention: Retention::default(),
-        tags: Vec::new(),
-        db_host: String::new(),
-        db_port: None,
-        db_user: String::new(),
-        db_password: String::new(),
-        db_names: Vec::new(),
-        db_options: Vec::new(),
-        db_include_globals: false,
-        db_path: String::new(),
-        masked_fields: Vec::new(),
-        last_run_at: None,
-        last_status: None,
-        last_skip: String::new(),
-        created_at: String::new(),
-        updated_at: String::new(),
+        ..BackupTaskOutput::default()
     });
     let name = RwSignal::new(start.name.clone());
     let kind = RwSignal::new(start.kind.clone());

@@ -123,7 +123,20 @@ try {
     await page.click("#save-target");
     const refused = await page.waitForSelector("#new-target [role=alert]");
     check((await refused.getAttribute("data-code")) === "STORAGE_TARGET_INVALID_CONFIG", "a config without its directory is refused");
+    await page.fill("#target-name", "");
+    // Star it, measure it, and open it for editing (its type is fixed), then leave it as it is.
+    await page.click('#targets tr[data-name="browser-disk"] button.star');
+    await page.waitForSelector('#targets tr[data-name="browser-disk"] button.star[aria-pressed="true"]');
+    await page.click('#targets tr[data-name="browser-disk"] button.usage-button');
+    const usage = await page.waitForSelector('#targets tr[data-name="browser-disk"] span.usage:not(.hint)');
+    check(/objects/.test(await usage.textContent()), `the usage: ${await usage.textContent()}`);
+    await page.click('#targets tr[data-name="browser-disk"] button.edit');
+    await page.waitForFunction(() => document.querySelector("#target-name")?.value === "browser-disk");
+    check(await page.isDisabled("#target-type"), "a saved target's type cannot change");
+    check((await page.inputValue('input[name="basePath"]')) === store, "the form holds the stored directory");
     await shot("06-storage");
+    await page.click("#new-target >> text=Cancel");
+    await page.waitForFunction(() => document.querySelector("#target-name")?.value === "");
     // A file task, its directory chosen by browsing the node through the agent.
     await page.click("nav >> text=Backup tasks");
     await page.waitForSelector("text=No backup tasks yet");
@@ -156,6 +169,13 @@ try {
     await page.click("#save-task");
     const task = await page.waitForSelector('#tasks tr[data-name="etc"]');
     check((await task.textContent()).includes("0 3 * * * (Asia/Shanghai)"), "the schedule is listed");
+    // Edit it: the form holds what was saved; leave out temporary files.
+    await (await task.$("button.edit")).click();
+    await page.waitForFunction(() => document.querySelector("#task-name")?.value === "etc");
+    await page.waitForSelector(`#sources li[data-path="${src}"]`);
+    await page.fill("#excludes", "*.tmp");
+    await page.click("#save-task");
+    await page.waitForSelector("#task-form", { state: "detached" });
     await shot("09-tasks");
     // Run it: the record's page follows the live log to success.
     await (await task.$("button.run")).click();
@@ -214,12 +234,18 @@ try {
     await page.click("#add-node");
     await page.waitForSelector('#token[data-node="spare-nas"]');
     await page.waitForSelector('#nodes tr[data-name="spare-nas"]');
+    const caps = await page.textContent('#nodes tr[data-name="browser-node"] .caps');
+    check(caps.includes("at once"), `the agent's capabilities: ${caps}`);
+    await page.click('#nodes tr[data-name="spare-nas"] button.rename-button');
+    await page.fill("#nodes input.new-name", "spare-nas-2");
+    await page.press("#nodes input.new-name", "Enter");
+    await page.waitForSelector('#nodes tr[data-name="spare-nas-2"]');
     await shot("15-nodes");
     await (await page.$('#nodes tr[data-name="browser-node"] button.delete')).click();
     const busy = await page.waitForSelector("section [role=alert]");
     check((await busy.getAttribute("data-code")) === "NODE_HAS_TASKS", "a node with tasks is kept");
-    await (await page.$('#nodes tr[data-name="spare-nas"] button.delete')).click();
-    await page.waitForSelector('#nodes tr[data-name="spare-nas"]', { state: "detached" });
+    await (await page.$('#nodes tr[data-name="spare-nas-2"] button.delete')).click();
+    await page.waitForSelector('#nodes tr[data-name="spare-nas-2"]', { state: "detached" });
     // 中文: the same pages in Simplified Chinese.
     await page.click("nav >> text=Dashboard");
     await page.waitForSelector("#stat-tasks");

@@ -19,21 +19,23 @@ pub fn install_commands(server: &str, token: &str) -> String {
     )
 }
 
-/// What a node's agent can do, in one line: its parallelism, rclone, database tools.
-fn capabilities(caps: &stowage_shared::api::Capabilities) -> String {
-    let mut parts = Vec::new();
+/// What a node's agent can do, in one line: its parallelism, rclone, database tools (their full
+/// version strings go in the title, as the tools print them at length).
+fn capabilities(caps: &stowage_shared::api::Capabilities) -> (String, String) {
+    let mut short = Vec::new();
+    let mut long = Vec::new();
     if caps.max_concurrent > 0 {
-        parts.push(format!("{} at once", caps.max_concurrent));
+        short.push(format!("{} at once", caps.max_concurrent));
     }
     if let Some(version) = &caps.rclone {
-        parts.push(format!("rclone {version}"));
+        short.push("rclone".to_owned());
+        long.push(version.clone());
     }
-    parts.extend(
-        caps.tools
-            .iter()
-            .map(|(tool, version)| format!("{tool} {version}")),
-    );
-    parts.join(" · ")
+    for (tool, version) in &caps.tools {
+        short.push(tool.clone());
+        long.push(format!("{tool}: {version}"));
+    }
+    (short.join(" · "), long.join("\n"))
 }
 
 fn origin() -> String {
@@ -160,7 +162,7 @@ pub fn Nodes() -> impl IntoView {
                                         </td>
                                         <td>{node.hostname} " " <span class="sub">{node.os} " " {node.arch}</span></td>
                                         <td>{node.agent_version}
-                                            <div class="sub caps">{caps}</div>
+                                            <div class="sub caps" title=caps.1>{caps.0}</div>
                                         </td>
                                         <td class="sub">{node.last_seen_at.as_deref().map(format::when)}
                                             {(node.queue_depth > 0).then(|| format!(" · {} queued", node.queue_depth))}
@@ -194,7 +196,10 @@ mod tests {
         caps.tools.insert("pg_dump".to_owned(), "15.19".to_owned());
         assert_eq!(
             capabilities(&caps),
-            "2 at once · rclone v1.75.2 · pg_dump 15.19"
+            (
+                "2 at once · rclone · pg_dump".to_owned(),
+                "v1.75.2\npg_dump: 15.19".to_owned()
+            )
         );
     }
 

@@ -142,6 +142,7 @@ async fn the_console_sets_up_backs_up_downloads_restores_and_counts_it() -> Resu
     assert_eq!(tasks[0].source_paths, [src.path().to_string_lossy()]);
     assert_eq!(tasks[0].cron_expr, "0 3 * * *");
     assert_eq!(tasks[0].time_zone, "Asia/Shanghai");
+    assert_eq!(tasks[0].exclude_patterns, ["*.tmp"], "the edit was saved");
     let beneath = restored
         .path()
         .join(src.path().strip_prefix("/").unwrap_or(src.path()));

@@ -80,6 +80,7 @@ pub fn fields_view(fields: &'static [Field], values: RwSignal<Values>) -> impl I
         .iter()
         .map(move |(key, label, input)| {
             let key = *key;
+            let label: &'static str = label;
             let set = move |v: String| {
                 values.update(|m| {
                     m.insert(key.to_owned(), v);
@@ -92,18 +93,18 @@ pub fn fields_view(fields: &'static [Field], values: RwSignal<Values>) -> impl I
                         <input type="checkbox" name=key
                             prop:checked=move || shown() == "true"
                             on:change=move |ev| set(event_target_checked(&ev).to_string()) />
-                        {*label}
+                        {t(label)}
                     </label>
                 }
                 .into_any(),
                 Input::List => view! {
-                    <label>{*label}
+                    <label>{t(label)}
                         <textarea name=key rows="2" prop:value=shown on:input=move |ev| set(event_target_value(&ev))></textarea>
                     </label>
                 }
                 .into_any(),
                 Input::Choice(options) => view! {
-                    <label>{*label}
+                    <label>{t(label)}
                         <select name=key prop:value=shown on:change=move |ev| set(event_target_value(&ev))>
                             <option value="">{t("forms.default")}</option>
                             {options.iter().map(|o| view! { <option value=*o>{*o}</option> }).collect_view()}
@@ -112,7 +113,7 @@ pub fn fields_view(fields: &'static [Field], values: RwSignal<Values>) -> impl I
                 }
                 .into_any(),
                 other => view! {
-                    <label>{*label}
+                    <label>{t(label)}
                         <input name=key
                             type=match other { Input::Secret => "password", Input::Number => "number", _ => "text" }
                             autocomplete="off"
@@ -138,6 +139,22 @@ mod tests {
         ("tls", "TLS", Input::Flag),
         ("security", "Security", Input::Choice(&["tls", "none"])),
     ];
+
+    /// Every label of every config form, for the translation check.
+    pub fn all_labels() -> Vec<&'static str> {
+        crate::pages::storage::FORMS
+            .iter()
+            .chain(crate::pages::notifications::FORMS)
+            .flat_map(|(_, fields)| fields.iter().map(|(_, label, _)| *label))
+            .collect()
+    }
+
+    #[test]
+    fn every_form_label_has_its_chinese() {
+        for label in all_labels() {
+            assert!(crate::i18n::has(label), "{label:?} has no Chinese text");
+        }
+    }
 
     #[test]
     fn values_and_configs_round_trip() {

@@ -440,6 +440,84 @@ const TEXTS: &[(&str, &str, &str)] = &[
         "Google refused the sign-in.",
         "Google 拒绝了授权。",
     ),
+    // The config forms' field labels are their own keys (English is the key).
+    ("Access key id", "Access key id", "访问密钥 ID"),
+    (
+        "Access token (optional)",
+        "Access token (optional)",
+        "访问令牌（可选）",
+    ),
+    ("Account key", "Account key", "账户密钥"),
+    ("Base path", "Base path", "基础路径"),
+    (
+        "Bot API URL (optional)",
+        "Bot API URL (optional)",
+        "Bot API 地址（可选）",
+    ),
+    ("Bot token", "Bot token", "Bot 令牌"),
+    ("Bucket", "Bucket", "存储桶"),
+    ("Chat id", "Chat id", "聊天 ID"),
+    ("Container", "Container", "容器"),
+    (
+        "Directory on the node",
+        "Directory on the node",
+        "节点上的目录",
+    ),
+    ("Endpoint", "Endpoint", "端点"),
+    ("Endpoint (optional)", "Endpoint (optional)", "端点（可选）"),
+    (
+        "Folder id (optional)",
+        "Folder id (optional)",
+        "文件夹 ID（可选）",
+    ),
+    ("From", "From", "发件人"),
+    ("Host", "Host", "主机"),
+    (
+        "Incoming webhook URL",
+        "Incoming webhook URL",
+        "传入 Webhook 地址",
+    ),
+    ("OAuth client id", "OAuth client id", "OAuth 客户端 ID"),
+    (
+        "OAuth client secret",
+        "OAuth client secret",
+        "OAuth 客户端密钥",
+    ),
+    ("Password", "Password", "密码"),
+    ("Path in the remote", "Path in the remote", "远端路径"),
+    (
+        "Path-style addresses",
+        "Path-style addresses",
+        "路径风格地址",
+    ),
+    ("Port", "Port", "端口"),
+    ("Prefix", "Prefix", "前缀"),
+    ("Region", "Region", "区域"),
+    ("SMTP server", "SMTP server", "SMTP 服务器"),
+    ("Secret access key", "Secret access key", "秘密访问密钥"),
+    ("Security", "Security", "安全"),
+    (
+        "Server (default https://ntfy.sh)",
+        "Server (default https://ntfy.sh)",
+        "服务器（默认 https://ntfy.sh）",
+    ),
+    ("Server host key", "Server host key", "服务器主机密钥"),
+    (
+        "Signing secret (optional)",
+        "Signing secret (optional)",
+        "签名密钥（可选）",
+    ),
+    ("Storage account", "Storage account", "存储账户"),
+    ("TLS", "TLS", "TLS"),
+    (
+        "To (one address per line)",
+        "To (one address per line)",
+        "收件人（每行一个地址）",
+    ),
+    ("Topic", "Topic", "主题"),
+    ("URL", "URL", "URL"),
+    ("User name", "User name", "用户名"),
+    ("Webhook URL", "Webhook URL", "Webhook 地址"),
     ("nodes.add", "Add a node", "添加节点"),
     (
         "nodes.token_once",
@@ -588,6 +666,12 @@ const TEXTS: &[(&str, &str, &str)] = &[
     ),
 ];
 
+/// Whether `key` has texts (the forms' labels are checked with it).
+#[cfg(test)]
+pub fn has(key: &str) -> bool {
+    TEXTS.iter().any(|(k, _, _)| *k == key)
+}
+
 pub fn text(lang: Lang, key: &str) -> String {
     TEXTS
         .iter()
@@ -619,7 +703,9 @@ mod tests {
     fn every_text_has_both_languages_and_every_code_is_the_apis() {
         for (key, en, zh) in TEXTS {
             assert!(!en.is_empty() && !zh.is_empty(), "{key}");
-            let is_code = key.chars().all(|c| c.is_ascii_uppercase() || c == '_');
+            // Codes are SHOUTING_SNAKE; labels such as "TLS" and "URL" are not codes.
+            let is_code =
+                key.contains('_') && key.chars().all(|c| c.is_ascii_uppercase() || c == '_');
             if is_code && *key != "NETWORK" {
                 assert!(
                     stowage_shared::ErrorCode::from_code(key).is_some(),

@@ -255,6 +255,8 @@ try {
     await page.click("nav >> text=备份任务");
     await page.waitForSelector('#tasks tr[data-name="etc"]');
     await shot("17-tasks-zh");
+    await page.click("nav >> text=存储目标");
+    await page.waitForSelector("text=节点上的目录");
     await page.click("text=English");
     // Phone width: the record list still reads.
     await page.setViewportSize({ width: 390, height: 844 });

@@ -14,7 +14,7 @@ use stowage_shared::api::{
 };
 use stowage_shared::notifications::Event;
 
-const FORMS: &[(&str, &[Field])] = &[
+pub(crate) const FORMS: &[(&str, &[Field])] = &[
     (
         "webhook",
         &[

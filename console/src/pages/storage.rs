@@ -19,7 +19,7 @@ use stowage_shared::api::{
 
 /// The form of each type. Google Drive's credentials come from its connect flow and rclone's
 /// options from rclone, so their forms are their own.
-const FORMS: &[(&str, &[Field])] = &[
+pub(crate) const FORMS: &[(&str, &[Field])] = &[
     (
         "local_disk",
         &[("basePath", "Directory on the node", Input::Text)],

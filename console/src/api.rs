@@ -134,3 +134,17 @@ pub async fn get<T: DeserializeOwned>(path: &str) -> Result<T, Failure> {
 pub async fn post<T: DeserializeOwned>(path: &str, body: &impl Serialize) -> Result<T, Failure> {
     call("POST", path, Some(body)).await
 }
+
+/// `path` with a fresh stream ticket (`?ticket=…`), for what cannot send the bearer header: a
+/// browser's `EventSource` and download links.
+pub async fn ticketed(path: &str) -> Result<String, Failure> {
+    let request = stowage_shared::api::StreamTicketRequest {
+        path: path.to_owned(),
+    };
+    let ticket: stowage_shared::api::StreamTicket =
+        post(stowage_shared::api::routes::AUTH_STREAM_TICKET, &request).await?;
+    Ok(format!(
+        "{path}?ticket={}",
+        js_sys::encode_uri_component(&ticket.ticket)
+    ))
+}

@@ -132,6 +132,25 @@ pub fn list_view<T: Clone + 'static>(
     }
 }
 
+/// Previous and next page of a paged list, and where it stands (`here / pages · total`); `go`
+/// is called with the page to show.
+#[component]
+pub fn Pager(
+    #[prop(into)] page_of_id: String,
+    here: u64,
+    pages: u64,
+    total: u64,
+    go: impl Fn(u64) + Copy + 'static,
+) -> impl IntoView {
+    view! {
+        <nav class="pager row" aria-label="pages">
+            <button class="link page-prev" disabled=here <= 1 on:click=move |_| go(here.saturating_sub(1).max(1))>"‹"</button>
+            <span id=page_of_id>{here} " / " {pages} " · " {total}</span>
+            <button class="link page-next" disabled=here >= pages on:click=move |_| go(here + 1)>"›"</button>
+        </nav>
+    }
+}
+
 /// Asks before something that cannot be undone.
 pub fn confirm(question: &str) -> bool {
     web_sys::window()

@@ -8,7 +8,7 @@
 
 use crate::api::{self, Failure};
 use leptos::prelude::*;
-use stowage_shared::api::{LogLine, Progress, StreamTicket, StreamTicketRequest, routes};
+use stowage_shared::api::{LogLine, Progress};
 use wasm_bindgen::JsCast;
 use wasm_bindgen::closure::Closure;
 use web_sys::{EventSource, MessageEvent};
@@ -70,19 +70,13 @@ fn connect(
     retries: StoredValue<u32>,
 ) {
     leptos::task::spawn_local(async move {
-        let request = StreamTicketRequest { path: path.clone() };
-        let ticket = match api::post::<StreamTicket>(routes::AUTH_STREAM_TICKET, &request).await {
-            Ok(ticket) => ticket,
+        let url = match api::ticketed(&path).await {
+            Ok(url) => format!("{url}&lastEventId={}", live.after()),
             Err(failure) => {
                 let _ = live.failure.try_set(Some(failure));
                 return;
             }
         };
-        let url = format!(
-            "{path}?ticket={}&lastEventId={}",
-            js_sys::encode_uri_component(&ticket.ticket),
-            live.after()
-        );
         let Ok(source) = EventSource::new(&url) else {
             return;
         };

@@ -2,7 +2,7 @@
 //! check, and the signed-in user's profile with the password change.
 
 use crate::api::{self, Failure};
-use crate::app::ErrorNote;
+use crate::app::{ErrorNote, Pager};
 use crate::format;
 use crate::i18n::t;
 use leptos::prelude::*;
@@ -133,11 +133,7 @@ pub fn AuditLog() -> impl IntoView {
                                 }).collect_view()}
                             </tbody>
                         </table>
-                        <nav class="pager row" aria-label="pages">
-                            <button class="link" disabled=here <= 1 on:click=move |_| go(here.saturating_sub(1).max(1))>"‹"</button>
-                            <span id="audit-page">{here} " / " {pages} " · " {list.total}</span>
-                            <button class="link" disabled=here >= pages on:click=move |_| go(here + 1)>"›"</button>
-                        </nav>
+                        <Pager page_of_id="audit-page" here pages total=list.total go />
                     }.into_any()
                 }
             }}

@@ -2,11 +2,12 @@
 //! and recent activity.
 
 use crate::api::{self, Failure};
-use crate::app::{ErrorNote, use_session};
+use crate::app::ErrorNote;
+use crate::format;
 use crate::i18n::{t, text, use_lang};
+use crate::pages::records::status_key;
 use leptos::prelude::*;
 use stowage_shared::api::{DashboardStats, DashboardTimeline, TaskAttention, TimelineDay, routes};
-use stowage_shared::notifications::human_bytes;
 
 async fn load() -> Result<(DashboardStats, DashboardTimeline), Failure> {
     let stats = api::get::<DashboardStats>(routes::DASHBOARD_STATS).await?;
@@ -17,17 +18,8 @@ async fn load() -> Result<(DashboardStats, DashboardTimeline), Failure> {
 
 #[component]
 pub fn Dashboard() -> impl IntoView {
-    let session = use_session();
+    // An ended session is handled for every page by `api::call`.
     let data = LocalResource::new(load);
-    Effect::new(move |_| {
-        // A session the server no longer knows sends the user back to sign in.
-        if let Some(Err(f)) = data.get()
-            && f.status == 401
-        {
-            api::set_token(None);
-            session.0.set(false);
-        }
-    });
     view! {
         <h1>{t("nav.dashboard")}</h1>
         {move || match data.get() {
@@ -60,7 +52,7 @@ fn Overview(stats: DashboardStats, timeline: DashboardTimeline) -> impl IntoView
             </div>
             <div class="card stat" id="stat-bytes">
                 <span class="label">{t("dash.protected")}</span>
-                <span class="value">{human_bytes(i64::try_from(stats.bytes_protected).unwrap_or(i64::MAX))}</span>
+                <span class="value">{format::bytes(stats.bytes_protected)}</span>
             </div>
             <div class="card stat" id="stat-nodes">
                 <span class="label">{t("dash.nodes")}</span>
@@ -95,7 +87,7 @@ fn Overview(stats: DashboardStats, timeline: DashboardTimeline) -> impl IntoView
                                         <td>{a.kind}</td>
                                         <td>{a.task_name}</td>
                                         <td class=format!("status {}", a.status)>{t(status_key)}</td>
-                                        <td>{human_bytes(i64::try_from(a.bytes).unwrap_or(i64::MAX))}</td>
+                                        <td>{format::bytes(a.bytes)}</td>
                                         <td>{a.started_at}</td>
                                     </tr>
                                 }
@@ -105,15 +97,6 @@ fn Overview(stats: DashboardStats, timeline: DashboardTimeline) -> impl IntoView
                 }.into_any()
             }}
         </section>
-    }
-}
-
-fn status_key(status: &str) -> &'static str {
-    match status {
-        "success" => "status.success",
-        "failed" => "status.failed",
-        "partial" => "status.partial",
-        _ => "status.running",
     }
 }
 
@@ -166,7 +149,7 @@ fn Chart(days: Vec<TimelineDay>) -> impl IntoView {
                 d.counts.success,
                 d.counts.partial,
                 d.counts.failed,
-                human_bytes(i64::try_from(d.bytes).unwrap_or(i64::MAX))
+                format::bytes(d.bytes)
             );
             view! {
                 <g data-date=d.date.clone()>

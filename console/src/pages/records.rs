@@ -2,7 +2,7 @@
 //! targets, live log and progress, download, restore and delete).
 
 use crate::api::{self, Failure};
-use crate::app::{ErrorNote, confirm};
+use crate::app::{ErrorNote, Pager, confirm};
 use crate::format;
 use crate::i18n::{t, text, use_lang};
 use crate::live::{self, Live};
@@ -11,7 +11,7 @@ use leptos_router::hooks::{use_navigate, use_params_map};
 use std::collections::BTreeSet;
 use stowage_shared::api::{
     BackupRecordOutput, BackupTaskOutput, BatchDeleteRequest, BatchDeleted, Deleted, NodeOutput,
-    Page, Progress, RestoreRecordOutput, RestoreRequest, StreamTicket, StreamTicketRequest, routes,
+    Page, Progress, RestoreRecordOutput, RestoreRequest, routes,
 };
 
 const PAGE_SIZE: u64 = 20;
@@ -163,11 +163,7 @@ pub fn Records() -> impl IntoView {
                                 }).collect_view()}
                             </tbody>
                         </table>
-                        <nav class="pager row" aria-label="pages">
-                            <button class="link" id="page-prev" disabled=here <= 1 on:click=move |_| page.update(|p| *p = p.saturating_sub(1).max(1))>"‹"</button>
-                            <span id="page-of">{here} " / " {pages} " · " {list.total}</span>
-                            <button class="link" id="page-next" disabled=here >= pages on:click=move |_| page.update(|p| *p += 1)>"›"</button>
-                        </nav>
+                        <Pager page_of_id="page-of" here pages total=list.total go=move |p| page.set(p) />
                     }.into_any()
                 }
             }}
@@ -246,15 +242,9 @@ fn RecordView(record: BackupRecordOutput, reload: impl Fn() + Copy + 'static) ->
     };
     let download = move |_| {
         leptos::task::spawn_local(async move {
-            let path = routes::backup_record_download(id);
-            let request = StreamTicketRequest { path: path.clone() };
-            match api::post::<StreamTicket>(routes::AUTH_STREAM_TICKET, &request).await {
-                Ok(ticket) => {
+            match api::ticketed(&routes::backup_record_download(id)).await {
+                Ok(url) => {
                     error.set(None);
-                    let url = format!(
-                        "{path}?ticket={}",
-                        js_sys::encode_uri_component(&ticket.ticket)
-                    );
                     crate::app::open_download(&url);
                 }
                 Err(failure) => error.set(Some(failure)),

@@ -5,6 +5,7 @@
 use crate::api::{self, Failure};
 use crate::app::{ErrorNote, list_view};
 use crate::format;
+use crate::forms::MASK;
 use crate::i18n::t;
 use leptos::prelude::*;
 use leptos_router::hooks::use_navigate;
@@ -16,9 +17,6 @@ use stowage_shared::api::{
 use stowage_shared::databases::{DbEngine, DiscoverOutput, DiscoverRequest};
 use stowage_shared::secret::SecretString;
 use stowage_shared::tasks::Retention;
-
-/// What the password field holds when a password is stored (the API's mask).
-const MASK: &str = "********";
 
 /// Common schedules, for people who do not write cron every day.
 const PRESETS: &[(&str, &str)] = &[

@@ -4,6 +4,7 @@
 set -euo pipefail
 source "$(dirname "$0")/env.sh"
 cd "$STOWAGE_ROOT"
+take_lock target/locks/deploy-check.lock
 out="$STOWAGE_ROOT/target/deploy-dry-run"
 rm -rf "$out"
 wrangler deploy --dry-run --outdir "$out" >"$STOWAGE_ROOT/target/deploy-dry-run.log" 2>&1 || {

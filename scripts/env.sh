@@ -23,3 +23,17 @@ export ESBUILD_BIN="$STOWAGE_ROOT/node_modules/.bin/esbuild"
 export WRANGLER_SEND_METRICS=false
 export CLOUDFLARE_CF_FETCH_ENABLED=false
 export WRANGLER_LOG_PATH="${WRANGLER_LOG_PATH:-$STOWAGE_ROOT/target/wrangler-logs}"
+
+# Takes an exclusive lock held until the calling script exits, so several `make dev` (or a
+# `make dev` and a `make test`) started at once in one checkout, or checkouts sharing
+# $STOWAGE_TOOLS, never write the same files at the same time. flock is util-linux's (essential on
+# Debian).
+take_lock() { # lock-file
+  mkdir -p "$(dirname "$1")"
+  local fd
+  exec {fd}>"$1"
+  if ! flock -n "$fd"; then
+    printf '==> waiting for %s (another build holds it)\n' "$1" >&2
+    flock "$fd"
+  fi
+}

@@ -10,6 +10,11 @@ cd "$STOWAGE_ROOT"
 
 say() { printf '==> %s\n' "$*" >&2; }
 
+# One installer at a time per machine (the cargo tools and the venv are shared by every checkout)
+# and per checkout (node_modules).
+take_lock "$STOWAGE_TOOLS/install.lock"
+take_lock "$STOWAGE_ROOT/target/locks/install.lock"
+
 if ! command -v cargo >/dev/null; then
   echo "cargo is missing: install Rust with rustup (https://rustup.rs) first" >&2
   exit 1
@@ -51,6 +56,15 @@ AIOSMTPD_VERSION=1.4.6
 if [ "$("$STOWAGE_TOOLS/venv/bin/python" -c 'import aiosmtpd; print(aiosmtpd.__version__)' 2>/dev/null)" != "$AIOSMTPD_VERSION" ]; then
   say "installing aiosmtpd $AIOSMTPD_VERSION (pip, into $STOWAGE_TOOLS/venv)"
   "$STOWAGE_TOOLS/venv/bin/pip" install --quiet --disable-pip-version-check "aiosmtpd==$AIOSMTPD_VERSION"
+fi
+
+# curl: `make dev` drives the Worker's scheduled handler with it every minute.
+if ! command -v curl >/dev/null; then
+  say "installing curl (Debian package)"
+  SUDO=""
+  if [ "$(id -u)" != 0 ]; then SUDO=sudo; fi
+  $SUDO apt-get install -y --no-install-recommends curl >/dev/null \
+    || { $SUDO apt-get update >/dev/null && $SUDO apt-get install -y --no-install-recommends curl >/dev/null; }
 fi
 
 # Chromium for the console's browser tests (driven by npm's playwright-core, which downloads no

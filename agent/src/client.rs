@@ -55,6 +55,9 @@ impl Client {
             .user_agent(concat!("stowage-agent/", env!("CARGO_PKG_VERSION")))
             .connect_timeout(Duration::from_secs(10))
             .timeout(Duration::from_secs(60))
+            // The API never redirects. Following one would carry X-Agent-Token (which reqwest
+            // does not know to strip) to wherever the redirect points.
+            .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(ClientError::Unreachable)?;
         Ok(Self {
@@ -94,6 +97,17 @@ impl Client {
             .await
             .map_err(ClientError::Unreachable)?;
         let status = resp.status().as_u16();
+        if resp.status().is_redirection() {
+            let to = resp
+                .headers()
+                .get(reqwest::header::LOCATION)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("elsewhere")
+                .to_owned();
+            return Err(ClientError::Decode(format!(
+                "HTTP {status}: the server redirects to {to}; the agent follows no redirect (it would carry the node's token): point --server at the final address"
+            )));
+        }
         let bytes = resp.bytes().await.map_err(ClientError::Unreachable)?;
         let envelope: Envelope<T> = serde_json::from_slice(&bytes).map_err(|e| {
             ClientError::Decode(format!(

@@ -15,6 +15,12 @@ pub struct FileConfig {
     pub token: Option<SecretString>,
     pub token_file: Option<PathBuf>,
     pub max_concurrent: Option<usize>,
+    /// Directories the control plane may read and write on this node (default: everything).
+    #[serde(default)]
+    pub allow_paths: Vec<PathBuf>,
+    /// Accept an `http://` server that is not on this machine.
+    #[serde(default)]
+    pub insecure_http: bool,
 }
 
 impl FileConfig {
@@ -32,6 +38,8 @@ pub struct Config {
     pub server: String,
     pub token: SecretString,
     pub max_concurrent: usize,
+    /// Empty: every path is allowed.
+    pub allow_paths: Vec<PathBuf>,
 }
 
 /// Values given on the command line or in the environment.
@@ -41,6 +49,25 @@ pub struct Given {
     pub token: Option<SecretString>,
     pub token_file: Option<PathBuf>,
     pub max_concurrent: Option<usize>,
+    pub allow_paths: Vec<PathBuf>,
+    pub insecure_http: bool,
+}
+
+/// Whether `server` may be spoken to over plain HTTP: only on this machine (the token and every
+/// credential of the work would cross the network in the clear otherwise).
+fn is_loopback_http(server: &str) -> bool {
+    let Some(rest) = server.strip_prefix("http://") else {
+        return false;
+    };
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    let host = match authority.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or_default(),
+        None => authority.rsplit_once(':').map_or(authority, |(h, _)| h),
+    };
+    host.eq_ignore_ascii_case("localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
 }
 
 impl Config {
@@ -52,6 +79,14 @@ impl Config {
         let server = server.trim().trim_end_matches('/').to_owned();
         if !(server.starts_with("http://") || server.starts_with("https://")) {
             bail!("server {server:?} must be an http:// or https:// URL");
+        }
+        if server.starts_with("http://")
+            && !is_loopback_http(&server)
+            && !(given.insecure_http || file.insecure_http)
+        {
+            bail!(
+                "server {server:?} is plain http:// on another machine: the node's token and the credentials of its work would cross the network in the clear. Use https://, or pass --insecure-http if you really mean it"
+            );
         }
         let token = match (given.token, given.token_file) {
             (Some(token), _) => token,
@@ -71,10 +106,21 @@ impl Config {
         if !(1..=64).contains(&max_concurrent) {
             bail!("max concurrent commands must be 1 to 64 (got {max_concurrent})");
         }
+        let allow_paths = if given.allow_paths.is_empty() {
+            file.allow_paths
+        } else {
+            given.allow_paths
+        };
+        for path in &allow_paths {
+            if !path.is_absolute() {
+                bail!("allowed path {} must be absolute", path.display());
+            }
+        }
         Ok(Self {
             server,
             token: SecretString::new(token.expose().trim()),
             max_concurrent,
+            allow_paths,
         })
     }
 }
@@ -137,6 +183,72 @@ mod tests {
     }
 
     #[test]
+    fn plain_http_is_for_this_machine_only() {
+        let resolve = |server: &str, insecure_http: bool| {
+            Config::resolve(
+                Given {
+                    server: Some(server.into()),
+                    token: Some("t".into()),
+                    insecure_http,
+                    ..Given::default()
+                },
+                FileConfig::default(),
+            )
+        };
+        for ok in [
+            "http://127.0.0.1:8787",
+            "http://localhost:8787/",
+            "http://[::1]:8787",
+            "https://stowage.example",
+        ] {
+            assert!(resolve(ok, false).is_ok(), "{ok}");
+        }
+        for refused in [
+            "http://stowage.example",
+            "http://10.0.0.5:8787",
+            "http://127.0.0.1.evil.example",
+            "http://localhost.evil.example:80",
+        ] {
+            let err = resolve(refused, false).expect_err(refused);
+            assert!(err.to_string().contains("--insecure-http"), "{err}");
+            assert!(
+                resolve(refused, true).is_ok(),
+                "{refused} with --insecure-http"
+            );
+        }
+    }
+
+    #[test]
+    fn allowed_paths_come_from_flags_or_the_file_and_must_be_absolute() -> Result<()> {
+        let file: FileConfig = toml::from_str("allow_paths = [\"/srv\", \"/var/lib/mysql\"]")?;
+        let given = Given {
+            server: Some("http://127.0.0.1:1".into()),
+            token: Some("t".into()),
+            ..Given::default()
+        };
+        let config = Config::resolve(given.clone(), file)?;
+        assert_eq!(
+            config.allow_paths,
+            [PathBuf::from("/srv"), PathBuf::from("/var/lib/mysql")]
+        );
+        let flags = Given {
+            allow_paths: vec![PathBuf::from("/data")],
+            ..given.clone()
+        };
+        let file: FileConfig = toml::from_str("allow_paths = [\"/srv\"]")?;
+        assert_eq!(
+            Config::resolve(flags, file)?.allow_paths,
+            [PathBuf::from("/data")]
+        );
+        let relative = Given {
+            allow_paths: vec![PathBuf::from("data")],
+            ..given
+        };
+        assert!(Config::resolve(relative, FileConfig::default()).is_err());
+        Ok(())
+    }
+
+    #[test]
     fn unknown_config_keys_are_errors() {
         assert!(toml::from_str::<FileConfig>("sever = \"typo\"").is_err());
     }
@@ -147,6 +259,7 @@ mod tests {
             server: "http://x".into(),
             token: "stn_secret".into(),
             max_concurrent: 1,
+            allow_paths: Vec::new(),
         };
         assert!(!format!("{config:?}").contains("stn_secret"));
     }

@@ -10,6 +10,7 @@ pub mod dbconn;
 pub mod dbrestore;
 pub mod dump;
 pub mod exec;
+pub mod paths;
 pub mod poll;
 pub mod report;
 pub mod restore;

@@ -10,6 +10,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use stowage_agent::client::{Client, ClientError};
 use stowage_agent::config::{Config, FileConfig, Given};
+use stowage_agent::paths::PathPolicy;
 use stowage_agent::poll::Agent;
 use stowage_agent::storage::Tools;
 use stowage_agent::system::{self, Identity};
@@ -51,6 +52,19 @@ struct RunArgs {
     /// How many commands run at once [default: 4].
     #[arg(long, env = "STOWAGE_MAX_CONCURRENT")]
     max_concurrent: Option<usize>,
+    /// A directory the control plane may read (backup sources, browsing) and write (restores,
+    /// local-disk targets) on this node; repeat it for several. Without any, every path the
+    /// agent's user can reach is allowed. STOWAGE_ALLOW_PATHS takes a colon-separated list.
+    #[arg(
+        long = "allow-path",
+        env = "STOWAGE_ALLOW_PATHS",
+        value_delimiter = ':'
+    )]
+    allow_paths: Vec<PathBuf>,
+    /// Accept a plain http:// server that is not on this machine (the token and the work's
+    /// credentials then cross the network unencrypted).
+    #[arg(long, env = "STOWAGE_INSECURE_HTTP")]
+    insecure_http: bool,
 }
 
 const EXIT_FAILURE: u8 = 1;
@@ -104,12 +118,6 @@ fn main() -> ExitCode {
 }
 
 fn load_config(args: RunArgs) -> anyhow::Result<(Config, Tools)> {
-    let tools = Tools {
-        rclone: args
-            .rclone
-            .clone()
-            .or_else(|| system::find_on_path("rclone")),
-    };
     let file = match &args.config {
         Some(path) => FileConfig::load(path)?,
         None => FileConfig::default(),
@@ -119,11 +127,25 @@ fn load_config(args: RunArgs) -> anyhow::Result<(Config, Tools)> {
         token: args.token.map(SecretString::new),
         token_file: args.token_file,
         max_concurrent: args.max_concurrent,
+        allow_paths: args.allow_paths,
+        insecure_http: args.insecure_http,
     };
-    Ok((
-        Config::resolve(given, file).context("configuration")?,
-        tools,
-    ))
+    let config = Config::resolve(given, file).context("configuration")?;
+    let paths = if config.allow_paths.is_empty() {
+        info!(
+            "no --allow-path given: the control plane may read and write every path this user can reach"
+        );
+        PathPolicy::everything()
+    } else {
+        let policy = PathPolicy::only(&config.allow_paths).map_err(anyhow::Error::msg)?;
+        info!(allowed = ?policy.roots(), "the control plane may read and write only these paths");
+        policy
+    };
+    let tools = Tools {
+        rclone: args.rclone.or_else(|| system::find_on_path("rclone")),
+        paths,
+    };
+    Ok((config, tools))
 }
 
 async fn run(config: Config, tools: Tools) -> Result<(), ClientError> {

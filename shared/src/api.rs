@@ -904,12 +904,6 @@ pub struct RcloneBackend {
     pub options: Vec<RcloneOption>,
 }
 
-/// Backends rclone builds in that only wrap other remotes; a target is one remote, so they are left
-/// out of what `rclone/backends` offers.
-pub const RCLONE_WRAPPER_BACKENDS: &[&str] = &[
-    "alias", "cache", "chunker", "combine", "compress", "crypt", "hasher", "union",
-];
-
 /// A backend in `GET /api/storage-targets/rclone/backends`, with the nodes whose rclone has it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]

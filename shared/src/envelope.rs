@@ -115,6 +115,11 @@ error_codes! {
     NodeFsNotADirectory = ("NODE_FS_NOT_A_DIRECTORY", 400),
     NodeFsPermissionDenied = ("NODE_FS_PERMISSION_DENIED", 403),
     NodeFsReadError = ("NODE_FS_READ_ERROR", 400),
+    /// The node's own `--allow-path` list does not cover the path; the message names it.
+    NodePathNotAllowed = ("NODE_PATH_NOT_ALLOWED", 403),
+    /// The work carries a target's credentials and no node may receive them without being named:
+    /// pass `nodeId` (a node whose tasks use the target, or one you choose).
+    NodeRequired = ("NODE_REQUIRED", 400),
     AgentProtocolUnsupported = ("AGENT_PROTOCOL_UNSUPPORTED", 426),
     AgentCommandNotFound = ("AGENT_COMMAND_NOT_FOUND", 404),
     /// The command belongs to another node.

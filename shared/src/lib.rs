@@ -11,6 +11,7 @@ pub mod databases;
 pub mod envelope;
 pub mod nodes;
 pub mod notifications;
+pub mod rclone;
 pub mod retention;
 pub mod schedule;
 pub mod secret;

@@ -6,7 +6,7 @@
 //! *is* the credential. Responses mask the secret fields; an update that sends the mask back keeps
 //! the stored value.
 
-use crate::storage::{MASK, decode, field};
+use crate::storage::{MASK, changed_fields, decode, field, secret_bound};
 use crate::validate::FieldError;
 use hmac::{Hmac, Mac};
 use serde::{Deserialize, Serialize};
@@ -420,8 +420,59 @@ impl ChannelConfig {
     }
 }
 
+impl ChannelType {
+    /// The fields that decide where a channel's secret goes (or whether it travels in the clear):
+    /// a masked secret is kept only while they stay the same.
+    fn destination_fields(self) -> &'static [&'static str] {
+        match self {
+            ChannelType::Webhook => &["url"],
+            ChannelType::Email => &["host", "port", "security"],
+            ChannelType::Telegram => &["apiUrl"],
+            // The secret is the address itself.
+            ChannelType::Slack | ChannelType::Discord => &[],
+            ChannelType::Ntfy => &["serverUrl"],
+        }
+    }
+}
+
+impl ChannelConfig {
+    /// An update of `stored` with `incoming`: secrets sent back masked or left out keep their
+    /// stored values, but only while the destination they were entered for stays the same.
+    pub fn parse_update(
+        kind: ChannelType,
+        incoming: &Value,
+        stored: &ChannelConfig,
+    ) -> Result<Self, FieldError> {
+        let stored_json = stored.to_json();
+        let kept: Vec<&str> = stored
+            .kind()
+            .secret_fields()
+            .iter()
+            .copied()
+            .filter(|k| {
+                stored_json
+                    .get(*k)
+                    .and_then(Value::as_str)
+                    .is_some_and(|s| !s.is_empty())
+                    && incoming
+                        .get(*k)
+                        .is_none_or(|v| v.is_null() || v.as_str() == Some(MASK))
+            })
+            .collect();
+        let parsed = Self::parse(kind, &keep_stored_secrets(incoming, stored))?;
+        if let Some(secret) = kept.first() {
+            let changed =
+                changed_fields(&parsed.to_json(), &stored_json, kind.destination_fields());
+            if !changed.is_empty() {
+                return Err(secret_bound(secret, &changed));
+            }
+        }
+        Ok(parsed)
+    }
+}
+
 /// For an update: every secret sent back as [`MASK`] or left out takes the stored value.
-pub fn keep_stored_secrets(incoming: &Value, stored: &ChannelConfig) -> Value {
+fn keep_stored_secrets(incoming: &Value, stored: &ChannelConfig) -> Value {
     let mut merged = incoming.clone();
     let stored_json = stored.to_json();
     if let Some(obj) = merged.as_object_mut() {
@@ -1079,5 +1130,58 @@ mod tests {
         assert!(parse_events(&[]).is_err());
         assert!(parse_events(&["test".into()]).is_err());
         assert!(parse_events(&["backup_done".into()]).is_err());
+    }
+
+    #[test]
+    fn a_kept_channel_secret_stays_bound_to_its_destination() {
+        let cases = [
+            (
+                ChannelType::Telegram,
+                json!({"botToken": "123:abc", "chatId": "42"}),
+                ("apiUrl", json!("https://attacker.example")),
+                ("chatId", json!("43")),
+            ),
+            (
+                ChannelType::Ntfy,
+                json!({"topic": "backups", "token": "tk_1"}),
+                ("serverUrl", json!("https://attacker.example")),
+                ("topic", json!("other")),
+            ),
+            (
+                ChannelType::Email,
+                json!({"host": "smtp.example", "username": "u", "password": "p", "from": "a@example.com", "to": ["b@example.com"]}),
+                ("host", json!("attacker.example")),
+                ("to", json!(["c@example.com"])),
+            ),
+            (
+                ChannelType::Email,
+                json!({"host": "smtp.example", "username": "u", "password": "p", "from": "a@example.com", "to": ["b@example.com"]}),
+                ("security", json!("tls")),
+                ("from", json!("x@example.com")),
+            ),
+            (
+                ChannelType::Webhook,
+                json!({"url": "https://hooks.example/x", "secret": "signing"}),
+                ("url", json!("https://attacker.example/x")),
+                ("url", json!("https://hooks.example/x")),
+            ),
+        ];
+        for (kind, stored, moved, harmless) in cases {
+            let stored_config = ChannelConfig::parse(kind, &stored).expect("stored");
+            let masked = stored_config.masked().0;
+            let mut same = masked.clone();
+            same[harmless.0] = harmless.1.clone();
+            let kept = ChannelConfig::parse_update(kind, &same, &stored_config)
+                .unwrap_or_else(|e| panic!("{kind:?}: {e}"));
+            assert_eq!(kept.secret_values(), stored_config.secret_values());
+            let mut elsewhere = masked.clone();
+            elsewhere[moved.0] = moved.1.clone();
+            let err = ChannelConfig::parse_update(kind, &elsewhere, &stored_config)
+                .expect_err(&format!("{kind:?} {}", moved.0));
+            assert!(err.reason.contains("send the secret again"), "{err}");
+            let mut resent = stored.clone();
+            resent[moved.0] = moved.1.clone();
+            assert!(ChannelConfig::parse_update(kind, &resent, &stored_config).is_ok());
+        }
     }
 }

@@ -471,6 +471,8 @@ impl StorageConfig {
                     }
                     no_controls(&format!("options.{key}"), value)?;
                 }
+                crate::rclone::check_remote(&c.backend, &c.options)
+                    .map_err(|(name, reason)| field(&name, reason))?;
                 StorageConfig::Rclone(c)
             }
         };
@@ -574,9 +576,144 @@ fn mask_value(v: &mut Value) {
     }
 }
 
+/// Where a stored secret may go without being sent again: the fields that decide which server
+/// receives it (or whether it travels in the clear). Changing any of them while keeping a masked
+/// secret would hand the secret to a server it was never entered for.
+pub(crate) fn destination_fields(kind: StorageType) -> &'static [&'static str] {
+    match kind {
+        StorageType::LocalDisk | StorageType::GoogleDrive => &[],
+        StorageType::S3 => &["preset", "endpoint", "region", "bucket"],
+        StorageType::Webdav => &["endpoint"],
+        StorageType::Sftp => &["host", "port", "hostKey", "insecureSkipHostKeyCheck"],
+        StorageType::Ftp => &["host", "port", "useTLS"],
+        StorageType::AzureBlob => &["account", "endpoint", "container"],
+        // Open-ended: see `StorageConfig::rclone_destination`.
+        StorageType::Rclone => &[],
+    }
+}
+
+/// Which of `fields` (JSON keys) differ between two configs as JSON.
+pub(crate) fn changed_fields<'a>(new: &Value, old: &Value, fields: &[&'a str]) -> Vec<&'a str> {
+    fields
+        .iter()
+        .copied()
+        .filter(|f| new.get(*f) != old.get(*f))
+        .collect()
+}
+
+/// The refusal of an update that keeps `secret` while `changed` moves where it would go.
+pub(crate) fn secret_bound(secret: &str, changed: &[&str]) -> FieldError {
+    field(
+        secret,
+        format!(
+            "is kept only for the destination it was entered for; {} changed, so send the secret again",
+            changed.join(", ")
+        ),
+    )
+}
+
+impl StorageConfig {
+    /// The non-secret parts of an rclone remote (its backend and every other option): for an
+    /// open-ended backend any of them may decide where its secrets go.
+    fn rclone_destination(&self) -> Option<(String, BTreeMap<String, String>)> {
+        match self {
+            StorageConfig::Rclone(c) => Some((
+                c.backend.clone(),
+                c.options
+                    .iter()
+                    .filter(|(k, _)| !is_secret_rclone_option(k))
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect(),
+            )),
+            _ => None,
+        }
+    }
+
+    /// An update of `stored` with `incoming` (a `config` object): secrets left empty or masked
+    /// keep their stored values, but only while the destination they were entered for stays the
+    /// same; otherwise the update is refused, naming the secret to send again.
+    pub fn parse_update(
+        kind: StorageType,
+        incoming: &Value,
+        stored: &StorageConfig,
+    ) -> Result<Self, FieldError> {
+        let kept = kept_secrets(incoming, stored);
+        let parsed = Self::parse(kind, &keep_stored_secrets(incoming, stored))?;
+        let Some(secret) = kept.first() else {
+            return Ok(parsed);
+        };
+        let changed = match (parsed.rclone_destination(), stored.rclone_destination()) {
+            (Some((new_backend, new)), Some((old_backend, old))) => {
+                let mut changed: Vec<String> = Vec::new();
+                if new_backend != old_backend {
+                    changed.push("backend".to_owned());
+                }
+                let keys: std::collections::BTreeSet<&String> =
+                    new.keys().chain(old.keys()).collect();
+                changed.extend(
+                    keys.into_iter()
+                        .filter(|k| new.get(*k) != old.get(*k))
+                        .map(|k| format!("options.{k}")),
+                );
+                changed
+            }
+            _ => changed_fields(
+                &parsed.to_json(),
+                &stored.to_json(),
+                destination_fields(kind),
+            )
+            .into_iter()
+            .map(str::to_owned)
+            .collect(),
+        };
+        if changed.is_empty() {
+            Ok(parsed)
+        } else {
+            let changed: Vec<&str> = changed.iter().map(String::as_str).collect();
+            Err(secret_bound(secret, &changed))
+        }
+    }
+}
+
+/// The secrets (as config paths: `password`, `options.pass`) an update would take from `stored`
+/// because `incoming` left them empty, masked or out.
+fn kept_secrets(incoming: &Value, stored: &StorageConfig) -> Vec<String> {
+    let is_kept = |sent: Option<&Value>| {
+        sent.is_none_or(|v| v.is_null() || v.as_str().is_some_and(|s| s.is_empty() || s == MASK))
+    };
+    let stored_json = stored.to_json();
+    let non_empty = |pointer: &str| {
+        stored_json
+            .pointer(pointer)
+            .and_then(Value::as_str)
+            .is_some_and(|s| !s.is_empty())
+    };
+    match stored {
+        StorageConfig::Rclone(c) => c
+            .options
+            .keys()
+            .filter(|k| is_secret_rclone_option(k))
+            .filter(|k| {
+                let pointer = format!("/options/{k}");
+                non_empty(&pointer)
+                    && incoming.pointer(&pointer).is_some()
+                    && is_kept(incoming.pointer(&pointer))
+            })
+            .map(|k| format!("options.{k}"))
+            .collect(),
+        _ => stored
+            .kind()
+            .secret_fields()
+            .iter()
+            .filter(|k| non_empty(&format!("/{k}")) && is_kept(incoming.get(**k)))
+            .map(|k| (*k).to_owned())
+            .collect(),
+    }
+}
+
 /// For an update: every secret the client left empty or sent back as [`MASK`] takes the stored
 /// value, so editing a name never needs the password again.
-pub fn keep_stored_secrets(incoming: &Value, stored: &StorageConfig) -> Value {
+fn keep_stored_secrets(incoming: &Value, stored: &StorageConfig) -> Value {
     let mut merged = incoming.clone();
     let stored_json = stored.to_json();
     let keep = |slot: Option<&mut Value>, old: Option<&Value>| {
@@ -876,6 +1013,108 @@ mod tests {
             "known_hosts_file",
         ] {
             assert!(!is_secret_rclone_option(key), "{key}");
+        }
+    }
+
+    #[test]
+    fn a_kept_secret_stays_bound_to_its_destination_for_every_type() {
+        // (type, stored config, a change that moves the secret, a change that does not)
+        let cases = [
+            (
+                StorageType::S3,
+                s3(),
+                ("endpoint", json!("http://attacker.example:9000")),
+                ("prefix", json!("elsewhere")),
+            ),
+            (
+                StorageType::S3,
+                s3(),
+                ("bucket", json!("theirs")),
+                ("forcePathStyle", json!(false)),
+            ),
+            (
+                StorageType::Webdav,
+                json!({"endpoint": "https://dav.example", "username": "u", "password": "p"}),
+                ("endpoint", json!("https://attacker.example")),
+                ("basePath", json!("/other")),
+            ),
+            (
+                StorageType::Sftp,
+                json!({"host": "nas", "username": "u", "password": "p", "insecureSkipHostKeyCheck": true}),
+                ("host", json!("attacker.example")),
+                ("basePath", json!("/other")),
+            ),
+            (
+                StorageType::Sftp,
+                json!({"host": "nas", "username": "u", "password": "p", "hostKey": "SHA256:47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU"}),
+                ("insecureSkipHostKeyCheck", json!(true)),
+                ("username", json!("other")),
+            ),
+            (
+                StorageType::Ftp,
+                json!({"host": "ftp.example", "username": "u", "password": "p", "useTLS": true}),
+                ("useTLS", json!(false)),
+                ("basePath", json!("/other")),
+            ),
+            (
+                StorageType::Ftp,
+                json!({"host": "ftp.example", "username": "u", "password": "p"}),
+                ("port", json!(2121)),
+                ("username", json!("other")),
+            ),
+            (
+                StorageType::AzureBlob,
+                json!({"account": "acct", "accountKey": "k", "container": "c"}),
+                ("endpoint", json!("http://attacker.example")),
+                ("prefix", json!("p")),
+            ),
+            (
+                StorageType::Rclone,
+                json!({"backend": "webdav", "options": {"url": "https://dav.example", "pass": "p"}}),
+                (
+                    "options",
+                    json!({"url": "https://attacker.example", "pass": MASK}),
+                ),
+                ("root", json!("other")),
+            ),
+        ];
+        for (kind, stored, moved, harmless) in cases {
+            let stored_config = StorageConfig::parse(kind, &stored).expect("stored");
+            let masked = stored_config.masked().0;
+            // Unchanged, or changed only where the secret does not go: kept.
+            let mut same = masked.clone();
+            same[harmless.0] = harmless.1.clone();
+            let kept = StorageConfig::parse_update(kind, &same, &stored_config)
+                .unwrap_or_else(|e| panic!("{kind:?} {}: {e}", harmless.0));
+            assert_eq!(
+                kept.secret_values(),
+                stored_config.secret_values(),
+                "{kind:?}"
+            );
+            // Moved with the mask: refused, naming a secret.
+            let mut elsewhere = masked.clone();
+            elsewhere[moved.0] = moved.1.clone();
+            let err = StorageConfig::parse_update(kind, &elsewhere, &stored_config)
+                .expect_err(&format!("{kind:?} {} keeps the secret", moved.0));
+            assert!(err.reason.contains("send the secret again"), "{err}");
+            let (_, secret_fields) = stored_config.masked();
+            assert!(
+                secret_fields
+                    .iter()
+                    .any(|f| err.reason.starts_with(f.as_str())),
+                "{kind:?}: {err}"
+            );
+            // Moved with the secret sent again: accepted.
+            let mut resent = stored.clone();
+            if moved.0 == "options" {
+                resent["options"] = json!({"url": "https://attacker.example", "pass": "new"});
+            } else {
+                resent[moved.0] = moved.1.clone();
+            }
+            assert!(
+                StorageConfig::parse_update(kind, &resent, &stored_config).is_ok(),
+                "{kind:?} with the secret again"
+            );
         }
     }
 }

@@ -147,6 +147,23 @@ impl SourceSpec {
             SourceSpec::File(_) | SourceSpec::Sqlite(_) => None,
         }
     }
+
+    /// Where a database task's password goes: its server (`host`, `port`).
+    pub fn server(&self) -> Option<(&str, u16)> {
+        self.database().map(|(_, db)| (db.host.as_str(), db.port))
+    }
+}
+
+/// A stored database password is sent only to the server it was entered for: an update that keeps
+/// it (sends no new one) must not move the task to another server.
+pub fn check_password_bound(new: &SourceSpec, old: &SourceSpec) -> Result<(), FieldError> {
+    match (new.server(), old.server()) {
+        (Some(to), Some(from)) if to != from => Err(FieldError::new(
+            "dbPassword",
+            "is kept only for the server it was entered for; dbHost or dbPort changed, so send the password again",
+        )),
+        _ => Ok(()),
+    }
 }
 
 /// The part of a task the agent needs to run it; stored as JSON on the task row (and, without
@@ -797,6 +814,25 @@ mod tests {
                 .check()
                 .expect_err(&patch.to_string());
             assert_eq!(err.field, field, "{kind} {patch}: {err}");
+        }
+    }
+
+    #[test]
+    fn a_kept_database_password_stays_with_its_server() {
+        let db = |host: &str, port: u16| {
+            SourceSpec::Mysql(DbSource {
+                host: host.to_owned(),
+                port,
+                user: "root".to_owned(),
+                databases: vec![],
+                options: vec![],
+                include_globals: false,
+            })
+        };
+        assert!(check_password_bound(&db("db1", 3306), &db("db1", 3306)).is_ok());
+        for moved in [db("attacker.example", 3306), db("db1", 3307)] {
+            let err = check_password_bound(&moved, &db("db1", 3306)).unwrap_err();
+            assert_eq!(err.field, "dbPassword");
         }
     }
 }

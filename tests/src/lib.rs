@@ -545,15 +545,25 @@ pub struct AgentProcess {
 
 impl AgentProcess {
     pub fn start(server_url: &str, token: &str) -> Result<Self> {
-        Self::start_with(server_url, token, true)
+        Self::start_with(server_url, token, true, &[])
     }
 
     /// An agent on a machine without rclone: no `STOWAGE_RCLONE`, and an empty PATH.
     pub fn start_without_rclone(server_url: &str, token: &str) -> Result<Self> {
-        Self::start_with(server_url, token, false)
+        Self::start_with(server_url, token, false, &[])
     }
 
-    fn start_with(server_url: &str, token: &str, with_rclone: bool) -> Result<Self> {
+    /// An agent with extra `run` arguments (`--allow-path /srv`, …).
+    pub fn start_with_args(server_url: &str, token: &str, args: &[&str]) -> Result<Self> {
+        Self::start_with(server_url, token, true, args)
+    }
+
+    fn start_with(
+        server_url: &str,
+        token: &str,
+        with_rclone: bool,
+        extra: &[&str],
+    ) -> Result<Self> {
         let dir = tempfile::Builder::new()
             .prefix("stowage-agent-")
             .tempdir()?;
@@ -573,6 +583,7 @@ impl AgentProcess {
         let child = cmd
             .args(["run", "--server", server_url, "--token-file"])
             .arg(&token_file)
+            .args(extra)
             .env("RUST_LOG", "info,stowage_agent=debug")
             .env_remove("STOWAGE_TOKEN")
             .stdin(Stdio::null())

@@ -1,17 +1,19 @@
 //! `list_dir`: one directory of this machine, directories first, then by name.
 
+use crate::paths::PathPolicy;
 use std::io::ErrorKind;
 use std::path::Path;
 use stowage_shared::api::{CommandError, FS_LIST_MAX_ENTRIES, FsEntry, FsListing};
 use stowage_shared::{ErrorCode, time, validate};
 
-pub async fn list_dir(raw: &str) -> Result<FsListing, CommandError> {
+pub async fn list_dir(raw: &str, policy: &PathPolicy) -> Result<FsListing, CommandError> {
     // Re-validated here: the agent does not trust what it is sent.
     let path = validate::absolute_path(raw).map_err(|e| CommandError {
         code: ErrorCode::NodeFsPathInvalid,
         message: e.to_string(),
     })?;
     let dir = Path::new(&path);
+    policy.check(dir, "read")?;
     let mut reader = tokio::fs::read_dir(dir)
         .await
         .map_err(|e| io_error(&path, &e))?;
@@ -83,7 +85,7 @@ mod tests {
         std::fs::create_dir(dir.path().join("zeta"))?;
         std::fs::write(dir.path().join("Ärger.txt"), b"12345")?;
         std::fs::write(dir.path().join("alpha"), b"")?;
-        let listing = list_dir(&dir.path().to_string_lossy())
+        let listing = list_dir(&dir.path().to_string_lossy(), &PathPolicy::everything())
             .await
             .expect("listing");
         let names: Vec<(&str, bool, u64)> = listing
@@ -121,13 +123,17 @@ mod tests {
         let file = dir.path().join("file");
         std::fs::write(&file, b"x")?;
         let missing = dir.path().join("missing");
-        let err = list_dir(&missing.to_string_lossy())
+        let err = list_dir(&missing.to_string_lossy(), &PathPolicy::everything())
             .await
             .expect_err("missing");
         assert_eq!(err.code, ErrorCode::NodeFsNotFound);
-        let err = list_dir("relative/path").await.expect_err("relative");
+        let err = list_dir("relative/path", &PathPolicy::everything())
+            .await
+            .expect_err("relative");
         assert_eq!(err.code, ErrorCode::NodeFsPathInvalid);
-        let err = list_dir(&file.to_string_lossy()).await.expect_err("a file");
+        let err = list_dir(&file.to_string_lossy(), &PathPolicy::everything())
+            .await
+            .expect_err("a file");
         assert_eq!(err.code, ErrorCode::NodeFsNotADirectory);
         Ok(())
     }

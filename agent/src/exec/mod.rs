@@ -32,7 +32,7 @@ async fn rclone_backends(tools: &Tools) -> Result<Vec<RcloneBackend>, CommandErr
 /// tests that drive an executor alone).
 pub async fn execute(spec: &CommandSpec, tools: &Tools, client: Option<&Client>) -> CommandResult {
     let outcome = match spec {
-        CommandSpec::ListDir { path } => list_dir::list_dir(path)
+        CommandSpec::ListDir { path } => list_dir::list_dir(path, &tools.paths)
             .await
             .and_then(|listing| serde_json::to_value(listing).map_err(list_dir::encode_error)),
         CommandSpec::StorageTest {

@@ -97,6 +97,14 @@ async fn run_reported(
 ) -> Result<RestoreReport, CommandError> {
     let (store, manifest, config) = open_checked(job.source, job.sha256, tools).await?;
     let scrub = |e: &dyn std::fmt::Display| config.scrub(&e.to_string());
+    match job.destination {
+        Some(dest) => tools.paths.check(Path::new(dest), "write to")?,
+        None => {
+            for source in &manifest.sources {
+                tools.paths.check(Path::new(source), "write to")?;
+            }
+        }
+    }
     let (root, staging_parent) = match job.destination {
         Some(dest) => (PathBuf::from(dest), PathBuf::from(dest)),
         None => {

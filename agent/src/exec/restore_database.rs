@@ -64,6 +64,7 @@ async fn run_reported(
         DbRestoreTarget::Sqlite { path } => {
             stowage_shared::validate::absolute_path(path)
                 .map_err(|e| failed(format!("the database file {}", e.reason)))?;
+            tools.paths.check(Path::new(path), "write to")?;
         }
         DbRestoreTarget::Server { connection, steps } => {
             check_connection(

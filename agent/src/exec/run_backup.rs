@@ -44,20 +44,30 @@ struct Reading {
     what: String,
 }
 
-async fn reading(run: &Run<'_>, reporter: &Reporter) -> Result<Reading, CommandError> {
+async fn reading(
+    run: &Run<'_>,
+    tools: &Tools,
+    reporter: &Reporter,
+) -> Result<Reading, CommandError> {
     match &run.spec.source {
-        SourceSpec::File(files) => Ok(Reading {
-            source: Source::Files {
-                spec: files.clone(),
-                excludes: Excludes::new(&files.excludes).map_err(|e| failed(e.to_string()))?,
-            },
-            sources: files.sources.clone(),
-            excludes: files.excludes.clone(),
-            what: files.sources.join(", "),
-        }),
+        SourceSpec::File(files) => {
+            for source in &files.sources {
+                tools.paths.check(std::path::Path::new(source), "read")?;
+            }
+            Ok(Reading {
+                source: Source::Files {
+                    spec: files.clone(),
+                    excludes: Excludes::new(&files.excludes).map_err(|e| failed(e.to_string()))?,
+                },
+                sources: files.sources.clone(),
+                excludes: files.excludes.clone(),
+                what: files.sources.join(", "),
+            })
+        }
         SourceSpec::Sqlite(lite) => {
             let path = stowage_shared::validate::absolute_path(&lite.path)
                 .map_err(|e| failed(format!("dbPath {}", e.reason)))?;
+            tools.paths.check(std::path::Path::new(&path), "read")?;
             Ok(Reading {
                 source: Source::Sqlite(path.clone().into()),
                 what: format!(
@@ -161,7 +171,7 @@ async fn run_reported(
     reporter: &Reporter,
 ) -> Result<RunBackupReport, CommandError> {
     let spec = run.spec;
-    let read = reading(run, reporter).await?;
+    let read = reading(run, tools, reporter).await?;
     reporter.info(format!(
         "backing up {} to {} target(s) as {}",
         read.what,

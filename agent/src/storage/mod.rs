@@ -26,6 +26,10 @@ use tokio_util::compat::FuturesAsyncReadCompatExt;
 pub enum StorageError {
     #[error("{0}")]
     Unsupported(String),
+    /// The agent's own rules refuse the target (an rclone option off the allow-list, a path
+    /// outside `--allow-path`), whatever the control plane sent.
+    #[error("{0}")]
+    Refused(String),
     #[error("{}", describe(.0))]
     Backend(#[from] opendal::Error),
     #[error("rclone: {0}")]
@@ -70,11 +74,14 @@ fn describe(err: &opendal::Error) -> String {
     }
 }
 
-/// External programs some targets need.
+/// What this node brings to the work and what it allows: the external programs some targets
+/// need, and the directories the control plane may read and write.
 #[derive(Debug, Clone, Default)]
 pub struct Tools {
     /// The `rclone` binary, when the machine has one.
     pub rclone: Option<PathBuf>,
+    /// `--allow-path`: checked before any source is read or any file is written.
+    pub paths: crate::paths::PathPolicy,
 }
 
 /// An opened storage target.
@@ -106,6 +113,10 @@ impl Store {
     pub async fn open(config: &StorageConfig, tools: &Tools) -> Result<Self, StorageError> {
         let op = match config {
             StorageConfig::LocalDisk(c) => {
+                tools
+                    .paths
+                    .check(std::path::Path::new(&c.base_path), "store backups in")
+                    .map_err(|e| StorageError::Refused(e.message))?;
                 // Partial writes land in a hidden directory and are renamed into place when done.
                 let op = Operator::new(
                     services::Fs::default()

@@ -2,6 +2,11 @@
 //! defined entirely by `RCLONE_CONFIG_STOWAGE_*` environment variables of the child process, so
 //! credentials never appear in its arguments or in an rclone config file; options rclone marks as
 //! passwords are obscured the way rclone expects (`rclone obscure -`, fed on stdin).
+//!
+//! Nothing the control plane sends reaches more of rclone than a remote can: the backend and every
+//! option must be on `stowage_shared::rclone`'s allow-list (checked again here, whatever the Worker
+//! said), and the child runs with a clean environment, so neither the agent's own `RCLONE_*`
+//! variables nor its cloud credentials reach it.
 
 use super::{ObjectReader, StorageError};
 use serde::Deserialize;
@@ -11,9 +16,8 @@ use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::process::Stdio;
 use std::task::{Context, Poll};
-use stowage_shared::api::{
-    DiskUsage, MeasuredUsage, RCLONE_WRAPPER_BACKENDS, RcloneBackend, RcloneOption,
-};
+use stowage_shared::api::{DiskUsage, MeasuredUsage, RcloneBackend, RcloneOption};
+use stowage_shared::rclone as allow;
 use stowage_shared::storage::{GoogleDriveConfig, RcloneConfig};
 use tokio::io::{AsyncRead, AsyncWriteExt, ReadBuf};
 use tokio::process::{Child, ChildStdout, Command};
@@ -25,6 +29,9 @@ const REMOTE: &str = "STOWAGE";
 #[serde(rename_all = "PascalCase")]
 struct Provider {
     name: String,
+    /// The name a remote's `type` takes (`gcs` for "google cloud storage").
+    #[serde(default)]
+    prefix: String,
     #[serde(default)]
     description: String,
     #[serde(default)]
@@ -91,40 +98,54 @@ async fn providers_cached(bin: &Path) -> Result<std::sync::Arc<Vec<Provider>>, S
     Ok(fresh)
 }
 
-/// The backends this rclone has, as rclone describes them, without the ones that only wrap other
-/// remotes and without the options rclone itself hides.
+impl Provider {
+    fn type_name(&self) -> &str {
+        if self.prefix.is_empty() {
+            &self.name
+        } else {
+            &self.prefix
+        }
+    }
+}
+
+/// The backends this rclone has that a target may use, as rclone describes them, with the options
+/// the allow-list passes on and rclone itself does not hide.
 pub async fn backends(bin: &Path) -> Result<Vec<RcloneBackend>, StorageError> {
     Ok(providers(bin)
         .await?
         .into_iter()
-        .filter(|p| !RCLONE_WRAPPER_BACKENDS.contains(&p.name.as_str()))
-        .map(|p| RcloneBackend {
-            name: p.name,
-            description: p.description,
-            options: p
-                .options
-                .into_iter()
-                .filter(|o| o.hide == 0 && o.name != "description")
-                .map(|o| RcloneOption {
-                    help: o.help.lines().next().unwrap_or_default().to_owned(),
-                    required: o.required,
-                    secret: o.is_password,
-                    sensitive: o.sensitive,
-                    advanced: o.advanced,
-                    default: match o.default {
-                        serde_json::Value::String(s) => s,
-                        serde_json::Value::Null => String::new(),
-                        other => other.to_string(),
-                    },
-                    examples: o
-                        .examples
-                        .unwrap_or_default()
-                        .into_iter()
-                        .map(|e| e.value)
-                        .collect(),
-                    name: o.name,
-                })
-                .collect(),
+        .filter(|p| allow::backend_allowed(p.type_name()))
+        .map(|p| {
+            let name = p.type_name().to_owned();
+            RcloneBackend {
+                description: p.description,
+                options: p
+                    .options
+                    .into_iter()
+                    .filter(|o| o.hide == 0 && o.name != "description")
+                    .filter(|o| allow::option_allowed(&name, &o.name))
+                    .map(|o| RcloneOption {
+                        help: o.help.lines().next().unwrap_or_default().to_owned(),
+                        required: o.required,
+                        secret: o.is_password,
+                        sensitive: o.sensitive,
+                        advanced: o.advanced,
+                        default: match o.default {
+                            serde_json::Value::String(s) => s,
+                            serde_json::Value::Null => String::new(),
+                            other => other.to_string(),
+                        },
+                        examples: o
+                            .examples
+                            .unwrap_or_default()
+                            .into_iter()
+                            .map(|e| e.value)
+                            .collect(),
+                        name: o.name,
+                    })
+                    .collect(),
+                name,
+            }
         })
         .collect())
 }
@@ -136,10 +157,36 @@ pub struct RcloneRemote {
     root: String,
 }
 
+/// Variables of the agent's own environment an rclone child keeps: where programs and the home
+/// directory are, the locale, and the host's proxy settings. Nothing else: `RCLONE_*` variables
+/// would set options the allow-list refuses, and cloud credentials (`AWS_*`, …) would lend the
+/// host's identity to a remote that asks for it.
+const KEPT_ENV: &[&str] = &[
+    "PATH",
+    "HOME",
+    "TMPDIR",
+    "LANG",
+    "LC_ALL",
+    "TZ",
+    "HTTP_PROXY",
+    "HTTPS_PROXY",
+    "NO_PROXY",
+    "http_proxy",
+    "https_proxy",
+    "no_proxy",
+];
+
 fn command(bin: &Path, args: &[&str], env: &[(String, String)]) -> Command {
     let mut cmd = Command::new(bin);
-    cmd.args(args)
-        .env("RCLONE_CONFIG", "/dev/null")
+    cmd.args(args).env_clear();
+    for name in KEPT_ENV {
+        if let Some(value) = std::env::var_os(name) {
+            cmd.env(name, value);
+        }
+    }
+    // An empty configuration: the remote comes only from the variables below, never from a file
+    // on the host.
+    cmd.env("RCLONE_CONFIG", "/dev/null")
         .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -224,10 +271,14 @@ pub fn google_drive(c: &GoogleDriveConfig) -> RcloneConfig {
 
 impl RcloneRemote {
     pub async fn open(bin: &Path, config: &RcloneConfig) -> Result<Self, StorageError> {
+        // Again here, whatever the control plane checked: this is the agent's own rule.
+        allow::check_remote(&config.backend, &config.options).map_err(|(field, reason)| {
+            StorageError::Refused(format!("rclone target refused: {field} {reason}"))
+        })?;
         let providers = providers_cached(bin).await?;
         let provider = providers
             .iter()
-            .find(|p| p.name == config.backend)
+            .find(|p| p.type_name() == config.backend)
             .ok_or_else(|| {
                 StorageError::Unsupported(format!(
                     "this agent's rclone has no backend named {:?}",

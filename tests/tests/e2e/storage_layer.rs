@@ -156,6 +156,7 @@ async fn open(kind: StorageType, config: serde_json::Value, tools: &Tools) -> Re
 async fn every_backend_streams_round_trips_and_cleans_up() -> Result<()> {
     let tools = Tools {
         rclone: Some(rclone_binary()?),
+        ..Tools::default()
     };
     let local = tempfile::tempdir()?;
     let s3 =

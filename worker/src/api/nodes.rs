@@ -315,6 +315,7 @@ const FS_ERRORS: rpc::ErrorPolicy = rpc::ErrorPolicy {
         ErrorCode::NodeFsPermissionDenied,
         ErrorCode::NodeFsPathInvalid,
         ErrorCode::NodeFsReadError,
+        ErrorCode::NodePathNotAllowed,
     ],
     fallback: ErrorCode::NodeFsReadError,
 };

@@ -16,9 +16,7 @@ use stowage_shared::api::{
     Deleted, NotificationDelivery, NotificationDetail, NotificationRequest, NotificationSummary,
     NotificationTestResult, Role,
 };
-use stowage_shared::notifications::{
-    ChannelConfig, ChannelType, Event, Message, keep_stored_secrets, parse_events,
-};
+use stowage_shared::notifications::{ChannelConfig, ChannelType, Event, Message, parse_events};
 use stowage_shared::storage::{MASK, drop_nulls};
 use stowage_shared::{ErrorCode, time};
 use worker::{D1Database, Response};
@@ -195,7 +193,8 @@ pub async fn update(mut ctx: Ctx<'_>) -> Result<Response, ApiError> {
         )));
     }
     let stored = notify::open_config(&sealer, &row)?;
-    let parsed = parse_config(req.kind, &keep_stored_secrets(&req.config, &stored))?;
+    let parsed = ChannelConfig::parse_update(req.kind, &req.config, &stored)
+        .map_err(|e| invalid(e.to_string()))?;
     if store::name_taken(&db, &req.name, id).await? {
         return Err(name_exists(&req.name));
     }

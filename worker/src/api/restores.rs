@@ -21,7 +21,7 @@ use stowage_shared::databases::{
     DbConnection, DbEngine, DbSource, RestoreStep, check_connection, plan_restore,
 };
 use stowage_shared::storage::StorageType;
-use stowage_shared::tasks::{Compression, MASK, SourceSpec, TaskType};
+use stowage_shared::tasks::{Compression, MASK, SourceSpec, TaskSpec, TaskType};
 use stowage_shared::{ErrorCode, SecretString, time};
 use worker::{D1Database, Response};
 
@@ -145,6 +145,8 @@ async fn restore_connection(
             v.to_owned()
         }
     };
+    let host = pick(&given.host, &backed_up.host);
+    let port = given.port.unwrap_or(backed_up.port);
     let password = match given
         .password
         .filter(|p| !p.expose().is_empty() && p.expose() != MASK)
@@ -153,7 +155,19 @@ async fn restore_connection(
         // The task that made the backup may be gone (its records kept): then no password.
         None => match record.task_id {
             Some(task_id) => match tasks::get(db, task_id).await? {
-                Some(task) => super::tasks::open_password(sealer, &task)?,
+                Some(task) => {
+                    // Its stored password goes only to the server it was entered for.
+                    let spec: TaskSpec = serde_json::from_str(&task.spec)
+                        .map_err(|e| ApiError::internal("stored task spec", e))?;
+                    if !task.password_sealed.is_empty()
+                        && spec.source.server() != Some((host.as_str(), port))
+                    {
+                        return Err(target_invalid(
+                            "connection.password: the task's stored password is only sent to its own server; give the password of the server to restore into".to_owned(),
+                        ));
+                    }
+                    super::tasks::open_password(sealer, &task)?
+                }
                 None => SecretString::new(""),
             },
             None => SecretString::new(""),
@@ -161,8 +175,8 @@ async fn restore_connection(
     };
     check_connection(
         engine,
-        &pick(&given.host, &backed_up.host),
-        Some(given.port.unwrap_or(backed_up.port)),
+        &host,
+        Some(port),
         &pick(&given.user, &backed_up.user),
         &password,
     )

@@ -15,7 +15,7 @@ use stowage_shared::api::{
     StorageTestResult, StorageUsageOutput,
 };
 use stowage_shared::notifications::Message;
-use stowage_shared::storage::{StorageConfig, StorageType, drop_nulls, keep_stored_secrets};
+use stowage_shared::storage::{StorageConfig, StorageType, drop_nulls};
 use stowage_shared::time::Timestamp;
 use stowage_shared::{ErrorCode, time};
 use worker::{D1Database, Response};
@@ -277,7 +277,8 @@ pub async fn update(mut ctx: Ctx<'_>) -> Result<Response, ApiError> {
         ));
     }
     let stored = open_config(&sealer, &row)?;
-    let parsed = parse_config(req.kind, &keep_stored_secrets(&req.config, &stored))?;
+    let parsed = StorageConfig::parse_update(req.kind, &req.config, &stored)
+        .map_err(|e| ApiError::new(ErrorCode::StorageTargetInvalidConfig, e.to_string()))?;
     if targets::name_taken(&db, &req.name, id).await? {
         return Err(name_exists(&req.name));
     }

@@ -10,7 +10,9 @@ use stowage_shared::api::{
     BackupTaskOutput, BackupTaskRequest, Deleted, Role, TaskTargetRef, ToggleRequest,
 };
 use stowage_shared::schedule::Schedule;
-use stowage_shared::tasks::{CheckedTask, Compression, MASK, PasswordChange, SourceSpec, TaskSpec};
+use stowage_shared::tasks::{
+    CheckedTask, Compression, MASK, PasswordChange, SourceSpec, TaskSpec, check_password_bound,
+};
 use stowage_shared::time::Timestamp;
 use stowage_shared::{ErrorCode, SecretString, time};
 use worker::{D1Database, Response};
@@ -277,6 +279,11 @@ pub async fn update(mut ctx: Ctx<'_>) -> Result<Response, ApiError> {
             "type: a task's type cannot change (it is {}); create a new task instead",
             stored.kind
         )));
+    }
+    if task.password == PasswordChange::Keep && !stored.password_sealed.is_empty() {
+        let old: TaskSpec = serde_json::from_str(&stored.spec)
+            .map_err(|e| ApiError::internal("stored task spec", e))?;
+        check_password_bound(&task.spec.source, &old.source).map_err(|e| invalid(e.to_string()))?;
     }
     let encoded = encode(&task)?;
     let revision = crate::auth::new_session_id()?;

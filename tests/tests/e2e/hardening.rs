@@ -1,0 +1,344 @@
+//! What no operator, compromised control plane or bad input may make an agent do: run a program
+//! through rclone's options, read or write outside the node's `--allow-path` list, or send a stored
+//! secret to a destination it was not entered for.
+
+use anyhow::Result;
+use serde_json::json;
+use std::time::Duration;
+use stowage_shared::api::{
+    BackupRecordOutput, BackupTaskOutput, NodeWithToken, RcloneBackendsOutput, RestoreRecordOutput,
+    StorageTargetDetail, routes,
+};
+use stowage_tests::{AgentProcess, Fleet, RcloneServer, Receivers, eventually};
+
+fn fs_list_path(id: i64, path: &std::path::Path) -> String {
+    let query: String =
+        reqwest::Url::parse_with_params("http://x/", [("path", path.to_string_lossy())])
+            .map(|u| u.query().unwrap_or_default().to_owned())
+            .unwrap_or_default();
+    format!("{}?{query}", routes::node_fs_list(id))
+}
+
+#[tokio::test]
+async fn rclone_options_that_reach_the_host_are_refused_and_never_offered() -> Result<()> {
+    let fleet = Fleet::start("rc-1").await?;
+    let (server, admin) = (&fleet.server, fleet.admin.as_str());
+    let marker = tempfile::tempdir()?;
+    let ran = marker.path().join("ran");
+    let command = format!("touch {}", ran.display());
+    for (config, field) in [
+        (
+            json!({"backend": "webdav", "options": {"url": "http://127.0.0.1:1", "bearer_token_command": command}}),
+            "options.bearer_token_command",
+        ),
+        (
+            json!({"backend": "sftp", "options": {"host": "127.0.0.1", "ssh": command}}),
+            "options.ssh",
+        ),
+        (
+            json!({"backend": "s3", "options": {"provider": "AWS", "env_auth": "true"}}),
+            "options.env_auth",
+        ),
+        (
+            json!({"backend": "sftp", "options": {"host": "127.0.0.1", "key_file": "/root/.ssh/id_ed25519"}}),
+            "options.key_file",
+        ),
+        (json!({"backend": "local", "root": "/etc"}), "backend"),
+        (
+            json!({"backend": "alias", "options": {"remote": "/etc"}}),
+            "backend",
+        ),
+        (
+            json!({"backend": "crypt", "options": {"remote": "x:"}}),
+            "backend",
+        ),
+    ] {
+        let body = json!({"name": "evil", "type": "rclone", "config": config});
+        for path in [routes::STORAGE_TARGETS, routes::STORAGE_TARGETS_TEST] {
+            let reply = server.post(path, Some(admin), &body).await?;
+            reply.expect_error(400, "STORAGE_TARGET_INVALID_CONFIG")?;
+            assert!(
+                reply.envelope.message.contains(field),
+                "{path}: {}",
+                reply.raw
+            );
+        }
+    }
+    assert!(!ran.exists(), "rclone ran the operator's command");
+
+    // The backends the console offers leave out the refused ones and their refused options.
+    let listed: RcloneBackendsOutput = server
+        .get(routes::RCLONE_BACKENDS, Some(admin))
+        .await?
+        .expect_ok()?;
+    let backends = listed.backends;
+    let names: Vec<&str> = backends.iter().map(|b| b.backend.name.as_str()).collect();
+    for refused in ["local", "alias", "crypt", "union", "memory"] {
+        assert!(!names.contains(&refused), "{refused} offered: {names:?}");
+    }
+    let webdav = backends
+        .iter()
+        .find(|b| b.backend.name == "webdav")
+        .expect("webdav is offered");
+    assert!(webdav.backend.options.iter().any(|o| o.name == "url"));
+    assert!(
+        webdav
+            .backend
+            .options
+            .iter()
+            .all(|o| o.name != "bearer_token_command" && o.name != "unix_socket")
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn an_agent_with_allowed_paths_refuses_every_other_path() -> Result<()> {
+    let fleet = Fleet::start("paths-0").await?;
+    let (server, admin) = (&fleet.server, fleet.admin.as_str());
+    let allowed = tempfile::tempdir()?;
+    let outside = tempfile::tempdir()?;
+    std::fs::create_dir(allowed.path().join("site"))?;
+    std::fs::write(allowed.path().join("site/index.html"), "<h1>allowed</h1>")?;
+    std::fs::write(
+        outside.path().join("secret.txt"),
+        "not for the control plane",
+    )?;
+    // A link inside the allowed directory that points out of it widens nothing.
+    std::os::unix::fs::symlink(outside.path(), allowed.path().join("escape"))?;
+
+    let node: NodeWithToken = server
+        .post(routes::NODES, Some(admin), &json!({"name": "fenced"}))
+        .await?
+        .expect_ok()?;
+    let allow = allowed.path().to_string_lossy().into_owned();
+    let agent = AgentProcess::start_with_args(
+        &server.base_url,
+        node.token.expose(),
+        &["--allow-path", &allow],
+    )?;
+    server.wait_online(admin, node.node.id).await?;
+    agent
+        .wait_for_log(
+            "the control plane may read and write only these paths",
+            Duration::from_secs(5),
+        )
+        .await?;
+
+    // Browsing: inside yes, outside and through the link no.
+    server
+        .get(&fs_list_path(node.node.id, allowed.path()), Some(admin))
+        .await?
+        .expect_ok::<serde_json::Value>()?;
+    for path in [outside.path().to_path_buf(), allowed.path().join("escape")] {
+        let reply = server
+            .get(&fs_list_path(node.node.id, &path), Some(admin))
+            .await?;
+        reply.expect_error(403, "NODE_PATH_NOT_ALLOWED")?;
+        assert!(
+            reply.envelope.message.contains(&*path.to_string_lossy()),
+            "{}",
+            reply.raw
+        );
+    }
+
+    // A local-disk target outside: its test fails on the agent, naming the path.
+    let reply = server
+        .post(
+            routes::STORAGE_TARGETS_TEST,
+            Some(admin),
+            &json!({"name": "t", "type": "local_disk", "nodeId": node.node.id,
+                    "config": {"basePath": outside.path().join("store")}}),
+        )
+        .await?;
+    assert_eq!(reply.status, 400, "{}", reply.raw);
+    assert!(reply.raw.contains("does not let Stowage"), "{}", reply.raw);
+    assert!(!outside.path().join("store").exists());
+
+    // A backup of a source outside fails, naming it; one inside succeeds.
+    let store = allowed.path().join("store");
+    let target: StorageTargetDetail = server
+        .post(
+            routes::STORAGE_TARGETS,
+            Some(admin),
+            &json!({"name": "inside", "type": "local_disk", "config": {"basePath": store}}),
+        )
+        .await?
+        .expect_ok()?;
+    let run = |sources: Vec<String>, name: &'static str| {
+        let target_id = target.summary.id;
+        async move {
+            let task: BackupTaskOutput = server
+                .post(
+                    routes::BACKUP_TASKS,
+                    Some(admin),
+                    &json!({"name": name, "type": "file", "nodeId": node.node.id,
+                            "sourcePaths": sources, "storageTargetIds": [target_id]}),
+                )
+                .await?
+                .expect_ok()?;
+            let started: BackupRecordOutput = server
+                .post(&routes::backup_task_run(task.id), Some(admin), &json!({}))
+                .await?
+                .expect_ok()?;
+            server.settled(admin, started.id, false).await
+        }
+    };
+    let refused = run(
+        vec![outside.path().to_string_lossy().into_owned()],
+        "outside",
+    )
+    .await?;
+    assert_eq!(refused.status, "failed", "{refused:?}");
+    assert!(
+        refused.error.contains(&*outside.path().to_string_lossy()),
+        "{}",
+        refused.error
+    );
+    let good = run(
+        vec![allowed.path().join("site").to_string_lossy().into_owned()],
+        "inside",
+    )
+    .await?;
+    assert_eq!(good.status, "success", "{good:?}");
+
+    // Restoring outside is refused; inside works.
+    for (dest, ok) in [
+        (outside.path().join("restored"), false),
+        (allowed.path().join("restored"), true),
+    ] {
+        let started: RestoreRecordOutput = server
+            .post(
+                &routes::backup_record_restore(good.id),
+                Some(admin),
+                &json!({"targetPath": dest, "nodeId": node.node.id}),
+            )
+            .await?
+            .expect_ok()?;
+        let done = eventually("the restore to end", Duration::from_secs(60), || async {
+            let r: RestoreRecordOutput = server
+                .get(&routes::restore_record(started.id), Some(admin))
+                .await?
+                .expect_ok()?;
+            Ok((r.status != "running").then_some(r))
+        })
+        .await?;
+        if ok {
+            assert_eq!(done.status, "success", "{done:?}");
+        } else {
+            assert_eq!(done.status, "failed", "{done:?}");
+            assert!(
+                done.error.contains("does not let Stowage write"),
+                "{}",
+                done.error
+            );
+            assert!(!dest.exists());
+        }
+    }
+    assert!(
+        std::fs::read_dir(outside.path())?.count() == 1,
+        "nothing was written outside"
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_masked_secret_never_follows_a_new_destination() -> Result<()> {
+    let fleet = Fleet::start("secrets-0").await?;
+    let (server, admin) = (&fleet.server, fleet.admin.as_str());
+    // Where an operator would like the stored password to go.
+    let receivers = Receivers::start()?;
+    let dav = RcloneServer::start(
+        "webdav",
+        &[("RCLONE_USER", "dav"), ("RCLONE_PASS", "dav-password")],
+    )
+    .await?;
+    let target: StorageTargetDetail = server
+        .post(
+            routes::STORAGE_TARGETS,
+            Some(admin),
+            &json!({"name": "dav", "type": "webdav", "config": {
+                "endpoint": format!("http://127.0.0.1:{}", dav.port),
+                "username": "dav", "password": "dav-password"}}),
+        )
+        .await?
+        .expect_ok()?;
+    let id = target.summary.id;
+    let moved = json!({"name": "dav", "type": "webdav", "config": {
+        "endpoint": receivers.url("/steal"), "username": "dav", "password": "********"}});
+    let reply = server
+        .put(&routes::storage_target(id), Some(admin), &moved)
+        .await?;
+    reply.expect_error(400, "STORAGE_TARGET_INVALID_CONFIG")?;
+    assert!(reply.envelope.message.contains("password"), "{}", reply.raw);
+    // Renaming without moving keeps it; moving with the password again is accepted.
+    server
+        .put(
+            &routes::storage_target(id),
+            Some(admin),
+            &json!({"name": "dav renamed", "type": "webdav", "config": {
+                "endpoint": format!("http://127.0.0.1:{}", dav.port), "username": "dav", "password": "********"}}),
+        )
+        .await?
+        .expect_ok::<serde_json::Value>()?;
+    server
+        .post(&routes::storage_target_test(id), Some(admin), &json!({}))
+        .await?
+        .expect_ok::<serde_json::Value>()?;
+
+    // A notification channel's token stays with its server.
+    let channel: serde_json::Value = server
+        .post(
+            routes::NOTIFICATIONS,
+            Some(admin),
+            &json!({"name": "tg", "type": "telegram", "events": ["backup_failed"],
+                    "config": {"botToken": "123:stored-token", "chatId": "42",
+                               "apiUrl": "https://api.telegram.org"}}),
+        )
+        .await?
+        .expect_ok()?;
+    let channel_id = channel["id"].as_i64().unwrap_or_default();
+    let reply = server
+        .put(
+            &routes::notification(channel_id),
+            Some(admin),
+            &json!({"name": "tg", "type": "telegram", "events": ["backup_failed"],
+                    "config": {"botToken": "********", "chatId": "42",
+                               "apiUrl": receivers.url("/bot")}}),
+        )
+        .await?;
+    reply.expect_error(400, "NOTIFICATION_INVALID")?;
+    assert!(reply.envelope.message.contains("botToken"), "{}", reply.raw);
+
+    // A database task's password stays with its server, and so does a restore's.
+    let task: BackupTaskOutput = server
+        .post(
+            routes::BACKUP_TASKS,
+            Some(admin),
+            &json!({"name": "db", "type": "mysql", "nodeId": fleet.node.node.id,
+                    "dbHost": "127.0.0.1", "dbPort": 3306, "dbUser": "root",
+                    "dbPassword": "stored-db-password", "dbNames": ["shop"],
+                    "storageTargetIds": [id]}),
+        )
+        .await?
+        .expect_ok()?;
+    let reply = server
+        .put(
+            &routes::backup_task(task.id),
+            Some(admin),
+            &json!({"name": "db", "type": "mysql", "nodeId": fleet.node.node.id,
+                    "dbHost": "127.0.0.2", "dbPort": 3306, "dbUser": "root",
+                    "dbPassword": "********", "dbNames": ["shop"], "storageTargetIds": [id]}),
+        )
+        .await?;
+    reply.expect_error(400, "BACKUP_TASK_INVALID")?;
+    assert!(
+        reply.envelope.message.contains("dbPassword"),
+        "{}",
+        reply.raw
+    );
+    assert!(
+        receivers.requests("/steal")?.is_empty() && receivers.requests("/bot")?.is_empty(),
+        "a secret reached the receiver"
+    );
+    Ok(())
+}

@@ -25,6 +25,12 @@ CREATE TABLE sessions (
 );
 CREATE INDEX sessions_user ON sessions (user_id);
 CREATE INDEX sessions_expires ON sessions (expires_at);
+-- Stream tickets already used: a ticket opens one stream or download once. Rows go when the
+-- ticket would have expired anyway.
+CREATE TABLE spent_tickets (
+    jti        TEXT PRIMARY KEY,
+    expires_at TEXT NOT NULL
+);
 
 -- Failed sign-in counters, keyed 'account:<username>' or 'ip:<address>'.
 CREATE TABLE login_throttle (
@@ -116,6 +122,14 @@ CREATE TABLE storage_targets (
     last_test_message TEXT    NOT NULL DEFAULT '',
     created_at        TEXT    NOT NULL,
     updated_at        TEXT    NOT NULL
+);
+-- Each storage target's last measured usage, so a viewer reads it without starting work on an
+-- agent (only an operator's request measures anew).
+CREATE TABLE storage_usage (
+    target_id   INTEGER PRIMARY KEY REFERENCES storage_targets (id) ON DELETE CASCADE,
+    node_id     INTEGER NOT NULL,
+    usage       TEXT    NOT NULL,
+    measured_at TEXT    NOT NULL
 );
 -- What an rclone version reports as its backends (`rclone config providers`, trimmed), fetched from
 -- an agent once per version: the list is compiled into rclone, so it changes only with the version.

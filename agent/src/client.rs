@@ -183,3 +183,39 @@ impl Client {
             .await
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    #[tokio::test]
+    async fn a_redirect_is_not_followed_and_the_token_goes_nowhere_else() {
+        // The other origin: whatever connects to it would receive the token.
+        let elsewhere = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        elsewhere.set_nonblocking(true).expect("nonblocking");
+        let to = format!("http://{}/steal", elsewhere.local_addr().expect("addr"));
+        let server = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let url = format!("http://{}", server.local_addr().expect("addr"));
+        let answer = format!(
+            "HTTP/1.1 307 Temporary Redirect\r\nLocation: {to}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+        );
+        tokio::spawn(async move {
+            if let Ok((mut socket, _)) = server.accept().await {
+                let mut buf = vec![0u8; 4096];
+                let _ = socket.read(&mut buf).await;
+                let _ = socket.write_all(answer.as_bytes()).await;
+            }
+        });
+        let client = Client::new(&url, SecretString::new("stn_secret")).expect("client");
+        let err = client.poll().await.expect_err("a redirect is an error");
+        assert!(err.to_string().contains("redirect"), "{err}");
+        // Nothing ever dialled the other origin.
+        assert!(
+            matches!(elsewhere.accept(), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock),
+            "the agent followed the redirect"
+        );
+    }
+}

@@ -173,7 +173,7 @@ mod tests {
         assert!(err.to_string().contains("http"));
         let err = Config::resolve(
             Given {
-                server: Some("http://x".into()),
+                server: Some("http://127.0.0.1:8787".into()),
                 ..Given::default()
             },
             FileConfig::default(),

@@ -138,7 +138,9 @@ mod tests {
         assert!(!policy.allows(&dir.path().join("srv-other")));
         // `..` cannot climb out.
         assert!(!policy.allows(&allowed.join("../secret")));
-        let err = policy.check(Path::new("/etc"), "read").unwrap_err();
+        let err = policy
+            .check(Path::new("/etc"), "read")
+            .expect_err("outside");
         assert_eq!(err.code, ErrorCode::NodePathNotAllowed);
         assert!(
             err.message.contains("/etc") && err.message.contains("srv"),

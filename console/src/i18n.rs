@@ -251,6 +251,16 @@ const TEXTS: &[(&str, &str, &str)] = &[
     ("storage.description", "Description", "描述"),
     ("storage.usage", "Usage", "用量"),
     (
+        "storage.run_on",
+        "Test and measure on",
+        "测试与测量所用节点",
+    ),
+    (
+        "storage.run_on_users",
+        "a node whose tasks use the target",
+        "使用该目标的任务所在节点",
+    ),
+    (
         "storage.mask_hint",
         "Secret fields left as they are keep the stored value:",
         "保密字段保持不变即沿用已保存的值：",

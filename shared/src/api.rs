@@ -555,6 +555,9 @@ pub struct RunLogBatch {
 pub const LOG_BATCH_MAX_LINES: usize = 200;
 /// Longest log message stored (longer ones are cut).
 pub const LOG_LINE_MAX_CHARS: usize = 2_000;
+/// Most log lines one record keeps: line [`LOG_RECORD_MAX_LINES`] says the log was cut there, and
+/// later lines are dropped (the agent's own log has them), so no agent can fill the database.
+pub const LOG_RECORD_MAX_LINES: u64 = 10_000;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -872,6 +875,10 @@ pub struct StorageUsageOutput {
     #[serde(flatten)]
     pub usage: MeasuredUsage,
     pub node_id: i64,
+    /// When it was measured: now for an operator's request, earlier for a viewer's (who reads
+    /// the last measurement and starts no work on an agent).
+    #[serde(default)]
+    pub measured_at: String,
 }
 
 /// One option of an rclone backend, as rclone describes it.

@@ -140,6 +140,8 @@ error_codes! {
     StorageTargetNameExists = ("STORAGE_TARGET_NAME_EXISTS", 409),
     /// The backend refused or could not be reached; the message is the backend's reason.
     StorageTargetTestFailed = ("STORAGE_TARGET_TEST_FAILED", 400),
+    /// No usage was measured yet, and a viewer cannot start a measurement.
+    StorageTargetUsageUnmeasured = ("STORAGE_TARGET_USAGE_UNMEASURED", 404),
     /// No online node can run the work.
     NodePoolEmpty = ("NODE_POOL_EMPTY", 400),
     /// Tasks still write to this target.

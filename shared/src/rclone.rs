@@ -88,7 +88,7 @@ pub const REFUSED_OPTIONS: &[(&str, &str)] = &[
 const ALLOWED: &str = include_str!("rclone_options.txt");
 
 /// The allowed options of `backend`, or `None` when the backend is not allowed.
-fn allowed_options(backend: &str) -> Option<impl Iterator<Item = &'static str>> {
+pub fn allowed_options(backend: &str) -> Option<impl Iterator<Item = &'static str>> {
     let header = format!("[{backend}]");
     let mut lines = ALLOWED.lines().map(str::trim);
     lines.find(|l| *l == header)?;
@@ -202,7 +202,8 @@ mod tests {
             assert!(reason.starts_with("is refused"), "{reason}");
         }
         // Unknown options are refused too: an allow-list, not a deny-list.
-        let (field, reason) = check_remote("s3", &options(&["no_such_option"])).unwrap_err();
+        let (field, reason) =
+            check_remote("s3", &options(&["no_such_option"])).expect_err("unknown option");
         assert_eq!(field, "options.no_such_option");
         assert!(reason.contains("not an option"), "{reason}");
     }
@@ -213,7 +214,8 @@ mod tests {
             "local", "alias", "crypt", "union", "combine", "chunker", "hasher", "compress",
             "cache", "memory", "http",
         ] {
-            let (field, reason) = check_remote(backend, &BTreeMap::new()).unwrap_err();
+            let (field, reason) =
+                check_remote(backend, &BTreeMap::new()).expect_err("refused backend");
             assert_eq!(field, "backend");
             assert!(reason.contains("cannot be a storage target"), "{reason}");
         }

@@ -831,7 +831,7 @@ mod tests {
         };
         assert!(check_password_bound(&db("db1", 3306), &db("db1", 3306)).is_ok());
         for moved in [db("attacker.example", 3306), db("db1", 3307)] {
-            let err = check_password_bound(&moved, &db("db1", 3306)).unwrap_err();
+            let err = check_password_bound(&moved, &db("db1", 3306)).expect_err("moved");
             assert_eq!(err.field, "dbPassword");
         }
     }

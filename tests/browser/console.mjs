@@ -114,6 +114,9 @@ try {
     await page.fill('input[name="basePath"]', store);
     await page.click("#save-target");
     const row = await page.waitForSelector('#targets tr[data-name="browser-disk"]');
+    // No task uses the new target yet: its test runs on the node chosen here.
+    await page.waitForSelector('#storage-node option:text("browser-node")', { state: "attached" });
+    await page.selectOption("#storage-node", { label: "browser-node" });
     await (await row.$("button.test")).click();
     await page.waitForSelector('#targets tr[data-name="browser-disk"] .test-result .success');
     const told = await page.textContent('#targets tr[data-name="browser-disk"] .test-result');

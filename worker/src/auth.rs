@@ -78,6 +78,9 @@ struct Claims {
     /// ticket is refused as a bearer token (its audience does not match), and the other way round.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     aud: Option<String>,
+    /// Only on stream tickets: its id, spent at first use, so a ticket opens one stream once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    jti: Option<String>,
 }
 
 /// How long a stream ticket can be used: long enough to open the stream, short enough that a URL
@@ -103,6 +106,7 @@ pub fn issue_ticket(
         iat: now.timestamp(),
         exp: expires_at.timestamp(),
         aud: Some(ticket_audience(path)),
+        jti: Some(new_session_id()?),
     };
     jsonwebtoken::encode(
         &Header::new(jsonwebtoken::Algorithm::HS256),
@@ -134,6 +138,7 @@ pub fn issue_token(
         iat: now.timestamp(),
         exp: expires_at.timestamp(),
         aud: None,
+        jti: None,
     };
     jsonwebtoken::encode(
         &Header::new(jsonwebtoken::Algorithm::HS256),
@@ -281,6 +286,17 @@ async fn check(
     }
     if claims.exp <= now.timestamp() {
         return Err(invalid());
+    }
+    if audience.is_some() {
+        // A ticket opens its stream once; a second use (a replayed URL) is refused.
+        let jti = claims.jti.as_deref().ok_or_else(invalid)?;
+        let expires = time::from_unix_millis(claims.exp.saturating_mul(1000)).unwrap_or(now);
+        if !sessions::spend_ticket(db, jti, &time::format(expires)).await? {
+            return Err(ApiError::new(
+                ErrorCode::AuthInvalidToken,
+                "this stream ticket was used already; ask for a new one",
+            ));
+        }
     }
     let user_id: i64 = claims.sub.parse().map_err(|_| invalid())?;
     let user = sessions::find_live_user(db, &claims.sid, user_id, &time::format(now))

@@ -82,7 +82,9 @@ pub async fn exchange_code(
         ))
     })?;
     let status = response.status_code();
-    let text = response.text().await.unwrap_or_default();
+    let text = crate::http::read_bounded(&mut response, 64 * 1024)
+        .await
+        .unwrap_or_default();
     if !(200..300).contains(&status) {
         let why: TokenError = serde_json::from_str(&text).unwrap_or_default();
         let reason = match (why.error.is_empty(), why.error_description.is_empty()) {

@@ -187,6 +187,23 @@ pub async fn within<F: std::future::Future>(ms: u64, fut: F) -> Option<F::Output
     }
 }
 
+/// Reads at most `limit` bytes of the body of an answer the Worker fetched (the rest is never
+/// read), as text: a receiver or feed cannot make the Worker hold an answer of any size.
+pub async fn read_bounded(response: &mut worker::Response, limit: usize) -> Result<String, String> {
+    use futures_util::StreamExt;
+    let mut stream = response.stream().map_err(|e| e.to_string())?;
+    let mut out = Vec::new();
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|e| e.to_string())?;
+        let room = limit.saturating_sub(out.len());
+        out.extend_from_slice(&chunk[..chunk.len().min(room)]);
+        if out.len() >= limit {
+            break;
+        }
+    }
+    Ok(String::from_utf8_lossy(&out).into_owned())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -303,7 +303,10 @@ async fn post(send: &HttpSend) -> Result<(), String> {
     if (200..300).contains(&status) {
         return Ok(());
     }
-    let body = response.text().await.unwrap_or_default();
+    // Only the start of a refusal is shown: read no more than that.
+    let body = crate::http::read_bounded(&mut response, 4096)
+        .await
+        .unwrap_or_default();
     let excerpt: String = body.trim().chars().take(200).collect();
     Err(if excerpt.is_empty() {
         format!("{} answered HTTP {status}", origin(&send.url))

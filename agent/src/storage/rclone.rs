@@ -506,3 +506,73 @@ impl AsyncRead for CatReader {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    /// A stand-in for the rclone binary: a script that records how it was started.
+    fn fake_rclone(dir: &Path, body: &str) -> PathBuf {
+        let bin = dir.join("rclone");
+        std::fs::write(&bin, format!("#!/bin/sh\n{body}\n")).expect("write the script");
+        std::fs::set_permissions(&bin, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+        bin
+    }
+
+    #[tokio::test]
+    async fn the_agent_refuses_what_the_allow_list_refuses_before_rclone_starts() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let started = dir.path().join("started");
+        let bin = fake_rclone(dir.path(), &format!("touch {}", started.display()));
+        // As a compromised control plane would send it: never parsed by the Worker's checks.
+        for (backend, option) in [
+            ("webdav", "bearer_token_command"),
+            ("sftp", "ssh"),
+            ("s3", "env_auth"),
+            ("local", "nounc"),
+        ] {
+            let config = RcloneConfig {
+                backend: backend.to_owned(),
+                options: BTreeMap::from([(option.to_owned(), "touch /tmp/pwned".to_owned())]),
+                root: String::new(),
+            };
+            match RcloneRemote::open(&bin, &config).await {
+                Err(StorageError::Refused(why)) => assert!(why.contains("refused"), "{why}"),
+                other => panic!("{backend}.{option} was not refused: {other:?}"),
+            }
+        }
+        assert!(!started.exists(), "rclone was started");
+    }
+
+    #[tokio::test]
+    async fn rclone_starts_with_a_clean_environment() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let dump = dir.path().join("environ");
+        // The shell's own initial environment is exactly what the agent passed to it.
+        let bin = fake_rclone(
+            dir.path(),
+            &format!("tr '\\0' '\\n' < /proc/$$/environ > {}", dump.display()),
+        );
+        let env = vec![("RCLONE_CONFIG_STOWAGE_TYPE".to_owned(), "webdav".to_owned())];
+        output(&bin, &["version"], &env, None).await.expect("ran");
+        let seen = std::fs::read_to_string(&dump).expect("the dump");
+        let names: Vec<&str> = seen
+            .lines()
+            .filter_map(|l| l.split_once('=').map(|(k, _)| k))
+            .collect();
+        assert!(seen.contains("RCLONE_CONFIG=/dev/null\n"), "{seen}");
+        assert!(
+            seen.contains("RCLONE_CONFIG_STOWAGE_TYPE=webdav\n"),
+            "{seen}"
+        );
+        for name in &names {
+            assert!(
+                KEPT_ENV.contains(name) || name.starts_with("RCLONE_CONFIG"),
+                "{name} leaked into rclone's environment"
+            );
+        }
+        // The test runner's own variables (cargo sets several) did not reach it.
+        assert!(std::env::vars().count() > names.len());
+    }
+}

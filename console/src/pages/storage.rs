@@ -12,9 +12,9 @@ use leptos::prelude::*;
 use leptos_router::hooks::use_query_map;
 use std::collections::BTreeMap;
 use stowage_shared::api::{
-    Deleted, GoogleDriveAuthRequest, GoogleDriveAuthUrl, GoogleDriveComplete, RcloneBackendsOutput,
-    StorageTargetDetail, StorageTargetRequest, StorageTargetSummary, StorageTestResult,
-    StorageUsageOutput, routes,
+    Deleted, GoogleDriveAuthRequest, GoogleDriveAuthUrl, GoogleDriveComplete, NodeOutput,
+    RcloneBackendsOutput, StorageTargetDetail, StorageTargetRequest, StorageTargetSummary,
+    StorageTestResult, StorageUsageOutput, routes,
 };
 
 /// The form of each type. Google Drive's credentials come from its connect flow and rclone's
@@ -125,10 +125,18 @@ pub fn StorageTargets() -> impl IntoView {
     let usage = RwSignal::new(BTreeMap::<i64, Option<Result<StorageUsageOutput, Failure>>>::new());
     let editing = RwSignal::new(None::<StorageTargetDetail>);
     let error = RwSignal::new(None::<Failure>);
+    // Tests and measurements carry a target's credentials to an agent: by default to a node whose
+    // tasks use the target; a target no task uses yet needs a node chosen here.
+    let nodes = LocalResource::new(|| api::get::<Vec<NodeOutput>>(routes::NODES));
+    let run_on = RwSignal::new(None::<i64>);
+    let on_node = move |path: String| match run_on.get_untracked() {
+        Some(node) => format!("{path}?nodeId={node}"),
+        None => path,
+    };
     let test = move |id: i64| {
         leptos::task::spawn_local(async move {
             let answer: Result<StorageTestResult, Failure> =
-                api::post(&routes::storage_target_test(id), &()).await;
+                api::post(&on_node(routes::storage_target_test(id)), &()).await;
             tests.update(|t| {
                 t.insert(id, answer);
             });
@@ -140,7 +148,8 @@ pub fn StorageTargets() -> impl IntoView {
             u.insert(id, None);
         });
         leptos::task::spawn_local(async move {
-            let answer = api::get::<StorageUsageOutput>(&routes::storage_target_usage(id)).await;
+            let answer =
+                api::get::<StorageUsageOutput>(&on_node(routes::storage_target_usage(id))).await;
             usage.update(|u| {
                 u.insert(id, Some(answer));
             });
@@ -191,6 +200,16 @@ pub fn StorageTargets() -> impl IntoView {
             view! { <TargetForm editing=current on_saved=move || { editing.set(None); list.refetch(); } on_cancel=move || editing.set(None) /> }
         }}
         {move || error.get().map(|failure| view! { <ErrorNote failure /> })}
+        <p>
+            <label>{t("storage.run_on")} " "
+                <select id="storage-node" on:change=move |ev| run_on.set(event_target_value(&ev).parse().ok())>
+                    <option value="">{t("storage.run_on_users")}</option>
+                    {move || nodes.get().and_then(Result::ok).unwrap_or_default().into_iter().map(|n| view! {
+                        <option value=n.id.to_string()>{n.name}</option>
+                    }).collect_view()}
+                </select>
+            </label>
+        </p>
         <section class="card">
             {list_view(list, "storage.empty", move |mut targets| {
                 // Starred targets first, as the API orders them within each group.

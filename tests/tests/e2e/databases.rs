@@ -57,13 +57,14 @@ async fn discovery_lists_what_a_connection_sees_on_real_servers() -> Result<()> 
         ensure!(found.databases == [db.clone()], "{found:?}");
 
         let refused = discover(json!({
-            "type": "mysql", "host": "127.0.0.1", "user": user, "password": "not it"}))
+            "type": "mysql", "host": "127.0.0.1", "user": user, "password": "not it",
+            "nodeId": node.node.id}))
         .await?;
         refused.expect_error(400, "DATABASE_CONNECT_FAILED")?;
         ensure!(refused.raw.contains("Access denied"), "{}", refused.raw);
 
         let pg: DiscoverOutput = discover(json!({
-            "type": "postgresql", "host": "127.0.0.1", "user": "postgres"}))
+            "type": "postgresql", "host": "127.0.0.1", "user": "postgres", "nodeId": node.node.id}))
         .await?
         .expect_ok()?;
         ensure!(pg.databases.contains(&db), "{pg:?}");
@@ -73,7 +74,8 @@ async fn discovery_lists_what_a_connection_sees_on_real_servers() -> Result<()> 
         );
 
         let closed = discover(json!({
-            "type": "postgresql", "host": "127.0.0.1", "port": 1, "user": "postgres"}))
+            "type": "postgresql", "host": "127.0.0.1", "port": 1, "user": "postgres",
+            "nodeId": node.node.id}))
         .await?;
         closed.expect_error(400, "DATABASE_CONNECT_FAILED")?;
 
@@ -96,6 +98,10 @@ async fn discovery_lists_what_a_connection_sees_on_real_servers() -> Result<()> 
         discover(json!({"type": "mysql", "user": "u", "nodeId": 999}))
             .await?
             .expect_error(404, "NODE_NOT_FOUND")?;
+        // The password goes only to a node the caller names.
+        discover(json!({"type": "mysql", "host": "127.0.0.1", "user": user, "password": password}))
+            .await?
+            .expect_error(400, "NODE_REQUIRED")?;
 
         // The password went to the client in a file: it is nowhere in D1 or the agent's log.
         ensure!(

@@ -281,7 +281,15 @@ async fn a_masked_secret_never_follows_a_new_destination() -> Result<()> {
         .await?
         .expect_ok::<serde_json::Value>()?;
     server
-        .post(&routes::storage_target_test(id), Some(admin), &json!({}))
+        .post(
+            &format!(
+                "{}?nodeId={}",
+                routes::storage_target_test(id),
+                fleet.node.node.id
+            ),
+            Some(admin),
+            &json!({}),
+        )
         .await?
         .expect_ok::<serde_json::Value>()?;
 
@@ -339,6 +347,33 @@ async fn a_masked_secret_never_follows_a_new_destination() -> Result<()> {
     assert!(
         receivers.requests("/steal")?.is_empty() && receivers.requests("/bot")?.is_empty(),
         "a secret reached the receiver"
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_stream_ticket_opens_once() -> Result<()> {
+    let server = stowage_tests::Server::start().await?;
+    let admin = server.admin("admin", "correct horse battery").await?;
+    let path = routes::backup_record_logs(1);
+    let ticket: stowage_shared::api::StreamTicket = server
+        .post(
+            routes::AUTH_STREAM_TICKET,
+            Some(&admin),
+            &json!({ "path": path }),
+        )
+        .await?
+        .expect_ok()?;
+    let url = format!("{}?ticket={}", server.url(&path), ticket.ticket);
+    // Signed in the first time (the record does not exist), refused the second.
+    let first = server.http().get(&url).send().await?;
+    assert_eq!(first.status(), 404);
+    let again = stowage_tests::Reply::read(server.http().get(&url).send().await?).await?;
+    again.expect_error(401, "AUTH_INVALID_TOKEN")?;
+    assert!(
+        again.envelope.message.contains("used already"),
+        "{}",
+        again.raw
     );
     Ok(())
 }

@@ -697,7 +697,15 @@ async fn nodes_going_offline_and_back_and_failed_storage_tests_are_told() -> Res
     )
     .await?;
     server
-        .post(&routes::storage_target_test(bad), Some(&admin), &json!({}))
+        .post(
+            &format!(
+                "{}?nodeId={}",
+                routes::storage_target_test(bad),
+                node.node.id
+            ),
+            Some(&admin),
+            &json!({}),
+        )
         .await?
         .expect_error(400, "STORAGE_TARGET_TEST_FAILED")?;
     let got = received(&rx, "/fleet", 3).await?;

@@ -86,9 +86,9 @@ async fn backends_are_reported_by_agents_and_rclone_work_needs_rclone() -> Resul
     assert_eq!(asked[0]["n"], 1);
 
     // rclone work never lands on the node without rclone.
-    let dir = tempfile::tempdir()?;
-    let remote =
-        json!({"name": "r", "type": "rclone", "config": {"backend": "local", "root": dir.path()}});
+    let dav = stowage_tests::RcloneServer::start("webdav", &[]).await?;
+    let remote = json!({"name": "r", "type": "rclone", "config": {"backend": "webdav",
+        "options": {"url": format!("http://127.0.0.1:{}", dav.port)}}});
     let mut on_b = remote.clone();
     on_b["nodeId"] = json!(b.id);
     let refused = server
@@ -100,11 +100,70 @@ async fn backends_are_reported_by_agents_and_rclone_work_needs_rclone() -> Resul
         "{}",
         refused.raw
     );
-    // Chosen automatically, it goes to the node with rclone.
-    let ok: stowage_shared::api::StorageTestResult = server
+    // Not named, it goes nowhere; named, to the node with rclone.
+    server
         .post(routes::STORAGE_TARGETS_TEST, Some(&admin), &remote)
+        .await?
+        .expect_error(400, "NODE_REQUIRED")?;
+    let mut on_a = remote.clone();
+    on_a["nodeId"] = json!(a.id);
+    let ok: stowage_shared::api::StorageTestResult = server
+        .post(routes::STORAGE_TARGETS_TEST, Some(&admin), &on_a)
         .await?
         .expect_ok()?;
     assert_eq!(ok.node_id, a.id);
+    Ok(())
+}
+
+/// `shared/src/rclone_options.txt` was made from the pinned rclone: every backend rclone has is
+/// either allowed or refused with a reason, and every option of an allowed backend is either on
+/// the list or refused with a reason. A new rclone with new backends or options fails here until
+/// someone has looked at them.
+#[test]
+fn the_rclone_allow_list_matches_the_installed_rclone() -> Result<()> {
+    use stowage_shared::rclone::{
+        REFUSED_BACKENDS, REFUSED_OPTIONS, allowed_backends, allowed_options,
+    };
+    let out = std::process::Command::new(stowage_tests::rclone_binary()?)
+        .args(["config", "providers"])
+        .env("RCLONE_CONFIG", "/dev/null")
+        .output()?;
+    anyhow::ensure!(out.status.success(), "rclone config providers failed");
+    let providers: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout)?;
+    let mut unreviewed = Vec::new();
+    for provider in &providers {
+        let backend = provider["Prefix"].as_str().unwrap_or_default();
+        let options: Vec<&str> = provider["Options"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|o| o["Name"].as_str())
+            .collect();
+        match allowed_options(backend) {
+            None if REFUSED_BACKENDS.iter().any(|(b, _)| *b == backend) => {}
+            None => unreviewed.push(format!("backend {backend}")),
+            Some(allowed) => {
+                let allowed: Vec<&str> = allowed.collect();
+                for option in &options {
+                    if !allowed.contains(option)
+                        && !REFUSED_OPTIONS.iter().any(|(o, _)| o == option)
+                    {
+                        unreviewed.push(format!("{backend}.{option}"));
+                    }
+                }
+                for option in allowed {
+                    if !options.contains(&option) {
+                        unreviewed.push(format!("{backend}.{option} (gone from rclone)"));
+                    }
+                }
+            }
+        }
+    }
+    for backend in allowed_backends() {
+        if !providers.iter().any(|p| p["Prefix"] == backend) {
+            unreviewed.push(format!("backend {backend} (gone from rclone)"));
+        }
+    }
+    assert!(unreviewed.is_empty(), "review these: {unreviewed:?}");
     Ok(())
 }

@@ -344,11 +344,17 @@ async fn connection_tests_run_on_an_agent_against_real_servers() -> Result<()> {
     let local_target =
         json!({"name": "here", "type": "local_disk", "config": {"basePath": local.path()}});
 
-    // Nobody to run it yet.
+    // A config under test goes only to a node the caller names, which must exist.
     server
         .post(routes::STORAGE_TARGETS_TEST, Some(&admin), &local_target)
         .await?
-        .expect_error(400, "NODE_POOL_EMPTY")?;
+        .expect_error(400, "NODE_REQUIRED")?;
+    let mut on_nobody = local_target.clone();
+    on_nobody["nodeId"] = json!(999);
+    server
+        .post(routes::STORAGE_TARGETS_TEST, Some(&admin), &on_nobody)
+        .await?
+        .expect_error(404, "NODE_NOT_FOUND")?;
 
     let node: NodeWithToken = server
         .post(routes::NODES, Some(&admin), &json!({"name": "box"}))
@@ -433,6 +439,8 @@ async fn connection_tests_run_on_an_agent_against_real_servers() -> Result<()> {
         rclone_config("sftp-secret"),
         sftp_config("sftp-secret", &pinned),
     ] {
+        let mut body = body;
+        body["nodeId"] = json!(node.node.id);
         let reply = server
             .post(routes::STORAGE_TARGETS_TEST, Some(&admin), &body)
             .await?;
@@ -456,6 +464,8 @@ async fn connection_tests_run_on_an_agent_against_real_servers() -> Result<()> {
             "host key mismatch",
         ),
     ] {
+        let mut body = body;
+        body["nodeId"] = json!(node.node.id);
         let reply = server
             .post(routes::STORAGE_TARGETS_TEST, Some(&admin), &body)
             .await?;
@@ -470,6 +480,7 @@ async fn connection_tests_run_on_an_agent_against_real_servers() -> Result<()> {
     // A server that is not there.
     let mut gone = dav_config(DAV_PASSWORD);
     gone["config"]["endpoint"] = json!("http://127.0.0.1:9");
+    gone["nodeId"] = json!(node.node.id);
     let unreachable = server
         .post(routes::STORAGE_TARGETS_TEST, Some(&admin), &gone)
         .await?;
@@ -490,8 +501,18 @@ async fn connection_tests_run_on_an_agent_against_real_servers() -> Result<()> {
         .await?
         .expect_ok()?;
     let id = saved.summary.id;
-    let ok: StorageTestResult = server
+    // No task uses it yet, so no node holds its credentials: the caller must name one.
+    server
         .post(&routes::storage_target_test(id), Some(&admin), &json!({}))
+        .await?
+        .expect_error(400, "NODE_REQUIRED")?;
+    let on_box = format!(
+        "{}?nodeId={}",
+        routes::storage_target_test(id),
+        node.node.id
+    );
+    let ok: StorageTestResult = server
+        .post(&on_box, Some(&admin), &json!({}))
         .await?
         .expect_ok()?;
     assert!(ok.success);
@@ -509,9 +530,7 @@ async fn connection_tests_run_on_an_agent_against_real_servers() -> Result<()> {
         )
         .await?
         .expect_ok::<StorageTargetDetail>()?;
-    let failed = server
-        .post(&routes::storage_target_test(id), Some(&admin), &json!({}))
-        .await?;
+    let failed = server.post(&on_box, Some(&admin), &json!({})).await?;
     failed.expect_error(400, "STORAGE_TARGET_TEST_FAILED")?;
     replies.push(failed);
     let after: StorageTargetDetail = server
@@ -554,7 +573,11 @@ async fn connection_tests_run_on_an_agent_against_real_servers() -> Result<()> {
             .expect_ok()?;
         let reply = server
             .get(
-                &routes::storage_target_usage(saved.summary.id),
+                &format!(
+                    "{}?nodeId={}",
+                    routes::storage_target_usage(saved.summary.id),
+                    node.node.id
+                ),
                 Some(&admin),
             )
             .await?;

@@ -120,7 +120,10 @@ pub async fn download(ctx: Ctx<'_>) -> Result<Response, ApiError> {
         Err(e) if target.kind() == stowage_shared::storage::StorageType::LocalDisk => {
             return Err(e);
         }
-        Err(_) => super::nodes::choose_online(&db, &config, ctx.now, None, needs).await?,
+        Err(_) => {
+            super::nodes::choose_for_target(&db, &config, ctx.now, None, chosen.target_id, needs)
+                .await?
+        }
     };
     let now = time::format(ctx.now);
     let relay_id = relays::start(&db, id, node_id, &now).await?;

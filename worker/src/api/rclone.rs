@@ -2,6 +2,11 @@
 //! rclone itself describes them. Each node reports its rclone version in its heartbeat; the list of
 //! a version is asked from an online agent with that version once and kept, since it is compiled
 //! into rclone and changes only with the version.
+//!
+//! An agent's answer is not trusted: only the backends and options of `shared::rclone`'s allow-list
+//! are kept from it, so a lying agent can offer nothing a target may not use, and an operator's
+//! `?refresh=true` asks again (from the online node heard from last) to replace a bad list. A
+//! viewer reads only what is kept and never starts work on an agent.
 
 use super::nodes as node_api;
 use super::{Ctx, rpc};
@@ -14,6 +19,7 @@ use stowage_shared::api::{
     CommandSpec, NodeOutput, NodeStatus, RcloneBackend, RcloneBackendOutput, RcloneBackendsOutput,
     RcloneNode, Role,
 };
+use stowage_shared::rclone as allow;
 use stowage_shared::{ErrorCode, time};
 use worker::Response;
 
@@ -23,7 +29,22 @@ const ERRORS: rpc::ErrorPolicy = rpc::ErrorPolicy {
 };
 
 pub async fn backends(ctx: Ctx<'_>) -> Result<Response, ApiError> {
-    let (AppState { db, config }, _) = ctx.signed_in(Role::Viewer).await?;
+    let (AppState { db, config }, principal) = ctx.signed_in(Role::Viewer).await?;
+    let may_ask = principal.require(Role::Operator).is_ok();
+    let refresh = match ctx.query("refresh")?.as_deref() {
+        None | Some("false") => false,
+        Some("true") => {
+            // Asking agents again is work on them: an operator's.
+            principal.require(Role::Operator)?;
+            true
+        }
+        Some(_) => {
+            return Err(ApiError::new(
+                ErrorCode::InvalidInput,
+                "refresh must be true or false",
+            ));
+        }
+    };
     let fleet: Vec<NodeOutput> = nodes::list(&db)
         .await?
         .iter()
@@ -40,7 +61,9 @@ pub async fn backends(ctx: Ctx<'_>) -> Result<Response, ApiError> {
     let mut unavailable_versions = Vec::new();
     // Newest version first, so that a backend's description and options are the newest rclone's.
     for (version, holders) in by_version.iter().rev() {
-        let Some(list) = version_backends(&db, &config, ctx.now, version, holders).await? else {
+        let asking = (may_ask, refresh);
+        let Some(list) = version_backends(&db, &config, ctx.now, version, holders, asking).await?
+        else {
             unavailable_versions.push(version.clone());
             continue;
         };
@@ -81,11 +104,15 @@ async fn version_backends(
     now: stowage_shared::time::Timestamp,
     version: &str,
     holders: &[&NodeOutput],
+    (may_ask, refresh): (bool, bool),
 ) -> Result<Option<Vec<RcloneBackend>>, ApiError> {
-    if let Some(kept) = rclone_backends::get(db, version).await? {
+    if !refresh && let Some(kept) = rclone_backends::get(db, version).await? {
         return serde_json::from_str(&kept)
             .map(Some)
             .map_err(|e| ApiError::internal("kept rclone backends", e));
+    }
+    if !may_ask {
+        return Ok(None);
     }
     let Some(node) = holders
         .iter()
@@ -104,12 +131,19 @@ async fn version_backends(
         ERRORS,
     )
     .await?;
-    let list: Vec<RcloneBackend> = serde_json::from_value(answer).map_err(|e| {
+    let mut list: Vec<RcloneBackend> = serde_json::from_value(answer).map_err(|e| {
         ApiError::new(
             ErrorCode::AgentResultInvalid,
             format!("the agent's rclone backend list was unreadable: {e}"),
         )
     })?;
+    list.retain(|b| allow::backend_allowed(&b.name));
+    for backend in &mut list {
+        let name = backend.name.clone();
+        backend
+            .options
+            .retain(|o| allow::option_allowed(&name, &o.name));
+    }
     let text =
         serde_json::to_string(&list).map_err(|e| ApiError::internal("encode backends", e))?;
     rclone_backends::put(db, version, &text, &time::format(now)).await?;

@@ -341,11 +341,16 @@ async fn run_test(
     config: &Config,
     sealer: &Sealer,
     now: Timestamp,
-    node: Option<i64>,
+    (node, saved): (Option<i64>, Option<i64>),
     target: &StorageConfig,
 ) -> Result<StorageTestResult, ApiError> {
-    let node_id =
-        node_api::choose_online(db, config, now, node, Needs::storage(target.kind())).await?;
+    let needs = Needs::storage(target.kind());
+    let node_id = match saved {
+        Some(target_id) => {
+            node_api::choose_for_target(db, config, now, node, target_id, needs).await?
+        }
+        None => node_api::choose_online(db, config, now, node, needs).await?,
+    };
     let spec = CommandSpec::StorageTest {
         storage_type: target.kind(),
         config: target.to_json(),
@@ -393,14 +398,38 @@ pub(crate) fn node_param(ctx: &Ctx<'_>) -> Result<Option<i64>, ApiError> {
 /// `GET /api/storage-targets/:id/usage[?nodeId=N]`: objects and bytes under the target's root,
 /// measured by an agent, and the device's or account's space where the backend reports it.
 pub async fn usage(ctx: Ctx<'_>) -> Result<Response, ApiError> {
-    let (AppState { db, config }, _) = ctx.signed_in(Role::Viewer).await?;
-    let sealer = config.sealer()?;
+    let (AppState { db, config }, principal) = ctx.signed_in(Role::Viewer).await?;
     let id = ctx.id()?;
     let node = node_param(&ctx)?;
     let row = find(&db, id).await?;
+    if principal.require(Role::Operator).is_err() {
+        // A viewer reads the last measurement; measuring sends the credentials to an agent.
+        let kept = targets::last_usage(&db, id).await?.ok_or_else(|| {
+            ApiError::new(
+                ErrorCode::StorageTargetUsageUnmeasured,
+                "this target's usage was never measured; an operator can measure it",
+            )
+        })?;
+        return http::ok(&StorageUsageOutput {
+            target_id: id,
+            target_name: row.name,
+            usage: serde_json::from_str(&kept.usage)
+                .map_err(|e| ApiError::internal("kept usage", e))?,
+            node_id: kept.node_id,
+            measured_at: kept.measured_at,
+        });
+    }
+    let sealer = config.sealer()?;
     let target = open_config(&sealer, &row)?;
-    let node_id =
-        node_api::choose_online(&db, &config, ctx.now, node, Needs::storage(target.kind())).await?;
+    let node_id = node_api::choose_for_target(
+        &db,
+        &config,
+        ctx.now,
+        node,
+        id,
+        Needs::storage(target.kind()),
+    )
+    .await?;
     let spec = CommandSpec::StorageUsage {
         storage_type: target.kind(),
         config: target.to_json(),
@@ -422,17 +451,22 @@ pub async fn usage(ctx: Ctx<'_>) -> Result<Response, ApiError> {
         },
         other => other,
     })?;
-    let usage = serde_json::from_value(answer).map_err(|e| {
-        ApiError::new(
-            ErrorCode::AgentResultInvalid,
-            format!("the agent's usage was unreadable: {e}"),
-        )
-    })?;
+    let usage: stowage_shared::api::MeasuredUsage =
+        serde_json::from_value(answer).map_err(|e| {
+            ApiError::new(
+                ErrorCode::AgentResultInvalid,
+                format!("the agent's usage was unreadable: {e}"),
+            )
+        })?;
+    let now = time::format(ctx.now);
+    let text = serde_json::to_string(&usage).map_err(|e| ApiError::internal("usage", e))?;
+    targets::keep_usage(&db, id, node_id, &text, &now).await?;
     http::ok(&StorageUsageOutput {
         target_id: id,
         target_name: row.name,
         usage,
         node_id,
+        measured_at: now,
     })
 }
 
@@ -442,7 +476,7 @@ pub async fn test_pending(mut ctx: Ctx<'_>) -> Result<Response, ApiError> {
     let sealer = config.sealer()?;
     let req = read_request(&mut ctx, &config).await?;
     let target = parse_config(req.kind, &req.config)?;
-    let result = run_test(&db, &config, &sealer, ctx.now, req.node_id, &target).await?;
+    let result = run_test(&db, &config, &sealer, ctx.now, (req.node_id, None), &target).await?;
     http::ok(&result)
 }
 
@@ -454,7 +488,7 @@ pub async fn test_saved(ctx: Ctx<'_>) -> Result<Response, ApiError> {
     let node = node_param(&ctx)?;
     let row = find(&db, id).await?;
     let target = open_config(&sealer, &row)?;
-    let outcome = run_test(&db, &config, &sealer, ctx.now, node, &target).await;
+    let outcome = run_test(&db, &config, &sealer, ctx.now, (node, Some(id)), &target).await;
     let now = time::format(ctx.now);
     match &outcome {
         Ok(result) => targets::record_test(&db, id, true, &result.message, &now).await?,

@@ -93,7 +93,8 @@ async fn latest(url: &str) -> Result<Release, String> {
     if !(200..300).contains(&status) {
         return Err(format!("the releases URL answered HTTP {status}"));
     }
-    let text = response.text().await.map_err(|e| e.to_string())?;
+    // A release's JSON is a few kilobytes; a feed that sends more is cut (and then unreadable).
+    let text = http::read_bounded(&mut response, 1 << 20).await?;
     serde_json::from_str(&text)
         .map_err(|e| format!("the releases URL's answer is not a release: {e}"))
 }

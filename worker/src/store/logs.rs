@@ -3,7 +3,7 @@
 use super::{all, int, run, text};
 use crate::error::ApiError;
 use serde::Deserialize;
-use stowage_shared::api::{LogLevel, LogLine};
+use stowage_shared::api::{LOG_RECORD_MAX_LINES, LogLevel, LogLine};
 use worker::D1Database;
 
 /// Whose log: a backup run's or a restore's.
@@ -79,10 +79,21 @@ pub async fn append(
         db,
         "INSERT INTO run_logs (kind, record_id, seq, at, level, message)
          SELECT ?1, ?2, json_extract(value, '$.seq'), json_extract(value, '$.at'),
-                json_extract(value, '$.level'), json_extract(value, '$.message')
-         FROM json_each(?3) WHERE true
+                CASE WHEN json_extract(value, '$.seq') = ?4 THEN 'warn'
+                     ELSE json_extract(value, '$.level') END,
+                CASE WHEN json_extract(value, '$.seq') = ?4 THEN ?5
+                     ELSE json_extract(value, '$.message') END
+         FROM json_each(?3) WHERE json_extract(value, '$.seq') <= ?4
          ON CONFLICT (kind, record_id, seq) DO NOTHING",
-        &[text(kind.as_str()), int(record_id), text(lines_json)],
+        &[
+            text(kind.as_str()),
+            int(record_id),
+            text(lines_json),
+            int(i64::try_from(LOG_RECORD_MAX_LINES).unwrap_or(i64::MAX)),
+            text(&format!(
+                "log truncated: a record keeps {LOG_RECORD_MAX_LINES} lines; the agent's own log has the rest"
+            )),
+        ],
     )
     .await?;
     Ok(true)

@@ -76,10 +76,28 @@ pub fn revoke_others(
 
 /// Deletes sessions that can no longer be used: expired, or revoked before `revoked_before`.
 pub async fn purge(db: &D1Database, now: &str, revoked_before: &str) -> Result<usize, ApiError> {
-    run(
+    let tickets = run(
+        db,
+        "DELETE FROM spent_tickets WHERE expires_at <= ?1",
+        &[text(now)],
+    )
+    .await?;
+    let sessions = run(
         db,
         "DELETE FROM sessions WHERE expires_at <= ?1 OR revoked_at <= ?2",
         &[text(now), text(revoked_before)],
     )
-    .await
+    .await?;
+    Ok(sessions + tickets)
+}
+
+/// Marks a stream ticket used; `false` when it was used before.
+pub async fn spend_ticket(db: &D1Database, jti: &str, expires_at: &str) -> Result<bool, ApiError> {
+    let inserted = run(
+        db,
+        "INSERT INTO spent_tickets (jti, expires_at) VALUES (?1, ?2) ON CONFLICT (jti) DO NOTHING",
+        &[text(jti), text(expires_at)],
+    )
+    .await?;
+    Ok(inserted == 1)
 }

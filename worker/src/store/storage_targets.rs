@@ -180,3 +180,38 @@ pub async fn record_test(
     .await?;
     Ok(())
 }
+
+/// A target's last measured usage: the measuring node, the usage as JSON, and when.
+#[derive(Debug, Deserialize)]
+pub struct UsageRow {
+    pub node_id: i64,
+    pub usage: String,
+    pub measured_at: String,
+}
+
+pub async fn last_usage(db: &D1Database, id: i64) -> Result<Option<UsageRow>, ApiError> {
+    first(
+        db,
+        "SELECT node_id, usage, measured_at FROM storage_usage WHERE target_id = ?1",
+        &[int(id)],
+    )
+    .await
+}
+
+pub async fn keep_usage(
+    db: &D1Database,
+    id: i64,
+    node_id: i64,
+    usage: &str,
+    now: &str,
+) -> Result<(), ApiError> {
+    run(
+        db,
+        "INSERT INTO storage_usage (target_id, node_id, usage, measured_at) VALUES (?1, ?2, ?3, ?4)
+         ON CONFLICT (target_id) DO UPDATE SET node_id = excluded.node_id, usage = excluded.usage,
+             measured_at = excluded.measured_at",
+        &[int(id), int(node_id), text(usage), text(now)],
+    )
+    .await
+    .map(drop)
+}

@@ -311,6 +311,22 @@ pub async fn names_using_target(db: &D1Database, target_id: i64) -> Result<Vec<S
     Ok(rows.into_iter().map(|r| r.name).collect())
 }
 
+/// The nodes whose tasks write to a target: the only nodes that hold its credentials already.
+pub async fn nodes_using_target(db: &D1Database, target_id: i64) -> Result<Vec<i64>, ApiError> {
+    #[derive(Deserialize)]
+    struct Row {
+        node_id: i64,
+    }
+    let rows: Vec<Row> = all(
+        db,
+        "SELECT DISTINCT t.node_id FROM backup_tasks t JOIN backup_task_targets tt ON tt.task_id = t.id
+         WHERE tt.target_id = ?1",
+        &[int(target_id)],
+    )
+    .await?;
+    Ok(rows.into_iter().map(|r| r.node_id).collect())
+}
+
 /// Names of the tasks that run on a node (for `NODE_HAS_TASKS`).
 pub async fn names_on_node(db: &D1Database, node_id: i64) -> Result<Vec<String>, ApiError> {
     #[derive(Deserialize)]

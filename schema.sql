@@ -40,6 +40,15 @@ CREATE TABLE login_throttle (
     locked_until TEXT
 );
 
+-- Refusals that are counted, not each written to the audit log (sign-ins refused by the rate
+-- limit, setup after setup): per client address and kind, the audit row of the current window and
+-- how many refusals it stands for.
+CREATE TABLE audit_summaries (
+    key      TEXT    PRIMARY KEY,
+    audit_id INTEGER NOT NULL,
+    refused  INTEGER NOT NULL,
+    until    TEXT    NOT NULL
+);
 CREATE TABLE audit_logs (
     id            INTEGER PRIMARY KEY AUTOINCREMENT,
     created_at    TEXT    NOT NULL,
@@ -287,6 +296,12 @@ CREATE TABLE relays (
     created_at TEXT    NOT NULL
 );
 CREATE INDEX relays_command ON relays (command_id);
+-- When a relayed download last took a chunk: the tick purges only relays that nobody has read
+-- from for an hour, never one that is still being downloaded.
+CREATE TABLE relay_reads (
+    relay_id INTEGER PRIMARY KEY REFERENCES relays (id) ON DELETE CASCADE,
+    read_at  TEXT    NOT NULL
+);
 
 CREATE TABLE relay_chunks (
     relay_id INTEGER NOT NULL,

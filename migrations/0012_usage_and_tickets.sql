@@ -1,5 +1,6 @@
 -- Hardening: the last measured usage of each storage target (viewers read it; only an
--- operator measures anew) and single-use stream tickets.
+-- operator measures anew), single-use stream tickets, counted refusals in the audit log, and
+-- relayed downloads that are not purged while they are read.
 
 -- Each storage target's last measured usage.
 CREATE TABLE storage_usage (
@@ -14,4 +15,21 @@ CREATE TABLE storage_usage (
 CREATE TABLE spent_tickets (
     jti        TEXT PRIMARY KEY,
     expires_at TEXT NOT NULL
+);
+
+-- Refusals that are counted, not each written to the audit log (sign-ins refused by the rate
+-- limit, setup after setup): per client address and kind, the audit row of the current window and
+-- how many refusals it stands for.
+CREATE TABLE audit_summaries (
+    key      TEXT    PRIMARY KEY,
+    audit_id INTEGER NOT NULL,
+    refused  INTEGER NOT NULL,
+    until    TEXT    NOT NULL
+);
+
+-- When a relayed download last took a chunk: the tick purges only relays that nobody has read
+-- from for an hour, never one that is still being downloaded.
+CREATE TABLE relay_reads (
+    relay_id INTEGER PRIMARY KEY REFERENCES relays (id) ON DELETE CASCADE,
+    read_at  TEXT    NOT NULL
 );

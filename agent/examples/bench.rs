@@ -240,7 +240,10 @@ fn child(args: &[String]) -> Result<(), Error> {
                     bytes,
                     compression: Compression::Zstd { level: LEVEL },
                 },
-                Path::new(dest),
+                (
+                    Path::new(dest),
+                    &stowage_agent::paths::PathPolicy::everything(),
+                ),
                 &Path::new(dest).join(".stowage-restore-bench"),
                 &Arc::default(),
             )?;

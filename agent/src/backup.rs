@@ -184,16 +184,30 @@ fn write_tar<W: Write>(
     let mut tar = tar::Builder::new(out);
     tar.follow_symlinks(false);
     tar.mode(tar::HeaderMode::Complete);
-    let (mut files, mut bytes) = (0u64, 0u64);
+    let (mut files, mut bytes, mut entries) = (0u64, 0u64, 0u64);
     for source in &spec.sources {
-        let root = PathBuf::from(source);
-        let mut stack = vec![root];
+        let given = PathBuf::from(source);
+        // A source that is a symlink is backed up as what it points to, under the name given:
+        // a link to a directory stands for the directory, not for a one-entry archive.
+        let root = if std::fs::symlink_metadata(&given)?.file_type().is_symlink() {
+            std::fs::canonicalize(&given)?
+        } else {
+            given.clone()
+        };
+        let mut stack = vec![root.clone()];
         while let Some(path) = stack.pop() {
-            if excludes.excludes(&path) {
+            let shown = match path.strip_prefix(&root) {
+                Ok(rel) if !rel.as_os_str().is_empty() => given.join(rel),
+                _ => given.clone(),
+            };
+            if excludes.excludes(&shown) {
                 continue;
             }
             let meta = std::fs::symlink_metadata(&path)?;
-            let name = path.strip_prefix("/").unwrap_or(&path);
+            let name = shown.strip_prefix("/").unwrap_or(&shown);
+            if meta.is_dir() || meta.is_file() || meta.file_type().is_symlink() {
+                entries += 1;
+            }
             if meta.is_dir() {
                 if !name.as_os_str().is_empty() {
                     tar.append_path_with_name(&path, name)?;
@@ -227,6 +241,12 @@ fn write_tar<W: Write>(
             }
             // Sockets, fifos and devices are not backup material.
         }
+    }
+    if entries == 0 {
+        // Nothing at all is no backup: every path was excluded.
+        return Err(io::Error::other(
+            "the sources produced nothing to back up (every path is excluded)",
+        ));
     }
     let out = tar.into_inner()?;
     Ok((files, bytes, out))
@@ -597,6 +617,57 @@ mod tests {
             )?;
             assert_eq!(out, expected);
         }
+        Ok(())
+    }
+
+    #[test]
+    fn a_source_that_is_a_symlink_is_backed_up_as_what_it_points_to() -> io::Result<()> {
+        let dir = tempfile::tempdir()?;
+        let real = dir.path().join("real");
+        std::fs::create_dir_all(real.join("sub"))?;
+        std::fs::write(real.join("sub/a.txt"), "a")?;
+        std::fs::write(real.join("b.txt"), "bb")?;
+        let link = dir.path().join("current");
+        std::os::unix::fs::symlink(&real, &link)?;
+        let spec = spec(vec![link.to_string_lossy().into_owned()], vec![]);
+        let counters = Counters::default();
+        let excludes = Excludes::new(&[]).map_err(io::Error::other)?;
+        let (files, bytes, out) = write_tar(&spec, &excludes, &counters, Vec::new())?;
+        assert_eq!((files, bytes), (2, 3));
+        let mut names: Vec<String> = tar::Archive::new(out.as_slice())
+            .entries()?
+            .map(|e| e.and_then(|e| Ok(e.path()?.to_string_lossy().into_owned())))
+            .collect::<io::Result<_>>()?;
+        names.sort();
+        let base = link
+            .strip_prefix("/")
+            .unwrap_or(&link)
+            .to_string_lossy()
+            .into_owned();
+        assert_eq!(
+            names,
+            [
+                base.clone(),
+                format!("{base}/b.txt"),
+                format!("{base}/sub"),
+                format!("{base}/sub/a.txt")
+            ]
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn sources_that_produce_nothing_are_an_error() -> io::Result<()> {
+        let dir = tempfile::tempdir()?;
+        std::fs::write(dir.path().join("only.log"), "x")?;
+        let spec = spec(
+            vec![dir.path().join("only.log").to_string_lossy().into_owned()],
+            vec![],
+        );
+        let excludes = Excludes::new(&["*.log".to_owned()]).map_err(io::Error::other)?;
+        let err = write_tar(&spec, &excludes, &Counters::default(), Vec::new())
+            .expect_err("nothing to back up");
+        assert!(err.to_string().contains("nothing to back up"), "{err}");
         Ok(())
     }
 

@@ -6,8 +6,15 @@
 //!
 //! Entries whose path would leave the staging directory (absolute, `..`, or through a symlink)
 //! are refused, and the restore fails. Modes, modification times and symlinks come back as they
-//! were archived; directories get their mode and time last, after their contents. Files that
-//! exist at the destination but not in the backup are left alone.
+//! were archived; directories get their mode and time last, after their contents, on a handle
+//! opened without following symlinks. Files that exist at the destination but not in the backup
+//! are left alone.
+//!
+//! Putting the staged tree in place is planned before anything moves: a directory at the
+//! destination where the backup holds a file or a link is never removed (the restore is refused,
+//! naming it), and no step may land outside the node's `--allow-path`. The plan's steps then run
+//! one by one, each replaced file first moved aside; if a step fails, the steps done are undone in
+//! reverse, so a failed restore leaves the destination as it was.
 
 use crate::report::Counters;
 use sha2::{Digest, Sha256};
@@ -37,6 +44,12 @@ pub enum RestoreError {
     Read(io::Error),
     #[error("moving the restored files into place: {0}")]
     Place(io::Error),
+    #[error(
+        "{0} is a directory at the destination but a file or link in the backup; Stowage never removes a directory to restore, so nothing was changed (move it away, or restore to another path)"
+    )]
+    DirectoryInTheWay(String),
+    #[error("this node does not let Stowage write to {0} (--allow-path); nothing was changed")]
+    NotAllowed(String),
 }
 
 /// What a finished restore put back.
@@ -252,7 +265,15 @@ fn unpack(
     staging: &Path,
     counters: &Arc<Counters>,
 ) -> Result<(Restored, BTreeMap<PathBuf, DirMeta>), RestoreError> {
-    std::fs::create_dir(staging).map_err(RestoreError::Read)?;
+    // A new directory of our own, private until the files move out of it (an existing path,
+    // a link included, is an error rather than something to write through).
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        std::fs::DirBuilder::new()
+            .mode(0o700)
+            .create(staging)
+            .map_err(RestoreError::Read)?;
+    }
     let (tx, rx) = std::sync::mpsc::sync_channel(PIECES_IN_FLIGHT);
     let (hashed, extracted) = std::thread::scope(|scope| {
         let reader_counters = Arc::clone(counters);
@@ -284,11 +305,6 @@ fn unpack(
         });
     }
     Ok((restored, dirs))
-}
-
-fn set_times(path: &Path, mtime: u64) -> io::Result<()> {
-    let time = std::time::UNIX_EPOCH + std::time::Duration::from_secs(mtime);
-    std::fs::File::open(path)?.set_modified(time)
 }
 
 /// Renames, or copies then removes when `from` and `to` are on different file systems.
@@ -328,37 +344,121 @@ fn copy_tree(from: &Path, to: &Path) -> io::Result<()> {
     }
 }
 
-/// Moves the staged tree under `staged` into `target`, entry by entry: files and symlinks
-/// replace what is there, directories are merged.
-fn merge(staged: &Path, target: &Path) -> io::Result<()> {
-    for entry in std::fs::read_dir(staged)? {
-        let entry = entry?;
+/// One move of the plan that puts the staged tree in place.
+#[derive(Debug)]
+enum Step {
+    /// Nothing is at `to`: move `from` there.
+    Place { from: PathBuf, to: PathBuf },
+    /// A file or link is at `to`: move it aside to `aside`, then `from` to `to`.
+    Replace {
+        from: PathBuf,
+        to: PathBuf,
+        aside: PathBuf,
+    },
+}
+
+/// Plans moving the staged tree under `staged` into `target`: files and links replace what is
+/// there (moved aside first), directories are merged, and a directory where the backup holds a
+/// file or link stops the plan. Nothing is changed here.
+fn plan_merge(
+    staged: &Path,
+    target: &Path,
+    policy: &crate::paths::PathPolicy,
+    aside_prefix: &str,
+    steps: &mut Vec<Step>,
+) -> Result<(), RestoreError> {
+    let read = |e: io::Error| RestoreError::Place(e);
+    let mut entries: Vec<std::fs::DirEntry> = std::fs::read_dir(staged)
+        .map_err(read)?
+        .collect::<io::Result<_>>()
+        .map_err(read)?;
+    entries.sort_by_key(std::fs::DirEntry::file_name);
+    for entry in entries {
         let (from, to) = (entry.path(), target.join(entry.file_name()));
-        let is_dir = entry.file_type()?.is_dir();
+        if !policy.allows(&to) {
+            return Err(RestoreError::NotAllowed(to.display().to_string()));
+        }
+        let is_dir = entry.file_type().map_err(read)?.is_dir();
         match std::fs::symlink_metadata(&to) {
-            Ok(there) if is_dir && there.is_dir() => merge(&from, &to)?,
-            Ok(there) => {
-                if there.is_dir() {
-                    std::fs::remove_dir_all(&to)?;
-                } else if is_dir {
-                    std::fs::remove_file(&to)?;
-                }
-                move_entry(&from, &to)?;
+            // A real directory (not a link to one) takes the staged directory's contents.
+            Ok(there) if there.is_dir() && is_dir => {
+                plan_merge(&from, &to, policy, aside_prefix, steps)?;
             }
-            Err(e) if e.kind() == io::ErrorKind::NotFound => move_entry(&from, &to)?,
-            Err(e) => return Err(e),
+            Ok(there) if there.is_dir() => {
+                return Err(RestoreError::DirectoryInTheWay(to.display().to_string()));
+            }
+            Ok(_) => {
+                let aside = to.with_file_name(format!("{aside_prefix}{}", steps.len()));
+                steps.push(Step::Replace { from, to, aside });
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => steps.push(Step::Place { from, to }),
+            Err(e) => return Err(RestoreError::Place(e)),
         }
     }
     Ok(())
 }
 
+/// Runs the plan; on a failure, undoes the steps done (newest first) and returns the error.
+fn apply(steps: &[Step]) -> Result<(), RestoreError> {
+    for (done, step) in steps.iter().enumerate() {
+        let outcome = match step {
+            Step::Place { from, to } => move_entry(from, to),
+            Step::Replace { from, to, aside } => std::fs::rename(to, aside).and_then(|()| {
+                move_entry(from, to).inspect_err(|_| {
+                    let _ = std::fs::rename(aside, to);
+                })
+            }),
+        };
+        if let Err(e) = outcome {
+            for step in steps[..done].iter().rev() {
+                undo(step);
+            }
+            return Err(RestoreError::Place(e));
+        }
+    }
+    // Everything is in place: what was replaced can go.
+    for step in steps {
+        if let Step::Replace { aside, .. } = step {
+            let _ = std::fs::remove_file(aside);
+        }
+    }
+    Ok(())
+}
+
+/// Takes back one step that was done: what it placed goes, what it moved aside comes back.
+fn undo(step: &Step) {
+    let remove = |path: &Path| match std::fs::symlink_metadata(path) {
+        Ok(m) if m.is_dir() => {
+            make_removable(path);
+            std::fs::remove_dir_all(path)
+        }
+        Ok(_) => std::fs::remove_file(path),
+        Err(e) => Err(e),
+    };
+    match step {
+        Step::Place { to, .. } => {
+            let _ = remove(to);
+        }
+        Step::Replace { to, aside, .. } => {
+            let _ = remove(to);
+            let _ = std::fs::rename(aside, to);
+        }
+    }
+}
+
 /// Gives the archive's directories their mode and time at `root`, deepest first, once every
 /// entry is in place (a rename into a directory changes its time).
 fn settle_dirs(root: &Path, dirs: &BTreeMap<PathBuf, DirMeta>) -> io::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
     for (rel, meta) in dirs.iter().rev() {
-        let path = root.join(rel);
-        set_times(&path, meta.mtime)?;
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(meta.mode))?;
+        // On a handle opened without following a symlink: a link put where the directory was
+        // never makes Stowage change what it points to.
+        let dir = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags((nix::fcntl::OFlag::O_NOFOLLOW | nix::fcntl::OFlag::O_DIRECTORY).bits())
+            .open(root.join(rel))?;
+        dir.set_modified(std::time::UNIX_EPOCH + std::time::Duration::from_secs(meta.mtime))?;
+        dir.set_permissions(std::fs::Permissions::from_mode(meta.mode))?;
     }
     Ok(())
 }
@@ -368,12 +468,21 @@ fn settle_dirs(root: &Path, dirs: &BTreeMap<PathBuf, DirMeta>) -> io::Result<()>
 pub fn restore_blocking(
     source: impl Read + Send,
     expected: &Expected,
-    root: &Path,
+    (root, policy): (&Path, &crate::paths::PathPolicy),
     staging: &Path,
     counters: &Arc<Counters>,
 ) -> Result<Restored, RestoreError> {
     let outcome = unpack(source, expected, staging, counters).and_then(|(restored, dirs)| {
-        merge(staging, root).map_err(RestoreError::Place)?;
+        let mut steps = Vec::new();
+        let prefix = format!(
+            ".stowage-aside-{}-",
+            staging
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default()
+        );
+        plan_merge(staging, root, policy, &prefix, &mut steps)?;
+        apply(&steps)?;
         settle_dirs(root, &dirs).map_err(RestoreError::Place)?;
         Ok(restored)
     });
@@ -400,7 +509,7 @@ fn make_removable(dir: &Path) {
 pub async fn restore(
     source: crate::storage::ObjectReader,
     expected: Expected,
-    root: PathBuf,
+    (root, policy): (PathBuf, crate::paths::PathPolicy),
     staging: PathBuf,
     counters: Arc<Counters>,
 ) -> Result<Restored, RestoreError> {
@@ -409,7 +518,7 @@ pub async fn restore(
         restore_blocking(
             io::BufReader::with_capacity(1 << 20, reader),
             &expected,
-            &root,
+            (&root, &policy),
             &staging,
             &counters,
         )
@@ -542,7 +651,7 @@ mod tests {
         std::fs::remove_dir_all(source.join("données")).expect("rm");
         std::fs::remove_dir(source.join("empty dir")).expect("rm");
         std::fs::remove_file(source.join("shortcut")).expect("rm");
-        std::fs::create_dir(source.join("shortcut")).expect("a dir where a link was");
+        std::fs::write(source.join("shortcut"), "a file where a link was").expect("write");
         std::fs::write(source.join("big.bin"), "short").expect("write");
         assert_ne!(snapshot(&source), before);
 
@@ -552,7 +661,7 @@ mod tests {
         let restored = restore(
             reader,
             expected(&archive),
-            PathBuf::from("/"),
+            (PathBuf::from("/"), crate::paths::PathPolicy::everything()),
             staging.clone(),
             Arc::default(),
         )
@@ -584,7 +693,7 @@ mod tests {
         let err = restore(
             reader,
             expected(&archive),
-            PathBuf::from("/"),
+            (PathBuf::from("/"), crate::paths::PathPolicy::everything()),
             work.path().join(".stowage-restore-2"),
             Arc::default(),
         )
@@ -612,7 +721,10 @@ mod tests {
         let err = restore(
             reader,
             wrong,
-            dest.path().to_path_buf(),
+            (
+                dest.path().to_path_buf(),
+                crate::paths::PathPolicy::everything(),
+            ),
             dest.path().join(".stowage-restore-3"),
             Arc::default(),
         )
@@ -620,6 +732,101 @@ mod tests {
         .expect_err("refused");
         assert!(matches!(err, RestoreError::Checksum { .. }), "{err}");
         assert!(snapshot(dest.path()).is_empty(), "nothing was written");
+    }
+
+    #[tokio::test]
+    async fn a_directory_where_the_backup_holds_a_link_is_never_removed() {
+        let work = tempfile::tempdir().expect("tmp");
+        let source = work.path().join("site");
+        tree(&source);
+        let target = tempfile::tempdir().expect("tmp");
+        let (store, archive) = back_up(&source, target.path()).await;
+        std::fs::remove_file(source.join("shortcut")).expect("rm");
+        std::fs::create_dir(source.join("shortcut")).expect("a dir where the link was");
+        std::fs::write(source.join("shortcut/precious.txt"), "keep me").expect("write");
+        std::fs::write(source.join("script.sh"), "changed").expect("write");
+        let changed = snapshot(&source);
+        let staging = work.path().join(".stowage-restore-2");
+        let err = restore(
+            store.reader("a.tar.zst").await.expect("reader"),
+            expected(&archive),
+            (PathBuf::from("/"), crate::paths::PathPolicy::everything()),
+            staging.clone(),
+            Arc::default(),
+        )
+        .await
+        .expect_err("refused");
+        assert!(
+            matches!(err, RestoreError::DirectoryInTheWay(ref p) if p.ends_with("shortcut")),
+            "{err}"
+        );
+        assert_eq!(
+            snapshot(&source),
+            changed,
+            "nothing at the destination changed"
+        );
+        assert!(!staging.exists());
+    }
+
+    #[test]
+    fn a_step_that_fails_undoes_the_steps_before_it() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let (staged, dest) = (dir.path().join("staged"), dir.path().join("dest"));
+        std::fs::create_dir_all(staged.join("new-dir")).expect("mkdir");
+        std::fs::create_dir_all(&dest).expect("mkdir");
+        std::fs::write(staged.join("a.txt"), "restored").expect("write");
+        std::fs::write(staged.join("new-dir/b.txt"), "restored").expect("write");
+        std::fs::write(dest.join("a.txt"), "what was there").expect("write");
+        let steps = [
+            Step::Replace {
+                from: staged.join("a.txt"),
+                to: dest.join("a.txt"),
+                aside: dest.join(".aside-0"),
+            },
+            Step::Place {
+                from: staged.join("new-dir"),
+                to: dest.join("new-dir"),
+            },
+            // The staged entry is gone: this step fails, after two that worked.
+            Step::Place {
+                from: staged.join("vanished"),
+                to: dest.join("vanished"),
+            },
+        ];
+        assert!(apply(&steps).is_err());
+        let left: Vec<String> = std::fs::read_dir(&dest)
+            .expect("read")
+            .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(left, ["a.txt"], "only what was there");
+        assert_eq!(
+            std::fs::read_to_string(dest.join("a.txt")).expect("read"),
+            "what was there"
+        );
+    }
+
+    #[test]
+    fn restores_never_leave_the_allowed_paths() -> Result<(), Box<dyn std::error::Error>> {
+        let dir = tempfile::tempdir()?;
+        let (staged, allowed, other) = (
+            dir.path().join("staged"),
+            dir.path().join("allowed"),
+            dir.path().join("other"),
+        );
+        std::fs::create_dir_all(staged.join("allowed"))?;
+        std::fs::create_dir_all(staged.join("other"))?;
+        std::fs::write(staged.join("other/x"), "x")?;
+        std::fs::create_dir_all(&allowed)?;
+        let policy = crate::paths::PathPolicy::only(std::slice::from_ref(&allowed))?;
+        let mut steps = Vec::new();
+        let err = plan_merge(&staged, dir.path(), &policy, ".aside-", &mut steps)
+            .expect_err("other is not allowed");
+        assert!(
+            matches!(err, RestoreError::NotAllowed(ref p) if p.ends_with("other")),
+            "{err}"
+        );
+        assert!(!other.exists());
+        Ok(())
     }
 
     #[test]
@@ -663,7 +870,7 @@ mod tests {
                     bytes: bytes.len() as u64,
                     compression: Compression::None,
                 },
-                dest.path(),
+                (dest.path(), &crate::paths::PathPolicy::everything()),
                 &dest.path().join(".staging"),
                 &Arc::default(),
             )

@@ -146,6 +146,8 @@ error_codes! {
     NodePoolEmpty = ("NODE_POOL_EMPTY", 400),
     /// Tasks still write to this target.
     StorageTargetInUse = ("STORAGE_TARGET_IN_USE", 409),
+    /// Backups are stored on this target: say what happens to them (`?deleteBackups=true|false`).
+    StorageTargetHasBackups = ("STORAGE_TARGET_HAS_BACKUPS", 409),
     /// The task request is unusable; the message names the field.
     BackupTaskInvalid = ("BACKUP_TASK_INVALID", 400),
     BackupTaskNotFound = ("BACKUP_TASK_NOT_FOUND", 404),

@@ -13,6 +13,7 @@ pub mod nodes;
 pub mod notifications;
 pub mod rclone;
 pub mod retention;
+pub mod runs;
 pub mod schedule;
 pub mod secret;
 pub mod settings;

@@ -115,10 +115,91 @@ pub fn plan(backups: &[Backup], policy: &Retention, zone: Tz, now: Timestamp) ->
         .collect()
 }
 
+/// Plans a task's runs, complete and partial. Complete runs (every target took the backup) are
+/// planned by the policy among themselves, so partial runs never count toward what is kept and
+/// never push the last complete copy out; partial runs are planned among all runs, so they do not
+/// pile up while a target is down. The answer is newest first.
+pub fn plan_runs(
+    complete: &[Backup],
+    partial: &[Backup],
+    policy: &Retention,
+    zone: Tz,
+    now: Timestamp,
+) -> Vec<Decision> {
+    let everything: Vec<Backup> = complete.iter().chain(partial).copied().collect();
+    let of_complete = plan(complete, policy, zone, now);
+    // `plan` answers newest first, so this keeps that order.
+    plan(&everything, policy, zone, now)
+        .into_iter()
+        .map(
+            |d| match of_complete.iter().find(|c| c.record_id == d.record_id) {
+                Some(c) => c.clone(),
+                None => Decision {
+                    reasons: d
+                        .reasons
+                        .into_iter()
+                        .map(|r| format!("{r} (a partial run)"))
+                        .collect(),
+                    ..d
+                },
+            },
+        )
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::time;
+
+    #[test]
+    fn partial_runs_never_push_out_the_last_complete_one() {
+        let policy = Retention {
+            keep_last: 2,
+            ..Retention::default()
+        };
+        let at = |t: &str| time::parse(t).expect("time");
+        let run = |id: i64, t: &str| Backup {
+            record_id: id,
+            finished_at: at(t),
+        };
+        // A complete run, then a target is down for three runs.
+        let complete = [run(1, "2026-11-01T00:00:00Z")];
+        let partial = [
+            run(2, "2026-11-02T00:00:00Z"),
+            run(3, "2026-11-03T00:00:00Z"),
+            run(4, "2026-11-04T00:00:00Z"),
+        ];
+        let decisions = plan_runs(
+            &complete,
+            &partial,
+            &policy,
+            Tz::UTC,
+            at("2026-11-05T00:00:00Z"),
+        );
+        assert_eq!(kept(&decisions), [1, 3, 4], "{decisions:?}");
+        let dropped = decisions.iter().find(|d| d.record_id == 2).expect("run 2");
+        assert!(dropped.reasons[0].contains("partial"), "{dropped:?}");
+        // Newest first.
+        assert_eq!(
+            decisions.iter().map(|d| d.record_id).collect::<Vec<_>>(),
+            [4, 3, 2, 1]
+        );
+        // Once complete runs are back, they alone count for complete runs.
+        let complete = [
+            run(1, "2026-11-01T00:00:00Z"),
+            run(5, "2026-11-06T00:00:00Z"),
+            run(6, "2026-11-07T00:00:00Z"),
+        ];
+        let decisions = plan_runs(
+            &complete,
+            &partial,
+            &policy,
+            Tz::UTC,
+            at("2026-11-08T00:00:00Z"),
+        );
+        assert_eq!(kept(&decisions), [5, 6], "{decisions:?}");
+    }
 
     fn backups(times: &[&str]) -> Vec<Backup> {
         times

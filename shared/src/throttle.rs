@@ -3,6 +3,11 @@
 //!
 //! The Worker keeps the counters in D1 (so they survive isolates and restarts) and asks this module
 //! what to do; the counting itself is one atomic upsert there, so concurrent failures are never lost.
+//!
+//! Two kinds of key, two kinds of lock. An account is locked only briefly (`lockout`, a minute by
+//! default), so nobody can keep someone else's account locked by guessing at it. A client address
+//! is locked for `ip_lockout`, doubled at each further lockout within a day (up to
+//! `ip_lockout_max`), so an address that keeps guessing waits longer and longer.
 
 use crate::time::Timestamp;
 use chrono::Duration;
@@ -12,7 +17,11 @@ pub struct ThrottlePolicy {
     /// Failures allowed inside one window; the next failure locks the key.
     pub max_failures: u32,
     pub window: Duration,
+    /// How long an account stays locked.
     pub lockout: Duration,
+    /// A client address's first lockout; each further one within a day doubles it.
+    pub ip_lockout: Duration,
+    pub ip_lockout_max: Duration,
 }
 
 impl Default for ThrottlePolicy {
@@ -20,7 +29,9 @@ impl Default for ThrottlePolicy {
         Self {
             max_failures: 5,
             window: Duration::minutes(15),
-            lockout: Duration::minutes(15),
+            lockout: Duration::minutes(1),
+            ip_lockout: Duration::minutes(1),
+            ip_lockout_max: Duration::days(1),
         }
     }
 }
@@ -64,6 +75,25 @@ impl ThrottlePolicy {
     pub fn lock_after_failure(&self, failures: u32, now: Timestamp) -> Option<Timestamp> {
         (failures >= self.max_failures).then(|| now + self.lockout)
     }
+
+    /// The same for a client address that was locked `earlier` times within the last day: its
+    /// lock doubles each time, up to `ip_lockout_max`.
+    pub fn ip_lock_after_failure(
+        &self,
+        failures: u32,
+        earlier: u32,
+        now: Timestamp,
+    ) -> Option<Timestamp> {
+        (failures >= self.max_failures).then(|| {
+            let factor = 1_i32.checked_shl(earlier.min(30)).unwrap_or(i32::MAX);
+            let length = self
+                .ip_lockout
+                .checked_mul(factor)
+                .unwrap_or(self.ip_lockout_max)
+                .min(self.ip_lockout_max);
+            now + length
+        })
+    }
 }
 
 /// Whole seconds from `now` until `until`, rounded up, never 0 (a client told to retry after 0 s
@@ -87,7 +117,27 @@ mod tests {
             max_failures: 3,
             window: Duration::seconds(60),
             lockout: Duration::seconds(30),
+            ip_lockout: Duration::seconds(60),
+            ip_lockout_max: Duration::seconds(600),
         }
+    }
+
+    #[test]
+    fn an_address_that_keeps_guessing_waits_twice_as_long_each_time() {
+        let p = policy();
+        assert_eq!(p.ip_lock_after_failure(2, 0, at(0)), None);
+        let lengths: Vec<i64> = (0..6)
+            .map(|earlier| {
+                p.ip_lock_after_failure(3, earlier, at(0))
+                    .map(|until| (until - at(0)).num_seconds())
+                    .unwrap_or_default()
+            })
+            .collect();
+        assert_eq!(lengths, [60, 120, 240, 480, 600, 600]);
+        // Huge counts do not overflow.
+        assert_eq!(p.ip_lock_after_failure(3, u32::MAX, at(0)), Some(at(600)));
+        // The account's own lock stays short, however often it is hit.
+        assert_eq!(p.lock_after_failure(3, at(0)), Some(at(30)));
     }
 
     #[test]

@@ -23,6 +23,8 @@ pub const ARGON2_PARALLELISM: &str = "ARGON2_PARALLELISM";
 pub const LOGIN_MAX_FAILURES: &str = "LOGIN_MAX_FAILURES";
 pub const LOGIN_WINDOW_SECS: &str = "LOGIN_WINDOW_SECS";
 pub const LOGIN_LOCKOUT_SECS: &str = "LOGIN_LOCKOUT_SECS";
+pub const LOGIN_IP_LOCKOUT_SECS: &str = "LOGIN_IP_LOCKOUT_SECS";
+pub const LOGIN_IP_LOCKOUT_MAX_SECS: &str = "LOGIN_IP_LOCKOUT_MAX_SECS";
 pub const MAX_JSON_BODY_BYTES: &str = "MAX_JSON_BODY_BYTES";
 pub const HEARTBEAT_SECS: &str = "HEARTBEAT_SECS";
 pub const POLL_SECS: &str = "POLL_SECS";
@@ -101,7 +103,14 @@ impl Config {
             throttle: ThrottlePolicy {
                 max_failures: number(env, LOGIN_MAX_FAILURES, 5, 1..=1_000)?,
                 window: Duration::seconds(number(env, LOGIN_WINDOW_SECS, 900, 1..=86_400)?),
-                lockout: Duration::seconds(number(env, LOGIN_LOCKOUT_SECS, 900, 1..=86_400)?),
+                lockout: Duration::seconds(number(env, LOGIN_LOCKOUT_SECS, 60, 1..=86_400)?),
+                ip_lockout: Duration::seconds(number(env, LOGIN_IP_LOCKOUT_SECS, 60, 1..=86_400)?),
+                ip_lockout_max: Duration::seconds(number(
+                    env,
+                    LOGIN_IP_LOCKOUT_MAX_SECS,
+                    86_400,
+                    1..=2_592_000,
+                )?),
             },
             max_json_body: number(env, MAX_JSON_BODY_BYTES, 1_048_576, 1_024..=10_485_760)?,
             timings: timings(env)?,

@@ -63,7 +63,13 @@ pub async fn tick(state: &AppState, now: Timestamp) -> Result<TickReport, ApiErr
     }
     let mut report = TickReport {
         sessions_purged: sessions::purge(&state.db, &now_text, &revoked_before).await?,
-        throttle_rows_purged: throttle::purge(&state.db, &now_text, &cutoff).await?,
+        throttle_rows_purged: throttle::purge(
+            &state.db,
+            &now_text,
+            &cutoff,
+            &time::format(now - Duration::days(1)),
+        )
+        .await?,
         nodes_marked_offline: went_offline.len(),
         leases_expired: commands::expire_lapsed(&state.db, &now_text).await?
             + commands::expire_runs_of_offline_nodes(&state.db, &now_text).await?,
@@ -94,6 +100,8 @@ pub async fn tick(state: &AppState, now: Timestamp) -> Result<TickReport, ApiErr
         let before = time::format(now - Duration::days(i64::from(settings.audit_retention_days)));
         report.audit_rows_purged = audit::purge(&state.db, &before).await?;
     }
+    // Refusal counts whose window is over: the next refusal starts a new row.
+    audit::purge_summaries(&state.db, &now_text).await?;
     system::set_last_tick_at(&state.db, &now_text).await?;
     Ok(report)
 }

@@ -146,9 +146,15 @@ async fn run_reported(
         bytes: job.bytes,
         compression: job.compression,
     };
-    let restored = restore::restore(reader, expected, root, staging, reporter.counters())
-        .await
-        .map_err(|e| failed(scrub(&e)))?;
+    let restored = restore::restore(
+        reader,
+        expected,
+        (root, tools.paths.clone()),
+        staging,
+        reporter.counters(),
+    )
+    .await
+    .map_err(|e| failed(scrub(&e)))?;
     Ok(RestoreReport {
         files: restored.files,
         bytes: restored.bytes,

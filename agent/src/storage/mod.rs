@@ -347,10 +347,16 @@ async fn local_write(
     let io = |e: std::io::Error| StorageError::Unsupported(format!("writing {path}: {e}"));
     let target = root.join(path.trim_start_matches('/'));
     let partial_dir = root.join(PARTIAL_DIR);
-    tokio::fs::create_dir_all(&partial_dir).await.map_err(io)?;
+    // Backups are the owner's alone: directories Stowage makes are 0700, files 0600.
+    let private_dirs = || {
+        let mut b = tokio::fs::DirBuilder::new();
+        b.recursive(true).mode(0o700);
+        b
+    };
+    private_dirs().create(&partial_dir).await.map_err(io)?;
     remove_stale_partials(&partial_dir).await;
     if let Some(parent) = target.parent() {
-        tokio::fs::create_dir_all(parent).await.map_err(io)?;
+        private_dirs().create(parent).await.map_err(io)?;
     }
     static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     let partial = partial_dir.join(format!(
@@ -360,7 +366,15 @@ async fn local_write(
     ));
     let outcome = async {
         use tokio::io::AsyncBufReadExt;
-        let mut file = tokio::fs::File::create(&partial).await.map_err(io)?;
+        // A new file of our own: never one that is there already, never through a symlink.
+        let mut file = tokio::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .custom_flags(nix::fcntl::OFlag::O_NOFOLLOW.bits())
+            .open(&partial)
+            .await
+            .map_err(io)?;
         let mut buffered = tokio::io::BufReader::with_capacity(1 << 20, reader);
         let mut written = 0u64;
         loop {
@@ -582,5 +596,30 @@ mod tests {
         assert_eq!(root(""), "/");
         assert_eq!(root("/x/y/"), "/x/y/");
         assert_eq!(root("x"), "/x/");
+    }
+
+    #[tokio::test]
+    async fn local_backups_are_private_to_their_owner() -> Result<(), Box<dyn std::error::Error>> {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir()?;
+        let base = dir.path().join("backups");
+        let store = Store::open(
+            &StorageConfig::LocalDisk(stowage_shared::storage::LocalDiskConfig {
+                base_path: base.to_string_lossy().into_owned(),
+            }),
+            &Tools::default(),
+        )
+        .await?;
+        store
+            .write("task/2026/12/a.tar.zst", b"secret data")
+            .await?;
+        let mode = |p: std::path::PathBuf| -> std::io::Result<u32> {
+            Ok(std::fs::metadata(p)?.permissions().mode() & 0o777)
+        };
+        assert_eq!(mode(base.join("task/2026/12/a.tar.zst"))?, 0o600);
+        for made in ["task", "task/2026", "task/2026/12"] {
+            assert_eq!(mode(base.join(made))?, 0o700, "{made}");
+        }
+        Ok(())
     }
 }

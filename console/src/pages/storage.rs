@@ -178,13 +178,39 @@ pub fn StorageTargets() -> impl IntoView {
         });
     };
     let remove = move |id: i64, name: String| {
-        if !confirm(&format!(
-            "Delete the storage target {name:?}? Backups stored there stay where they are."
-        )) {
+        if !confirm(&format!("Delete the storage target {name:?}?")) {
             return;
         }
         leptos::task::spawn_local(async move {
-            match api::call::<Deleted>("DELETE", &routes::storage_target(id), None::<&()>).await {
+            let path = routes::storage_target(id);
+            let mut answer = api::call::<Deleted>("DELETE", &path, None::<&()>).await;
+            // Backups are stored there: the user says what happens to them.
+            if let Err(failure) = &answer
+                && failure.code == "STORAGE_TARGET_HAS_BACKUPS"
+            {
+                let choice = if confirm(&format!(
+                    "{}\n\nRemove these backups from {name:?} too?",
+                    failure.message
+                )) {
+                    Some(true)
+                } else if confirm(&format!(
+                    "Delete {name:?} and leave its backups there, where Stowage can no longer reach them?"
+                )) {
+                    Some(false)
+                } else {
+                    None
+                };
+                let Some(delete_backups) = choice else {
+                    return;
+                };
+                answer = api::call::<Deleted>(
+                    "DELETE",
+                    &format!("{path}?deleteBackups={delete_backups}"),
+                    None::<&()>,
+                )
+                .await;
+            }
+            match answer {
                 Ok(_) => {
                     error.set(None);
                     list.refetch();

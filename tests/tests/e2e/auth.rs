@@ -336,10 +336,13 @@ async fn auth_events_are_audited_with_actor_address_and_result() -> Result<()> {
         )
         .await?
         .expect_ok::<PasswordChanged>()?;
-    server
-        .setup("late", PASSWORD)
-        .await?
-        .expect_error(409, "AUTH_SETUP_DISABLED")?;
+    // Setup after setup, again and again: counted in one row, not written each time.
+    for _ in 0..3 {
+        server
+            .setup("late", PASSWORD)
+            .await?
+            .expect_error(409, "AUTH_SETUP_DISABLED")?;
+    }
     let _ = token;
     server
         .post(routes::AUTH_LOGOUT, Some(other.token.expose()), &json!({}))
@@ -370,7 +373,7 @@ async fn auth_events_are_audited_with_actor_address_and_result() -> Result<()> {
             "auth.login failure ghost 198.51.100.21 invalid_credentials",
             "auth.login success admin 198.51.100.22 ",
             "auth.password_change success admin 127.0.0.1 ",
-            "auth.setup failure late 127.0.0.1 setup_disabled",
+            "auth.setup failure late 127.0.0.1 setup_disabled (3 refused)",
             "auth.logout success admin 127.0.0.1 ",
         ],
         "{rows:#?}"
@@ -428,5 +431,68 @@ async fn no_password_hash_or_token_reaches_a_response_the_log_or_d1_in_the_clear
     if let Some(secret) = server.jwt_secret() {
         assert!(!log.contains(secret), "the server log leaks the JWT secret");
     }
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_guessing_address_waits_longer_each_time_and_its_refusals_are_counted_not_logged_each()
+-> Result<()> {
+    let server = Server::start_with(
+        ServerOptions::default()
+            .var("LOGIN_MAX_FAILURES", 2)
+            .var("LOGIN_IP_LOCKOUT_SECS", 2)
+            .var("LOGIN_LOCKOUT_SECS", 1),
+    )
+    .await?;
+    server.admin("admin", PASSWORD).await?;
+    let guesser = "198.51.100.66";
+    let lock = |accounts: &'static [&'static str]| {
+        let server = &server;
+        async move {
+            for user in accounts {
+                login_from(server, guesser, user, "guess")
+                    .await?
+                    .expect_error(401, "AUTH_INVALID_CREDENTIALS")?;
+            }
+            let reply = login_from(server, guesser, "admin", PASSWORD).await?;
+            reply.expect_error(429, "AUTH_RATE_LIMITED")?;
+            Ok::<u64, anyhow::Error>(reply.header("retry-after").unwrap_or("0").parse()?)
+        }
+    };
+    let first = lock(&["alice", "bob"]).await?;
+    ensure!((1..=2).contains(&first), "first lock {first} s");
+    // Refused again and again while locked: one audit row that counts them.
+    for _ in 0..4 {
+        login_from(&server, guesser, "carol", "guess")
+            .await?
+            .expect_error(429, "AUTH_RATE_LIMITED")?;
+    }
+    let rows = server.query(&format!(
+        "SELECT detail FROM audit_logs WHERE action = 'auth.login' AND client_ip = '{guesser}'
+           AND detail LIKE 'rate_limited%'"
+    ))?;
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    assert_eq!(rows[0]["detail"], "rate_limited (5 refused)");
+    // Once it lifts, the next lockout of the same address is twice as long.
+    let deadline = Instant::now() + Duration::from_secs(first + 10);
+    loop {
+        let reply = login_from(&server, guesser, "dave", "guess").await?;
+        if reply.status == 401 {
+            break;
+        }
+        reply.expect_error(429, "AUTH_RATE_LIMITED")?;
+        ensure!(Instant::now() < deadline, "the address lock never lifted");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    // "dave" above was the first failure of the new window; one more locks it again.
+    let second = lock(&["erin"]).await?;
+    ensure!(
+        (3..=4).contains(&second),
+        "second lock {second} s (doubled from 2)"
+    );
+    // Meanwhile the real admin, from its own address, was never kept out by the guesses.
+    login_from(&server, "198.51.100.67", "admin", PASSWORD)
+        .await?
+        .expect_ok::<AuthPayload>()?;
     Ok(())
 }

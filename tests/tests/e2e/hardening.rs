@@ -377,3 +377,233 @@ async fn a_stream_ticket_opens_once() -> Result<()> {
     );
     Ok(())
 }
+
+#[tokio::test]
+async fn a_run_is_judged_by_the_targets_it_was_planned_for() -> Result<()> {
+    use stowage_shared::api::CommandResult;
+    let server = stowage_tests::Server::start().await?;
+    let admin = server.admin("admin", "correct horse battery").await?;
+    let node: NodeWithToken = server
+        .post(routes::NODES, Some(&admin), &json!({"name": "liar"}))
+        .await?
+        .expect_ok()?;
+    let raw = stowage_tests::RawAgent::new(&server, node.token.expose());
+    raw.heartbeat().await?.expect_ok::<serde_json::Value>()?;
+    let mut targets = Vec::new();
+    for name in ["one", "two"] {
+        let t: StorageTargetDetail = server
+            .post(
+                routes::STORAGE_TARGETS,
+                Some(&admin),
+                &json!({"name": name, "type": "local_disk", "config": {"basePath": format!("/tmp/{name}")}}),
+            )
+            .await?
+            .expect_ok()?;
+        targets.push(t.summary.id);
+    }
+    let task: BackupTaskOutput = server
+        .post(
+            routes::BACKUP_TASKS,
+            Some(&admin),
+            &json!({"name": "judged", "type": "file", "nodeId": node.node.id,
+                    "sourcePaths": ["/srv"], "storageTargetIds": targets}),
+        )
+        .await?
+        .expect_ok()?;
+    // (what the agent claims it stored, the status the record must get, a word of its error)
+    let cases = [
+        (vec![(targets[0], 100)], "partial", "did not report"),
+        (
+            vec![(targets[0], 100), (targets[1], 99)],
+            "partial",
+            "stored 99 bytes",
+        ),
+        (vec![(999, 100)], "failed", "did not report"),
+        (vec![(targets[0], 100), (targets[1], 100)], "success", ""),
+    ];
+    for (claimed, status, why) in cases {
+        let record: BackupRecordOutput = server
+            .post(&routes::backup_task_run(task.id), Some(&admin), &json!({}))
+            .await?
+            .expect_ok()?;
+        let command = eventually("the run to be claimable", Duration::from_secs(10), || {
+            raw.poll()
+        })
+        .await?;
+        let report = json!({
+            "bytes": 100, "sha256": "ab".repeat(32), "files": 1, "sourceBytes": 100,
+            "targets": claimed.iter().map(|(id, bytes)| json!({"targetId": id, "bytes": bytes}))
+                .collect::<Vec<_>>(),
+        });
+        raw.report(command.id, &CommandResult::Succeeded { result: report })
+            .await?
+            .expect_ok::<serde_json::Value>()?;
+        let done: BackupRecordOutput = server
+            .get(&routes::backup_record(record.id), Some(&admin))
+            .await?
+            .expect_ok()?;
+        assert_eq!(done.status, status, "{claimed:?}: {done:?}");
+        assert!(done.error.contains(why), "{claimed:?}: {}", done.error);
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn retention_removes_a_copy_through_the_node_that_wrote_it() -> Result<()> {
+    let fleet = Fleet::start("writer").await?;
+    let (server, admin) = (&fleet.server, fleet.admin.as_str());
+    let other: NodeWithToken = server
+        .post(routes::NODES, Some(admin), &json!({"name": "successor"}))
+        .await?
+        .expect_ok()?;
+    let _other_agent = AgentProcess::start(&server.base_url, other.token.expose())?;
+    server.wait_online(admin, other.node.id).await?;
+    let src = tempfile::tempdir()?;
+    std::fs::write(src.path().join("f.txt"), "x")?;
+    let store = tempfile::tempdir()?;
+    let target: StorageTargetDetail = server
+        .post(
+            routes::STORAGE_TARGETS,
+            Some(admin),
+            &json!({"name": "disk", "type": "local_disk", "config": {"basePath": store.path()}}),
+        )
+        .await?
+        .expect_ok()?;
+    let body = |node: i64| {
+        json!({"name": "moved", "type": "file", "nodeId": node, "sourcePaths": [src.path()],
+               "storageTargetIds": [target.summary.id], "retention": {"keepLast": 1}})
+    };
+    let task: BackupTaskOutput = server
+        .post(routes::BACKUP_TASKS, Some(admin), &body(fleet.node.node.id))
+        .await?
+        .expect_ok()?;
+    let run = |node_check: i64| async move {
+        let started: BackupRecordOutput = server
+            .post(&routes::backup_task_run(task.id), Some(admin), &json!({}))
+            .await?
+            .expect_ok()?;
+        let done = server.settled(admin, started.id, false).await?;
+        anyhow::ensure!(
+            done.status == "success" && done.node_id == node_check,
+            "{done:?}"
+        );
+        Ok::<_, anyhow::Error>(done)
+    };
+    let first = run(fleet.node.node.id).await?;
+    // The task moves to another node; its next run's retention drops the first backup.
+    server
+        .put(
+            &routes::backup_task(task.id),
+            Some(admin),
+            &body(other.node.id),
+        )
+        .await?
+        .expect_ok::<BackupTaskOutput>()?;
+    run(other.node.id).await?;
+    let removed = eventually(
+        "the first backup to be removed",
+        Duration::from_secs(30),
+        || async {
+            let r: BackupRecordOutput = server
+                .get(&routes::backup_record(first.id), Some(admin))
+                .await?
+                .expect_ok()?;
+            Ok(r.removed_at.is_some().then_some(r))
+        },
+    )
+    .await?;
+    assert!(removed.removal.starts_with("retention"), "{removed:?}");
+    let sent_to =
+        server.query("SELECT node_id FROM agent_commands WHERE kind = 'delete_artifacts'")?;
+    assert_eq!(sent_to.len(), 1, "{sent_to:?}");
+    assert_eq!(
+        sent_to[0]["node_id"], fleet.node.node.id,
+        "the writer removes its own copy"
+    );
+    assert!(!store.path().join(&first.targets[0].path).exists());
+    Ok(())
+}
+
+#[tokio::test]
+async fn records_of_a_deleted_node_can_still_be_deleted() -> Result<()> {
+    let fleet = Fleet::start("retired").await?;
+    let (server, admin) = (&fleet.server, fleet.admin.as_str());
+    let heir: NodeWithToken = server
+        .post(routes::NODES, Some(admin), &json!({"name": "heir"}))
+        .await?
+        .expect_ok()?;
+    let _heir_agent = AgentProcess::start(&server.base_url, heir.token.expose())?;
+    server.wait_online(admin, heir.node.id).await?;
+    let s3 = RcloneServer::start("s3", &[("RCLONE_AUTH_KEY", "\"del-key,del-secret\"")]).await?;
+    std::fs::create_dir(s3.data().join("bucket"))?;
+    let disk = tempfile::tempdir()?;
+    let mut targets = Vec::new();
+    for (name, kind, config) in [
+        ("disk", "local_disk", json!({"basePath": disk.path()})),
+        (
+            "s3",
+            "s3",
+            json!({"endpoint": format!("http://127.0.0.1:{}", s3.port), "bucket": "bucket",
+                             "accessKeyId": "del-key", "secretAccessKey": "del-secret",
+                             "forcePathStyle": true}),
+        ),
+    ] {
+        let t: StorageTargetDetail = server
+            .post(
+                routes::STORAGE_TARGETS,
+                Some(admin),
+                &json!({"name": name, "type": kind, "config": config}),
+            )
+            .await?
+            .expect_ok()?;
+        targets.push(t.summary.id);
+    }
+    let src = tempfile::tempdir()?;
+    std::fs::write(src.path().join("f.txt"), "x")?;
+    let body = |node: i64| {
+        json!({"name": "inherited", "type": "file", "nodeId": node, "sourcePaths": [src.path()],
+               "storageTargetIds": targets})
+    };
+    let task: BackupTaskOutput = server
+        .post(routes::BACKUP_TASKS, Some(admin), &body(fleet.node.node.id))
+        .await?
+        .expect_ok()?;
+    let started: BackupRecordOutput = server
+        .post(&routes::backup_task_run(task.id), Some(admin), &json!({}))
+        .await?
+        .expect_ok()?;
+    let done = server.settled(admin, started.id, false).await?;
+    assert_eq!(done.status, "success", "{done:?}");
+    // The task moves to the heir and the old node is deleted.
+    server
+        .put(
+            &routes::backup_task(task.id),
+            Some(admin),
+            &body(heir.node.id),
+        )
+        .await?
+        .expect_ok::<BackupTaskOutput>()?;
+    server
+        .delete(&routes::node(fleet.node.node.id), Some(admin))
+        .await?
+        .expect_ok::<serde_json::Value>()?;
+    // Its record still goes: the S3 copy through the heir, the local copy is out of reach.
+    server
+        .delete(&routes::backup_record(done.id), Some(admin))
+        .await?
+        .expect_ok::<serde_json::Value>()?;
+    let path = &done.targets[0].path;
+    assert!(
+        !s3.data().join("bucket").join(path).exists(),
+        "the S3 copy is removed"
+    );
+    assert!(
+        disk.path().join(path).exists(),
+        "the retired node's disk is out of reach"
+    );
+    server
+        .get(&routes::backup_record(done.id), Some(admin))
+        .await?
+        .expect_error(404, "BACKUP_RECORD_NOT_FOUND")?;
+    Ok(())
+}

@@ -383,7 +383,7 @@ async fn system_info_reports_the_deployment_and_the_update_check_reads_a_release
     assert_eq!(info.version, env!("CARGO_PKG_VERSION"));
     assert_eq!(
         info.schema_migration.as_deref(),
-        Some("0011_notifications_settings.sql")
+        Some("0012_usage_and_tickets.sql")
     );
     assert!(
         info.cron.healthy && info.cron.last_tick_at.is_some(),

@@ -795,3 +795,180 @@ async fn downloads_stream_the_artifact_from_every_kind_of_target() -> Result<()>
         .expect_error(403, "AUTH_FORBIDDEN")?;
     Ok(())
 }
+
+#[tokio::test]
+async fn partial_runs_never_push_out_the_last_complete_copy() -> Result<()> {
+    let s = Setup::start().await?;
+    let src = tempfile::tempdir()?;
+    std::fs::write(src.path().join("f.txt"), "x")?;
+    let task = s
+        .task("partial", src.path(), json!({"keepLast": 2}))
+        .await?;
+    let complete = s.run(task).await?;
+    // From now on S3 refuses every upload (a wrong key, sent again as the binding rule wants).
+    s.server
+        .put(
+            &routes::storage_target(s.targets[1]),
+            Some(&s.admin),
+            &json!({"name": "s3", "type": "s3", "config": {
+                "endpoint": format!("http://127.0.0.1:{}", s.s3.port), "bucket": "bucket",
+                "accessKeyId": "rec-key", "secretAccessKey": "not-the-secret",
+                "forcePathStyle": true}}),
+        )
+        .await?
+        .expect_ok::<StorageTargetDetail>()?;
+    let mut partial = Vec::new();
+    for _ in 0..3 {
+        let started: BackupRecordOutput = s
+            .server
+            .post(&routes::backup_task_run(task), Some(&s.admin), &json!({}))
+            .await?
+            .expect_ok()?;
+        let done = s.server.settled(&s.admin, started.id, false).await?;
+        assert_eq!(done.status, "partial", "{done:?}");
+        partial.push(done);
+    }
+    // The oldest partial run goes (partial runs do not pile up)...
+    eventually(
+        "retention to remove the oldest partial run",
+        Duration::from_secs(30),
+        || async {
+            let r: BackupRecordOutput = s
+                .server
+                .get(&routes::backup_record(partial[0].id), Some(&s.admin))
+                .await?
+                .expect_ok()?;
+            Ok(r.removed_at.is_some().then_some(r))
+        },
+    )
+    .await?;
+    // ...but the complete run, the only copy on S3, stays on both targets.
+    let first: BackupRecordOutput = s
+        .server
+        .get(&routes::backup_record(complete.id), Some(&s.admin))
+        .await?
+        .expect_ok()?;
+    assert!(
+        first.removal.is_empty() && first.removed_at.is_none(),
+        "{first:?}"
+    );
+    for copy in s.stored(&complete.targets[0].path) {
+        assert!(copy.exists(), "{copy:?} is kept");
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_target_holding_backups_is_deleted_only_when_told_what_happens_to_them() -> Result<()> {
+    let s = Setup::start().await?;
+    let src = tempfile::tempdir()?;
+    std::fs::write(src.path().join("f.txt"), "x")?;
+    let task = s.task("held", src.path(), json!({})).await?;
+    let run = s.run(task).await?;
+    s.server
+        .delete(
+            &format!("{}?keepBackups=true", routes::backup_task(task)),
+            Some(&s.admin),
+        )
+        .await?
+        .expect_ok::<serde_json::Value>()?;
+    let [on_disk, on_s3] = s.stored(&run.targets[0].path);
+    // Unsaid: refused, with the count.
+    let refused = s
+        .server
+        .delete(&routes::storage_target(s.targets[1]), Some(&s.admin))
+        .await?;
+    refused.expect_error(409, "STORAGE_TARGET_HAS_BACKUPS")?;
+    assert!(
+        refused.envelope.message.starts_with("1 backup"),
+        "{}",
+        refused.raw
+    );
+    assert!(on_s3.exists());
+    // Said: the copies on that target go first, the record keeps its other copy.
+    s.server
+        .delete(
+            &format!(
+                "{}?deleteBackups=true",
+                routes::storage_target(s.targets[1])
+            ),
+            Some(&s.admin),
+        )
+        .await?
+        .expect_ok::<serde_json::Value>()?;
+    assert!(!on_s3.exists() && on_disk.exists());
+    let after: BackupRecordOutput = s
+        .server
+        .get(&routes::backup_record(run.id), Some(&s.admin))
+        .await?
+        .expect_ok()?;
+    assert_eq!(after.targets.len(), 1, "{after:?}");
+    assert!(after.removed_at.is_none());
+    // The last copy's target too: the record says it has nothing stored any more.
+    s.server
+        .delete(
+            &format!(
+                "{}?deleteBackups=true",
+                routes::storage_target(s.targets[0])
+            ),
+            Some(&s.admin),
+        )
+        .await?
+        .expect_ok::<serde_json::Value>()?;
+    assert!(!on_disk.exists());
+    let gone: BackupRecordOutput = s
+        .server
+        .get(&routes::backup_record(run.id), Some(&s.admin))
+        .await?
+        .expect_ok()?;
+    assert!(gone.removed_at.is_some(), "{gone:?}");
+    assert!(
+        gone.removal.contains("storage target was deleted"),
+        "{gone:?}"
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_relayed_download_that_is_still_read_is_never_purged() -> Result<()> {
+    use sha2::{Digest, Sha256};
+    let s = Setup::start().await?;
+    let src = tempfile::tempdir()?;
+    std::fs::write(src.path().join("noise.bin"), noise(9 << 20))?;
+    let task: BackupTaskOutput = s
+        .server
+        .post(
+            routes::BACKUP_TASKS,
+            Some(&s.admin),
+            &json!({"name": "slow", "type": "file", "nodeId": s.node_id, "sourcePaths": [src.path()],
+                    "storageTargetIds": [s.targets[0]]}),
+        )
+        .await?
+        .expect_ok()?;
+    let done = s.run(task.id).await?;
+    // The node's own disk: relayed through the agent, chunk by chunk.
+    let mut resp = s
+        .server
+        .http()
+        .get(s.server.url(&routes::backup_record_download(done.id)))
+        .bearer_auth(&s.admin)
+        .send()
+        .await?;
+    assert_eq!(resp.status(), 200);
+    let mut body = resp.chunk().await?.context("a first piece")?.to_vec();
+    // The download is older than the purge age now, but it is being read: the tick keeps it.
+    s.server
+        .query("UPDATE relays SET created_at = '2000-01-01T00:00:00.000Z'")?;
+    s.server.trigger_cron().await?;
+    while let Some(piece) = resp.chunk().await? {
+        body.extend_from_slice(&piece);
+    }
+    assert_eq!(body.len() as u64, done.bytes, "the whole artifact arrived");
+    assert_eq!(hex::encode(Sha256::digest(&body)), done.checksum);
+    // Once it is over, its chunks are gone at once.
+    assert_eq!(
+        s.server.query("SELECT count(*) AS n FROM relay_chunks")?[0]["n"],
+        0
+    );
+    Ok(())
+}

@@ -72,7 +72,9 @@ pub async fn setup(mut ctx: Ctx<'_>) -> Result<Response, ApiError> {
             Outcome::Failure,
             "setup_disabled",
         );
-        audit::record(&db, &entry).await?;
+        // Counted per address and quarter of an hour, so a flood adds one row, not one each.
+        let until = time::format(ctx.now + chrono::Duration::minutes(15));
+        audit::record_counted(&db, &entry, &format!("setup:{}", caller.ip), &until).await?;
         return Err(closed());
     };
     let payload = start_session(&db, &config, &user, ctx.now, &caller).await?;
@@ -109,7 +111,20 @@ pub async fn login(mut ctx: Ctx<'_>) -> Result<Response, ApiError> {
             Outcome::Failure,
             "rate_limited",
         );
-        audit::record(&db, &entry).await?;
+        // One row per address for as long as the lock lasts, counting the refusals.
+        let retry = match &limited {
+            ApiError::RateLimited { retry_after_secs } => *retry_after_secs,
+            _ => 60,
+        };
+        let until = ctx.now
+            + chrono::Duration::seconds(i64::try_from(retry).unwrap_or(i64::MAX).min(86_400));
+        audit::record_counted(
+            &db,
+            &entry,
+            &format!("login:{}", caller.ip),
+            &time::format(until),
+        )
+        .await?;
         return Err(limited);
     }
 
@@ -308,11 +323,26 @@ async fn count_failure(
 ) -> Result<(), ApiError> {
     let now_text = time::format(now);
     let cutoff = time::format(config.throttle.window_cutoff(now));
-    for key in keys {
-        let failures = throttle::count_failure(db, key, &now_text, &cutoff).await?;
-        if let Some(until) = config.throttle.lock_after_failure(failures, now) {
-            throttle::lock(db, key, &time::format(until)).await?;
-        }
+    let [account, ip] = keys;
+    let failures = throttle::count_failure(db, account, &now_text, &cutoff).await?;
+    if let Some(until) = config.throttle.lock_after_failure(failures, now) {
+        throttle::lock(db, account, &time::format(until)).await?;
+    }
+    let failures = throttle::count_failure(db, ip, &now_text, &cutoff).await?;
+    let earlier =
+        throttle::lockouts(db, ip, &time::format(now - chrono::Duration::days(1))).await?;
+    if let Some(until) = config
+        .throttle
+        .ip_lock_after_failure(failures, earlier, now)
+    {
+        throttle::lock(db, ip, &time::format(until)).await?;
+        throttle::count_lockout(
+            db,
+            ip,
+            &now_text,
+            &time::format(now - chrono::Duration::days(1)),
+        )
+        .await?;
     }
     Ok(())
 }

@@ -198,7 +198,8 @@ impl Relay {
     async fn next(&mut self) -> Result<Option<Vec<u8>>, worker::Error> {
         let mut stalled = 0;
         loop {
-            if let Some(data) = relays::take_chunk(&self.db, self.id, self.next)
+            let now = stowage_shared::time::format(crate::now());
+            if let Some(data) = relays::take_chunk(&self.db, self.id, self.next, &now)
                 .await
                 .map_err(broken)?
             {

@@ -20,7 +20,7 @@ use stowage_shared::api::{
     RunBackupReport, RunDestination, StoredObject,
 };
 use stowage_shared::databases::DumpSection;
-use stowage_shared::retention::{Backup, plan};
+use stowage_shared::retention::{Backup, plan_runs};
 use stowage_shared::tasks::{TaskType, artifact_path};
 use stowage_shared::time::Timestamp;
 use stowage_shared::{ErrorCode, time};
@@ -241,30 +241,22 @@ pub async fn settle(
                     format!("the run's report was unreadable: {e}"),
                 )
             })?;
-            let stored = report.targets.iter().filter(|t| t.bytes.is_some()).count();
-            let status = match stored {
-                0 => "failed",
-                n if n == report.targets.len() => "success",
-                _ => "partial",
-            };
-            let errors: Vec<String> = report
-                .targets
+            // Judged against the targets the run was handed out for, not the report's own list.
+            let planned: Vec<i64> = records::targets(db, record_id)
+                .await?
                 .iter()
-                .filter_map(|t| {
-                    t.error
-                        .as_ref()
-                        .map(|e| format!("target {}: {e}", t.target_id))
-                })
+                .map(|t| t.target_id)
                 .collect();
-            let error = errors.join("; ");
-            let outcomes: Vec<TargetOutcome<'_>> = report
+            let verdict = stowage_shared::runs::judge(&planned, &report);
+            let (status, error) = (verdict.status, verdict.error.clone());
+            let outcomes: Vec<TargetOutcome<'_>> = verdict
                 .targets
                 .iter()
                 .map(|t| TargetOutcome {
                     target_id: t.target_id,
-                    ok: t.bytes.is_some(),
-                    bytes: t.bytes.map_or(0, |b| i64::try_from(b).unwrap_or(i64::MAX)),
-                    error: t.error.as_deref().unwrap_or_default(),
+                    ok: t.stored.is_some(),
+                    bytes: t.stored.map_or(0, |b| i64::try_from(b).unwrap_or(i64::MAX)),
+                    error: &t.error,
                 })
                 .collect();
             let sections = serde_json::to_string(&report.sections)
@@ -405,9 +397,22 @@ pub async fn delete_with_objects(
             ),
         ));
     }
-    let sealer = config.sealer()?;
     let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
     let targets = records::targets_of(db, &ids).await?;
+    remove_objects(db, config, now, rows, &targets).await?;
+    records::delete(db, &ids).await
+}
+
+/// Removes the stored objects of `targets` (copies of `rows`) through the node that wrote each
+/// record; fails, naming every copy that stayed, unless all are gone.
+pub async fn remove_objects(
+    db: &D1Database,
+    config: &crate::config::Config,
+    now: Timestamp,
+    rows: &[RecordRow],
+    targets: &[RecordTargetRow],
+) -> Result<(), ApiError> {
+    let sealer = config.sealer()?;
     let mut nodes: Vec<i64> = rows
         .iter()
         .filter(|r| r.removed_at.is_none())
@@ -428,49 +433,89 @@ pub async fn delete_with_objects(
         if objects.is_empty() {
             continue;
         }
-        let node = super::nodes::choose_online(
-            db,
-            config,
-            now,
-            Some(node_id),
-            super::nodes::Needs::Nothing,
-        )
-        .await?;
-        let answer = super::rpc::call(
-            db,
-            &sealer,
-            node,
-            &CommandSpec::DeleteArtifacts { objects },
-            config.timings.rpc_wait,
-            now,
-            super::rpc::ErrorPolicy {
-                passes: &[],
-                fallback: ErrorCode::BackupRecordDeleteFailed,
-            },
-        )
-        .await?;
-        let report: DeleteArtifactsReport = serde_json::from_value(answer).map_err(|e| {
-            ApiError::new(
-                ErrorCode::AgentResultInvalid,
-                format!("the agent's delete report was unreadable: {e}"),
+        // The writer is gone (its node was deleted): copies on its own disk cannot be reached
+        // by anyone any more and are left; the others go through a node that uses their target.
+        let mut batches: Vec<(i64, Vec<StoredObject>)> = Vec::new();
+        if crate::store::nodes::get(db, node_id).await?.is_some() {
+            let node = super::nodes::choose_online(
+                db,
+                config,
+                now,
+                Some(node_id),
+                super::nodes::Needs::Nothing,
             )
-        })?;
-        if !report.failures.is_empty() {
-            let reasons: Vec<String> = report
-                .failures
-                .iter()
-                .map(|f| format!("target {} {}: {}", f.target_id, f.path, f.error))
-                .collect();
-            return Err(ApiError::new(
-                ErrorCode::BackupRecordDeleteFailed,
-                format!(
-                    "some stored backups could not be removed, so their records were kept: {}",
-                    reasons.join("; ")
-                ),
-            ));
+            .await?;
+            batches.push((node, objects));
+        } else {
+            for object in objects {
+                if object.storage_type == stowage_shared::storage::StorageType::LocalDisk {
+                    worker::console_log!(
+                        "record copy on target {} at {} was on the disk of deleted node {node_id}: left there",
+                        object.target_id,
+                        object.path
+                    );
+                    continue;
+                }
+                let needs = super::nodes::Needs::storage(object.storage_type);
+                let node =
+                    super::nodes::choose_for_target(db, config, now, None, object.target_id, needs)
+                        .await?;
+                match batches.iter_mut().find(|(n, _)| *n == node) {
+                    Some((_, list)) => list.push(object),
+                    None => batches.push((node, vec![object])),
+                }
+            }
+        }
+        for (node, objects) in batches {
+            remove_batch(db, config, &sealer, now, node, objects).await?;
         }
     }
-    records::delete(db, &ids).await
+    Ok(())
+}
+
+/// One `delete_artifacts` command on `node`; an error names every object that stayed.
+async fn remove_batch(
+    db: &D1Database,
+    config: &crate::config::Config,
+    sealer: &Sealer,
+    now: Timestamp,
+    node: i64,
+    objects: Vec<StoredObject>,
+) -> Result<(), ApiError> {
+    let answer = super::rpc::call(
+        db,
+        sealer,
+        node,
+        &CommandSpec::DeleteArtifacts { objects },
+        config.timings.rpc_wait,
+        now,
+        super::rpc::ErrorPolicy {
+            passes: &[],
+            fallback: ErrorCode::BackupRecordDeleteFailed,
+        },
+    )
+    .await?;
+    let report: DeleteArtifactsReport = serde_json::from_value(answer).map_err(|e| {
+        ApiError::new(
+            ErrorCode::AgentResultInvalid,
+            format!("the agent's delete report was unreadable: {e}"),
+        )
+    })?;
+    if !report.failures.is_empty() {
+        let reasons: Vec<String> = report
+            .failures
+            .iter()
+            .map(|f| format!("target {} {}: {}", f.target_id, f.path, f.error))
+            .collect();
+        return Err(ApiError::new(
+            ErrorCode::BackupRecordDeleteFailed,
+            format!(
+                "some stored backups could not be removed, so their records were kept: {}",
+                reasons.join("; ")
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// `DELETE /api/backup/records/:id`: removes the stored backup from every target, then the record.
@@ -549,17 +594,21 @@ async fn apply_retention(
         return Ok(());
     }
     let candidates = records::retention_candidates(db, task_id).await?;
-    let backups: Vec<Backup> = candidates
-        .iter()
-        .filter_map(|c| {
-            time::parse(&c.finished_at).map(|finished_at| Backup {
-                record_id: c.id,
-                finished_at,
+    let backups = |status: &str| -> Vec<Backup> {
+        candidates
+            .iter()
+            .filter(|c| c.status == status)
+            .filter_map(|c| {
+                time::parse(&c.finished_at).map(|finished_at| Backup {
+                    record_id: c.id,
+                    finished_at,
+                })
             })
-        })
-        .collect();
+            .collect()
+    };
     let zone = stowage_shared::retention::zone(&task.time_zone);
-    let dropped: Vec<(i64, String)> = plan(&backups, &spec.retention, zone, now)
+    let (complete, partial) = (backups("success"), backups("partial"));
+    let dropped: Vec<(i64, String)> = plan_runs(&complete, &partial, &spec.retention, zone, now)
         .into_iter()
         .filter(|d| !d.keep)
         .filter(|d| {
@@ -572,17 +621,38 @@ async fn apply_retention(
     if dropped.is_empty() {
         return Ok(());
     }
-    let ids: Vec<i64> = dropped.iter().map(|(id, _)| *id).collect();
-    let objects = stored_objects(db, sealer, &records::targets_of(db, &ids).await?).await?;
-    let command_id = super::rpc::enqueue(
-        db,
-        sealer,
-        task.node_id,
-        &CommandSpec::DeleteArtifacts { objects },
-        now,
-    )
-    .await?;
-    records::mark_removal(db, &dropped, command_id).await
+    // Each record's objects are removed by the node that wrote them (its local disk is only
+    // reachable from there), whichever node the task runs on now.
+    let mut writers: Vec<i64> = candidates
+        .iter()
+        .filter(|c| dropped.iter().any(|(id, _)| *id == c.id))
+        .map(|c| c.node_id)
+        .collect();
+    writers.sort_unstable();
+    writers.dedup();
+    for writer in writers {
+        let of_writer: Vec<(i64, String)> = dropped
+            .iter()
+            .filter(|(id, _)| {
+                candidates
+                    .iter()
+                    .any(|c| c.id == *id && c.node_id == writer)
+            })
+            .cloned()
+            .collect();
+        let ids: Vec<i64> = of_writer.iter().map(|(id, _)| *id).collect();
+        let objects = stored_objects(db, sealer, &records::targets_of(db, &ids).await?).await?;
+        let command_id = super::rpc::enqueue(
+            db,
+            sealer,
+            writer,
+            &CommandSpec::DeleteArtifacts { objects },
+            now,
+        )
+        .await?;
+        records::mark_removal(db, &of_writer, command_id).await?;
+    }
+    Ok(())
 }
 
 /// Marks the records a retention command removed, from its report.

@@ -286,8 +286,46 @@ pub async fn update(mut ctx: Ctx<'_>) -> Result<Response, ApiError> {
 }
 
 pub async fn delete(ctx: Ctx<'_>) -> Result<Response, ApiError> {
-    let (AppState { db, .. }, principal) = ctx.signed_in(Role::Operator).await?;
+    let (AppState { db, config }, principal) = ctx.signed_in(Role::Operator).await?;
     let id = ctx.id()?;
+    let delete_backups = match ctx.query("deleteBackups")?.as_deref() {
+        None => None,
+        Some("true") => Some(true),
+        Some("false") => Some(false),
+        Some(_) => {
+            return Err(ApiError::new(
+                ErrorCode::InvalidInput,
+                "deleteBackups must be true or false",
+            ));
+        }
+    };
+    find(&db, id).await?;
+    let holding = crate::store::tasks::names_using_target(&db, id).await?;
+    if holding.is_empty() {
+        let rows = crate::store::records::with_copies_on(&db, id).await?;
+        match (rows.is_empty(), delete_backups) {
+            (true, _) | (false, Some(false)) => {}
+            (false, None) => {
+                return Err(ApiError::new(
+                    ErrorCode::StorageTargetHasBackups,
+                    format!(
+                        "{} backup(s) are stored on this target; say what happens to them: ?deleteBackups=true removes them from the target first, ?deleteBackups=false leaves them there (Stowage can no longer reach them)",
+                        rows.len()
+                    ),
+                ));
+            }
+            (false, Some(true)) => {
+                let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
+                let copies: Vec<_> = crate::store::records::targets_of(&db, &ids)
+                    .await?
+                    .into_iter()
+                    .filter(|t| t.target_id == id)
+                    .collect();
+                super::records::remove_objects(&db, &config, ctx.now, &rows, &copies).await?;
+                crate::store::records::forget_target(&db, id, &time::format(ctx.now)).await?;
+            }
+        }
+    }
     if !targets::delete_unused(&db, id).await? {
         find(&db, id).await?;
         let tasks = crate::store::tasks::names_using_target(&db, id).await?;

@@ -63,6 +63,73 @@ pub async fn record(db: &D1Database, e: &Entry<'_>) -> Result<(), ApiError> {
     Ok(())
 }
 
+/// A refusal that is counted rather than written each time: the first of a window (ending at
+/// `until`) writes its audit row; later ones of the same `key` before then only count, and the
+/// row's detail says how many (`rate_limited (12 refused)`).
+pub async fn record_counted(
+    db: &D1Database,
+    e: &Entry<'_>,
+    key: &str,
+    until: &str,
+) -> Result<(), ApiError> {
+    #[derive(Deserialize)]
+    struct Counted {
+        audit_id: i64,
+        refused: i64,
+    }
+    let counted: Option<Counted> = first(
+        db,
+        "UPDATE audit_summaries SET refused = refused + 1 WHERE key = ?1 AND until > ?2
+         RETURNING audit_id, refused",
+        &[text(key), text(e.now)],
+    )
+    .await?;
+    if let Some(c) = counted {
+        run(
+            db,
+            "UPDATE audit_logs SET detail = ?2 WHERE id = ?1",
+            &[
+                int(c.audit_id),
+                text(&format!("{} ({} refused)", e.detail, c.refused)),
+            ],
+        )
+        .await?;
+        return Ok(());
+    }
+    #[derive(Deserialize)]
+    struct Id {
+        id: i64,
+    }
+    let row: Option<Id> = first(
+        db,
+        "INSERT INTO audit_logs (created_at, actor_user_id, actor, action, resource_type, resource_id, result, detail, client_ip, user_agent)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) RETURNING id",
+        &[
+            text(e.now),
+            e.actor_user_id.map_or(worker::wasm_bindgen::JsValue::NULL, int),
+            text(e.actor),
+            text(e.action),
+            text(e.resource_type),
+            opt_text(e.resource_id.as_deref()),
+            text(e.outcome.as_str()),
+            text(e.detail),
+            text(e.client_ip),
+            text(e.user_agent),
+        ],
+    )
+    .await?;
+    let audit_id = row.map_or(0, |r| r.id);
+    run(
+        db,
+        "INSERT INTO audit_summaries (key, audit_id, refused, until) VALUES (?1, ?2, 1, ?3)
+         ON CONFLICT (key) DO UPDATE SET audit_id = excluded.audit_id, refused = 1,
+             until = excluded.until",
+        &[text(key), int(audit_id), text(until)],
+    )
+    .await?;
+    Ok(())
+}
+
 /// The filters of `GET /api/audit-logs`; `None` means "any".
 #[derive(Debug, Default)]
 pub struct Filter<'a> {
@@ -153,6 +220,15 @@ pub async fn page(
 }
 
 /// Rows older than `before`; returns how many went.
+pub async fn purge_summaries(db: &D1Database, now: &str) -> Result<usize, ApiError> {
+    run(
+        db,
+        "DELETE FROM audit_summaries WHERE until <= ?1",
+        &[text(now)],
+    )
+    .await
+}
+
 pub async fn purge(db: &D1Database, before: &str) -> Result<usize, ApiError> {
     run(
         db,

@@ -178,6 +178,10 @@ pub async fn delete(db: &D1Database, ids: &[i64]) -> Result<u64, ApiError> {
 pub struct Kept {
     pub id: i64,
     pub finished_at: String,
+    /// `success` or `partial`.
+    pub status: String,
+    /// The node that wrote it (the only one that can reach its `local_disk` copies).
+    pub node_id: i64,
     /// A removal is under way (its command is pending or claimed).
     pub removing: i64,
 }
@@ -185,7 +189,7 @@ pub struct Kept {
 pub async fn retention_candidates(db: &D1Database, task_id: i64) -> Result<Vec<Kept>, ApiError> {
     all(
         db,
-        "SELECT r.id, r.finished_at,
+        "SELECT r.id, r.finished_at, r.status, r.node_id,
                 EXISTS (SELECT 1 FROM agent_commands c WHERE c.id = r.removal_command
                         AND c.status IN ('pending', 'claimed')) AS removing
          FROM backup_records r
@@ -279,6 +283,47 @@ pub async fn targets(db: &D1Database, record_id: i64) -> Result<Vec<RecordTarget
 }
 
 /// The targets of several records in one query, in each record's order.
+/// The records (not removed, not running) that hold a stored copy on `target_id`.
+pub async fn with_copies_on(db: &D1Database, target_id: i64) -> Result<Vec<RecordRow>, ApiError> {
+    all(
+        db,
+        record_select!(
+            "WHERE removed_at IS NULL AND status != 'running' AND id IN
+               (SELECT record_id FROM backup_record_targets WHERE target_id = ?1 AND status = 'success')"
+        ),
+        &[int(target_id)],
+    )
+    .await
+}
+
+/// Forgets the copies on a deleted target: its rows go, and a record left without any stored copy
+/// is marked removed, saying why.
+pub async fn forget_target(db: &D1Database, target_id: i64, now: &str) -> Result<(), ApiError> {
+    batch(
+        db,
+        vec![
+            stmt(
+                db,
+                "UPDATE backup_records SET removed_at = ?2,
+                        removal = 'its storage target was deleted with its backups'
+                 WHERE removed_at IS NULL AND id IN
+                   (SELECT record_id FROM backup_record_targets WHERE target_id = ?1)
+                   AND NOT EXISTS (SELECT 1 FROM backup_record_targets t
+                                   WHERE t.record_id = backup_records.id AND t.target_id != ?1
+                                     AND t.status = 'success')",
+                &[int(target_id), text(now)],
+            )?,
+            stmt(
+                db,
+                "DELETE FROM backup_record_targets WHERE target_id = ?1",
+                &[int(target_id)],
+            )?,
+        ],
+    )
+    .await
+    .map(drop)
+}
+
 pub async fn targets_of(
     db: &D1Database,
     record_ids: &[i64],

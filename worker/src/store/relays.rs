@@ -114,8 +114,14 @@ pub async fn put_chunk(
     })
 }
 
-/// Takes chunk `seq` (read and delete), if it has arrived.
-pub async fn take_chunk(db: &D1Database, id: i64, seq: i64) -> Result<Option<String>, ApiError> {
+/// Takes chunk `seq` (read and delete), if it has arrived, and notes that the download is being
+/// read (so the tick does not purge it however long it takes).
+pub async fn take_chunk(
+    db: &D1Database,
+    id: i64,
+    seq: i64,
+    now: &str,
+) -> Result<Option<String>, ApiError> {
     #[derive(Deserialize)]
     struct Data {
         data: String,
@@ -126,6 +132,15 @@ pub async fn take_chunk(db: &D1Database, id: i64, seq: i64) -> Result<Option<Str
         &[int(id), int(seq)],
     )
     .await?;
+    if row.is_some() {
+        run(
+            db,
+            "INSERT INTO relay_reads (relay_id, read_at) VALUES (?1, ?2)
+             ON CONFLICT (relay_id) DO UPDATE SET read_at = excluded.read_at",
+            &[int(id), text(now)],
+        )
+        .await?;
+    }
     Ok(row.map(|r| r.data))
 }
 
@@ -155,8 +170,17 @@ pub async fn finish(db: &D1Database, id: i64, outcome: Result<i64, &str>) -> Res
          WHERE id = ?1 AND status IN ('waiting', 'sending')",
         &[int(id), text(status), int(chunks), text(error)],
     )
-    .await
-    .map(drop)
+    .await?;
+    if status == "failed" {
+        // Nobody will read them: their bytes go at once.
+        run(
+            db,
+            "DELETE FROM relay_chunks WHERE relay_id = ?1",
+            &[int(id)],
+        )
+        .await?;
+    }
+    Ok(())
 }
 
 /// Fails relays whose command ended without a result (the agent died), and removes relays (and
@@ -171,15 +195,37 @@ pub async fn purge(db: &D1Database, before: &str) -> Result<usize, ApiError> {
         &[],
     )
     .await?;
+    // Abandoned: begun before `before` and not read from since (a download still being read
+    // stays, however long it takes).
+    macro_rules! abandoned {
+        () => {
+            "SELECT id FROM relays WHERE created_at < ?1 AND NOT EXISTS
+             (SELECT 1 FROM relay_reads r WHERE r.relay_id = relays.id AND r.read_at >= ?1)"
+        };
+    }
     run(
         db,
-        "DELETE FROM relay_chunks WHERE relay_id IN (SELECT id FROM relays WHERE created_at < ?1)",
+        concat!(
+            "DELETE FROM relay_chunks WHERE relay_id IN (",
+            abandoned!(),
+            ")"
+        ),
         &[text(before)],
     )
     .await?;
     run(
         db,
-        "DELETE FROM relays WHERE created_at < ?1",
+        concat!(
+            "DELETE FROM relay_reads WHERE relay_id IN (",
+            abandoned!(),
+            ")"
+        ),
+        &[text(before)],
+    )
+    .await?;
+    run(
+        db,
+        concat!("DELETE FROM relays WHERE id IN (", abandoned!(), ")"),
         &[text(before)],
     )
     .await

@@ -1,4 +1,6 @@
-//! The `login_throttle` table: failed sign-in counters per account and per client IP.
+//! The `login_throttle` table: failed sign-in counters per account and per client IP, and per
+//! client IP the number of its lockouts in the last day (key `lockouts:<ip key>`, the count in
+//! `failures`, the first of the day's lockouts in `window_start`), which doubles its next lock.
 
 use super::{all, run, text};
 use crate::error::ApiError;
@@ -82,13 +84,47 @@ pub async fn clear(db: &D1Database, key: &str) -> Result<(), ApiError> {
     Ok(())
 }
 
-/// Deletes counters whose window and lock are both over.
-pub async fn purge(db: &D1Database, now: &str, cutoff: &str) -> Result<usize, ApiError> {
+/// Deletes counters whose window and lock are both over, and lockout counts older than a day.
+pub async fn purge(
+    db: &D1Database,
+    now: &str,
+    cutoff: &str,
+    day_ago: &str,
+) -> Result<usize, ApiError> {
     run(
         db,
         "DELETE FROM login_throttle
-         WHERE window_start <= ?2 AND (locked_until IS NULL OR locked_until <= ?1)",
-        &[text(now), text(cutoff)],
+         WHERE (key NOT LIKE 'lockouts:%' AND window_start <= ?2
+                AND (locked_until IS NULL OR locked_until <= ?1))
+            OR (key LIKE 'lockouts:%' AND window_start <= ?3)",
+        &[text(now), text(cutoff), text(day_ago)],
     )
     .await
+}
+
+/// How often `key` was locked out since `day_ago`.
+pub async fn lockouts(db: &D1Database, key: &str, day_ago: &str) -> Result<u32, ApiError> {
+    #[derive(Deserialize)]
+    struct Count {
+        failures: i64,
+    }
+    let row: Option<Count> = super::first(
+        db,
+        "SELECT failures FROM login_throttle WHERE key = ?1 AND window_start > ?2",
+        &[text(&format!("lockouts:{key}")), text(day_ago)],
+    )
+    .await?;
+    Ok(row.map_or(0, |r| u32::try_from(r.failures).unwrap_or(u32::MAX)))
+}
+
+/// Counts one more lockout of `key` (a day's count starts over after a day).
+pub async fn count_lockout(
+    db: &D1Database,
+    key: &str,
+    now: &str,
+    day_ago: &str,
+) -> Result<(), ApiError> {
+    count_failure(db, &format!("lockouts:{key}"), now, day_ago)
+        .await
+        .map(drop)
 }

@@ -87,6 +87,15 @@ CREATE TABLE nodes (
     created_at    TEXT    NOT NULL,
     updated_at    TEXT    NOT NULL
 );
+-- How many heartbeats and polls each node made in its current window: a node that calls more
+-- often than an agent ever does is refused (429) before any other work is done for it.
+CREATE TABLE agent_pace (
+    node_id      INTEGER NOT NULL,
+    kind         TEXT    NOT NULL,
+    window_start TEXT    NOT NULL,
+    calls        INTEGER NOT NULL,
+    PRIMARY KEY (node_id, kind)
+);
 
 -- pending → claimed → succeeded | failed | expired (shared::commands). A claim is a lease that
 -- heartbeats renew; the cron tick expires lapsed leases, so nothing stays claimed forever.

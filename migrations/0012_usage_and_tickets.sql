@@ -1,6 +1,6 @@
 -- Hardening: the last measured usage of each storage target (viewers read it; only an
 -- operator measures anew), single-use stream tickets, counted refusals in the audit log, and
--- relayed downloads that are not purged while they are read.
+-- relayed downloads that are not purged while they are read, and the pace of agents' calls.
 
 -- Each storage target's last measured usage.
 CREATE TABLE storage_usage (
@@ -32,4 +32,14 @@ CREATE TABLE audit_summaries (
 CREATE TABLE relay_reads (
     relay_id INTEGER PRIMARY KEY REFERENCES relays (id) ON DELETE CASCADE,
     read_at  TEXT    NOT NULL
+);
+
+-- How many heartbeats and polls each node made in its current window: a node that calls more
+-- often than an agent ever does is refused (429) before any other work is done for it.
+CREATE TABLE agent_pace (
+    node_id      INTEGER NOT NULL,
+    kind         TEXT    NOT NULL,
+    window_start TEXT    NOT NULL,
+    calls        INTEGER NOT NULL,
+    PRIMARY KEY (node_id, kind)
 );

@@ -51,6 +51,96 @@ pub fn fetch(
     hashing.finish()
 }
 
+/// Whether this MariaDB/MySQL client has `--sandbox` (MariaDB 10.5.25, 10.6.18, 10.11.8 and
+/// later): it refuses the commands a dump could use to run programs or touch files (`\!`,
+/// `system`, `source`, `tee`), so an artifact that was tampered with cannot make the client run
+/// anything. Asked once per program.
+fn has_sandbox(program: &Path) -> bool {
+    static SEEN: std::sync::Mutex<Vec<(std::path::PathBuf, bool)>> =
+        std::sync::Mutex::new(Vec::new());
+    let mut seen = SEEN.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some((_, has)) = seen.iter().find(|(p, _)| p == program) {
+        return *has;
+    }
+    let has = Command::new(program)
+        .arg("--help")
+        .stdin(Stdio::null())
+        .output()
+        .is_ok_and(|out| String::from_utf8_lossy(&out.stdout).contains("--sandbox"));
+    seen.push((program.to_path_buf(), has));
+    has
+}
+
+/// A PostgreSQL section as `psql` must read it so that nothing in it can run a program or touch
+/// a file: the stream starts with `\restrict <a key of the agent's>`, which makes psql refuse every
+/// meta-command (`\!`, `\o |cmd`, `\copy … program`, …) until `\unrestrict <that key>`, which
+/// never comes. The dump's own `\restrict K` header line and its `\unrestrict K` line (pg_dump
+/// writes them since 17.6, 16.10, 15.14, 14.19, 13.22) are left out: inside our restriction they
+/// would be refused. Everything else passes byte for byte.
+struct Restricted<R> {
+    inner: io::BufReader<R>,
+    /// Bytes ready to be read, and how far they were read.
+    out: Vec<u8>,
+    at: usize,
+    /// Still in the dump's header (comments and blank lines before the first statement).
+    header: bool,
+    /// The dump's own key, once its `\restrict` line was seen.
+    dump_key: Option<Vec<u8>>,
+}
+
+/// A fresh key for `\restrict`: letters and digits only, as psql wants.
+fn restrict_key() -> io::Result<String> {
+    let mut bytes = [0u8; 24];
+    std::fs::File::open("/dev/urandom")?.read_exact(&mut bytes)?;
+    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+}
+
+impl<R: Read> Restricted<R> {
+    fn new(inner: R) -> io::Result<Self> {
+        Ok(Self {
+            inner: io::BufReader::with_capacity(1 << 20, inner),
+            out: format!("\\restrict {}\n", restrict_key()?).into_bytes(),
+            at: 0,
+            header: true,
+            dump_key: None,
+        })
+    }
+}
+
+impl<R: Read> Read for Restricted<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        while self.at == self.out.len() {
+            self.out.clear();
+            self.at = 0;
+            if self.inner.read_until(b'\n', &mut self.out)? == 0 {
+                return Ok(0);
+            }
+            let line = self.out.strip_suffix(b"\n").unwrap_or(&self.out);
+            let line = line.strip_suffix(b"\r").unwrap_or(line);
+            if self.header {
+                if let Some(key) = line.strip_prefix(b"\\restrict ") {
+                    self.dump_key = Some(key.to_vec());
+                    self.out.clear();
+                    continue;
+                }
+                if !(line.is_empty() || line.starts_with(b"--")) {
+                    self.header = false;
+                }
+            } else if let (Some(key), Some(mine)) = (
+                line.strip_prefix(b"\\unrestrict "),
+                self.dump_key.as_deref(),
+            ) && key == mine
+            {
+                self.out.clear();
+            }
+        }
+        let n = buf.len().min(self.out.len() - self.at);
+        buf[..n].copy_from_slice(&self.out[self.at..self.at + n]);
+        self.at += n;
+        Ok(n)
+    }
+}
+
 /// A failure of a restore step, in words for the record.
 fn failed(message: impl Into<String>) -> io::Error {
     io::Error::other(message.into())
@@ -255,10 +345,16 @@ impl Engine<'_> {
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
         let args: Vec<String> = match (self.conn.engine, step.section.globals) {
-            (DbEngine::Mysql, _) => vec![
-                "--default-character-set=utf8mb4".to_owned(),
-                format!("--database={}", step.into),
-            ],
+            (DbEngine::Mysql, _) => {
+                let mut args = vec![
+                    "--default-character-set=utf8mb4".to_owned(),
+                    format!("--database={}", step.into),
+                ];
+                if has_sandbox(&self.prepared.program) {
+                    args.push("--sandbox".to_owned());
+                }
+                args
+            }
             // Roles the server already has (its own superuser, at least) make PostgreSQL
             // refuse their CREATE ROLE; those errors are expected, any other fails the restore.
             (DbEngine::Postgresql, true) => vec![
@@ -276,6 +372,14 @@ impl Engine<'_> {
                 "-d".to_owned(),
                 format!("dbname={}", pg_conninfo_value(&step.into)),
             ],
+        };
+        let mut restricted;
+        let input: &mut dyn Read = match self.conn.engine {
+            DbEngine::Postgresql => {
+                restricted = Restricted::new(input)?;
+                &mut restricted
+            }
+            DbEngine::Mysql => input,
         };
         let (_, said) = client(
             self.conn,
@@ -376,4 +480,185 @@ pub fn apply_steps(
         counters.add_file(0);
     }
     Ok((steps.len() as u64, fed))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::{Kind, Reporter};
+    use stowage_shared::SecretString;
+    use stowage_shared::databases::{DumpSection, check_connection};
+
+    #[tokio::test]
+    async fn a_tampered_mysql_dump_cannot_make_the_client_run_a_program() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let marker = dir.path().join("ran");
+        let sql = format!(
+            "CREATE TABLE IF NOT EXISTS t (i int);\n\\! touch {}\nsystem touch {}\n",
+            marker.display(),
+            marker.display()
+        );
+        let artifact = dir.path().join("dump.sql");
+        std::fs::write(&artifact, &sql).expect("write");
+        let db = "stowage_sandbox_test";
+        let conn = check_connection(
+            DbEngine::Mysql,
+            "127.0.0.1",
+            Some(3306),
+            "root",
+            &SecretString::new(""),
+        )
+        .expect("connection");
+        let steps = [RestoreStep {
+            section: DumpSection {
+                database: db.to_owned(),
+                globals: false,
+                offset: 0,
+                preamble: 0,
+                bytes: sql.len() as u64,
+            },
+            into: db.to_owned(),
+        }];
+        let reporter = Reporter::start(None, Kind::Restore, 1, None);
+        let log = reporter.sink();
+        let outcome = tokio::task::spawn_blocking(move || {
+            let outcome = apply_steps(
+                &conn,
+                &steps,
+                &artifact,
+                Compression::None,
+                &Counters::default(),
+                &log,
+            );
+            // Clean up the scratch database whatever happened.
+            let _ = Command::new("mariadb")
+                .args(["-uroot", "-e", &format!("DROP DATABASE IF EXISTS {db}")])
+                .output();
+            outcome
+        })
+        .await
+        .expect("joined");
+        let err = outcome.expect_err("the client refuses the shell escape");
+        assert!(
+            err.to_string().to_lowercase().contains("sandbox"),
+            "needs the machine's MariaDB server and a client with --sandbox: {err}"
+        );
+        assert!(!marker.exists(), "the client ran a program from the dump");
+    }
+
+    fn pg(sql: &str, db: &str) -> std::process::Output {
+        Command::new("psql")
+            .args([
+                "-X",
+                "-q",
+                "-h",
+                "127.0.0.1",
+                "-U",
+                "postgres",
+                "-d",
+                db,
+                "-c",
+                sql,
+            ])
+            .output()
+            .expect("these tests need the machine's PostgreSQL (psql and the server)")
+    }
+
+    /// Applies `sql` as the one section of database `db` and answers the outcome.
+    async fn apply_pg(sql: Vec<u8>, db: &'static str) -> io::Result<(u64, u64)> {
+        let dir = tempfile::tempdir()?;
+        let artifact = dir.path().join("dump.sql");
+        std::fs::write(&artifact, &sql)?;
+        let conn = check_connection(
+            DbEngine::Postgresql,
+            "127.0.0.1",
+            Some(5432),
+            "postgres",
+            &SecretString::new(""),
+        )
+        .map_err(|e| failed(e.to_string()))?;
+        let steps = [RestoreStep {
+            section: DumpSection {
+                database: db.to_owned(),
+                globals: false,
+                offset: 0,
+                preamble: 0,
+                bytes: sql.len() as u64,
+            },
+            into: db.to_owned(),
+        }];
+        let log = Reporter::start(None, Kind::Restore, 1, None).sink();
+        tokio::task::spawn_blocking(move || {
+            apply_steps(
+                &conn,
+                &steps,
+                &artifact,
+                Compression::None,
+                &Counters::default(),
+                &log,
+            )
+        })
+        .await
+        .map_err(|e| failed(e.to_string()))?
+    }
+
+    #[tokio::test]
+    async fn a_tampered_postgresql_dump_cannot_make_psql_run_a_program() {
+        let db = "stowage_restrict_test";
+        pg(&format!("DROP DATABASE IF EXISTS {db}"), "postgres");
+        assert!(
+            pg(&format!("CREATE DATABASE {db}"), "postgres")
+                .status
+                .success()
+        );
+        pg(
+            "CREATE TABLE t (i int, s text); INSERT INTO t VALUES (1, E'a\\\\b'), (2, NULL);",
+            db,
+        );
+        let dump = Command::new("pg_dump")
+            .args([
+                "-h",
+                "127.0.0.1",
+                "-U",
+                "postgres",
+                "--format=plain",
+                "--no-owner",
+                "--clean",
+                "--if-exists",
+                db,
+            ])
+            .output()
+            .expect("pg_dump");
+        assert!(dump.status.success());
+        let genuine = dump.stdout;
+        // A genuine dump restores, its COPY data whole.
+        apply_pg(genuine.clone(), db)
+            .await
+            .expect("a genuine dump restores");
+        let rows = pg("SELECT count(*) FROM t", db);
+        assert!(
+            String::from_utf8_lossy(&rows.stdout).contains('2'),
+            "{rows:?}"
+        );
+
+        let dir = tempfile::tempdir().expect("tmp");
+        let marker = dir.path().join("ran");
+        let escape = format!("\\! touch {}\n", marker.display());
+        let text = String::from_utf8_lossy(&genuine).into_owned();
+        let key = text
+            .lines()
+            .find_map(|l| l.strip_prefix("\\unrestrict "))
+            .map(str::to_owned);
+        let mut tampered = vec![format!("{escape}{text}")];
+        if let Some(key) = key {
+            // Leave the dump's restriction with its own key, then run a program.
+            tampered.push(format!("{text}\\unrestrict {key}\n{escape}"));
+        }
+        for sql in tampered {
+            let err = apply_pg(sql.into_bytes(), db).await.expect_err("refused");
+            assert!(err.to_string().contains("restricted"), "{err}");
+            assert!(!marker.exists(), "psql ran a program from the dump");
+        }
+        pg(&format!("DROP DATABASE IF EXISTS {db}"), "postgres");
+    }
 }

@@ -121,6 +121,8 @@ error_codes! {
     /// pass `nodeId` (a node whose tasks use the target, or one you choose).
     NodeRequired = ("NODE_REQUIRED", 400),
     AgentProtocolUnsupported = ("AGENT_PROTOCOL_UNSUPPORTED", 426),
+    /// The node calls more often than an agent ever does; it is told to slow down.
+    AgentRateLimited = ("AGENT_RATE_LIMITED", 429),
     AgentCommandNotFound = ("AGENT_COMMAND_NOT_FOUND", 404),
     /// The command belongs to another node.
     AgentCommandForbidden = ("AGENT_COMMAND_FORBIDDEN", 403),

@@ -687,11 +687,16 @@ impl RawAgent {
         self.post(routes::AGENT_HEARTBEAT, &body).await
     }
 
+    /// One poll; a poll the server paces away (`429 AGENT_RATE_LIMITED`, as a real agent's
+    /// would be if it came too soon) claims nothing, like an empty one.
     pub async fn poll(&self) -> Result<Option<api::ClaimedCommand>> {
-        let resp: api::PollResponse = self
+        let reply = self
             .post(routes::AGENT_POLL, &serde_json::json!({}))
-            .await?
-            .expect_ok()?;
+            .await?;
+        if reply.status == 429 && reply.code() == "AGENT_RATE_LIMITED" {
+            return Ok(None);
+        }
+        let resp: api::PollResponse = reply.expect_ok()?;
         Ok(resp.command)
     }
 

@@ -491,6 +491,11 @@ async fn mysql_backups_restore_into_the_original_and_a_new_database() -> Result<
             (json!({"databases": ["nope"]}), "RESTORE_TARGET_INVALID"),
             (json!({"targetPath": "/tmp/x"}), "RESTORE_TARGET_INVALID"),
             (json!({"restoreGlobals": true}), "RESTORE_TARGET_INVALID"),
+            // The task's stored password goes only to its own server.
+            (
+                json!({"connection": {"host": "127.0.0.2"}}),
+                "RESTORE_TARGET_INVALID",
+            ),
         ] {
             server
                 .post(

@@ -607,3 +607,177 @@ async fn records_of_a_deleted_node_can_still_be_deleted() -> Result<()> {
         .expect_error(404, "BACKUP_RECORD_NOT_FOUND")?;
     Ok(())
 }
+
+#[tokio::test]
+async fn a_node_that_calls_too_often_is_slowed_down() -> Result<()> {
+    let server = stowage_tests::Server::start().await?;
+    let admin = server.admin("admin", "correct horse battery").await?;
+    let node: NodeWithToken = server
+        .post(routes::NODES, Some(&admin), &json!({"name": "hammer"}))
+        .await?
+        .expect_ok()?;
+    let raw = stowage_tests::RawAgent::new(&server, node.token.expose());
+    // As fast as one connection allows: past a burst, refused before any work is done.
+    let mut limited = (0, 0);
+    for _ in 0..25 {
+        let reply = raw.heartbeat().await?;
+        if reply.status == 429 {
+            reply.expect_error(429, "AGENT_RATE_LIMITED")?;
+            limited.0 += 1;
+        } else {
+            reply.expect_ok::<serde_json::Value>()?;
+        }
+    }
+    for _ in 0..110 {
+        let reply = raw.post(routes::AGENT_POLL, &json!({})).await?;
+        if reply.status == 429 {
+            reply.expect_error(429, "AGENT_RATE_LIMITED")?;
+            limited.1 += 1;
+        } else {
+            reply.expect_ok::<serde_json::Value>()?;
+        }
+    }
+    assert!(limited.0 >= 5 && limited.1 >= 10, "{limited:?}");
+    Ok(())
+}
+
+#[tokio::test]
+async fn viewers_read_what_is_stored_and_start_no_work_on_agents() -> Result<()> {
+    let fleet = Fleet::start("watched").await?;
+    let (server, admin) = (&fleet.server, fleet.admin.as_str());
+    let store = tempfile::tempdir()?;
+    std::fs::write(store.path().join("a.bin"), vec![1u8; 1000])?;
+    let target: StorageTargetDetail = server
+        .post(
+            routes::STORAGE_TARGETS,
+            Some(admin),
+            &json!({"name": "disk", "type": "local_disk", "config": {"basePath": store.path()}}),
+        )
+        .await?
+        .expect_ok()?;
+    let usage = routes::storage_target_usage(target.summary.id);
+    let commands = || -> Result<serde_json::Value> {
+        Ok(server.query("SELECT count(*) AS n FROM agent_commands")?[0]["n"].clone())
+    };
+    let as_role = |role: &str| server.query(&format!("UPDATE users SET role = '{role}'"));
+
+    as_role("viewer")?;
+    server
+        .get(&usage, Some(admin))
+        .await?
+        .expect_error(404, "STORAGE_TARGET_USAGE_UNMEASURED")?;
+    server
+        .get(
+            &format!("{}?refresh=true", routes::RCLONE_BACKENDS),
+            Some(admin),
+        )
+        .await?
+        .expect_error(403, "AUTH_FORBIDDEN")?;
+    let before = commands()?;
+    // A viewer's rclone list is what is kept: nothing kept, nothing asked.
+    let listed: RcloneBackendsOutput = server
+        .get(routes::RCLONE_BACKENDS, Some(admin))
+        .await?
+        .expect_ok()?;
+    assert!(listed.backends.is_empty(), "{listed:?}");
+    assert_eq!(commands()?, before, "a viewer started work on an agent");
+
+    // An operator measures (on the node named: no task uses the target yet)...
+    as_role("operator")?;
+    let measured: stowage_shared::api::StorageUsageOutput = server
+        .get(
+            &format!("{usage}?nodeId={}", fleet.node.node.id),
+            Some(admin),
+        )
+        .await?
+        .expect_ok()?;
+    assert_eq!(measured.usage.total_bytes, 1000);
+    // ...and a viewer reads that measurement, without a new one.
+    as_role("viewer")?;
+    let before = commands()?;
+    let read: stowage_shared::api::StorageUsageOutput =
+        server.get(&usage, Some(admin)).await?.expect_ok()?;
+    assert_eq!(read.usage, measured.usage);
+    assert_eq!(read.measured_at, measured.measured_at);
+    assert_eq!(commands()?, before);
+    Ok(())
+}
+
+#[tokio::test]
+async fn an_agent_cannot_fill_a_record_with_log_lines() -> Result<()> {
+    use stowage_shared::api::{LOG_RECORD_MAX_LINES, LogLevel, LogLine, RunLogBatch};
+    let server = stowage_tests::Server::start().await?;
+    let admin = server.admin("admin", "correct horse battery").await?;
+    let node: NodeWithToken = server
+        .post(routes::NODES, Some(&admin), &json!({"name": "chatty"}))
+        .await?
+        .expect_ok()?;
+    let raw = stowage_tests::RawAgent::new(&server, node.token.expose());
+    raw.heartbeat().await?.expect_ok::<serde_json::Value>()?;
+    let target: StorageTargetDetail = server
+        .post(
+            routes::STORAGE_TARGETS,
+            Some(&admin),
+            &json!({"name": "t", "type": "local_disk", "config": {"basePath": "/tmp/chatty"}}),
+        )
+        .await?
+        .expect_ok()?;
+    let task: BackupTaskOutput = server
+        .post(
+            routes::BACKUP_TASKS,
+            Some(&admin),
+            &json!({"name": "chatty", "type": "file", "nodeId": node.node.id,
+                    "sourcePaths": ["/srv"], "storageTargetIds": [target.summary.id]}),
+        )
+        .await?
+        .expect_ok()?;
+    let record: BackupRecordOutput = server
+        .post(&routes::backup_task_run(task.id), Some(&admin), &json!({}))
+        .await?
+        .expect_ok()?;
+    eventually("the run to be claimed", Duration::from_secs(10), || {
+        raw.poll()
+    })
+    .await?;
+    // Lines around the cap, and far past it.
+    let lines = (LOG_RECORD_MAX_LINES - 2..=LOG_RECORD_MAX_LINES + 2)
+        .chain([LOG_RECORD_MAX_LINES * 100])
+        .map(|seq| LogLine {
+            seq,
+            at: "2026-12-03T00:00:00.000Z".into(),
+            level: LogLevel::Info,
+            message: format!("line {seq}"),
+        })
+        .collect();
+    raw.post(
+        &routes::agent_record_log(record.id),
+        &RunLogBatch {
+            lines,
+            progress: None,
+        },
+    )
+    .await?
+    .expect_ok::<serde_json::Value>()?;
+    let stored = server.query(&format!(
+        "SELECT seq, level, message FROM run_logs WHERE record_id = {} ORDER BY seq",
+        record.id
+    ))?;
+    let seqs: Vec<u64> = stored.iter().filter_map(|r| r["seq"].as_u64()).collect();
+    assert_eq!(
+        seqs,
+        [
+            LOG_RECORD_MAX_LINES - 2,
+            LOG_RECORD_MAX_LINES - 1,
+            LOG_RECORD_MAX_LINES
+        ]
+    );
+    let last = &stored[2];
+    assert_eq!(last["level"], "warn");
+    assert!(
+        last["message"]
+            .as_str()
+            .is_some_and(|m| m.starts_with("log truncated")),
+        "{last}"
+    );
+    Ok(())
+}

@@ -16,8 +16,9 @@ use stowage_shared::api::{
 };
 use stowage_shared::commands::{CommandStatus, ReportDecision, Stored, judge_report, lease_until};
 use stowage_shared::notifications::Message;
+use stowage_shared::time::Timestamp;
 use stowage_shared::{ErrorCode, time};
-use worker::Response;
+use worker::{D1Database, Response};
 
 pub async fn agent(ctx: &Ctx<'_>) -> Result<(AppState, AgentIdentity), ApiError> {
     let headers = ctx.req.headers();
@@ -54,8 +55,35 @@ fn clip(text: &str) -> String {
     text.chars().take(256).collect()
 }
 
+/// How many heartbeats, and polls, one node may make in [`PACE_WINDOW_SECS`]. An agent
+/// heartbeats every few seconds (every second at the shortest setting) and polls every second or
+/// two, a few times at once when it starts several commands: anything far faster is a broken or
+/// hostile agent, refused before any other work is done for it.
+const PACE_WINDOW_SECS: i64 = 10;
+const MAX_HEARTBEATS: i64 = 20;
+const MAX_POLLS: i64 = 100;
+
+async fn paced(
+    db: &D1Database,
+    node_id: i64,
+    kind: &str,
+    now: Timestamp,
+    most: i64,
+) -> Result<(), ApiError> {
+    let cutoff = time::format(now - chrono::Duration::seconds(PACE_WINDOW_SECS));
+    if nodes::pace(db, node_id, kind, &time::format(now), &cutoff).await? <= most {
+        Ok(())
+    } else {
+        Err(ApiError::new(
+            ErrorCode::AgentRateLimited,
+            format!("this node sends {kind}s too often; at most {most} in {PACE_WINDOW_SECS} s"),
+        ))
+    }
+}
+
 pub async fn heartbeat(mut ctx: Ctx<'_>) -> Result<Response, ApiError> {
     let (AppState { db, config }, node) = agent(&ctx).await?;
+    paced(&db, node.id, "heartbeat", ctx.now, MAX_HEARTBEATS).await?;
     let body: HeartbeatRequest =
         http::read_json(&mut ctx.req, config.max_json_body, ErrorCode::InvalidInput).await?;
     let capabilities = serde_json::to_string(&body.capabilities)
@@ -111,6 +139,7 @@ pub async fn heartbeat(mut ctx: Ctx<'_>) -> Result<Response, ApiError> {
 
 pub async fn poll(ctx: Ctx<'_>) -> Result<Response, ApiError> {
     let (AppState { db, config }, node) = agent(&ctx).await?;
+    paced(&db, node.id, "poll", ctx.now, MAX_POLLS).await?;
     let sealer = config.sealer()?;
     let now = time::format(ctx.now);
     let until = time::format(lease_until(ctx.now, config.timings.lease));

@@ -326,7 +326,7 @@ async fn count_failure(
     let [account, ip] = keys;
     let failures = throttle::count_failure(db, account, &now_text, &cutoff).await?;
     if let Some(until) = config.throttle.lock_after_failure(failures, now) {
-        throttle::lock(db, account, &time::format(until)).await?;
+        throttle::lock(db, account, &time::format(until), &now_text).await?;
     }
     let failures = throttle::count_failure(db, ip, &now_text, &cutoff).await?;
     let earlier =
@@ -335,7 +335,7 @@ async fn count_failure(
         .throttle
         .ip_lock_after_failure(failures, earlier, now)
     {
-        throttle::lock(db, ip, &time::format(until)).await?;
+        throttle::lock(db, ip, &time::format(until), &now_text).await?;
         throttle::count_lockout(
             db,
             ip,

@@ -202,3 +202,29 @@ pub async fn mark_silent_offline(
     )
     .await
 }
+
+/// Counts a node's call of `kind` in its current window (one that began after `window_cutoff`, or
+/// a new one from `now`) and returns the count, this call included.
+pub async fn pace(
+    db: &D1Database,
+    node_id: i64,
+    kind: &str,
+    now: &str,
+    window_cutoff: &str,
+) -> Result<i64, ApiError> {
+    #[derive(Deserialize)]
+    struct Calls {
+        calls: i64,
+    }
+    let row: Option<Calls> = first(
+        db,
+        "INSERT INTO agent_pace (node_id, kind, window_start, calls) VALUES (?1, ?2, ?3, 1)
+         ON CONFLICT (node_id, kind) DO UPDATE SET
+             calls        = CASE WHEN window_start <= ?4 THEN 1  ELSE calls + 1 END,
+             window_start = CASE WHEN window_start <= ?4 THEN ?3 ELSE window_start END
+         RETURNING calls",
+        &[int(node_id), text(kind), text(now), text(window_cutoff)],
+    )
+    .await?;
+    Ok(row.map_or(1, |r| r.calls))
+}

@@ -63,12 +63,16 @@ pub async fn count_failure(
     Ok(row.map_or(1, |r| u32::try_from(r.failures).unwrap_or(u32::MAX)))
 }
 
-/// Locks a key until `until` (never shortens an existing lock).
-pub async fn lock(db: &D1Database, key: &str, until: &str) -> Result<(), ApiError> {
+/// Locks a key until `until` (never shortens an existing lock) and starts its count over, so
+/// that once the lock lifts the key has its full number of attempts again (a lock is the whole
+/// penalty; the next one comes after as many failures as the first).
+pub async fn lock(db: &D1Database, key: &str, until: &str, now: &str) -> Result<(), ApiError> {
     run(
         db,
-        "UPDATE login_throttle SET locked_until = MAX(COALESCE(locked_until, ''), ?2) WHERE key = ?1",
-        &[text(key), text(until)],
+        "UPDATE login_throttle SET locked_until = MAX(COALESCE(locked_until, ''), ?2),
+                failures = 0, window_start = ?3
+         WHERE key = ?1",
+        &[text(key), text(until), text(now)],
     )
     .await?;
     Ok(())

@@ -34,16 +34,16 @@ impl Drop for Dev {
 }
 
 /// A free port above 55535, where `PORT + 10000` (the old inspector port) is no port at all.
-fn high_free_port() -> Result<u16> {
-    (60000..65500)
+fn high_free_port(from: u16) -> Result<u16> {
+    (from..65500)
         .find(|port| std::net::TcpListener::bind(("127.0.0.1", *port)).is_ok())
         .context("no free port above 60000")
 }
 
 impl Dev {
-    fn start() -> Result<Self> {
+    fn start(from_port: u16) -> Result<Self> {
         let state = tempfile::Builder::new().prefix("stowage-dev-").tempdir()?;
-        let port = high_free_port()?;
+        let port = high_free_port(from_port)?;
         let log = std::fs::File::create(state.path().join("dev.log"))?;
         let child = Command::new("bash")
             .arg(repo_root().join("scripts/dev.sh"))
@@ -105,26 +105,31 @@ impl Dev {
 
 #[tokio::test]
 async fn make_dev_runs_a_scheduled_backup_by_itself_on_a_high_port() -> Result<()> {
-    let dev = Dev::start()?;
-    eventually(
-        "make dev to answer /api/health",
-        Duration::from_secs(90),
-        || async {
-            ensure!(
-                dev.child_alive(),
-                "scripts/dev.sh ended early:\n{}",
-                dev.log()
-            );
-            Ok(dev
-                .http
-                .get(format!("{}{}", dev.base_url, routes::HEALTH))
-                .send()
-                .await
-                .is_ok_and(|r| r.status().is_success())
-                .then_some(()))
-        },
-    )
-    .await?;
+    // Two instances started at once in one checkout (their own ports and state) both come up.
+    let dev = Dev::start(60000)?;
+    let twin = Dev::start(62000)?;
+    for one in [&dev, &twin] {
+        eventually(
+            "make dev to answer /api/health",
+            Duration::from_secs(90),
+            || async {
+                ensure!(
+                    one.child_alive(),
+                    "scripts/dev.sh ended early:\n{}",
+                    one.log()
+                );
+                Ok(one
+                    .http
+                    .get(format!("{}{}", one.base_url, routes::HEALTH))
+                    .send()
+                    .await
+                    .is_ok_and(|r| r.status().is_success())
+                    .then_some(()))
+            },
+        )
+        .await?;
+    }
+    drop(twin);
     let auth = dev
         .call(
             reqwest::Method::POST,

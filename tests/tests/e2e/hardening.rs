@@ -781,3 +781,55 @@ async fn an_agent_cannot_fill_a_record_with_log_lines() -> Result<()> {
     );
     Ok(())
 }
+
+#[tokio::test]
+async fn a_lying_agent_cannot_offer_what_the_allow_list_refuses() -> Result<()> {
+    use stowage_shared::api::CommandResult;
+    let server = stowage_tests::Server::start().await?;
+    let admin = server.admin("admin", "correct horse battery").await?;
+    let node: NodeWithToken = server
+        .post(routes::NODES, Some(&admin), &json!({"name": "liar"}))
+        .await?
+        .expect_ok()?;
+    let raw = stowage_tests::RawAgent::new(&server, node.token.expose());
+    raw.post(
+        routes::AGENT_HEARTBEAT,
+        &json!({"hostname": "liar", "ipAddress": "127.0.0.1", "os": "test", "arch": "test",
+                "agentVersion": "0.0.0", "capabilities": {"rclone": "rclone v9.9.9"}, "running": []}),
+    )
+    .await?
+    .expect_ok::<serde_json::Value>()?;
+    // An operator's list asks the node, which answers with what no target may use.
+    let listing = server.spawn_get(routes::RCLONE_BACKENDS, &admin);
+    let command = eventually("the list to be asked", Duration::from_secs(10), || {
+        raw.poll()
+    })
+    .await?;
+    let option = |name: &str| {
+        json!({"name": name, "help": "", "required": false, "secret": false, "sensitive": false,
+               "advanced": false, "default": "", "examples": []})
+    };
+    let poisoned = json!([
+        {"name": "local", "description": "the host's disk", "options": [option("nounc")]},
+        {"name": "webdav", "description": "WebDAV", "options": [
+            option("url"), option("bearer_token_command"), option("unix_socket")]},
+    ]);
+    raw.report(command.id, &CommandResult::Succeeded { result: poisoned })
+        .await?
+        .expect_ok::<serde_json::Value>()?;
+    let listed: RcloneBackendsOutput = listing.await??.expect_ok()?;
+    let names: Vec<&str> = listed
+        .backends
+        .iter()
+        .map(|b| b.backend.name.as_str())
+        .collect();
+    assert_eq!(names, ["webdav"]);
+    let options: Vec<&str> = listed.backends[0]
+        .backend
+        .options
+        .iter()
+        .map(|o| o.name.as_str())
+        .collect();
+    assert_eq!(options, ["url"], "only allowed options are kept");
+    Ok(())
+}

@@ -412,6 +412,25 @@ async fn system_info_reports_the_deployment_and_the_update_check_reads_a_release
     );
     assert_eq!(rx.requests("/releases/v99.1.0")?.len(), 1);
 
+    // A feed that sends more than a release ever is, is read only so far (and is then no release).
+    let huge = Server::start_with(
+        ServerOptions::default().var("RELEASES_URL", rx.url("/huge-release/v99.2.0")),
+    )
+    .await?;
+    let admin3 = huge.admin("admin", "correct horse battery").await?;
+    let check: UpdateCheck = huge
+        .get(routes::SYSTEM_UPDATE_CHECK, Some(&admin3))
+        .await?
+        .expect_ok()?;
+    assert!(!check.has_update, "{check:?}");
+    assert!(
+        check
+            .error
+            .as_deref()
+            .is_some_and(|e| e.contains("not a release")),
+        "{check:?}"
+    );
+
     // A feed that fails, and one that is behind, are 200s with the reason.
     let down =
         Server::start_with(ServerOptions::default().var("RELEASES_URL", rx.url("/status/503")))

@@ -498,46 +498,11 @@ mod tests {
             marker.display(),
             marker.display()
         );
-        let artifact = dir.path().join("dump.sql");
-        std::fs::write(&artifact, &sql).expect("write");
         let db = "stowage_sandbox_test";
-        let conn = check_connection(
-            DbEngine::Mysql,
-            "127.0.0.1",
-            Some(3306),
-            "root",
-            &SecretString::new(""),
-        )
-        .expect("connection");
-        let steps = [RestoreStep {
-            section: DumpSection {
-                database: db.to_owned(),
-                globals: false,
-                offset: 0,
-                preamble: 0,
-                bytes: sql.len() as u64,
-            },
-            into: db.to_owned(),
-        }];
-        let reporter = Reporter::start(None, Kind::Restore, 1, None);
-        let log = reporter.sink();
-        let outcome = tokio::task::spawn_blocking(move || {
-            let outcome = apply_steps(
-                &conn,
-                &steps,
-                &artifact,
-                Compression::None,
-                &Counters::default(),
-                &log,
-            );
-            // Clean up the scratch database whatever happened.
-            let _ = Command::new("mariadb")
-                .args(["-uroot", "-e", &format!("DROP DATABASE IF EXISTS {db}")])
-                .output();
-            outcome
-        })
-        .await
-        .expect("joined");
+        let outcome = apply_section(DbEngine::Mysql, sql.into_bytes(), db).await;
+        let _ = Command::new("mariadb")
+            .args(["-uroot", "-e", &format!("DROP DATABASE IF EXISTS {db}")])
+            .output();
         let err = outcome.expect_err("the client refuses the shell escape");
         assert!(
             err.to_string().to_lowercase().contains("sandbox"),
@@ -564,16 +529,25 @@ mod tests {
             .expect("these tests need the machine's PostgreSQL (psql and the server)")
     }
 
-    /// Applies `sql` as the one section of database `db` and answers the outcome.
-    async fn apply_pg(sql: Vec<u8>, db: &'static str) -> io::Result<(u64, u64)> {
+    /// Applies `sql` as the one section of database `db` on the machine's server of `engine`
+    /// (as its superuser) and answers the outcome.
+    async fn apply_section(
+        engine: DbEngine,
+        sql: Vec<u8>,
+        db: &'static str,
+    ) -> io::Result<(u64, u64)> {
         let dir = tempfile::tempdir()?;
         let artifact = dir.path().join("dump.sql");
         std::fs::write(&artifact, &sql)?;
+        let (port, user) = match engine {
+            DbEngine::Mysql => (3306, "root"),
+            DbEngine::Postgresql => (5432, "postgres"),
+        };
         let conn = check_connection(
-            DbEngine::Postgresql,
+            engine,
             "127.0.0.1",
-            Some(5432),
-            "postgres",
+            Some(port),
+            user,
             &SecretString::new(""),
         )
         .map_err(|e| failed(e.to_string()))?;
@@ -632,7 +606,7 @@ mod tests {
         assert!(dump.status.success());
         let genuine = dump.stdout;
         // A genuine dump restores, its COPY data whole.
-        apply_pg(genuine.clone(), db)
+        apply_section(DbEngine::Postgresql, genuine.clone(), db)
             .await
             .expect("a genuine dump restores");
         let rows = pg("SELECT count(*) FROM t", db);
@@ -655,7 +629,9 @@ mod tests {
             tampered.push(format!("{text}\\unrestrict {key}\n{escape}"));
         }
         for sql in tampered {
-            let err = apply_pg(sql.into_bytes(), db).await.expect_err("refused");
+            let err = apply_section(DbEngine::Postgresql, sql.into_bytes(), db)
+                .await
+                .expect_err("refused");
             assert!(err.to_string().contains("restricted"), "{err}");
             assert!(!marker.exists(), "psql ran a program from the dump");
         }

@@ -521,6 +521,15 @@ impl Reply {
     }
 }
 
+/// `GET /api/nodes/:id/fs/list?path=…` with the path query-encoded.
+pub fn fs_list_path(id: i64, path: &Path) -> String {
+    let query: String =
+        reqwest::Url::parse_with_params("http://x/", [("path", path.to_string_lossy())])
+            .map(|u| u.query().unwrap_or_default().to_owned())
+            .unwrap_or_default();
+    format!("{}?{query}", routes::node_fs_list(id))
+}
+
 /// The agent binary `cargo build -p stowage-agent` made (`make test` builds it before the tests).
 pub fn agent_binary() -> Result<PathBuf> {
     let target = std::env::var_os("CARGO_TARGET_DIR")

@@ -2,21 +2,70 @@
 //! through rclone's options, read or write outside the node's `--allow-path` list, or send a stored
 //! secret to a destination it was not entered for.
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use serde_json::json;
 use std::time::Duration;
 use stowage_shared::api::{
     BackupRecordOutput, BackupTaskOutput, NodeWithToken, RcloneBackendsOutput, RestoreRecordOutput,
     StorageTargetDetail, routes,
 };
-use stowage_tests::{AgentProcess, Fleet, RcloneServer, Receivers, eventually};
+use stowage_tests::{AgentProcess, Fleet, RcloneServer, Receivers, eventually, fs_list_path};
 
-fn fs_list_path(id: i64, path: &std::path::Path) -> String {
-    let query: String =
-        reqwest::Url::parse_with_params("http://x/", [("path", path.to_string_lossy())])
-            .map(|u| u.query().unwrap_or_default().to_owned())
-            .unwrap_or_default();
-    format!("{}?{query}", routes::node_fs_list(id))
+/// A server, its administrator and a node spoken for by a `RawAgent` (which heartbeated once), with
+/// a file task writing to a local-disk target of each name given: for what a real agent cannot be
+/// made to say on cue.
+struct Scripted {
+    server: stowage_tests::Server,
+    admin: String,
+    raw: stowage_tests::RawAgent,
+    targets: Vec<i64>,
+    task: Option<BackupTaskOutput>,
+}
+
+async fn scripted(node_name: &str, targets: &[&str]) -> Result<Scripted> {
+    let server = stowage_tests::Server::start().await?;
+    let admin = server.admin("admin", "correct horse battery").await?;
+    let node: NodeWithToken = server
+        .post(routes::NODES, Some(&admin), &json!({"name": node_name}))
+        .await?
+        .expect_ok()?;
+    let raw = stowage_tests::RawAgent::new(&server, node.token.expose());
+    raw.heartbeat().await?.expect_ok::<serde_json::Value>()?;
+    let mut ids = Vec::new();
+    for name in targets {
+        let t: StorageTargetDetail = server
+            .post(
+                routes::STORAGE_TARGETS,
+                Some(&admin),
+                &json!({"name": name, "type": "local_disk",
+                        "config": {"basePath": format!("/tmp/stowage-{node_name}-{name}")}}),
+            )
+            .await?
+            .expect_ok()?;
+        ids.push(t.summary.id);
+    }
+    let task = if ids.is_empty() {
+        None
+    } else {
+        Some(
+            server
+                .post(
+                    routes::BACKUP_TASKS,
+                    Some(&admin),
+                    &json!({"name": node_name, "type": "file", "nodeId": node.node.id,
+                            "sourcePaths": ["/srv"], "storageTargetIds": ids}),
+                )
+                .await?
+                .expect_ok()?,
+        )
+    };
+    Ok(Scripted {
+        server,
+        admin,
+        raw,
+        targets: ids,
+        task,
+    })
 }
 
 #[tokio::test]
@@ -381,35 +430,15 @@ async fn a_stream_ticket_opens_once() -> Result<()> {
 #[tokio::test]
 async fn a_run_is_judged_by_the_targets_it_was_planned_for() -> Result<()> {
     use stowage_shared::api::CommandResult;
-    let server = stowage_tests::Server::start().await?;
-    let admin = server.admin("admin", "correct horse battery").await?;
-    let node: NodeWithToken = server
-        .post(routes::NODES, Some(&admin), &json!({"name": "liar"}))
-        .await?
-        .expect_ok()?;
-    let raw = stowage_tests::RawAgent::new(&server, node.token.expose());
-    raw.heartbeat().await?.expect_ok::<serde_json::Value>()?;
-    let mut targets = Vec::new();
-    for name in ["one", "two"] {
-        let t: StorageTargetDetail = server
-            .post(
-                routes::STORAGE_TARGETS,
-                Some(&admin),
-                &json!({"name": name, "type": "local_disk", "config": {"basePath": format!("/tmp/{name}")}}),
-            )
-            .await?
-            .expect_ok()?;
-        targets.push(t.summary.id);
-    }
-    let task: BackupTaskOutput = server
-        .post(
-            routes::BACKUP_TASKS,
-            Some(&admin),
-            &json!({"name": "judged", "type": "file", "nodeId": node.node.id,
-                    "sourcePaths": ["/srv"], "storageTargetIds": targets}),
-        )
-        .await?
-        .expect_ok()?;
+    let Scripted {
+        server,
+        admin,
+        raw,
+        targets,
+        task,
+        ..
+    } = scripted("liar", &["one", "two"]).await?;
+    let task = task.context("a task")?;
     // (what the agent claims it stored, the status the record must get, a word of its error)
     let cases = [
         (vec![(targets[0], 100)], "partial", "did not report"),
@@ -706,31 +735,14 @@ async fn viewers_read_what_is_stored_and_start_no_work_on_agents() -> Result<()>
 #[tokio::test]
 async fn an_agent_cannot_fill_a_record_with_log_lines() -> Result<()> {
     use stowage_shared::api::{LOG_RECORD_MAX_LINES, LogLevel, LogLine, RunLogBatch};
-    let server = stowage_tests::Server::start().await?;
-    let admin = server.admin("admin", "correct horse battery").await?;
-    let node: NodeWithToken = server
-        .post(routes::NODES, Some(&admin), &json!({"name": "chatty"}))
-        .await?
-        .expect_ok()?;
-    let raw = stowage_tests::RawAgent::new(&server, node.token.expose());
-    raw.heartbeat().await?.expect_ok::<serde_json::Value>()?;
-    let target: StorageTargetDetail = server
-        .post(
-            routes::STORAGE_TARGETS,
-            Some(&admin),
-            &json!({"name": "t", "type": "local_disk", "config": {"basePath": "/tmp/chatty"}}),
-        )
-        .await?
-        .expect_ok()?;
-    let task: BackupTaskOutput = server
-        .post(
-            routes::BACKUP_TASKS,
-            Some(&admin),
-            &json!({"name": "chatty", "type": "file", "nodeId": node.node.id,
-                    "sourcePaths": ["/srv"], "storageTargetIds": [target.summary.id]}),
-        )
-        .await?
-        .expect_ok()?;
+    let Scripted {
+        server,
+        admin,
+        raw,
+        task,
+        ..
+    } = scripted("chatty", &["t"]).await?;
+    let task = task.context("a task")?;
     let record: BackupRecordOutput = server
         .post(&routes::backup_task_run(task.id), Some(&admin), &json!({}))
         .await?
@@ -785,13 +797,10 @@ async fn an_agent_cannot_fill_a_record_with_log_lines() -> Result<()> {
 #[tokio::test]
 async fn a_lying_agent_cannot_offer_what_the_allow_list_refuses() -> Result<()> {
     use stowage_shared::api::CommandResult;
-    let server = stowage_tests::Server::start().await?;
-    let admin = server.admin("admin", "correct horse battery").await?;
-    let node: NodeWithToken = server
-        .post(routes::NODES, Some(&admin), &json!({"name": "liar"}))
-        .await?
-        .expect_ok()?;
-    let raw = stowage_tests::RawAgent::new(&server, node.token.expose());
+    let Scripted {
+        server, admin, raw, ..
+    } = scripted("liar", &[]).await?;
+    // (The heartbeat made by `scripted` comes first; this one reports an rclone.)
     raw.post(
         routes::AGENT_HEARTBEAT,
         &json!({"hostname": "liar", "ipAddress": "127.0.0.1", "os": "test", "arch": "test",

@@ -8,7 +8,7 @@ use stowage_shared::ErrorCode;
 use stowage_shared::api::{
     CommandError, CommandResult, FsListing, NodeOutput, NodeStatus, NodeWithToken, routes,
 };
-use stowage_tests::{AgentProcess, RawAgent, Server, ServerOptions, eventually};
+use stowage_tests::{AgentProcess, RawAgent, Server, ServerOptions, eventually, fs_list_path};
 
 const PASSWORD: &str = "correct horse battery";
 
@@ -51,14 +51,6 @@ async fn wait_status(
         },
     )
     .await
-}
-
-fn fs_list_path(id: i64, path: &std::path::Path) -> String {
-    let query: String =
-        reqwest::Url::parse_with_params("http://x/", [("path", path.to_string_lossy())])
-            .map(|u| u.query().unwrap_or_default().to_owned())
-            .unwrap_or_default();
-    format!("{}?{query}", routes::node_fs_list(id))
 }
 
 #[tokio::test]

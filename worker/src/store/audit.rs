@@ -39,7 +39,7 @@ pub fn insert(db: &D1Database, e: &Entry<'_>) -> Result<D1PreparedStatement, Api
     stmt(
         db,
         "INSERT INTO audit_logs (created_at, actor_user_id, actor, action, resource_type, resource_id, result, detail, client_ip, user_agent)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) RETURNING id",
         &[
             text(e.now),
             e.actor_user_id.map_or(worker::wasm_bindgen::JsValue::NULL, int),
@@ -100,24 +100,10 @@ pub async fn record_counted(
     struct Id {
         id: i64,
     }
-    let row: Option<Id> = first(
-        db,
-        "INSERT INTO audit_logs (created_at, actor_user_id, actor, action, resource_type, resource_id, result, detail, client_ip, user_agent)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) RETURNING id",
-        &[
-            text(e.now),
-            e.actor_user_id.map_or(worker::wasm_bindgen::JsValue::NULL, int),
-            text(e.actor),
-            text(e.action),
-            text(e.resource_type),
-            opt_text(e.resource_id.as_deref()),
-            text(e.outcome.as_str()),
-            text(e.detail),
-            text(e.client_ip),
-            text(e.user_agent),
-        ],
-    )
-    .await?;
+    let row: Option<Id> = insert(db, e)?
+        .first(None)
+        .await
+        .map_err(|err| ApiError::internal("audit insert", err))?;
     let audit_id = row.map_or(0, |r| r.id);
     run(
         db,

@@ -1185,6 +1185,22 @@ impl Fleet {
             node,
         })
     }
+
+    /// Another node of the fleet, with its own real agent online.
+    pub async fn enrol(&self, name: &str) -> Result<(api::NodeWithToken, AgentProcess)> {
+        let node: api::NodeWithToken = self
+            .server
+            .post(
+                routes::NODES,
+                Some(&self.admin),
+                &serde_json::json!({ "name": name }),
+            )
+            .await?
+            .expect_ok()?;
+        let agent = AgentProcess::start(&self.server.base_url, node.token.expose())?;
+        self.server.wait_online(&self.admin, node.node.id).await?;
+        Ok((node, agent))
+    }
 }
 
 /// The receivers notifications reach (`tests/fixtures/notify_receivers.py`): an HTTP server that

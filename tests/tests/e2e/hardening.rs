@@ -481,12 +481,7 @@ async fn a_run_is_judged_by_the_targets_it_was_planned_for() -> Result<()> {
 async fn retention_removes_a_copy_through_the_node_that_wrote_it() -> Result<()> {
     let fleet = Fleet::start("writer").await?;
     let (server, admin) = (&fleet.server, fleet.admin.as_str());
-    let other: NodeWithToken = server
-        .post(routes::NODES, Some(admin), &json!({"name": "successor"}))
-        .await?
-        .expect_ok()?;
-    let _other_agent = AgentProcess::start(&server.base_url, other.token.expose())?;
-    server.wait_online(admin, other.node.id).await?;
+    let (other, _other_agent) = fleet.enrol("successor").await?;
     let src = tempfile::tempdir()?;
     std::fs::write(src.path().join("f.txt"), "x")?;
     let store = tempfile::tempdir()?;
@@ -557,12 +552,7 @@ async fn retention_removes_a_copy_through_the_node_that_wrote_it() -> Result<()>
 async fn records_of_a_deleted_node_can_still_be_deleted() -> Result<()> {
     let fleet = Fleet::start("retired").await?;
     let (server, admin) = (&fleet.server, fleet.admin.as_str());
-    let heir: NodeWithToken = server
-        .post(routes::NODES, Some(admin), &json!({"name": "heir"}))
-        .await?
-        .expect_ok()?;
-    let _heir_agent = AgentProcess::start(&server.base_url, heir.token.expose())?;
-    server.wait_online(admin, heir.node.id).await?;
+    let (heir, _heir_agent) = fleet.enrol("heir").await?;
     let s3 = RcloneServer::start("s3", &[("RCLONE_AUTH_KEY", "\"del-key,del-secret\"")]).await?;
     std::fs::create_dir(s3.data().join("bucket"))?;
     let disk = tempfile::tempdir()?;

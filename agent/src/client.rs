@@ -4,10 +4,11 @@
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use std::time::Duration;
-use stowage_shared::api::{
-    self, AGENT_PROTOCOL_HEADER, AGENT_PROTOCOL_VERSION, AGENT_TOKEN_HEADER, CommandResult,
+use stowage_shared::api::{self, routes};
+use stowage_shared::protocol::{
+    AGENT_PROTOCOL_HEADER, AGENT_PROTOCOL_VERSION, AGENT_TOKEN_HEADER, CommandResult,
     HeartbeatRequest, HeartbeatResponse, LogBatchAccepted, PollResponse, ResultAccepted,
-    RunLogBatch, routes,
+    RunLogBatch,
 };
 use stowage_shared::{Envelope, ErrorCode, SecretString};
 

@@ -7,8 +7,8 @@ use crate::system::find_on_path;
 use std::io::Write;
 use std::path::PathBuf;
 use stowage_shared::ErrorCode;
-use stowage_shared::api::CommandError;
 use stowage_shared::databases::{DbConnection, DbEngine, mysql_option_value, pgpass_field};
+use stowage_shared::protocol::CommandError;
 
 /// A program ready to connect: its path, the leading arguments and environment that point it at
 /// the connection, and the password file those name.

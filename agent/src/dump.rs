@@ -20,8 +20,9 @@ use crate::dbconn::{self, Prepared};
 use crate::report::{Counters, LogSink};
 use std::io::{self, BufRead, Read, Write};
 use std::process::{Command, Stdio};
-use stowage_shared::api::{CommandError, LogLevel};
+use stowage_shared::api::LogLevel;
 use stowage_shared::databases::{DbConnection, DbEngine, DumpSection, mysql_ident, pg_ident};
+use stowage_shared::protocol::CommandError;
 
 /// One program run of a dump, with the text written before its output.
 #[derive(Debug)]

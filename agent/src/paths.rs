@@ -8,7 +8,7 @@
 
 use std::path::{Component, Path, PathBuf};
 use stowage_shared::ErrorCode;
-use stowage_shared::api::CommandError;
+use stowage_shared::protocol::CommandError;
 
 #[derive(Debug, Clone, Default)]
 pub struct PathPolicy {

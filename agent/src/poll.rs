@@ -10,7 +10,8 @@ use crate::system::Identity;
 use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use stowage_shared::api::{Capabilities, HeartbeatRequest, HeartbeatResponse};
+use stowage_shared::api::Capabilities;
+use stowage_shared::protocol::{HeartbeatRequest, HeartbeatResponse};
 use tokio::sync::{Semaphore, watch};
 use tracing::{debug, error, info, warn};
 
@@ -140,7 +141,7 @@ impl Agent {
     }
 
     /// Reports a result, retrying while the server is unreachable; a refusal is final.
-    async fn report(&self, id: i64, result: &stowage_shared::api::CommandResult) {
+    async fn report(&self, id: i64, result: &stowage_shared::protocol::CommandResult) {
         let mut delay = Duration::from_millis(500);
         for attempt in 1..=8 {
             match self.client.report(id, result).await {

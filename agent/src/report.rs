@@ -8,9 +8,8 @@ use crate::client::Client;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use stowage_shared::api::{
-    CommandError, LOG_BATCH_MAX_LINES, LogLevel, LogLine, Progress, RunLogBatch,
-};
+use stowage_shared::api::{LogLevel, LogLine, Progress};
+use stowage_shared::protocol::{CommandError, LOG_BATCH_MAX_LINES, RunLogBatch};
 use tokio::sync::watch;
 use tracing::{info, warn};
 

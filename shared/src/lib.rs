@@ -6,17 +6,20 @@
 //! it as a parameter.
 
 pub mod api;
+pub mod artifact;
 pub mod commands;
 pub mod databases;
 pub mod envelope;
 pub mod nodes;
 pub mod notifications;
+pub mod protocol;
 pub mod rclone;
 pub mod retention;
 pub mod runs;
 pub mod schedule;
 pub mod secret;
 pub mod settings;
+pub mod status;
 pub mod storage;
 pub mod tasks;
 pub mod throttle;

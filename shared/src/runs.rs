@@ -2,7 +2,7 @@
 //! run is `success` only when every target it was planned for holds the whole artifact: a target
 //! the report leaves out is failed, and so is one whose stored size differs from the artifact's.
 
-use crate::api::RunBackupReport;
+use crate::protocol::RunBackupReport;
 
 /// The verdict on one planned target.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -80,7 +80,7 @@ pub fn judge(planned: &[i64], report: &RunBackupReport) -> RunVerdict {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::api::RunTargetReport;
+    use crate::protocol::RunTargetReport;
 
     fn report(targets: Vec<RunTargetReport>) -> RunBackupReport {
         RunBackupReport {

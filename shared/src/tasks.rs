@@ -2,7 +2,6 @@
 //! and (for the run spec) by the agent. Existence of the node and the targets is the Worker's
 //! business; everything that can be judged from the request alone is here.
 
-use crate::api::BackupTaskRequest;
 use crate::databases::{
     DbEngine, DbSource, check_connection, check_database_name, check_dump_options,
 };
@@ -402,6 +401,63 @@ pub fn artifact_path(
         started.format("%Y/%m/%d"),
         started.format("%Y%m%dT%H%M%SZ")
     )
+}
+
+/// `POST /api/backup/tasks` and `PUT /api/backup/tasks/:id`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct BackupTaskRequest {
+    pub name: String,
+    #[serde(rename = "type")]
+    pub kind: String,
+    #[serde(default)]
+    pub description: String,
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    /// The node whose agent runs the task (for `file` tasks: whose files are backed up).
+    #[serde(default)]
+    pub node_id: i64,
+    #[serde(default)]
+    pub source_paths: Vec<String>,
+    #[serde(default)]
+    pub exclude_patterns: Vec<String>,
+    #[serde(default)]
+    pub storage_target_ids: Vec<i64>,
+    /// Five cron fields or `@daily`-style; empty means the task runs only when asked to.
+    #[serde(default)]
+    pub cron_expr: String,
+    /// IANA time zone the schedule is read in (default `UTC`).
+    #[serde(default)]
+    pub time_zone: String,
+    /// `zstd` (default) or `none`.
+    #[serde(default)]
+    pub compression: String,
+    #[serde(default)]
+    pub compression_level: Option<i32>,
+    #[serde(default)]
+    pub retention: Retention,
+    #[serde(default)]
+    pub tags: Vec<String>,
+    /// `mysql` and `postgresql`: the server (default `127.0.0.1` and the engine's port), the user
+    /// and password (sealed; `********` or nothing keeps the stored one), the databases (none
+    /// means all), extra dump options (allow-listed) and, for PostgreSQL, the globals.
+    #[serde(default)]
+    pub db_host: String,
+    #[serde(default)]
+    pub db_port: Option<u16>,
+    #[serde(default)]
+    pub db_user: String,
+    #[serde(default)]
+    pub db_password: Option<SecretString>,
+    #[serde(default)]
+    pub db_names: Vec<String>,
+    #[serde(default)]
+    pub db_options: Vec<String>,
+    #[serde(default)]
+    pub db_include_globals: bool,
+    /// `sqlite`: the database file.
+    #[serde(default)]
+    pub db_path: String,
 }
 
 impl BackupTaskRequest {
@@ -835,4 +891,8 @@ mod tests {
             assert_eq!(err.field, "dbPassword");
         }
     }
+}
+
+fn yes() -> bool {
+    true
 }

@@ -19,6 +19,7 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 use stowage_shared::Envelope;
 use stowage_shared::api::{self, routes};
+use stowage_shared::protocol;
 
 const START_TIMEOUT: Duration = Duration::from_secs(90);
 
@@ -672,10 +673,10 @@ impl RawAgent {
         let resp = self
             .http
             .post(format!("{}{path}", self.base_url))
-            .header(api::AGENT_TOKEN_HEADER, &self.token)
+            .header(protocol::AGENT_TOKEN_HEADER, &self.token)
             .header(
-                api::AGENT_PROTOCOL_HEADER,
-                api::AGENT_PROTOCOL_VERSION.to_string(),
+                protocol::AGENT_PROTOCOL_HEADER,
+                protocol::AGENT_PROTOCOL_VERSION.to_string(),
             )
             .json(body)
             .send()
@@ -684,7 +685,7 @@ impl RawAgent {
     }
 
     pub async fn heartbeat(&self) -> Result<Reply> {
-        let body = api::HeartbeatRequest {
+        let body = protocol::HeartbeatRequest {
             hostname: "raw-agent".into(),
             ip_address: "127.0.0.1".into(),
             os: "test".into(),
@@ -698,18 +699,18 @@ impl RawAgent {
 
     /// One poll; a poll the server paces away (`429 AGENT_RATE_LIMITED`, as a real agent's
     /// would be if it came too soon) claims nothing, like an empty one.
-    pub async fn poll(&self) -> Result<Option<api::ClaimedCommand>> {
+    pub async fn poll(&self) -> Result<Option<protocol::ClaimedCommand>> {
         let reply = self
             .post(routes::AGENT_POLL, &serde_json::json!({}))
             .await?;
         if reply.status == 429 && reply.code() == "AGENT_RATE_LIMITED" {
             return Ok(None);
         }
-        let resp: api::PollResponse = reply.expect_ok()?;
+        let resp: protocol::PollResponse = reply.expect_ok()?;
         Ok(resp.command)
     }
 
-    pub async fn report(&self, id: i64, result: &api::CommandResult) -> Result<Reply> {
+    pub async fn report(&self, id: i64, result: &protocol::CommandResult) -> Result<Reply> {
         self.post(&routes::agent_command_result(id), result).await
     }
 }

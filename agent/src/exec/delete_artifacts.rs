@@ -3,7 +3,8 @@
 
 use crate::storage::{Store, Tools};
 use std::collections::BTreeMap;
-use stowage_shared::api::{DeleteArtifactsReport, DeleteFailure, StoredObject, manifest_path};
+use stowage_shared::artifact::manifest_path;
+use stowage_shared::protocol::{DeleteArtifactsReport, DeleteFailure, StoredObject};
 use stowage_shared::storage::StorageConfig;
 use tracing::info;
 

@@ -4,8 +4,8 @@
 use crate::dbconn;
 use std::time::Duration;
 use stowage_shared::ErrorCode;
-use stowage_shared::api::CommandError;
 use stowage_shared::databases::{DbConnection, DbEngine};
+use stowage_shared::protocol::CommandError;
 use tokio::process::Command;
 
 const TIMEOUT: Duration = Duration::from_secs(30);

@@ -3,7 +3,8 @@
 use crate::paths::PathPolicy;
 use std::io::ErrorKind;
 use std::path::Path;
-use stowage_shared::api::{CommandError, FS_LIST_MAX_ENTRIES, FsEntry, FsListing};
+use stowage_shared::api::{FS_LIST_MAX_ENTRIES, FsEntry, FsListing};
+use stowage_shared::protocol::CommandError;
 use stowage_shared::{ErrorCode, time, validate};
 
 pub async fn list_dir(raw: &str, policy: &PathPolicy) -> Result<FsListing, CommandError> {

@@ -14,7 +14,8 @@ pub mod storage_usage;
 use crate::client::Client;
 use crate::storage::{Tools, rclone};
 use stowage_shared::ErrorCode;
-use stowage_shared::api::{CommandError, CommandResult, CommandSpec, RcloneBackend};
+use stowage_shared::api::RcloneBackend;
+use stowage_shared::protocol::{CommandError, CommandResult, CommandSpec};
 
 async fn rclone_backends(tools: &Tools) -> Result<Vec<RcloneBackend>, CommandError> {
     let bin = tools.rclone.as_ref().ok_or_else(|| CommandError {

@@ -6,7 +6,7 @@ use crate::client::Client;
 use crate::storage::{Store, Tools};
 use std::time::{Duration, Instant};
 use stowage_shared::ErrorCode;
-use stowage_shared::api::{CommandError, RELAY_CHUNK, RelayReport, StoredObject};
+use stowage_shared::protocol::{CommandError, RELAY_CHUNK, RelayReport, StoredObject};
 use stowage_shared::storage::StorageConfig;
 use tokio::io::AsyncReadExt;
 

@@ -8,9 +8,8 @@ use crate::restore::{self, Expected};
 use crate::storage::{Store, Tools};
 use std::path::{Path, PathBuf};
 use stowage_shared::ErrorCode;
-use stowage_shared::api::{
-    BackupManifest, CommandError, RestoreReport, StoredObject, manifest_path,
-};
+use stowage_shared::artifact::{BackupManifest, manifest_path};
+use stowage_shared::protocol::{CommandError, RestoreReport, StoredObject};
 use stowage_shared::storage::StorageConfig;
 use stowage_shared::tasks::Compression;
 

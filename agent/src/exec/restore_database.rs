@@ -8,8 +8,8 @@ use crate::report::{Kind, Reporter};
 use crate::storage::Tools;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
-use stowage_shared::api::{CommandError, DbRestoreTarget, RestoreReport, StoredObject};
 use stowage_shared::databases::{check_connection, check_database_name};
+use stowage_shared::protocol::{CommandError, DbRestoreTarget, RestoreReport, StoredObject};
 use stowage_shared::tasks::Compression;
 
 /// What to restore, from the command.

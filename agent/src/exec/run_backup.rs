@@ -10,11 +10,9 @@ use crate::storage::StorageError;
 use crate::storage::{Store, Tools};
 use stowage_shared::ErrorCode;
 use stowage_shared::SecretString;
-use stowage_shared::api::{
-    BackupManifest, CommandError, MANIFEST_FORMAT, RunBackupReport, RunDestination,
-    RunTargetReport, manifest_path,
-};
+use stowage_shared::artifact::{BackupManifest, MANIFEST_FORMAT, manifest_path};
 use stowage_shared::databases::{check_connection, check_database_name, check_dump_options};
+use stowage_shared::protocol::{CommandError, RunBackupReport, RunDestination, RunTargetReport};
 use stowage_shared::storage::StorageConfig;
 use stowage_shared::tasks::{SourceSpec, TaskSpec};
 

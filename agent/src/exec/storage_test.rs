@@ -5,7 +5,7 @@ use crate::storage::{Store, Tools};
 use serde_json::Value;
 use std::time::Instant;
 use stowage_shared::ErrorCode;
-use stowage_shared::api::CommandError;
+use stowage_shared::protocol::CommandError;
 use stowage_shared::storage::{StorageConfig, StorageType};
 
 fn failed(message: impl Into<String>) -> CommandError {

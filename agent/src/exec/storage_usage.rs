@@ -3,7 +3,8 @@
 use crate::storage::{Store, Tools};
 use serde_json::Value;
 use stowage_shared::ErrorCode;
-use stowage_shared::api::{CommandError, MeasuredUsage};
+use stowage_shared::api::MeasuredUsage;
+use stowage_shared::protocol::CommandError;
 use stowage_shared::storage::{StorageConfig, StorageType};
 
 pub async fn storage_usage(

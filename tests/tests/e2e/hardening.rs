@@ -429,7 +429,7 @@ async fn a_stream_ticket_opens_once() -> Result<()> {
 
 #[tokio::test]
 async fn a_run_is_judged_by_the_targets_it_was_planned_for() -> Result<()> {
-    use stowage_shared::api::CommandResult;
+    use stowage_shared::protocol::CommandResult;
     let Scripted {
         server,
         admin,
@@ -724,7 +724,8 @@ async fn viewers_read_what_is_stored_and_start_no_work_on_agents() -> Result<()>
 
 #[tokio::test]
 async fn an_agent_cannot_fill_a_record_with_log_lines() -> Result<()> {
-    use stowage_shared::api::{LOG_RECORD_MAX_LINES, LogLevel, LogLine, RunLogBatch};
+    use stowage_shared::api::{LogLevel, LogLine};
+    use stowage_shared::protocol::{LOG_RECORD_MAX_LINES, RunLogBatch};
     let Scripted {
         server,
         admin,
@@ -786,7 +787,7 @@ async fn an_agent_cannot_fill_a_record_with_log_lines() -> Result<()> {
 
 #[tokio::test]
 async fn a_lying_agent_cannot_offer_what_the_allow_list_refuses() -> Result<()> {
-    use stowage_shared::api::CommandResult;
+    use stowage_shared::protocol::CommandResult;
     let Scripted {
         server, admin, raw, ..
     } = scripted("liar", &[]).await?;

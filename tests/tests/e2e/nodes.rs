@@ -5,9 +5,8 @@ use nix::sys::signal::Signal;
 use serde_json::json;
 use std::time::{Duration, Instant};
 use stowage_shared::ErrorCode;
-use stowage_shared::api::{
-    CommandError, CommandResult, FsListing, NodeOutput, NodeStatus, NodeWithToken, routes,
-};
+use stowage_shared::api::{FsListing, NodeOutput, NodeStatus, NodeWithToken, routes};
+use stowage_shared::protocol::{CommandError, CommandResult};
 use stowage_tests::{AgentProcess, RawAgent, Server, ServerOptions, eventually, fs_list_path};
 
 const PASSWORD: &str = "correct horse battery";
@@ -464,7 +463,7 @@ async fn wrong_and_rotated_tokens_are_rejected_and_old_agents_told_to_upgrade() 
     }
     post(vec![(
         "X-Stowage-Protocol",
-        stowage_shared::api::AGENT_PROTOCOL_VERSION.to_string(),
+        stowage_shared::protocol::AGENT_PROTOCOL_VERSION.to_string(),
     )])
     .await?
     .expect_error(401, "NODE_INVALID_TOKEN")?;

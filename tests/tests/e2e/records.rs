@@ -10,8 +10,9 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 use stowage_shared::api::{
     BackupRecordOutput, BackupTaskOutput, BatchDeleted, NodeWithToken, Page, RestoreRecordOutput,
-    StorageTargetDetail, manifest_path, routes,
+    StorageTargetDetail, routes,
 };
+use stowage_shared::artifact::manifest_path;
 use stowage_tests::{
     AgentProcess, Fleet, RcloneServer, Server, ServerOptions, eventually, snapshot,
 };

@@ -102,9 +102,10 @@ async fn a_manual_run_stores_the_same_verified_artifact_on_every_target() -> Res
     }
     // Beside each copy, a manifest that describes it without the control plane.
     for dir in [local.path().to_path_buf(), s3.data().join("bucket/backups")] {
-        let text = std::fs::read_to_string(dir.join(stowage_shared::api::manifest_path(&path)))?;
-        let m: stowage_shared::api::BackupManifest = serde_json::from_str(&text)?;
-        assert_eq!(m.format, stowage_shared::api::MANIFEST_FORMAT);
+        let text =
+            std::fs::read_to_string(dir.join(stowage_shared::artifact::manifest_path(&path)))?;
+        let m: stowage_shared::artifact::BackupManifest = serde_json::from_str(&text)?;
+        assert_eq!(m.format, stowage_shared::artifact::MANIFEST_FORMAT);
         assert_eq!(
             (m.record_id, m.task_id, m.task_name.as_str()),
             (done.id, task.id, "Web Site")
@@ -227,7 +228,7 @@ async fn a_run_whose_agent_dies_fails_with_the_reason_once_the_lease_lapses() ->
         .expect_error(409, "BACKUP_TASK_RUNNING")?;
     let claimed = raw.poll().await?.context("the run is handed out")?;
     assert!(
-        matches!(claimed.spec, stowage_shared::api::CommandSpec::RunBackup { record_id, .. } if record_id == record.id)
+        matches!(claimed.spec, stowage_shared::protocol::CommandSpec::RunBackup { record_id, .. } if record_id == record.id)
     );
 
     let failed = server.settled(&admin, record.id, true).await?;

@@ -9,13 +9,13 @@ use crate::http;
 use crate::store::commands::{self, Outcome};
 use crate::store::logs;
 use crate::store::nodes::{self, AgentIdentity};
-use stowage_shared::api::{
+use stowage_shared::commands::{CommandStatus, ReportDecision, Stored, judge_report, lease_until};
+use stowage_shared::notifications::Message;
+use stowage_shared::protocol::{
     AGENT_PROTOCOL_HEADER, AGENT_TOKEN_HEADER, ClaimedCommand, CommandResult, HeartbeatRequest,
     HeartbeatResponse, LOG_BATCH_MAX_LINES, LOG_LINE_MAX_CHARS, LogBatchAccepted,
     MIN_AGENT_PROTOCOL_VERSION, PollResponse, ResultAccepted, RunLogBatch, kinds,
 };
-use stowage_shared::commands::{CommandStatus, ReportDecision, Stored, judge_report, lease_until};
-use stowage_shared::notifications::Message;
 use stowage_shared::time::Timestamp;
 use stowage_shared::{ErrorCode, time};
 use worker::{D1Database, Response};

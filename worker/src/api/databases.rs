@@ -8,8 +8,9 @@ use crate::config::AppState;
 use crate::error::ApiError;
 use crate::http;
 use stowage_shared::ErrorCode;
-use stowage_shared::api::{CommandSpec, Role};
+use stowage_shared::api::Role;
 use stowage_shared::databases::{DiscoverOutput, DiscoverRequest};
+use stowage_shared::protocol::CommandSpec;
 use worker::Response;
 
 pub async fn discover(mut ctx: Ctx<'_>) -> Result<Response, ApiError> {

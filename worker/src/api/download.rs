@@ -17,8 +17,9 @@ use crate::error::ApiError;
 use crate::http;
 use crate::store::relays::{self, Put};
 use base64::Engine;
-use stowage_shared::api::{
-    CommandResult, CommandSpec, RELAY_CHUNK, RELAY_MAX_WAITING, RelayReport, Role, StoredObject,
+use stowage_shared::api::Role;
+use stowage_shared::protocol::{
+    CommandResult, CommandSpec, RELAY_CHUNK, RELAY_MAX_WAITING, RelayReport, StoredObject,
 };
 use stowage_shared::storage::{S3Config, StorageConfig};
 use stowage_shared::{ErrorCode, time};

@@ -7,10 +7,10 @@ use crate::error::ApiError;
 use crate::http;
 use crate::store::nodes::{self, NodeRow};
 use stowage_shared::api::{
-    Capabilities, CommandSpec, Deleted, FsListing, NodeOutput, NodeRequest, NodeStatus,
-    NodeWithToken, Role,
+    Capabilities, Deleted, FsListing, NodeOutput, NodeRequest, NodeStatus, NodeWithToken, Role,
 };
 use stowage_shared::nodes::{NodeName, effective_status};
+use stowage_shared::protocol::CommandSpec;
 use stowage_shared::time::{self, Timestamp};
 use stowage_shared::{ErrorCode, validate};
 use worker::{D1Database, Response};

@@ -16,9 +16,10 @@ use crate::http;
 use crate::store::{nodes, rclone_backends};
 use std::collections::BTreeMap;
 use stowage_shared::api::{
-    CommandSpec, NodeOutput, NodeStatus, RcloneBackend, RcloneBackendOutput, RcloneBackendsOutput,
-    RcloneNode, Role,
+    NodeOutput, NodeStatus, RcloneBackend, RcloneBackendOutput, RcloneBackendsOutput, RcloneNode,
+    Role,
 };
+use stowage_shared::protocol::CommandSpec;
 use stowage_shared::rclone as allow;
 use stowage_shared::{ErrorCode, time};
 use worker::Response;

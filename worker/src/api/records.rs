@@ -15,11 +15,14 @@ use crate::store::records::{
 use crate::store::tasks::TaskRow;
 use crate::store::{storage_targets, tasks};
 use stowage_shared::api::{
-    BATCH_DELETE_MAX, BackupRecordOutput, BatchDeleteRequest, BatchDeleted, CommandResult,
-    CommandSpec, DeleteArtifactsReport, Deleted, Page, Progress, RecordTargetOutput, Role,
-    RunBackupReport, RunDestination, StoredObject,
+    BATCH_DELETE_MAX, BackupRecordOutput, BatchDeleteRequest, BatchDeleted, Deleted, Page,
+    Progress, RecordTargetOutput, Role,
 };
 use stowage_shared::databases::DumpSection;
+use stowage_shared::protocol::{
+    CommandResult, CommandSpec, DeleteArtifactsReport, RunBackupReport, RunDestination,
+    StoredObject,
+};
 use stowage_shared::retention::{Backup, plan_runs};
 use stowage_shared::tasks::{TaskType, artifact_path};
 use stowage_shared::time::Timestamp;

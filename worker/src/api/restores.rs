@@ -14,11 +14,13 @@ use crate::store::records::RecordRow;
 use crate::store::restores::{self, NewRestore, RestoreRow};
 use crate::store::tasks;
 use stowage_shared::api::{
-    CommandResult, CommandSpec, DbRestoreTarget, RestoreConnection, RestoreRecordOutput,
-    RestoreReport, RestoreRequest, RestoredDatabase, Role, StoredObject,
+    RestoreConnection, RestoreRecordOutput, RestoreRequest, RestoredDatabase, Role,
 };
 use stowage_shared::databases::{
     DbConnection, DbEngine, DbSource, RestoreStep, check_connection, plan_restore,
+};
+use stowage_shared::protocol::{
+    CommandResult, CommandSpec, DbRestoreTarget, RestoreReport, StoredObject,
 };
 use stowage_shared::storage::StorageType;
 use stowage_shared::tasks::{Compression, MASK, SourceSpec, TaskSpec, TaskType};

@@ -11,10 +11,11 @@ use crate::seal::Sealer;
 use crate::store::storage_targets::{self as targets, Fields, TargetRow};
 use serde_json::Value;
 use stowage_shared::api::{
-    CommandSpec, Deleted, Role, StorageTargetDetail, StorageTargetRequest, StorageTargetSummary,
+    Deleted, Role, StorageTargetDetail, StorageTargetRequest, StorageTargetSummary,
     StorageTestResult, StorageUsageOutput,
 };
 use stowage_shared::notifications::Message;
+use stowage_shared::protocol::CommandSpec;
 use stowage_shared::storage::{StorageConfig, StorageType, drop_nulls};
 use stowage_shared::time::Timestamp;
 use stowage_shared::{ErrorCode, time};

@@ -7,10 +7,8 @@ use crate::error::ApiError;
 use crate::http;
 use crate::store::system;
 use serde::Deserialize;
-use stowage_shared::api::{
-    AGENT_PROTOCOL_VERSION, CronStatus, MIN_AGENT_PROTOCOL_VERSION, Role, SystemInfo, SystemLimits,
-    TableRows, UpdateCheck,
-};
+use stowage_shared::api::{CronStatus, Role, SystemInfo, SystemLimits, TableRows, UpdateCheck};
+use stowage_shared::protocol::{AGENT_PROTOCOL_VERSION, MIN_AGENT_PROTOCOL_VERSION};
 use stowage_shared::time;
 use worker::{Headers, Method, Request, RequestInit, Response};
 

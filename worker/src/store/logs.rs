@@ -3,7 +3,8 @@
 use super::{all, int, run, text};
 use crate::error::ApiError;
 use serde::Deserialize;
-use stowage_shared::api::{LOG_RECORD_MAX_LINES, LogLevel, LogLine};
+use stowage_shared::api::{LogLevel, LogLine};
+use stowage_shared::protocol::LOG_RECORD_MAX_LINES;
 use worker::D1Database;
 
 /// Whose log: a backup run's or a restore's.

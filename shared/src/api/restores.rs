@@ -1,0 +1,84 @@
+//! Restores of a backup record.
+
+use super::records::{LogLine, Progress};
+use crate::secret::SecretString;
+use serde::{Deserialize, Serialize};
+
+/// `POST /api/backup/records/:id/restore`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RestoreRequest {
+    /// An absolute directory to restore under (the sources keep their full paths beneath it);
+    /// absent for the original paths.
+    #[serde(default)]
+    pub target_path: Option<String>,
+    /// The node to restore on; the record's node when absent.
+    #[serde(default)]
+    pub node_id: Option<i64>,
+    /// The target to read the artifact from; the first that holds it when absent.
+    #[serde(default)]
+    pub storage_target_id: Option<i64>,
+    /// Database backups: which of its databases to restore (all when empty).
+    #[serde(default)]
+    pub databases: Vec<String>,
+    /// Database backups: restore the one chosen database under this name instead.
+    #[serde(default)]
+    pub target_database: Option<String>,
+    /// PostgreSQL backups with globals: restore the roles and tablespaces too.
+    #[serde(default)]
+    pub restore_globals: bool,
+    /// Database backups: the server to restore into; by default the one the backup was taken
+    /// from (as seen from the restoring node), with the task's stored password.
+    #[serde(default)]
+    pub connection: Option<RestoreConnection>,
+}
+
+/// The server a database restore connects to. Empty fields take the backup's own.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RestoreConnection {
+    #[serde(default)]
+    pub host: String,
+    #[serde(default)]
+    pub port: Option<u16>,
+    #[serde(default)]
+    pub user: String,
+    #[serde(default)]
+    pub password: Option<SecretString>,
+}
+
+/// One database a restore wrote, and where from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RestoredDatabase {
+    /// The database in the backup (empty for PostgreSQL's globals).
+    pub from: String,
+    pub into: String,
+}
+
+/// A restore of a backup record.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RestoreRecordOutput {
+    pub id: i64,
+    pub backup_record_id: i64,
+    pub task_id: Option<i64>,
+    pub task_name: String,
+    pub node_id: i64,
+    pub storage_target_id: i64,
+    /// Empty for the original paths (files) or the original file (SQLite).
+    pub target_path: String,
+    /// Database restores: which databases went where.
+    pub target_databases: Vec<RestoredDatabase>,
+    /// `running`, `success` or `failed`.
+    pub status: String,
+    pub files: u64,
+    pub bytes: u64,
+    pub error: String,
+    pub triggered_by: String,
+    pub progress: Option<Progress>,
+    pub started_at: String,
+    pub finished_at: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub log_tail: Vec<LogLine>,
+}

@@ -1,0 +1,333 @@
+//! The agent protocol: what the Worker asks an agent to do (`CommandSpec`), what the agent
+//! reports back (`CommandReport`, one typed report per command), heartbeats, polls and log batches.
+//! Both sides build and read these types; nothing else crosses between them.
+
+use crate::api::nodes::Capabilities;
+use crate::api::records::{LogLine, Progress};
+use crate::secret::SecretString;
+use serde::{Deserialize, Serialize};
+
+/// The agent protocol version this build speaks; the Worker refuses agents older than it supports.
+pub const AGENT_PROTOCOL_VERSION: u32 = 2;
+
+/// Header that carries a node's token on every agent request.
+pub const AGENT_TOKEN_HEADER: &str = "X-Agent-Token";
+/// Header that carries the agent's protocol version on every agent request.
+pub const AGENT_PROTOCOL_HEADER: &str = "X-Stowage-Protocol";
+/// The oldest agent protocol the Worker still serves.
+///
+/// 2: run commands carry a task spec of any type (files, database dumps, SQLite) and database
+/// restores exist; a version-1 agent could not read them.
+pub const MIN_AGENT_PROTOCOL_VERSION: u32 = 2;
+
+/// `POST /api/agent/heartbeat`: who the agent is and what it can do.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HeartbeatRequest {
+    pub hostname: String,
+    pub ip_address: String,
+    pub os: String,
+    pub arch: String,
+    pub agent_version: String,
+    pub capabilities: Capabilities,
+    /// Commands this agent is running now; their leases are renewed.
+    #[serde(default)]
+    pub running: Vec<i64>,
+}
+
+/// The node's identity and the timings the agent must keep, so that all timing lives in the
+/// Worker's configuration.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HeartbeatResponse {
+    pub node_id: i64,
+    pub node_name: String,
+    pub heartbeat_interval_secs: u64,
+    pub poll_interval_secs: u64,
+    pub lease_secs: u64,
+    /// Running commands whose lease could not be renewed (expired, or not this node's): the agent
+    /// should stop working on them.
+    pub lost: Vec<i64>,
+}
+
+/// What a command asks the agent to do.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum CommandSpec {
+    /// List one directory on the node.
+    ListDir { path: String },
+    /// Check that a storage target works: write, stat, read back and delete a small probe object.
+    /// The config carries its secrets; the Worker seals command specs at rest.
+    #[serde(rename_all = "camelCase")]
+    StorageTest {
+        storage_type: crate::storage::StorageType,
+        config: serde_json::Value,
+    },
+    /// Measure what a storage target holds (and the space left, where the backend can tell).
+    #[serde(rename_all = "camelCase")]
+    StorageUsage {
+        storage_type: crate::storage::StorageType,
+        config: serde_json::Value,
+    },
+    /// Report the backends the node's rclone has, with their options (`rclone config providers`).
+    RcloneBackends,
+    /// Run a backup: read the source once (a tar of files, the dumps of databases, an SQLite
+    /// copy) and store the artifact on every destination.
+    #[serde(rename_all = "camelCase")]
+    RunBackup {
+        record_id: i64,
+        task_id: i64,
+        task_name: String,
+        spec: crate::tasks::TaskSpec,
+        /// The database password of a `mysql` or `postgresql` task (the command is sealed).
+        #[serde(default)]
+        db_password: Option<SecretString>,
+        destinations: Vec<RunDestination>,
+    },
+    /// Remove stored artifacts (each with its manifest) from their targets.
+    #[serde(rename_all = "camelCase")]
+    DeleteArtifacts { objects: Vec<StoredObject> },
+    /// List the databases a connection can see.
+    DiscoverDatabases {
+        connection: crate::databases::DbConnection,
+    },
+    /// Send a stored artifact through the Worker to a download that is waiting for it.
+    #[serde(rename_all = "camelCase")]
+    Relay { relay_id: i64, source: StoredObject },
+    /// Restore a stored artifact: fetch it, check its SHA-256 while unpacking into a staging
+    /// directory, and only then move the files into place.
+    #[serde(rename_all = "camelCase")]
+    Restore {
+        restore_id: i64,
+        source: StoredObject,
+        sha256: String,
+        bytes: u64,
+        compression: crate::tasks::Compression,
+        /// An absolute directory to restore under, or `None` for the original paths.
+        destination: Option<String>,
+    },
+    /// Restore a database backup: fetch the artifact and check its SHA-256 before any of it
+    /// reaches the database, then apply it.
+    #[serde(rename_all = "camelCase")]
+    RestoreDatabase {
+        restore_id: i64,
+        source: StoredObject,
+        sha256: String,
+        bytes: u64,
+        compression: crate::tasks::Compression,
+        target: DbRestoreTarget,
+    },
+}
+
+/// Where a database restore goes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum DbRestoreTarget {
+    /// A MySQL/MariaDB or PostgreSQL server: each step's section into its database.
+    Server {
+        connection: crate::databases::DbConnection,
+        steps: Vec<crate::databases::RestoreStep>,
+    },
+    /// An SQLite database file (replaced through SQLite's backup API when it exists).
+    Sqlite { path: String },
+}
+
+/// An artifact on one target: the target's config (sealed with the command) and the path.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StoredObject {
+    pub target_id: i64,
+    pub storage_type: crate::storage::StorageType,
+    pub config: serde_json::Value,
+    pub path: String,
+}
+
+/// What `delete_artifacts` could not remove (objects already gone count as removed).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DeleteArtifactsReport {
+    pub failures: Vec<DeleteFailure>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DeleteFailure {
+    pub target_id: i64,
+    pub path: String,
+    pub error: String,
+}
+
+/// What an agent reports for a finished relay.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RelayReport {
+    pub chunks: u64,
+    pub bytes: u64,
+}
+
+/// The size of the pieces a relayed download moves in.
+pub const RELAY_CHUNK: usize = 512 * 1024;
+/// Chunks that may wait in the Worker for the download to take them.
+pub const RELAY_MAX_WAITING: i64 = 8;
+
+/// What an agent reports for a finished restore.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RestoreReport {
+    pub files: u64,
+    pub bytes: u64,
+}
+
+/// `POST /api/agent/records/:id` and `/api/agent/restores/:id`: new log lines and the latest
+/// progress.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RunLogBatch {
+    pub lines: Vec<LogLine>,
+    pub progress: Option<Progress>,
+}
+
+/// Most log lines one batch may carry.
+pub const LOG_BATCH_MAX_LINES: usize = 200;
+/// Longest log message stored (longer ones are cut).
+pub const LOG_LINE_MAX_CHARS: usize = 2_000;
+/// Most log lines one record keeps: line [`LOG_RECORD_MAX_LINES`] says the log was cut there, and
+/// later lines are dropped (the agent's own log has them), so no agent can fill the database.
+pub const LOG_RECORD_MAX_LINES: u64 = 10_000;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LogBatchAccepted {
+    /// False when the record has ended: the agent can stop sending.
+    pub live: bool,
+}
+
+/// The kinds of the commands whose outcome settles something in the Worker (a record, a
+/// restore, a download), as stored in `agent_commands.kind`.
+pub mod kinds {
+    pub const RUN_BACKUP: &str = "run_backup";
+    pub const DELETE_ARTIFACTS: &str = "delete_artifacts";
+    pub const RESTORE: &str = "restore";
+    pub const RELAY: &str = "relay";
+}
+
+/// Where a run stores its artifact: a target's config (sealed with the command) and the path.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RunDestination {
+    pub target_id: i64,
+    pub storage_type: crate::storage::StorageType,
+    pub config: serde_json::Value,
+    pub path: String,
+}
+
+/// One destination's outcome in a run's report.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RunTargetReport {
+    pub target_id: i64,
+    /// Bytes stored, when the whole artifact landed.
+    pub bytes: Option<u64>,
+    pub error: Option<String>,
+}
+
+/// What an agent reports for a finished run that stored the artifact somewhere.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RunBackupReport {
+    pub bytes: u64,
+    pub sha256: String,
+    /// Files archived, or databases dumped.
+    pub files: u64,
+    pub source_bytes: u64,
+    pub targets: Vec<RunTargetReport>,
+    /// Database dumps: where each database lies in the uncompressed artifact.
+    #[serde(default)]
+    pub sections: Vec<crate::databases::DumpSection>,
+}
+
+impl CommandSpec {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            CommandSpec::ListDir { .. } => "list_dir",
+            CommandSpec::StorageTest { .. } => "storage_test",
+            CommandSpec::StorageUsage { .. } => "storage_usage",
+            CommandSpec::RcloneBackends => "rclone_backends",
+            CommandSpec::RunBackup { .. } => kinds::RUN_BACKUP,
+            CommandSpec::DeleteArtifacts { .. } => kinds::DELETE_ARTIFACTS,
+            CommandSpec::Restore { .. } | CommandSpec::RestoreDatabase { .. } => kinds::RESTORE,
+            CommandSpec::Relay { .. } => kinds::RELAY,
+            CommandSpec::DiscoverDatabases { .. } => "discover_databases",
+        }
+    }
+}
+
+/// A command claimed by `POST /api/agent/commands/poll`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ClaimedCommand {
+    pub id: i64,
+    pub spec: CommandSpec,
+    pub lease_expires_at: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PollResponse {
+    pub command: Option<ClaimedCommand>,
+}
+
+/// Why a command failed, in the API's own terms so the Worker can answer the waiting caller.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CommandError {
+    pub code: crate::envelope::ErrorCode,
+    pub message: String,
+}
+
+/// `POST /api/agent/commands/:id/result`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "outcome", rename_all = "snake_case")]
+pub enum CommandResult {
+    Succeeded { result: serde_json::Value },
+    Failed { error: CommandError },
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ResultAccepted {
+    /// False when the same result had already been recorded (the report is idempotent).
+    pub recorded: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn command_specs_and_results_are_tagged() {
+        let spec = CommandSpec::ListDir {
+            path: "/srv".into(),
+        };
+        assert_eq!(
+            serde_json::to_value(&spec).expect("json"),
+            json!({"kind": "list_dir", "path": "/srv"})
+        );
+        let failed: CommandResult = serde_json::from_value(json!({
+            "outcome": "failed",
+            "error": {"code": "NODE_FS_NOT_FOUND", "message": "no such directory"}
+        }))
+        .expect("parse");
+        assert!(
+            matches!(failed, CommandResult::Failed { ref error } if error.code == crate::ErrorCode::NodeFsNotFound)
+        );
+        assert!(
+            serde_json::from_value::<CommandResult>(
+                json!({"outcome": "failed", "error": {"code": "MADE_UP", "message": ""}})
+            )
+            .is_err(),
+            "agents can only report codes the API knows"
+        );
+    }
+}

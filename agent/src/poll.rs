@@ -128,7 +128,7 @@ impl Agent {
             return Ok(Step::Idle);
         };
         let id = command.id;
-        info!(command = id, kind = command.spec.kind(), "claimed");
+        info!(command = id, kind = command.spec.kind().as_str(), "claimed");
         self.set_running(id, true);
         let agent = Arc::clone(self);
         tokio::spawn(async move {

@@ -12,38 +12,9 @@
 use crate::time::Timestamp;
 use chrono::Duration;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CommandStatus {
-    Pending,
-    Claimed,
-    Succeeded,
-    Failed,
-    Expired,
-}
+pub use crate::status::CommandStatus;
 
 impl CommandStatus {
-    pub const ALL: [CommandStatus; 5] = [
-        CommandStatus::Pending,
-        CommandStatus::Claimed,
-        CommandStatus::Succeeded,
-        CommandStatus::Failed,
-        CommandStatus::Expired,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            CommandStatus::Pending => "pending",
-            CommandStatus::Claimed => "claimed",
-            CommandStatus::Succeeded => "succeeded",
-            CommandStatus::Failed => "failed",
-            CommandStatus::Expired => "expired",
-        }
-    }
-
-    pub fn parse(text: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|s| s.as_str() == text)
-    }
-
     pub fn is_terminal(self) -> bool {
         matches!(
             self,

@@ -6,6 +6,7 @@
 //! *is* the credential. Responses mask the secret fields; an update that sends the mask back keeps
 //! the stored value.
 
+use crate::status::{RestoreStatus, RunStatus, Trigger};
 use crate::storage::{MASK, changed_fields, decode, field, secret_bound};
 use crate::validate::FieldError;
 use hmac::{Hmac, Mac};
@@ -511,11 +512,11 @@ pub struct BackupFacts<'a> {
     pub task_id: Option<i64>,
     pub task_name: &'a str,
     pub node_name: &'a str,
-    pub status: &'a str,
+    pub status: RunStatus,
     pub bytes: i64,
     pub duration_secs: i64,
     pub error: &'a str,
-    pub trigger: &'a str,
+    pub trigger: Trigger,
     pub finished_at: &'a str,
     /// How many runs of the task in a row have failed, this one included.
     pub failure_streak: u32,
@@ -527,7 +528,7 @@ pub struct RestoreFacts<'a> {
     pub backup_record_id: i64,
     pub task_name: &'a str,
     pub node_name: &'a str,
-    pub status: &'a str,
+    pub status: RestoreStatus,
     pub duration_secs: i64,
     pub error: &'a str,
     pub finished_at: &'a str,
@@ -578,9 +579,9 @@ fn body_of(lines: &[(&str, String)]) -> String {
 impl Message {
     pub fn backup(site_name: &str, site_url: &str, f: &BackupFacts<'_>) -> Self {
         let event = match f.status {
-            "success" => Event::BackupSuccess,
-            "partial" => Event::BackupPartial,
-            _ => Event::BackupFailed,
+            RunStatus::Success => Event::BackupSuccess,
+            RunStatus::Partial => Event::BackupPartial,
+            RunStatus::Failed | RunStatus::Running => Event::BackupFailed,
         };
         let verb = match event {
             Event::BackupSuccess => "Backup succeeded",
@@ -597,10 +598,10 @@ impl Message {
         let body = body_of(&[
             ("Task", f.task_name.to_owned()),
             ("Node", f.node_name.to_owned()),
-            ("Status", f.status.to_owned()),
+            ("Status", f.status.to_string()),
             ("Size", human_bytes(f.bytes)),
             ("Duration", human_duration(f.duration_secs)),
-            ("Trigger", f.trigger.to_owned()),
+            ("Trigger", f.trigger.to_string()),
             ("Error", f.error.to_owned()),
             ("Failed", streak),
             ("Record", link.clone().unwrap_or_default()),
@@ -628,7 +629,7 @@ impl Message {
     }
 
     pub fn restore(site_name: &str, site_url: &str, f: &RestoreFacts<'_>) -> Self {
-        let ok = f.status == "success";
+        let ok = f.status == RestoreStatus::Success;
         let event = if ok {
             Event::RestoreSuccess
         } else {
@@ -643,7 +644,7 @@ impl Message {
         let body = body_of(&[
             ("Task", f.task_name.to_owned()),
             ("Node", f.node_name.to_owned()),
-            ("Status", f.status.to_owned()),
+            ("Status", f.status.to_string()),
             ("Duration", human_duration(f.duration_secs)),
             ("Error", f.error.to_owned()),
             ("Restore", link.clone().unwrap_or_default()),
@@ -923,11 +924,11 @@ mod tests {
             task_id: Some(3),
             task_name: "etc",
             node_name: "nas",
-            status,
+            status: RunStatus::parse(status).expect("a run status"),
             bytes: 3 * 1024 * 1024,
             duration_secs: 75,
             error: if status == "success" { "" } else { "disk full" },
-            trigger: "schedule",
+            trigger: Trigger::Schedule,
             finished_at: "2026-12-01T10:00:00.000Z",
             failure_streak: if status == "failed" { 2 } else { 0 },
         }

@@ -5,6 +5,7 @@
 use crate::api::nodes::Capabilities;
 use crate::api::records::{LogLine, Progress};
 use crate::secret::SecretString;
+use crate::status::CommandKind;
 use serde::{Deserialize, Serialize};
 
 /// The agent protocol version this build speaks; the Worker refuses agents older than it supports.
@@ -202,15 +203,6 @@ pub struct LogBatchAccepted {
     pub live: bool,
 }
 
-/// The kinds of the commands whose outcome settles something in the Worker (a record, a
-/// restore, a download), as stored in `agent_commands.kind`.
-pub mod kinds {
-    pub const RUN_BACKUP: &str = "run_backup";
-    pub const DELETE_ARTIFACTS: &str = "delete_artifacts";
-    pub const RESTORE: &str = "restore";
-    pub const RELAY: &str = "relay";
-}
-
 /// Where a run stores its artifact: a target's config (sealed with the command) and the path.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -247,17 +239,19 @@ pub struct RunBackupReport {
 }
 
 impl CommandSpec {
-    pub fn kind(&self) -> &'static str {
+    pub fn kind(&self) -> CommandKind {
         match self {
-            CommandSpec::ListDir { .. } => "list_dir",
-            CommandSpec::StorageTest { .. } => "storage_test",
-            CommandSpec::StorageUsage { .. } => "storage_usage",
-            CommandSpec::RcloneBackends => "rclone_backends",
-            CommandSpec::RunBackup { .. } => kinds::RUN_BACKUP,
-            CommandSpec::DeleteArtifacts { .. } => kinds::DELETE_ARTIFACTS,
-            CommandSpec::Restore { .. } | CommandSpec::RestoreDatabase { .. } => kinds::RESTORE,
-            CommandSpec::Relay { .. } => kinds::RELAY,
-            CommandSpec::DiscoverDatabases { .. } => "discover_databases",
+            CommandSpec::ListDir { .. } => CommandKind::ListDir,
+            CommandSpec::StorageTest { .. } => CommandKind::StorageTest,
+            CommandSpec::StorageUsage { .. } => CommandKind::StorageUsage,
+            CommandSpec::RcloneBackends => CommandKind::RcloneBackends,
+            CommandSpec::RunBackup { .. } => CommandKind::RunBackup,
+            CommandSpec::DeleteArtifacts { .. } => CommandKind::DeleteArtifacts,
+            CommandSpec::Restore { .. } | CommandSpec::RestoreDatabase { .. } => {
+                CommandKind::Restore
+            }
+            CommandSpec::Relay { .. } => CommandKind::Relay,
+            CommandSpec::DiscoverDatabases { .. } => CommandKind::DiscoverDatabases,
         }
     }
 }

@@ -3,6 +3,7 @@
 //! the report leaves out is failed, and so is one whose stored size differs from the artifact's.
 
 use crate::protocol::RunBackupReport;
+use crate::status::RunStatus;
 
 /// The verdict on one planned target.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -16,8 +17,7 @@ pub struct TargetVerdict {
 /// The verdict on a run.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RunVerdict {
-    /// `success`, `partial` or `failed`.
-    pub status: &'static str,
+    pub status: RunStatus,
     pub targets: Vec<TargetVerdict>,
     /// Every target's error, `target N: why`, joined.
     pub error: String,
@@ -59,11 +59,7 @@ pub fn judge(planned: &[i64], report: &RunBackupReport) -> RunVerdict {
         })
         .collect();
     let stored = targets.iter().filter(|t| t.stored.is_some()).count();
-    let status = match stored {
-        0 => "failed",
-        n if n == targets.len() => "success",
-        _ => "partial",
-    };
+    let status = RunStatus::settle(stored, targets.len());
     let error = targets
         .iter()
         .filter(|t| !t.error.is_empty())
@@ -134,7 +130,7 @@ mod tests {
         };
         let v = judge(&[1, 2], &report(vec![failed, stored(2, 100)]));
         assert_eq!(
-            (v.status, v.error.as_str()),
+            (v.status.as_str(), v.error.as_str()),
             ("partial", "target 1: disk full")
         );
     }

@@ -22,7 +22,7 @@ macro_rules! words {
         }
 
         impl $name {
-            pub const ALL: &'static [$name] = &[$($name::$variant),+];
+            pub const ALL: [$name; [$($word),+].len()] = [$($name::$variant),+];
 
             pub fn as_str(self) -> &'static str {
                 match self {
@@ -108,6 +108,14 @@ words! {
 }
 
 words! {
+    /// A line of the dashboard's recent activity.
+    ActivityKind {
+        Backup = "backup",
+        Restore = "restore",
+    }
+}
+
+words! {
     /// What started a run.
     Trigger {
         Manual = "manual",
@@ -145,6 +153,17 @@ words! {
 }
 
 words! {
+    /// An agent command's place in its queue (the rules are in [`crate::commands`]).
+    CommandStatus {
+        Pending = "pending",
+        Claimed = "claimed",
+        Succeeded = "succeeded",
+        Failed = "failed",
+        Expired = "expired",
+    }
+}
+
+words! {
     /// The kind of an agent command, as stored in `agent_commands.kind`: one per
     /// [`crate::protocol::CommandSpec`] variant family, each with its own report type.
     CommandKind {
@@ -168,12 +187,12 @@ mod tests {
     #[test]
     fn words_round_trip_through_text_and_json() {
         for s in RunStatus::ALL {
-            assert_eq!(RunStatus::parse(s.as_str()), Some(*s));
+            assert_eq!(RunStatus::parse(s.as_str()), Some(s));
             let json = serde_json::to_value(s).expect("json");
             assert_eq!(json, serde_json::Value::String(s.as_str().to_owned()));
         }
         for k in CommandKind::ALL {
-            assert_eq!(CommandKind::parse(&k.to_string()), Some(*k));
+            assert_eq!(CommandKind::parse(&k.to_string()), Some(k));
         }
         assert_eq!(RunStatus::parse("succeeded"), None);
         assert!(RunStatus::Partial == "partial" && "failed" == RunStatus::Failed);

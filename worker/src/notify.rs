@@ -15,8 +15,8 @@ use crate::store::notifications::{self as store, ChannelRow, NewDelivery, Notifi
 use crate::store::settings;
 use chrono::Duration;
 use stowage_shared::notifications::{
-    BackupFacts, ChannelConfig, ChannelType, Event, HttpSend, Message, RestoreFacts, Send,
-    passes_threshold, render, retry_delay_secs,
+    BackupFacts, ChannelConfig, Event, HttpSend, Message, RestoreFacts, Send, passes_threshold,
+    render, retry_delay_secs,
 };
 use stowage_shared::settings::Settings;
 use stowage_shared::time::{self, Timestamp};
@@ -35,8 +35,7 @@ fn identity(uid: &str) -> String {
 
 /// Opens a stored channel config.
 pub fn open_config(sealer: &Sealer, row: &ChannelRow) -> Result<ChannelConfig, ApiError> {
-    let kind = ChannelType::parse(&row.kind)
-        .ok_or_else(|| ApiError::internal("notification type", row.kind.clone()))?;
+    let kind = row.kind;
     let plain = sealer.open(&identity(&row.uid), &row.config_sealed)?;
     let json: serde_json::Value =
         serde_json::from_slice(&plain).map_err(|e| ApiError::internal("stored config", e))?;
@@ -109,11 +108,11 @@ pub async fn sweep(
             task_id: run.task_id,
             task_name: &run.task_name,
             node_name: &run.node_name,
-            status: &run.status,
+            status: run.status,
             bytes: run.bytes,
             duration_secs: secs_between(&run.started_at, &run.finished_at),
             error: &run.error,
-            trigger: &run.trigger,
+            trigger: run.trigger,
             finished_at: &run.finished_at,
             failure_streak: u32::try_from(run.failure_streak).unwrap_or(u32::MAX),
         };
@@ -136,7 +135,7 @@ pub async fn sweep(
             backup_record_id: restore.backup_record_id,
             task_name: &restore.task_name,
             node_name: &restore.node_name,
-            status: &restore.status,
+            status: restore.status,
             duration_secs: secs_between(&restore.started_at, &restore.finished_at),
             error: &restore.error,
             finished_at: &restore.finished_at,

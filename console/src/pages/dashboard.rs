@@ -81,10 +81,10 @@ fn Overview(stats: DashboardStats, timeline: DashboardTimeline) -> impl IntoView
                     <table id="recent">
                         <tbody>
                             {timeline.recent_activity.into_iter().map(|a| {
-                                let status_key = status_key(&a.status);
+                                let status_key = status_key(a.status.as_str());
                                 view! {
                                     <tr>
-                                        <td>{a.kind}</td>
+                                        <td>{a.kind.as_str()}</td>
                                         <td>{a.task_name}</td>
                                         <td class=format!("status {}", a.status)>{t(status_key)}</td>
                                         <td>{format::bytes(a.bytes)}</td>

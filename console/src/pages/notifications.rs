@@ -13,6 +13,7 @@ use stowage_shared::api::{
     NotificationTestResult, routes,
 };
 use stowage_shared::notifications::Event;
+use stowage_shared::status::DeliveryStatus;
 
 pub(crate) const FORMS: &[(&str, &[Field])] = &[
     (
@@ -134,14 +135,14 @@ pub fn Notifications() -> impl IntoView {
                         {channels.into_iter().map(|c| {
                             let id = c.id;
                             let name = c.name.clone();
-                            let last = c.last_delivery_status.clone().unwrap_or_default();
+                            let last = c.last_delivery_status;
                             view! {
                                 <tr data-name=c.name.clone()>
                                     <td>{c.name.clone()} {(!c.enabled).then(|| view! { " " <span class="sub">{t("notify.disabled")}</span> })}</td>
                                     <td>{c.kind.clone()}</td>
                                     <td class="sub">{c.events.join(", ")}</td>
-                                    <td class=format!("status {}", if last == "sent" { "success" } else if last == "failed" { "failed" } else { "" })>
-                                        {last.clone()} <div class="sub">{c.last_delivery_at.as_deref().map(format::when)}</div>
+                                    <td class=format!("status {}", match last { Some(DeliveryStatus::Sent) => "success", Some(DeliveryStatus::Failed) => "failed", _ => "" })>
+                                        {last.map_or("", DeliveryStatus::as_str)} <div class="sub">{c.last_delivery_at.as_deref().map(format::when)}</div>
                                     </td>
                                     <td class="test-result">
                                         {move || tests.get().get(&id).cloned().map(|r| match r {
@@ -163,10 +164,10 @@ pub fn Notifications() -> impl IntoView {
                                             Ok(list) if list.is_empty() => view! { <p class="empty">{t("notify.no_deliveries")}</p> }.into_any(),
                                             Ok(list) => view! {
                                                 <ul>{list.into_iter().map(|d| {
-                                                    let class = format!("status {}", if d.status == "sent" { "success" } else { "failed" });
+                                                    let class = format!("status {}", if d.status == DeliveryStatus::Sent { "success" } else { "failed" });
                                                     view! {
                                                     <li>
-                                                        <span class=class>{d.status}</span>
+                                                        <span class=class>{d.status.as_str()}</span>
                                                         " " {d.title} " · " {d.attempts} " ×"
                                                         " " <span class="sub">{format::when(&d.created_at)}</span>
                                                         {(!d.last_error.is_empty()).then(|| view! { " " <span class="error">{d.last_error.clone()}</span> })}

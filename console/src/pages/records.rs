@@ -13,9 +13,10 @@ use stowage_shared::api::{
     BackupRecordOutput, BackupTaskOutput, BatchDeleteRequest, BatchDeleted, Deleted, NodeOutput,
     Page, Progress, RestoreRecordOutput, RestoreRequest, routes,
 };
+use stowage_shared::status::{RunStatus, TargetStatus};
 
 const PAGE_SIZE: u64 = 20;
-const STATUSES: &[&str] = &["running", "success", "partial", "failed"];
+const STATUSES: [RunStatus; 4] = RunStatus::ALL;
 
 /// The list's query string for a filter and page.
 fn query(status: &str, task: &str, from: &str, to: &str, page: u64) -> String {
@@ -104,7 +105,7 @@ pub fn Records() -> impl IntoView {
                 <label>{t("records.status")}
                     <select id="filter-status" on:change=move |ev| refilter(status, event_target_value(&ev))>
                         <option value="">{t("records.any")}</option>
-                        {STATUSES.iter().map(|s| view! { <option value=*s>{t(status_key(s))}</option> }).collect_view()}
+                        {STATUSES.iter().map(|s| view! { <option value=s.as_str()>{t(status_key(s.as_str()))}</option> }).collect_view()}
                     </select>
                 </label>
                 <label>{t("records.task")}
@@ -142,7 +143,7 @@ pub fn Records() -> impl IntoView {
                             <tbody>
                                 {list.items.into_iter().map(|r| {
                                     let id = r.id;
-                                    let status = r.status.clone();
+                                    let status = r.status.as_str();
                                     let class = format!("status {status}");
                                     view! {
                                         <tr data-id=id.to_string()>
@@ -153,8 +154,8 @@ pub fn Records() -> impl IntoView {
                                                     selected.update(|s| { if on { s.insert(id); } else { s.remove(&id); } });
                                                 } /></td>
                                             <td><a href=format!("/backup-records/{id}")>{id}</a></td>
-                                            <td>{r.task_name.clone()} " " <span class="sub">{r.trigger.clone()}</span></td>
-                                            <td class=class>{move || text(lang.get(), status_key(&status))}</td>
+                                            <td>{r.task_name.clone()} " " <span class="sub">{r.trigger.as_str()}</span></td>
+                                            <td class=class>{move || text(lang.get(), status_key(status))}</td>
                                             <td>{format::when(&r.started_at)}</td>
                                             <td>{format::took(&r.started_at, r.finished_at.as_deref()).unwrap_or_default()}</td>
                                             <td>{format::bytes(r.bytes)}</td>
@@ -202,7 +203,7 @@ fn RecordView(record: BackupRecordOutput, reload: impl Fn() + Copy + 'static) ->
     let id = record.id;
     let live = Live::new();
     live.progress.set(record.progress.clone());
-    let running = record.status == "running";
+    let running = record.status == RunStatus::Running;
     live::follow(routes::backup_record_logs(id), live);
     // The stream's end means the record changed: read it again for its figures.
     Effect::new(move |was: Option<bool>| {
@@ -225,7 +226,7 @@ fn RecordView(record: BackupRecordOutput, reload: impl Fn() + Copy + 'static) ->
             }
         });
     }
-    let status = record.status.clone();
+    let status = record.status.to_string();
     let error = RwSignal::new(None::<Failure>);
     let navigate = use_navigate();
     let remove = move |_| {
@@ -253,7 +254,7 @@ fn RecordView(record: BackupRecordOutput, reload: impl Fn() + Copy + 'static) ->
     };
     let restoring = RwSignal::new(false);
     let restore = RwSignal::new(None::<RestoreRecordOutput>);
-    let finished = record.status == "success" || record.status == "partial";
+    let finished = record.status.has_backup();
     let can_restore = finished && record.removed_at.is_none();
     let record_for_dialog = record.clone();
     view! {
@@ -263,9 +264,9 @@ fn RecordView(record: BackupRecordOutput, reload: impl Fn() + Copy + 'static) ->
             <dl class="facts">
                 <dt>{t("records.status")}</dt>
                 <dd id="record-status" class=move || format!("status {}", live.end.get().unwrap_or_else(|| status.clone()))>
-                    {move || text(lang.get(), status_key(&live.end.get().unwrap_or_else(|| record.status.clone())))}
+                    {move || text(lang.get(), status_key(&live.end.get().unwrap_or_else(|| record.status.to_string())))}
                 </dd>
-                <dt>{t("records.started")}</dt><dd>{format::when(&record.started_at)} " · " {record.trigger.clone()}</dd>
+                <dt>{t("records.started")}</dt><dd>{format::when(&record.started_at)} " · " {record.trigger.as_str()}</dd>
                 <dt>{t("records.took")}</dt><dd>{format::took(&record.started_at, record.finished_at.as_deref()).unwrap_or_else(|| "—".to_owned())}</dd>
                 <dt>{t("records.size")}</dt><dd id="record-bytes" data-bytes=record.bytes.to_string()>
                     {format::bytes(record.bytes)} " · " {record.files} " " {t("records.files")}
@@ -299,7 +300,7 @@ fn RecordView(record: BackupRecordOutput, reload: impl Fn() + Copy + 'static) ->
                     {record.targets.iter().map(|target| view! {
                         <tr data-name=target.target_name.clone()>
                             <td>{target.target_name.clone()}</td>
-                            <td class=format!("status {}", target.status)>{target.status.clone()}</td>
+                            <td class=format!("status {}", target.status)>{target.status.as_str()}</td>
                             <td><code>{target.path.clone()}</code></td>
                             <td>{format::bytes(target.bytes)}</td>
                             <td class="error">{target.error.clone()}</td>
@@ -381,7 +382,7 @@ fn RestoreDialog(
     let held: Vec<_> = record
         .targets
         .iter()
-        .filter(|t| t.status == "success")
+        .filter(|t| t.status == TargetStatus::Success)
         .cloned()
         .collect();
     let target = RwSignal::new(held.first().map_or(0, |t| t.target_id));
@@ -477,7 +478,7 @@ fn RestoreView(restore: RestoreRecordOutput) -> impl IntoView {
     let live = Live::new();
     live.progress.set(restore.progress.clone());
     live::follow(routes::restore_record_logs(restore.id), live);
-    let status = restore.status.clone();
+    let status = restore.status.to_string();
     let into = if restore.target_path.is_empty() {
         restore
             .target_databases
@@ -493,7 +494,7 @@ fn RestoreView(restore: RestoreRecordOutput) -> impl IntoView {
             <h2>{t("records.restore")} " #" {restore.id}</h2>
             <p>
                 <span id="restore-status" class=move || format!("status {}", live.end.get().unwrap_or_else(|| status.clone()))>
-                    {move || text(lang.get(), status_key(&live.end.get().unwrap_or_else(|| restore.status.clone())))}
+                    {move || text(lang.get(), status_key(&live.end.get().unwrap_or_else(|| restore.status.to_string())))}
                 </span>
                 " · " <code>{into}</code>
             </p>
@@ -515,7 +516,7 @@ mod tests {
             "?page=3&pageSize=20&status=failed&taskId=7&dateFrom=2026-11-01T00:00:00Z&dateTo=2026-11-30T23:59:59Z"
         );
         for s in STATUSES {
-            assert_ne!(status_key(s), "", "{s}");
+            assert_ne!(status_key(s.as_str()), "", "{s}");
         }
     }
 }

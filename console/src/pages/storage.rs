@@ -259,7 +259,7 @@ pub fn StorageTargets() -> impl IntoView {
                                         <td>{target.name.clone()} <div class="sub">{target.description.clone()}</div></td>
                                         <td>{target.kind.clone()}</td>
                                         <td class=status_class title=target.last_test_message.clone()>
-                                            {target.last_test_status.clone()}
+                                            {target.last_test_status.as_str()}
                                             <div class="sub">{target.last_tested_at.as_deref().map(format::when)}</div>
                                         </td>
                                         <td class="test-result">

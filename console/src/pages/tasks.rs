@@ -16,6 +16,7 @@ use stowage_shared::api::{
 };
 use stowage_shared::databases::{DbEngine, DiscoverOutput, DiscoverRequest};
 use stowage_shared::secret::SecretString;
+use stowage_shared::status::RunStatus;
 use stowage_shared::tasks::Retention;
 
 /// Common schedules, for people who do not write cron every day.
@@ -110,7 +111,7 @@ pub fn Tasks() -> impl IntoView {
                             let enabled = task.enabled;
                             let name = task.name.clone();
                             let edit = task.clone();
-                            let status = task.last_status.clone().unwrap_or_default();
+                            let status = task.last_status.map_or("", RunStatus::as_str);
                             view! {
                                 <tr data-name=task.name.clone() class:disabled=!enabled>
                                     <td>{task.name.clone()}</td>
@@ -121,7 +122,7 @@ pub fn Tasks() -> impl IntoView {
                                         <div class="sub">{task.next_run_at.as_deref().map(format::when)}</div>
                                     </td>
                                     <td class=format!("status {status}")>
-                                        {status.clone()}
+                                        {status}
                                         <div class="sub">{task.last_run_at.as_deref().map(format::when)}</div>
                                     </td>
                                     <td class="actions">

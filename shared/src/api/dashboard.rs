@@ -1,5 +1,6 @@
 //! The dashboard's figures and timeline.
 
+use crate::status::{ActivityKind, RunStatus};
 use serde::{Deserialize, Serialize};
 
 /// Record counts of one status.
@@ -74,12 +75,12 @@ pub struct TimelineDay {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Activity {
-    /// `backup` or `restore`.
-    pub kind: String,
+    pub kind: ActivityKind,
     pub id: i64,
     pub task_name: String,
     pub node_id: i64,
-    pub status: String,
+    /// A restore's status is one of a run's words.
+    pub status: RunStatus,
     pub bytes: u64,
     pub started_at: String,
     pub finished_at: Option<String>,

@@ -1,6 +1,7 @@
 //! Notification channels and their deliveries.
 
 use super::yes;
+use crate::status::DeliveryStatus;
 use serde::{Deserialize, Serialize};
 
 /// `POST /api/notifications`, `PUT /api/notifications/:id` and `POST /api/notifications/test`.
@@ -37,7 +38,7 @@ pub struct NotificationSummary {
     pub events: Vec<String>,
     pub failure_threshold: u32,
     /// The newest delivery's outcome (`sent`, `failed`, `pending`), if any.
-    pub last_delivery_status: Option<String>,
+    pub last_delivery_status: Option<DeliveryStatus>,
     pub last_delivery_at: Option<String>,
     pub last_delivery_error: Option<String>,
     pub created_at: String,
@@ -72,7 +73,7 @@ pub struct NotificationDelivery {
     pub event: String,
     pub title: String,
     /// `pending` (waiting for its next attempt), `sending`, `sent` or `failed` (given up).
-    pub status: String,
+    pub status: DeliveryStatus,
     pub attempts: u32,
     pub next_attempt_at: Option<String>,
     pub last_error: String,

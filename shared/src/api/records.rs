@@ -1,5 +1,6 @@
 //! Backup records (one per run), their targets, logs and progress.
 
+use crate::status::{RunStatus, TargetStatus, Trigger};
 use serde::{Deserialize, Serialize};
 
 /// How important a log line is.
@@ -76,7 +77,7 @@ pub struct BatchDeleted {
 pub struct RecordTargetOutput {
     pub target_id: i64,
     pub target_name: String,
-    pub status: String,
+    pub status: TargetStatus,
     pub path: String,
     pub bytes: u64,
     pub error: String,
@@ -96,13 +97,12 @@ pub struct BackupRecordOutput {
     pub databases: Vec<String>,
     pub node_id: i64,
     /// `manual` or `schedule`.
-    pub trigger: String,
+    pub trigger: Trigger,
     /// The scheduled fire time a `schedule` run is for.
     pub fire_at: Option<String>,
     /// Earlier fire times this scheduled run stands for (missed while the control plane was down).
     pub coalesced_slots: u32,
-    /// `running`, `success`, `partial` (some targets failed) or `failed`.
-    pub status: String,
+    pub status: RunStatus,
     pub bytes: u64,
     pub files: u64,
     pub source_bytes: u64,

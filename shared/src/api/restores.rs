@@ -2,6 +2,7 @@
 
 use super::records::{LogLine, Progress};
 use crate::secret::SecretString;
+use crate::status::RestoreStatus;
 use serde::{Deserialize, Serialize};
 
 /// `POST /api/backup/records/:id/restore`.
@@ -71,7 +72,7 @@ pub struct RestoreRecordOutput {
     /// Database restores: which databases went where.
     pub target_databases: Vec<RestoredDatabase>,
     /// `running`, `success` or `failed`.
-    pub status: String,
+    pub status: RestoreStatus,
     pub files: u64,
     pub bytes: u64,
     pub error: String,

@@ -1,6 +1,7 @@
 //! Storage targets, their usage, tests, rclone backends and Google Drive authorisation.
 
 use super::yes;
+use crate::status::TestStatus;
 use serde::{Deserialize, Serialize};
 
 /// Space on the device or account behind a target, where the backend reports it.
@@ -178,7 +179,7 @@ pub struct StorageTargetSummary {
     pub quota_bytes: i64,
     pub last_tested_at: Option<String>,
     /// `unknown`, `success` or `failed`.
-    pub last_test_status: String,
+    pub last_test_status: TestStatus,
     pub last_test_message: String,
     pub created_at: String,
     pub updated_at: String,

@@ -1,5 +1,6 @@
 //! Backup tasks.
 
+use crate::status::RunStatus;
 pub use crate::tasks::BackupTaskRequest;
 use serde::{Deserialize, Serialize};
 
@@ -49,7 +50,7 @@ pub struct BackupTaskOutput {
     pub db_path: String,
     pub masked_fields: Vec<String>,
     pub last_run_at: Option<String>,
-    pub last_status: Option<String>,
+    pub last_status: Option<RunStatus>,
     /// The last fire time the scheduler could not run, and why (empty when none).
     pub last_skip: String,
     pub created_at: String,

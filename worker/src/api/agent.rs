@@ -9,13 +9,14 @@ use crate::http;
 use crate::store::commands::{self, Outcome};
 use crate::store::logs;
 use crate::store::nodes::{self, AgentIdentity};
-use stowage_shared::commands::{CommandStatus, ReportDecision, Stored, judge_report, lease_until};
+use stowage_shared::commands::{ReportDecision, Stored, judge_report, lease_until};
 use stowage_shared::notifications::Message;
 use stowage_shared::protocol::{
     AGENT_PROTOCOL_HEADER, AGENT_TOKEN_HEADER, ClaimedCommand, CommandResult, HeartbeatRequest,
     HeartbeatResponse, LOG_BATCH_MAX_LINES, LOG_LINE_MAX_CHARS, LogBatchAccepted,
-    MIN_AGENT_PROTOCOL_VERSION, PollResponse, ResultAccepted, RunLogBatch, kinds,
+    MIN_AGENT_PROTOCOL_VERSION, PollResponse, ResultAccepted, RunLogBatch,
 };
+use stowage_shared::status::CommandKind;
 use stowage_shared::time::Timestamp;
 use stowage_shared::{ErrorCode, time};
 use worker::{D1Database, Response};
@@ -178,8 +179,7 @@ pub async fn result(mut ctx: Ctx<'_>) -> Result<Response, ApiError> {
         })?;
         let stored = Stored {
             node_id: row.node_id,
-            status: CommandStatus::parse(&row.status)
-                .ok_or_else(|| ApiError::internal("command status", row.status.clone()))?,
+            status: row.status,
             lease_expires_at: row.lease_expires_at.as_deref().and_then(time::parse),
         };
         match judge_report(stored, node.id, ok, ctx.now) {
@@ -189,28 +189,33 @@ pub async fn result(mut ctx: Ctx<'_>) -> Result<Response, ApiError> {
                     CommandResult::Failed { error } => (None, Some(error)),
                 };
                 let outcome = Outcome {
-                    status: status.as_str(),
+                    status,
                     result: result.as_deref(),
                     error_code: error.map(|e| e.code.as_str()),
                     error_message: error.map(|e| e.message.as_str()),
                 };
                 if commands::finish(&db, id, node.id, &outcome, &now).await? {
                     // What waits on the command: the record, restore or download it belongs to.
-                    match row.kind.as_str() {
-                        kinds::RUN_BACKUP => {
+                    match row.kind {
+                        CommandKind::RunBackup => {
                             let sealer = config.sealer()?;
                             super::records::settle(&db, &sealer, id, &report, ctx.now).await?;
                             ctx.notify_soon();
                         }
-                        kinds::DELETE_ARTIFACTS => {
+                        CommandKind::DeleteArtifacts => {
                             super::records::settle_removal(&db, id, &report, &now).await?;
                         }
-                        kinds::RESTORE => {
+                        CommandKind::Restore => {
                             super::restores::settle(&db, id, &report, &now).await?;
                             ctx.notify_soon();
                         }
-                        kinds::RELAY => super::download::settle(&db, id, &report).await?,
-                        _ => {}
+                        CommandKind::Relay => super::download::settle(&db, id, &report).await?,
+                        // Their caller waits on the command row itself (`rpc::call`).
+                        CommandKind::ListDir
+                        | CommandKind::StorageTest
+                        | CommandKind::StorageUsage
+                        | CommandKind::RcloneBackends
+                        | CommandKind::DiscoverDatabases => {}
                     }
                     return http::ok(&ResultAccepted { recorded: true });
                 }

@@ -14,6 +14,7 @@ use stowage_shared::api::{
     TimelineDay,
 };
 use stowage_shared::schedule::{Schedule, overdue};
+use stowage_shared::status::RunStatus;
 use stowage_shared::time::{self, Timestamp};
 use worker::Response;
 
@@ -41,20 +42,20 @@ fn window_start(now: Timestamp, days: u32) -> Timestamp {
     first.and_hms_opt(0, 0, 0).map_or(now, |t| t.and_utc())
 }
 
-fn add(counts: &mut StatusCounts, status: &str, n: u64) {
+fn add(counts: &mut StatusCounts, status: RunStatus, n: u64) {
     counts.total += n;
     match status {
-        "success" => counts.success += n,
-        "partial" => counts.partial += n,
-        "failed" => counts.failed += n,
-        _ => counts.running += n,
+        RunStatus::Success => counts.success += n,
+        RunStatus::Partial => counts.partial += n,
+        RunStatus::Failed => counts.failed += n,
+        RunStatus::Running => counts.running += n,
     }
 }
 
 fn counts(rows: &[StatusCount]) -> StatusCounts {
     let mut c = StatusCounts::default();
     for r in rows {
-        add(&mut c, &r.status, r.n.unsigned_abs());
+        add(&mut c, r.status, r.n.unsigned_abs());
     }
     c
 }
@@ -120,7 +121,7 @@ pub async fn stats(ctx: Ctx<'_>) -> Result<Response, ApiError> {
         last_backup_at: totals.last_backup_at,
         failing_tasks: health
             .iter()
-            .filter(|t| t.last_status.as_deref() == Some("failed"))
+            .filter(|t| t.last_status == Some(RunStatus::Failed))
             .map(|t| attention(t, None))
             .collect(),
         overdue_tasks: health
@@ -152,7 +153,7 @@ pub async fn timeline(ctx: Ctx<'_>) -> Result<Response, ApiError> {
         .collect();
     for r in rows {
         if let Some(day) = by_day.get_mut(&r.day) {
-            add(&mut day.counts, &r.status, r.n.unsigned_abs());
+            add(&mut day.counts, r.status, r.n.unsigned_abs());
             day.bytes += r.bytes.unwrap_or(0).unsigned_abs();
         }
     }

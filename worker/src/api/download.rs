@@ -21,6 +21,7 @@ use stowage_shared::api::Role;
 use stowage_shared::protocol::{
     CommandResult, CommandSpec, RELAY_CHUNK, RELAY_MAX_WAITING, RelayReport, StoredObject,
 };
+use stowage_shared::status::RelayStatus;
 use stowage_shared::storage::{S3Config, StorageConfig};
 use stowage_shared::{ErrorCode, time};
 use worker::{D1Database, Headers, Response};
@@ -146,9 +147,9 @@ pub async fn download(ctx: Ctx<'_>) -> Result<Response, ApiError> {
         let relay = relays::get(&db, relay_id)
             .await?
             .ok_or_else(|| ApiError::internal("relay", "the relay row vanished"))?;
-        match relay.status.as_str() {
-            "failed" => return Err(failed(relay.error)),
-            "done" => break,
+        match relay.status {
+            RelayStatus::Failed => return Err(failed(relay.error)),
+            RelayStatus::Done => break,
             _ if relay.waiting > 0 => break,
             _ if waited >= FIRST_CHUNK_WAIT_MS => {
                 crate::store::commands::abandon(&db, command_id, &now).await?;
@@ -214,9 +215,11 @@ impl Relay {
                 .await
                 .map_err(broken)?
                 .ok_or_else(|| broken("the relay row vanished"))?;
-            match relay.status.as_str() {
-                "done" if relay.waiting == 0 && self.next >= relay.chunks => return Ok(None),
-                "failed" => return Err(broken(relay.error)),
+            match relay.status {
+                RelayStatus::Done if relay.waiting == 0 && self.next >= relay.chunks => {
+                    return Ok(None);
+                }
+                RelayStatus::Failed => return Err(broken(relay.error)),
                 _ if stalled >= STALL_MS => return Err(broken("the agent stopped sending")),
                 _ => {}
             }

@@ -65,7 +65,8 @@ fn stored_drive_config(
             ErrorCode::StorageGoogleDriveTypeMismatch,
             format!(
                 "storage target {} is a {} target, not google_drive",
-                row.id, row.kind
+                row.id,
+                row.kind.as_str()
             ),
         )),
     }

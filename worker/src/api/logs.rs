@@ -19,6 +19,7 @@ use crate::store::logs::{self, Kind};
 use futures_util::stream;
 use stowage_shared::ErrorCode;
 use stowage_shared::api::{Role, StreamTicket, StreamTicketRequest};
+use stowage_shared::status::RunStatus;
 use worker::{D1Database, Headers, Response};
 
 /// How often a live stream reads D1 for new lines.
@@ -73,7 +74,7 @@ impl Follow {
                 out.push_str("event: end\ndata: {\"status\":\"deleted\"}\n\n");
                 return Ok(Some(out));
             };
-            let running = state.status == "running";
+            let running = state.status == RunStatus::Running;
             if running && !state.progress.is_empty() && state.progress != self.progress {
                 out.push_str(&format!("event: progress\ndata: {}\n\n", state.progress));
                 self.progress = state.progress;

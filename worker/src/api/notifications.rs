@@ -17,6 +17,7 @@ use stowage_shared::api::{
     NotificationTestResult, Role,
 };
 use stowage_shared::notifications::{ChannelConfig, ChannelType, Event, Message, parse_events};
+use stowage_shared::status::DeliveryStatus;
 use stowage_shared::storage::{MASK, drop_nulls};
 use stowage_shared::{ErrorCode, time};
 use worker::{D1Database, Response};
@@ -43,7 +44,7 @@ fn summary(row: &ChannelRow) -> NotificationSummary {
     NotificationSummary {
         id: row.id,
         name: row.name.clone(),
-        kind: row.kind.clone(),
+        kind: row.kind.as_str().to_owned(),
         enabled: row.enabled != 0,
         events: serde_json::from_str(&row.events).unwrap_or_default(),
         failure_threshold: u32::try_from(row.failure_threshold).unwrap_or(1),
@@ -186,10 +187,10 @@ pub async fn update(mut ctx: Ctx<'_>) -> Result<Response, ApiError> {
     let id = ctx.id()?;
     let req = read_request(&mut ctx, &config).await?;
     let row = find(&db, id).await?;
-    if req.kind.as_str() != row.kind {
+    if req.kind != row.kind {
         return Err(invalid(format!(
             "type: a channel's type cannot change (it is {}); create a new channel instead",
-            row.kind
+            row.kind.as_str()
         )));
     }
     let stored = notify::open_config(&sealer, &row)?;
@@ -293,7 +294,7 @@ pub async fn deliveries(ctx: Ctx<'_>) -> Result<Response, ApiError> {
             title: serde_json::from_str::<Message>(&d.message)
                 .map(|m| m.title)
                 .unwrap_or_default(),
-            next_attempt_at: (d.status == "pending").then_some(d.next_attempt_at),
+            next_attempt_at: (d.status == DeliveryStatus::Pending).then_some(d.next_attempt_at),
             id: d.id,
             channel_id: d.channel_id,
             channel_name: d.channel_name,

@@ -24,6 +24,7 @@ use stowage_shared::protocol::{
     StoredObject,
 };
 use stowage_shared::retention::{Backup, plan_runs};
+use stowage_shared::status::{RunStatus, TargetStatus};
 use stowage_shared::tasks::{TaskType, artifact_path};
 use stowage_shared::time::Timestamp;
 use stowage_shared::{ErrorCode, time};
@@ -69,7 +70,7 @@ fn output(row: RecordRow, targets: &[RecordTargetRow]) -> BackupRecordOutput {
         trigger: row.trigger,
         fire_at: row.fire_at,
         coalesced_slots: u32::try_from(row.coalesced).unwrap_or_default(),
-        progress: progress(&row.status, &row.progress),
+        progress: progress(row.status == RunStatus::Running, &row.progress),
         status: row.status,
         bytes: count(row.bytes),
         files: count(row.files),
@@ -92,10 +93,8 @@ pub fn sections(row: &RecordRow) -> Vec<DumpSection> {
 }
 
 /// The stored progress of a running record or restore.
-pub fn progress(status: &str, stored: &str) -> Option<Progress> {
-    (status == "running")
-        .then(|| serde_json::from_str(stored).ok())
-        .flatten()
+pub fn progress(running: bool, stored: &str) -> Option<Progress> {
+    running.then(|| serde_json::from_str(stored).ok()).flatten()
 }
 
 /// Log lines the detail of a record or restore shows.
@@ -274,7 +273,7 @@ pub async fn settle(
                 sections: &sections,
             };
             records::finish(db, record_id, &figures, &outcomes, now).await?;
-            if status != "failed"
+            if status != RunStatus::Failed
                 && let Some(task_id) = records::get(db, record_id).await?.and_then(|r| r.task_id)
             {
                 apply_retention(db, sealer, task_id, at).await?;
@@ -316,14 +315,13 @@ const FILTER: ErrorCode = ErrorCode::BackupRecordFilterInvalid;
 /// `GET /api/backup/records?taskId&nodeId&status&dateFrom&dateTo&page&pageSize`: newest first.
 pub async fn list(ctx: Ctx<'_>) -> Result<Response, ApiError> {
     let (AppState { db, .. }, _) = ctx.signed_in(Role::Viewer).await?;
-    let status = ctx.query("status")?;
-    if let Some(s) = status.as_deref()
-        && !["running", "success", "partial", "failed"].contains(&s)
-    {
-        return Err(filter_invalid(
-            "status must be running, success, partial or failed",
-        ));
-    }
+    let status =
+        match ctx.query("status")? {
+            None => None,
+            Some(s) => Some(RunStatus::parse(&s).ok_or_else(|| {
+                filter_invalid("status must be running, success, partial or failed")
+            })?),
+        };
     let (from, to) = (
         ctx.query_time("dateFrom", FILTER)?,
         ctx.query_time("dateTo", FILTER)?,
@@ -337,7 +335,7 @@ pub async fn list(ctx: Ctx<'_>) -> Result<Response, ApiError> {
     let filter = records::Filter {
         task_id: ctx.query_positive("taskId", FILTER)?,
         node_id: ctx.query_positive("nodeId", FILTER)?,
-        status: status.as_deref(),
+        status,
         from: from.as_deref(),
         to: to.as_deref(),
     };
@@ -367,7 +365,7 @@ async fn stored_objects(
     targets: &[RecordTargetRow],
 ) -> Result<Vec<StoredObject>, ApiError> {
     let mut objects = Vec::new();
-    for t in targets.iter().filter(|t| t.status == "success") {
+    for t in targets.iter().filter(|t| t.status == TargetStatus::Success) {
         let Some(row) = storage_targets::get(db, t.target_id).await? else {
             continue;
         };
@@ -391,7 +389,7 @@ pub async fn delete_with_objects(
     now: Timestamp,
     rows: &[RecordRow],
 ) -> Result<u64, ApiError> {
-    if let Some(running) = rows.iter().find(|r| r.status == "running") {
+    if let Some(running) = rows.iter().find(|r| r.status == RunStatus::Running) {
         return Err(ApiError::new(
             ErrorCode::BackupRecordRunning,
             format!(
@@ -597,7 +595,7 @@ async fn apply_retention(
         return Ok(());
     }
     let candidates = records::retention_candidates(db, task_id).await?;
-    let backups = |status: &str| -> Vec<Backup> {
+    let backups = |status: RunStatus| -> Vec<Backup> {
         candidates
             .iter()
             .filter(|c| c.status == status)
@@ -610,7 +608,7 @@ async fn apply_retention(
             .collect()
     };
     let zone = stowage_shared::retention::zone(&task.time_zone);
-    let (complete, partial) = (backups("success"), backups("partial"));
+    let (complete, partial) = (backups(RunStatus::Success), backups(RunStatus::Partial));
     let dropped: Vec<(i64, String)> = plan_runs(&complete, &partial, &spec.retention, zone, now)
         .into_iter()
         .filter(|d| !d.keep)
@@ -721,7 +719,7 @@ pub async fn stored_copy(
     };
     let record = records::get(db, id).await?.ok_or_else(|| not_found(id))?;
     let invalid = |why: String| ApiError::new(ErrorCode::RestoreSourceInvalid, why);
-    if record.status == "running" {
+    if record.status == RunStatus::Running {
         return Err(ApiError::new(
             ErrorCode::BackupRecordRunning,
             format!("record {id} is still running; {verb} it once it has ended"),
@@ -736,7 +734,7 @@ pub async fn stored_copy(
     let mut held: Vec<RecordTargetRow> = records::targets(db, id)
         .await?
         .into_iter()
-        .filter(|t| t.status == "success")
+        .filter(|t| t.status == TargetStatus::Success)
         .collect();
     if held.is_empty() || record.checksum.is_empty() {
         return Err(invalid(format!(

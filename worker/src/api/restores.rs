@@ -22,6 +22,7 @@ use stowage_shared::databases::{
 use stowage_shared::protocol::{
     CommandResult, CommandSpec, DbRestoreTarget, RestoreReport, StoredObject,
 };
+use stowage_shared::status::RestoreStatus;
 use stowage_shared::storage::StorageType;
 use stowage_shared::tasks::{Compression, MASK, SourceSpec, TaskSpec, TaskType};
 use stowage_shared::{ErrorCode, SecretString, time};
@@ -42,7 +43,7 @@ fn output(row: RestoreRow) -> RestoreRecordOutput {
         target_path: row.target_path,
         // Written only from a checked plan.
         target_databases: serde_json::from_str(&row.target_databases).unwrap_or_default(),
-        progress: progress(&row.status, &row.progress),
+        progress: progress(row.status == RestoreStatus::Running, &row.progress),
         status: row.status,
         files: count(row.files),
         bytes: count(row.bytes),

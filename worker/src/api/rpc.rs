@@ -69,7 +69,7 @@ pub async fn call(
         let row = commands::get(db, command_id)
             .await?
             .ok_or_else(|| ApiError::internal("wait for command", "command row vanished"))?;
-        match CommandStatus::parse(&row.status) {
+        match Some(row.status) {
             Some(CommandStatus::Succeeded) => {
                 return serde_json::from_str(row.result.as_deref().unwrap_or("null")).map_err(
                     |e| {

@@ -29,7 +29,7 @@ fn summary(row: &TargetRow) -> StorageTargetSummary {
     StorageTargetSummary {
         id: row.id,
         name: row.name.clone(),
-        kind: row.kind.clone(),
+        kind: row.kind.as_str().to_owned(),
         description: row.description.clone(),
         enabled: row.enabled != 0,
         starred: row.starred != 0,
@@ -45,8 +45,7 @@ fn summary(row: &TargetRow) -> StorageTargetSummary {
 
 /// Opens a stored config (the agent path will use this too).
 pub fn open_config(sealer: &Sealer, row: &TargetRow) -> Result<StorageConfig, ApiError> {
-    let kind = StorageType::parse(&row.kind)
-        .ok_or_else(|| ApiError::internal("storage target type", row.kind.clone()))?;
+    let kind = row.kind;
     let plain = sealer.open(&identity(&row.uid), &row.config_sealed)?;
     let json: Value =
         serde_json::from_slice(&plain).map_err(|e| ApiError::internal("stored config", e))?;
@@ -268,12 +267,12 @@ pub async fn update(mut ctx: Ctx<'_>) -> Result<Response, ApiError> {
     let id = ctx.id()?;
     let req = read_request(&mut ctx, &config).await?;
     let row = find(&db, id).await?;
-    if req.kind.as_str() != row.kind {
+    if req.kind != row.kind {
         return Err(ApiError::new(
             ErrorCode::StorageTargetTypeImmutable,
             format!(
                 "the type of a storage target cannot change (it is {}); create a new target instead",
-                row.kind
+                row.kind.as_str()
             ),
         ));
     }

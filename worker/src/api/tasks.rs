@@ -10,6 +10,7 @@ use stowage_shared::api::{
     BackupTaskOutput, BackupTaskRequest, Deleted, Role, TaskTargetRef, ToggleRequest,
 };
 use stowage_shared::schedule::Schedule;
+use stowage_shared::status::RunStatus;
 use stowage_shared::tasks::{
     CheckedTask, Compression, MASK, PasswordChange, SourceSpec, TaskSpec, check_password_bound,
 };
@@ -71,7 +72,7 @@ fn output(
     let mut out = BackupTaskOutput {
         id: row.id,
         name: row.name.clone(),
-        kind: row.kind.clone(),
+        kind: row.kind.as_str().to_owned(),
         description: row.description.clone(),
         enabled: row.enabled != 0,
         node_id: row.node_id,
@@ -274,10 +275,10 @@ pub async fn update(mut ctx: Ctx<'_>) -> Result<Response, ApiError> {
     let id = ctx.id()?;
     let task = read_request(&mut ctx, &config).await?;
     let stored = find(&db, id).await?;
-    if stored.kind != task.kind.as_str() {
+    if stored.kind != task.kind {
         return Err(invalid(format!(
             "type: a task's type cannot change (it is {}); create a new task instead",
-            stored.kind
+            stored.kind.as_str()
         )));
     }
     if task.password == PasswordChange::Keep && !stored.password_sealed.is_empty() {
@@ -366,7 +367,7 @@ pub async fn delete(ctx: Ctx<'_>) -> Result<Response, ApiError> {
             ..Default::default()
         };
         let (rows, _) = crate::store::records::page(&db, &filter, 1_000_000, 0).await?;
-        if rows.iter().any(|r| r.status == "running") {
+        if rows.iter().any(|r| r.status == RunStatus::Running) {
             return Err(ApiError::new(
                 ErrorCode::BackupTaskRunning,
                 "the task is running; delete it once the run has ended",

@@ -4,6 +4,8 @@
 use super::{all, first, int, opt_text, run, text};
 use crate::error::ApiError;
 use serde::Deserialize;
+use stowage_shared::commands::CommandStatus;
+use stowage_shared::status::CommandKind;
 use worker::D1Database;
 
 /// Queues a command whose spec the caller has sealed under `uid`.
@@ -11,7 +13,7 @@ pub async fn enqueue(
     db: &D1Database,
     uid: &str,
     node_id: i64,
-    kind: &str,
+    kind: CommandKind,
     spec_sealed: &str,
     now: &str,
 ) -> Result<i64, ApiError> {
@@ -22,7 +24,7 @@ pub async fn enqueue(
     let row: Option<Id> = first(
         db,
         "INSERT INTO agent_commands (uid, node_id, kind, spec_sealed, created_at) VALUES (?1, ?2, ?3, ?4, ?5) RETURNING id",
-        &[text(uid), int(node_id), text(kind), text(spec_sealed), text(now)],
+        &[text(uid), int(node_id), text(kind.as_str()), text(spec_sealed), text(now)],
     )
     .await?;
     row.map(|r| r.id)
@@ -90,8 +92,8 @@ pub async fn renew(
 pub struct CommandRow {
     pub node_id: i64,
     /// What the command does (`CommandSpec::kind`).
-    pub kind: String,
-    pub status: String,
+    pub kind: CommandKind,
+    pub status: CommandStatus,
     pub lease_expires_at: Option<String>,
     pub result: Option<String>,
     pub error_code: Option<String>,
@@ -111,7 +113,7 @@ pub async fn get(db: &D1Database, id: i64) -> Result<Option<CommandRow>, ApiErro
 /// The outcome to store for a claimed command.
 #[derive(Debug)]
 pub struct Outcome<'a> {
-    pub status: &'static str,
+    pub status: CommandStatus,
     pub result: Option<&'a str>,
     pub error_code: Option<&'a str>,
     pub error_message: Option<&'a str>,
@@ -134,7 +136,7 @@ pub async fn finish(
         &[
             int(id),
             int(node_id),
-            text(outcome.status),
+            text(outcome.status.as_str()),
             opt_text(outcome.result),
             opt_text(outcome.error_code),
             opt_text(outcome.error_message),

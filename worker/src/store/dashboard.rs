@@ -5,6 +5,7 @@
 use super::{all, first, int, text};
 use crate::error::ApiError;
 use serde::Deserialize;
+use stowage_shared::status::{ActivityKind, RunStatus};
 use worker::D1Database;
 
 #[derive(Debug, Default, Deserialize)]
@@ -25,7 +26,7 @@ pub async fn task_counts(db: &D1Database) -> Result<TaskCounts, ApiError> {
 
 #[derive(Debug, Deserialize)]
 pub struct StatusCount {
-    pub status: String,
+    pub status: RunStatus,
     pub n: i64,
 }
 
@@ -99,7 +100,7 @@ pub struct TaskHealth {
     pub time_zone: String,
     pub created_at: String,
     pub last_run_at: Option<String>,
-    pub last_status: Option<String>,
+    pub last_status: Option<RunStatus>,
     pub last_success_at: Option<String>,
 }
 
@@ -122,7 +123,7 @@ pub async fn tasks_needing_a_look(db: &D1Database) -> Result<Vec<TaskHealth>, Ap
 #[derive(Debug, Deserialize)]
 pub struct DayRow {
     pub day: String,
-    pub status: String,
+    pub status: RunStatus,
     pub n: i64,
     pub bytes: Option<i64>,
 }
@@ -141,11 +142,11 @@ pub async fn by_day(db: &D1Database, since: &str) -> Result<Vec<DayRow>, ApiErro
 
 #[derive(Debug, Deserialize)]
 pub struct ActivityRow {
-    pub kind: String,
+    pub kind: ActivityKind,
     pub id: i64,
     pub task_name: String,
     pub node_id: i64,
-    pub status: String,
+    pub status: RunStatus,
     pub bytes: i64,
     pub started_at: String,
     pub finished_at: Option<String>,

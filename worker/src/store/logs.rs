@@ -5,6 +5,7 @@ use crate::error::ApiError;
 use serde::Deserialize;
 use stowage_shared::api::{LogLevel, LogLine};
 use stowage_shared::protocol::LOG_RECORD_MAX_LINES;
+use stowage_shared::status::RunStatus;
 use worker::D1Database;
 
 /// Whose log: a backup run's or a restore's.
@@ -178,7 +179,8 @@ pub async fn tail(
 /// A record's status and stored progress.
 #[derive(Debug, Clone, Deserialize)]
 pub struct State {
-    pub status: String,
+    /// A restore's status is one of a run's words.
+    pub status: RunStatus,
     pub progress: String,
 }
 

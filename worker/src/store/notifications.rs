@@ -5,6 +5,8 @@
 use super::{all, batch, first, int, run, stmt, text};
 use crate::error::ApiError;
 use serde::Deserialize;
+use stowage_shared::notifications::ChannelType;
+use stowage_shared::status::{DeliveryStatus, RestoreStatus, RunStatus, Trigger};
 use worker::D1Database;
 
 #[derive(Debug, Clone, Deserialize)]
@@ -13,7 +15,7 @@ pub struct ChannelRow {
     pub uid: String,
     pub name: String,
     #[serde(rename = "type")]
-    pub kind: String,
+    pub kind: ChannelType,
     pub enabled: i64,
     /// JSON array of event names.
     pub events: String,
@@ -21,7 +23,7 @@ pub struct ChannelRow {
     pub config_sealed: String,
     pub created_at: String,
     pub updated_at: String,
-    pub last_status: Option<String>,
+    pub last_status: Option<DeliveryStatus>,
     pub last_at: Option<String>,
     pub last_error: Option<String>,
 }
@@ -224,7 +226,7 @@ pub struct DeliveryRow {
     pub channel_name: String,
     pub event: String,
     pub message: String,
-    pub status: String,
+    pub status: DeliveryStatus,
     pub attempts: i64,
     pub next_attempt_at: String,
     pub last_error: String,
@@ -328,10 +330,10 @@ pub struct FinishedRun {
     pub task_id: Option<i64>,
     pub task_name: String,
     pub node_name: String,
-    pub status: String,
+    pub status: RunStatus,
     pub bytes: i64,
     pub error: String,
-    pub trigger: String,
+    pub trigger: Trigger,
     pub started_at: String,
     pub finished_at: String,
     /// Finished runs of the task in a row that failed, newest first, this one included.
@@ -364,7 +366,7 @@ pub struct FinishedRestore {
     pub backup_record_id: i64,
     pub task_name: String,
     pub node_name: String,
-    pub status: String,
+    pub status: RestoreStatus,
     pub error: String,
     pub started_at: String,
     pub finished_at: String,

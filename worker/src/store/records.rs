@@ -3,6 +3,7 @@
 use super::{all, batch, first, int, run, stmt, text};
 use crate::error::ApiError;
 use serde::Deserialize;
+use stowage_shared::status::{RunStatus, TargetStatus, Trigger};
 use worker::D1Database;
 
 #[derive(Debug, Clone, Deserialize)]
@@ -17,10 +18,10 @@ pub struct RecordRow {
     /// Database dumps: the artifact's sections (JSON).
     pub sections: String,
     pub node_id: i64,
-    pub trigger: String,
+    pub trigger: Trigger,
     pub fire_at: Option<String>,
     pub coalesced: i64,
-    pub status: String,
+    pub status: RunStatus,
     pub bytes: i64,
     pub files: i64,
     pub source_bytes: i64,
@@ -51,7 +52,7 @@ pub struct RecordTargetRow {
     pub target_id: i64,
     pub target_name: String,
     pub path: String,
-    pub status: String,
+    pub status: TargetStatus,
     pub bytes: i64,
     pub error: String,
 }
@@ -65,7 +66,7 @@ pub async fn get(db: &D1Database, id: i64) -> Result<Option<RecordRow>, ApiError
 pub struct Filter<'a> {
     pub task_id: Option<i64>,
     pub node_id: Option<i64>,
-    pub status: Option<&'a str>,
+    pub status: Option<RunStatus>,
     /// Started at or after (RFC 3339 UTC, as stored).
     pub from: Option<&'a str>,
     /// Started before.
@@ -85,7 +86,7 @@ fn filter_args(f: &Filter<'_>) -> Vec<worker::wasm_bindgen::JsValue> {
     vec![
         opt_int(f.task_id),
         opt_int(f.node_id),
-        super::opt_text(f.status),
+        super::opt_text(f.status.map(RunStatus::as_str)),
         super::opt_text(f.from),
         super::opt_text(f.to),
     ]
@@ -179,7 +180,7 @@ pub struct Kept {
     pub id: i64,
     pub finished_at: String,
     /// `success` or `partial`.
-    pub status: String,
+    pub status: RunStatus,
     /// The node that wrote it (the only one that can reach its `local_disk` copies).
     pub node_id: i64,
     /// A removal is under way (its command is pending or claimed).
@@ -443,7 +444,7 @@ pub struct TargetOutcome<'a> {
 /// The figures of a run that stored its artifact somewhere.
 #[derive(Debug)]
 pub struct Finished<'a> {
-    pub status: &'static str,
+    pub status: RunStatus,
     pub bytes: i64,
     pub files: i64,
     pub source_bytes: i64,
@@ -457,7 +458,7 @@ impl<'a> Finished<'a> {
     /// A run that stored nothing, and why.
     pub fn failed(error: &'a str) -> Self {
         Self {
-            status: "failed",
+            status: RunStatus::Failed,
             bytes: 0,
             files: 0,
             source_bytes: 0,
@@ -484,7 +485,7 @@ pub async fn finish(
          WHERE id = ?1 AND status = 'running'",
         &[
             int(record_id),
-            text(f.status),
+            text(f.status.as_str()),
             int(f.bytes),
             int(f.files),
             int(f.source_bytes),
@@ -502,7 +503,14 @@ pub async fn finish(
             &[
                 int(record_id),
                 int(t.target_id),
-                text(if t.ok { "success" } else { "failed" }),
+                text(
+                    if t.ok {
+                        TargetStatus::Success
+                    } else {
+                        TargetStatus::Failed
+                    }
+                    .as_str(),
+                ),
                 int(t.bytes),
                 text(t.error),
             ],

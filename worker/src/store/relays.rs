@@ -3,6 +3,7 @@
 use super::{first, int, run, text};
 use crate::error::ApiError;
 use serde::Deserialize;
+use stowage_shared::status::RelayStatus;
 use worker::D1Database;
 
 pub async fn start(
@@ -37,7 +38,7 @@ pub async fn attach(db: &D1Database, id: i64, command_id: i64) -> Result<(), Api
 
 #[derive(Debug, Clone, Deserialize)]
 pub struct RelayRow {
-    pub status: String,
+    pub status: RelayStatus,
     pub chunks: i64,
     pub error: String,
     /// Chunks stored and not yet sent.
@@ -161,17 +162,17 @@ pub async fn by_command(db: &D1Database, command_id: i64) -> Result<Option<i64>,
 /// Ends a relay: `done` with the number of chunks sent, or failed with the reason.
 pub async fn finish(db: &D1Database, id: i64, outcome: Result<i64, &str>) -> Result<(), ApiError> {
     let (status, chunks, error) = match outcome {
-        Ok(chunks) => ("done", chunks, ""),
-        Err(e) => ("failed", 0, e),
+        Ok(chunks) => (RelayStatus::Done, chunks, ""),
+        Err(e) => (RelayStatus::Failed, 0, e),
     };
     run(
         db,
         "UPDATE relays SET status = ?2, chunks = ?3, error = ?4
          WHERE id = ?1 AND status IN ('waiting', 'sending')",
-        &[int(id), text(status), int(chunks), text(error)],
+        &[int(id), text(status.as_str()), int(chunks), text(error)],
     )
     .await?;
-    if status == "failed" {
+    if status == RelayStatus::Failed {
         // Nobody will read them: their bytes go at once.
         run(
             db,

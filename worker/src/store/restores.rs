@@ -3,6 +3,7 @@
 use super::{all, first, int, run, text};
 use crate::error::ApiError;
 use serde::Deserialize;
+use stowage_shared::status::RestoreStatus;
 use worker::D1Database;
 
 #[derive(Debug, Clone, Deserialize)]
@@ -16,7 +17,7 @@ pub struct RestoreRow {
     pub target_path: String,
     /// Database restores: `[{from, into}]` (JSON).
     pub target_databases: String,
-    pub status: String,
+    pub status: RestoreStatus,
     pub files: i64,
     pub bytes: i64,
     pub progress: String,
@@ -136,7 +137,7 @@ pub async fn finish(
          WHERE id = ?1 AND status = 'running'",
         &[
             int(id),
-            text(if ok { "success" } else { "failed" }),
+            text(if ok { RestoreStatus::Success } else { RestoreStatus::Failed }.as_str()),
             int(files),
             int(bytes),
             text(error),

@@ -4,6 +4,8 @@
 use super::{all, first, int, run, text};
 use crate::error::ApiError;
 use serde::Deserialize;
+use stowage_shared::status::TestStatus;
+use stowage_shared::storage::StorageType;
 use worker::D1Database;
 
 #[derive(Debug, Clone, Deserialize)]
@@ -12,7 +14,7 @@ pub struct TargetRow {
     pub uid: String,
     pub name: String,
     #[serde(rename = "type")]
-    pub kind: String,
+    pub kind: StorageType,
     pub description: String,
     pub enabled: i64,
     pub starred: i64,
@@ -20,7 +22,7 @@ pub struct TargetRow {
     pub config_version: i64,
     pub quota_bytes: i64,
     pub last_tested_at: Option<String>,
-    pub last_test_status: String,
+    pub last_test_status: TestStatus,
     pub last_test_message: String,
     pub created_at: String,
     pub updated_at: String,
@@ -173,7 +175,7 @@ pub async fn record_test(
         &[
             int(id),
             text(now),
-            text(if success { "success" } else { "failed" }),
+            text(if success { TestStatus::Success } else { TestStatus::Failed }.as_str()),
             text(&message.chars().take(512).collect::<String>()),
         ],
     )

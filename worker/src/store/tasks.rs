@@ -8,6 +8,8 @@
 use super::{all, batch, first, int, run, stmt, text};
 use crate::error::ApiError;
 use serde::Deserialize;
+use stowage_shared::status::RunStatus;
+use stowage_shared::tasks::TaskType;
 use worker::D1Database;
 
 #[derive(Debug, Clone, Deserialize)]
@@ -17,7 +19,7 @@ pub struct TaskRow {
     pub uid: String,
     pub name: String,
     #[serde(rename = "type")]
-    pub kind: String,
+    pub kind: TaskType,
     pub description: String,
     pub enabled: i64,
     pub node_id: i64,
@@ -29,7 +31,7 @@ pub struct TaskRow {
     pub time_zone: String,
     pub tags: String,
     pub last_run_at: Option<String>,
-    pub last_status: Option<String>,
+    pub last_status: Option<RunStatus>,
     pub last_skip: String,
     pub schedule_cursor: Option<String>,
     pub created_at: String,

@@ -649,6 +649,10 @@ impl BackupTaskRequest {
     }
 }
 
+fn yes() -> bool {
+    true
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -891,8 +895,4 @@ mod tests {
             assert_eq!(err.field, "dbPassword");
         }
     }
-}
-
-fn yes() -> bool {
-    true
 }

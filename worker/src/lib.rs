@@ -12,6 +12,7 @@ mod google;
 mod http;
 mod mail;
 mod notify;
+mod ops;
 mod router;
 mod scheduler;
 mod seal;

@@ -301,7 +301,7 @@ async fn dispatch(route: Route, ctx: Ctx<'_>) -> Result<Response, ApiError> {
         Route::AgentRestoreLog => api::agent::log_batch(ctx, Kind::Restore).await,
         Route::StreamTicket => api::logs::ticket(ctx).await,
         Route::BackupRecordDownload => api::download::download(ctx).await,
-        Route::AgentRelayChunk => api::download::chunk(ctx).await,
+        Route::AgentRelayChunk => api::agent::chunk(ctx).await,
         Route::DatabaseDiscover => api::databases::discover(ctx).await,
         Route::Notifications => api::notifications::list(ctx).await,
         Route::NotificationCreate => api::notifications::create(ctx).await,

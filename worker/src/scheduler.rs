@@ -4,10 +4,10 @@
 //! (a unique key), so ticks that repeat or overlap are harmless. A fire time that comes while the
 //! previous run is still going is skipped, and the task says so in `lastSkip`.
 
-use crate::api::nodes::require_tools;
-use crate::api::records::{fail_unstarted, hand_out, needs};
 use crate::config::AppState;
 use crate::error::ApiError;
+use crate::ops::fleet::require_tools;
+use crate::ops::runs::{fail_unstarted, hand_out, needs};
 use crate::store::{records, tasks};
 use stowage_shared::schedule::{Schedule, due};
 use stowage_shared::time::{self, Timestamp};

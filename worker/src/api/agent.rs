@@ -9,6 +9,8 @@ use crate::http;
 use crate::store::commands::{self, Outcome};
 use crate::store::logs;
 use crate::store::nodes::{self, AgentIdentity};
+use crate::store::relays::{self, Put};
+use base64::Engine;
 use stowage_shared::commands::{ReportDecision, Stored, judge_report, lease_until};
 use stowage_shared::notifications::Message;
 use stowage_shared::protocol::{
@@ -16,6 +18,7 @@ use stowage_shared::protocol::{
     HeartbeatResponse, LOG_BATCH_MAX_LINES, LOG_LINE_MAX_CHARS, LogBatchAccepted,
     MIN_AGENT_PROTOCOL_VERSION, PollResponse, ResultAccepted, RunLogBatch,
 };
+use stowage_shared::protocol::{RELAY_CHUNK, RELAY_MAX_WAITING};
 use stowage_shared::status::CommandKind;
 use stowage_shared::time::Timestamp;
 use stowage_shared::{ErrorCode, time};
@@ -147,7 +150,7 @@ pub async fn poll(ctx: Ctx<'_>) -> Result<Response, ApiError> {
     let Some(claimed) = commands::claim_next(&db, node.id, &now, &until).await? else {
         return http::ok(&PollResponse { command: None });
     };
-    let spec = super::rpc::open(&sealer, &claimed.uid, &claimed.spec_sealed)?;
+    let spec = crate::ops::commands::open(&sealer, &claimed.uid, &claimed.spec_sealed)?;
     http::ok(&PollResponse {
         command: Some(ClaimedCommand {
             id: claimed.id,
@@ -199,17 +202,19 @@ pub async fn result(mut ctx: Ctx<'_>) -> Result<Response, ApiError> {
                     match row.kind {
                         CommandKind::RunBackup => {
                             let sealer = config.sealer()?;
-                            super::records::settle(&db, &sealer, id, &report, ctx.now).await?;
+                            crate::ops::runs::settle(&db, &sealer, id, &report, ctx.now).await?;
                             ctx.notify_soon();
                         }
                         CommandKind::DeleteArtifacts => {
-                            super::records::settle_removal(&db, id, &report, &now).await?;
+                            crate::ops::runs::settle_removal(&db, id, &report, &now).await?;
                         }
                         CommandKind::Restore => {
-                            super::restores::settle(&db, id, &report, &now).await?;
+                            crate::ops::restores::settle(&db, id, &report, &now).await?;
                             ctx.notify_soon();
                         }
-                        CommandKind::Relay => super::download::settle(&db, id, &report).await?,
+                        CommandKind::Relay => {
+                            crate::ops::downloads::settle(&db, id, &report).await?
+                        }
                         // Their caller waits on the command row itself (`rpc::call`).
                         CommandKind::ListDir
                         | CommandKind::StorageTest
@@ -288,4 +293,28 @@ pub async fn log_batch(mut ctx: Ctx<'_>, kind: logs::Kind) -> Result<Response, A
         .map_err(|e| ApiError::internal("progress", e))?;
     let live = logs::append(&db, kind, id, node.id, &lines, progress.as_deref()).await?;
     http::ok(&LogBatchAccepted { live })
+}
+
+/// `POST /api/agent/relays/:id?seq=N`: one chunk of a relayed download (raw bytes).
+pub async fn chunk(mut ctx: Ctx<'_>) -> Result<Response, ApiError> {
+    let (AppState { db, .. }, node) = super::agent::agent(&ctx).await?;
+    let id = ctx.id()?;
+    let seq = ctx
+        .query("seq")?
+        .and_then(|s| s.parse::<i64>().ok())
+        .filter(|s| *s >= 0)
+        .ok_or_else(|| ApiError::new(ErrorCode::InvalidInput, "seq must be a chunk number"))?;
+    let bytes = http::read_bytes(&mut ctx.req, RELAY_CHUNK).await?;
+    let data = base64::engine::general_purpose::STANDARD.encode(bytes);
+    match relays::put_chunk(&db, id, node.id, seq, &data, RELAY_MAX_WAITING).await? {
+        Put::Stored => http::ok(&serde_json::json!({ "stored": true })),
+        Put::Busy => Err(ApiError::new(
+            ErrorCode::RelayBusy,
+            "chunks are waiting for the download; send this one again shortly",
+        )),
+        Put::Gone => Err(ApiError::new(
+            ErrorCode::RelayGone,
+            "this download has ended; stop sending",
+        )),
+    }
 }

@@ -3,10 +3,10 @@
 //! travels only inside the sealed command.
 
 use super::Ctx;
-use super::nodes::{Needs, choose_online};
 use crate::config::AppState;
 use crate::error::ApiError;
 use crate::http;
+use crate::ops::fleet::{Needs, choose_online};
 use stowage_shared::ErrorCode;
 use stowage_shared::api::Role;
 use stowage_shared::databases::{DiscoverOutput, DiscoverRequest};
@@ -33,14 +33,14 @@ pub async fn discover(mut ctx: Ctx<'_>) -> Result<Response, ApiError> {
         Needs::Tools(connection.engine.client_tools()),
     )
     .await?;
-    let answer = super::rpc::call(
+    let answer = crate::ops::commands::call(
         &db,
         &sealer,
         node_id,
         &CommandSpec::DiscoverDatabases { connection },
         config.timings.rpc_wait,
         ctx.now,
-        super::rpc::ErrorPolicy {
+        crate::ops::commands::ErrorPolicy {
             passes: &[ErrorCode::DatabaseConnectFailed, ErrorCode::NodeMissingTool],
             fallback: ErrorCode::DatabaseConnectFailed,
         },

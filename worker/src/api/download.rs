@@ -11,16 +11,13 @@
 //! Downloads need the operator role: a backup holds everything the sources held.
 
 use super::Ctx;
-use super::records::{Purpose, StoredCopy, stored_copy};
 use crate::config::AppState;
 use crate::error::ApiError;
-use crate::http;
-use crate::store::relays::{self, Put};
+use crate::ops::runs::{Purpose, StoredCopy, stored_copy};
+use crate::store::relays::{self};
 use base64::Engine;
 use stowage_shared::api::Role;
-use stowage_shared::protocol::{
-    CommandResult, CommandSpec, RELAY_CHUNK, RELAY_MAX_WAITING, RelayReport, StoredObject,
-};
+use stowage_shared::protocol::{CommandSpec, StoredObject};
 use stowage_shared::status::RelayStatus;
 use stowage_shared::storage::{S3Config, StorageConfig};
 use stowage_shared::{ErrorCode, time};
@@ -114,17 +111,24 @@ pub async fn download(ctx: Ctx<'_>) -> Result<Response, ApiError> {
 
     // Relay through the node that wrote the backup (the only one that can read its own disk),
     // or, for shared storage whose writer is away, any online node that can reach it.
-    let needs = super::nodes::Needs::storage(target.kind());
+    let needs = crate::ops::fleet::Needs::storage(target.kind());
     let writer =
-        super::nodes::choose_online(&db, &config, ctx.now, Some(record.node_id), needs).await;
+        crate::ops::fleet::choose_online(&db, &config, ctx.now, Some(record.node_id), needs).await;
     let node_id = match writer {
         Ok(node) => node,
         Err(e) if target.kind() == stowage_shared::storage::StorageType::LocalDisk => {
             return Err(e);
         }
         Err(_) => {
-            super::nodes::choose_for_target(&db, &config, ctx.now, None, chosen.target_id, needs)
-                .await?
+            crate::ops::fleet::choose_for_target(
+                &db,
+                &config,
+                ctx.now,
+                None,
+                chosen.target_id,
+                needs,
+            )
+            .await?
         }
     };
     let now = time::format(ctx.now);
@@ -138,7 +142,8 @@ pub async fn download(ctx: Ctx<'_>) -> Result<Response, ApiError> {
             path: chosen.path.clone(),
         },
     };
-    let command_id = super::rpc::enqueue(&db, &sealer, node_id, &command, ctx.now).await?;
+    let command_id =
+        crate::ops::commands::enqueue(&db, &sealer, node_id, &command, ctx.now).await?;
     relays::attach(&db, relay_id, command_id).await?;
 
     // Answer with an error, not a broken 200, when the agent cannot even start.
@@ -226,52 +231,5 @@ impl Relay {
             worker::Delay::from(std::time::Duration::from_millis(STEP_MS)).await;
             stalled += STEP_MS;
         }
-    }
-}
-
-/// `POST /api/agent/relays/:id?seq=N`: one chunk of a relayed download (raw bytes).
-pub async fn chunk(mut ctx: Ctx<'_>) -> Result<Response, ApiError> {
-    let (AppState { db, .. }, node) = super::agent::agent(&ctx).await?;
-    let id = ctx.id()?;
-    let seq = ctx
-        .query("seq")?
-        .and_then(|s| s.parse::<i64>().ok())
-        .filter(|s| *s >= 0)
-        .ok_or_else(|| ApiError::new(ErrorCode::InvalidInput, "seq must be a chunk number"))?;
-    let bytes = http::read_bytes(&mut ctx.req, RELAY_CHUNK).await?;
-    let data = base64::engine::general_purpose::STANDARD.encode(bytes);
-    match relays::put_chunk(&db, id, node.id, seq, &data, RELAY_MAX_WAITING).await? {
-        Put::Stored => http::ok(&serde_json::json!({ "stored": true })),
-        Put::Busy => Err(ApiError::new(
-            ErrorCode::RelayBusy,
-            "chunks are waiting for the download; send this one again shortly",
-        )),
-        Put::Gone => Err(ApiError::new(
-            ErrorCode::RelayGone,
-            "this download has ended; stop sending",
-        )),
-    }
-}
-
-/// Ends the relay of a finished `relay` command.
-pub async fn settle(
-    db: &D1Database,
-    command_id: i64,
-    report: &CommandResult,
-) -> Result<(), ApiError> {
-    let Some(id) = relays::by_command(db, command_id).await? else {
-        return Ok(());
-    };
-    match report {
-        CommandResult::Succeeded { result } => {
-            let r: RelayReport = serde_json::from_value(result.clone()).map_err(|e| {
-                ApiError::new(
-                    ErrorCode::AgentResultInvalid,
-                    format!("the relay's report was unreadable: {e}"),
-                )
-            })?;
-            relays::finish(db, id, Ok(i64::try_from(r.chunks).unwrap_or(i64::MAX))).await
-        }
-        CommandResult::Failed { error } => relays::finish(db, id, Err(&error.message)).await,
     }
 }

@@ -3,10 +3,10 @@
 //! refresh token and creates (or reconnects) the `google_drive` target with it sealed.
 
 use super::Ctx;
-use super::storage_targets::{Plain, find, insert, name_exists, open_config, rewrite};
 use crate::auth;
 use crate::config::AppState;
 use crate::error::ApiError;
+use crate::ops::targets::{Plain, detail, find, insert, name_exists, open_config, rewrite};
 use crate::seal::Sealer;
 use crate::store::oauth_sessions;
 use crate::store::storage_targets as targets;
@@ -222,12 +222,13 @@ pub async fn complete(mut ctx: Ctx<'_>) -> Result<Response, ApiError> {
     )
     .map_err(|e| invalid(e.to_string()))?;
 
-    match draft.target_id {
+    let (id, action) = match draft.target_id {
         Some(id) => {
             let row = find(&db, id).await?;
             stored_drive_config(&sealer, &row)?;
             let plain = Plain::of(&row);
-            rewrite(&ctx, &db, &sealer, &principal, &row, plain, &drive).await
+            rewrite(&db, &sealer, ctx.now, &row, plain, &drive).await?;
+            (id, "storage_target.update")
         }
         None => {
             let plain = Plain {
@@ -236,7 +237,16 @@ pub async fn complete(mut ctx: Ctx<'_>) -> Result<Response, ApiError> {
                 enabled: true,
                 quota_bytes: 0,
             };
-            insert(&ctx, &db, &sealer, &principal, plain, &drive).await
+            let id = insert(&db, &sealer, ctx.now, plain, &drive).await?;
+            (id, "storage_target.create")
         }
+    };
+    ctx.audit_success(&db, &principal, action, ("storage_target", id))
+        .await?;
+    let answer = detail(&sealer, &find(&db, id).await?)?;
+    if draft.target_id.is_some() {
+        http::ok(&answer)
+    } else {
+        http::created(&answer)
     }
 }

@@ -14,7 +14,6 @@ pub mod notifications;
 pub mod rclone;
 pub mod records;
 pub mod restores;
-pub mod rpc;
 pub mod settings;
 pub mod storage_targets;
 pub mod system;

@@ -48,7 +48,7 @@ fn summary(row: &ChannelRow) -> NotificationSummary {
         enabled: row.enabled != 0,
         events: serde_json::from_str(&row.events).unwrap_or_default(),
         failure_threshold: u32::try_from(row.failure_threshold).unwrap_or(1),
-        last_delivery_status: row.last_status.clone(),
+        last_delivery_status: row.last_status,
         last_delivery_at: row.last_at.clone(),
         last_delivery_error: row.last_error.clone().filter(|e| !e.is_empty()),
         created_at: row.created_at.clone(),

@@ -8,11 +8,11 @@
 //! `?refresh=true` asks again (from the online node heard from last) to replace a bad list. A
 //! viewer reads only what is kept and never starts work on an agent.
 
-use super::nodes as node_api;
-use super::{Ctx, rpc};
+use super::Ctx;
 use crate::config::AppState;
 use crate::error::ApiError;
 use crate::http;
+use crate::ops::commands as rpc;
 use crate::store::{nodes, rclone_backends};
 use std::collections::BTreeMap;
 use stowage_shared::api::{
@@ -49,7 +49,7 @@ pub async fn backends(ctx: Ctx<'_>) -> Result<Response, ApiError> {
     let fleet: Vec<NodeOutput> = nodes::list(&db)
         .await?
         .iter()
-        .map(|row| node_api::output(row, &config, ctx.now))
+        .map(|row| crate::ops::fleet::output(row, &config, ctx.now))
         .filter(|n| n.capabilities.rclone.is_some())
         .collect();
     let mut by_version: BTreeMap<String, Vec<&NodeOutput>> = BTreeMap::new();

@@ -3,39 +3,22 @@
 //! them.
 
 use super::Ctx;
-use super::storage_targets::open_config;
 use crate::config::AppState;
 use crate::error::ApiError;
 use crate::http;
-use crate::seal::Sealer;
-use crate::store::logs;
-use crate::store::records::{
-    self, Finished, PlannedTarget, RecordRow, RecordTargetRow, TargetOutcome,
+use crate::ops::runs::{
+    LOG_TAIL, delete_with_objects, hand_out, needs, not_found, progress, sections,
 };
-use crate::store::tasks::TaskRow;
-use crate::store::{storage_targets, tasks};
+use crate::store::logs;
+use crate::store::records::{self, RecordRow, RecordTargetRow};
+use crate::store::tasks;
 use stowage_shared::api::{
     BATCH_DELETE_MAX, BackupRecordOutput, BatchDeleteRequest, BatchDeleted, Deleted, Page,
-    Progress, RecordTargetOutput, Role,
+    RecordTargetOutput, Role,
 };
-use stowage_shared::databases::DumpSection;
-use stowage_shared::protocol::{
-    CommandResult, CommandSpec, DeleteArtifactsReport, RunBackupReport, RunDestination,
-    StoredObject,
-};
-use stowage_shared::retention::{Backup, plan_runs};
-use stowage_shared::status::{RunStatus, TargetStatus};
-use stowage_shared::tasks::{TaskType, artifact_path};
-use stowage_shared::time::Timestamp;
+use stowage_shared::status::RunStatus;
 use stowage_shared::{ErrorCode, time};
 use worker::{D1Database, Response};
-
-fn not_found(id: i64) -> ApiError {
-    ApiError::new(
-        ErrorCode::BackupRecordNotFound,
-        format!("backup record {id} does not exist"),
-    )
-}
 
 fn count(n: i64) -> u64 {
     u64::try_from(n).unwrap_or_default()
@@ -49,7 +32,7 @@ fn output(row: RecordRow, targets: &[RecordTargetRow]) -> BackupRecordOutput {
         .map(|t| RecordTargetOutput {
             target_id: t.target_id,
             target_name: t.target_name.clone(),
-            status: t.status.clone(),
+            status: t.status,
             path: t.path.clone(),
             bytes: count(t.bytes),
             error: t.error.clone(),
@@ -86,20 +69,6 @@ fn output(row: RecordRow, targets: &[RecordTargetRow]) -> BackupRecordOutput {
     }
 }
 
-/// Where each database lies in a dump record's artifact (none for other records).
-pub fn sections(row: &RecordRow) -> Vec<DumpSection> {
-    // Written only from a parsed report.
-    serde_json::from_str(&row.sections).unwrap_or_default()
-}
-
-/// The stored progress of a running record or restore.
-pub fn progress(running: bool, stored: &str) -> Option<Progress> {
-    running.then(|| serde_json::from_str(stored).ok()).flatten()
-}
-
-/// Log lines the detail of a record or restore shows.
-pub const LOG_TAIL: i64 = 100;
-
 /// One record with its targets and the end of its log.
 async fn answer(db: &D1Database, id: i64) -> Result<BackupRecordOutput, ApiError> {
     let row = records::get(db, id).await?.ok_or_else(|| not_found(id))?;
@@ -121,7 +90,8 @@ pub async fn run_now(ctx: Ctx<'_>) -> Result<Response, ApiError> {
     })?;
     // Refused up front rather than queued for a node that may not come back, or that lacks the
     // programs the task needs.
-    super::nodes::choose_online(&db, &config, ctx.now, Some(task.node_id), needs(&task)?).await?;
+    crate::ops::fleet::choose_online(&db, &config, ctx.now, Some(task.node_id), needs(&task)?)
+        .await?;
     let now = time::format(ctx.now);
     let record_id = records::start(&db, &task, None, 0, &now)
         .await?
@@ -138,169 +108,6 @@ pub async fn run_now(ctx: Ctx<'_>) -> Result<Response, ApiError> {
     ctx.audit_success(&db, &principal, "backup_task.run", ("backup_task", task_id))
         .await?;
     http::created(&answer(&db, record_id).await?)
-}
-
-/// What a task's node needs to run it.
-pub fn needs(task: &TaskRow) -> Result<super::nodes::Needs, ApiError> {
-    Ok(match super::tasks::stored_spec(task)?.source.database() {
-        Some((engine, db)) => super::nodes::Needs::Tools(engine.backup_tools(db.include_globals)),
-        None => super::nodes::Needs::Nothing,
-    })
-}
-
-/// Gives a started record's run to the task's node: a sealed `run_backup` command with the
-/// targets' configs, the artifact path and a database task's password, linked to the record
-/// with its destinations. (Callers have checked that the node has the task's programs.)
-pub async fn hand_out(
-    db: &D1Database,
-    sealer: &Sealer,
-    task: &TaskRow,
-    record_id: i64,
-    now: Timestamp,
-) -> Result<(), ApiError> {
-    let spec = super::tasks::stored_spec(task)?;
-    let kind = spec.source.kind();
-    let path = artifact_path(&task.name, record_id, now, kind, spec.compression);
-    let db_password = match kind {
-        TaskType::Mysql | TaskType::Postgresql => Some(super::tasks::open_password(sealer, task)?),
-        TaskType::File | TaskType::Sqlite => None,
-    };
-    let mut destinations = Vec::new();
-    let mut names = Vec::new();
-    for t in tasks::targets(db, task.id).await? {
-        let row = storage_targets::get(db, t.target_id)
-            .await?
-            .ok_or_else(|| ApiError::internal("task target", "a task's target is missing"))?;
-        let target = open_config(sealer, &row)?;
-        destinations.push(RunDestination {
-            target_id: t.target_id,
-            storage_type: target.kind(),
-            config: target.to_json(),
-            path: path.clone(),
-        });
-        names.push(t.name);
-    }
-    let planned: Vec<(i64, String)> = destinations
-        .iter()
-        .zip(names)
-        .map(|(d, name)| (d.target_id, name))
-        .collect();
-    let command = CommandSpec::RunBackup {
-        record_id,
-        task_id: task.id,
-        task_name: task.name.clone(),
-        spec,
-        db_password,
-        destinations,
-    };
-    let command_id = super::rpc::enqueue(db, sealer, task.node_id, &command, now).await?;
-    let planned: Vec<PlannedTarget<'_>> = planned
-        .iter()
-        .map(|(target_id, name)| PlannedTarget {
-            target_id: *target_id,
-            target_name: name,
-            path: &path,
-        })
-        .collect();
-    records::attach(db, record_id, command_id, &planned).await
-}
-
-/// Fails a started record at once (its run could not be handed out), with the reason.
-pub async fn fail_unstarted(
-    db: &D1Database,
-    record_id: i64,
-    reason: &str,
-    now: Timestamp,
-) -> Result<(), ApiError> {
-    records::finish(
-        db,
-        record_id,
-        &Finished::failed(reason),
-        &[],
-        &time::format(now),
-    )
-    .await
-}
-
-/// Settles the record of a finished `run_backup` command from the agent's report, then applies
-/// the task's retention when the run stored its backup.
-pub async fn settle(
-    db: &D1Database,
-    sealer: &Sealer,
-    command_id: i64,
-    report: &CommandResult,
-    at: Timestamp,
-) -> Result<(), ApiError> {
-    let Some(record_id) = records::by_command(db, command_id).await? else {
-        return Ok(());
-    };
-    let now = &time::format(at);
-    match report {
-        CommandResult::Succeeded { result } => {
-            let report: RunBackupReport = serde_json::from_value(result.clone()).map_err(|e| {
-                ApiError::new(
-                    ErrorCode::AgentResultInvalid,
-                    format!("the run's report was unreadable: {e}"),
-                )
-            })?;
-            // Judged against the targets the run was handed out for, not the report's own list.
-            let planned: Vec<i64> = records::targets(db, record_id)
-                .await?
-                .iter()
-                .map(|t| t.target_id)
-                .collect();
-            let verdict = stowage_shared::runs::judge(&planned, &report);
-            let (status, error) = (verdict.status, verdict.error.clone());
-            let outcomes: Vec<TargetOutcome<'_>> = verdict
-                .targets
-                .iter()
-                .map(|t| TargetOutcome {
-                    target_id: t.target_id,
-                    ok: t.stored.is_some(),
-                    bytes: t.stored.map_or(0, |b| i64::try_from(b).unwrap_or(i64::MAX)),
-                    error: &t.error,
-                })
-                .collect();
-            let sections = serde_json::to_string(&report.sections)
-                .map_err(|e| ApiError::internal("encode sections", e))?;
-            let figures = Finished {
-                status,
-                bytes: i64::try_from(report.bytes).unwrap_or(i64::MAX),
-                files: i64::try_from(report.files).unwrap_or(i64::MAX),
-                source_bytes: i64::try_from(report.source_bytes).unwrap_or(i64::MAX),
-                checksum: &report.sha256,
-                error: &error,
-                sections: &sections,
-            };
-            records::finish(db, record_id, &figures, &outcomes, now).await?;
-            if status != RunStatus::Failed
-                && let Some(task_id) = records::get(db, record_id).await?.and_then(|r| r.task_id)
-            {
-                apply_retention(db, sealer, task_id, at).await?;
-            }
-            Ok(())
-        }
-        CommandResult::Failed { error } => {
-            let targets = records::targets(db, record_id).await?;
-            let outcomes: Vec<TargetOutcome<'_>> = targets
-                .iter()
-                .map(|t| TargetOutcome {
-                    target_id: t.target_id,
-                    ok: false,
-                    bytes: 0,
-                    error: "the run failed",
-                })
-                .collect();
-            records::finish(
-                db,
-                record_id,
-                &Finished::failed(&error.message),
-                &outcomes,
-                now,
-            )
-            .await
-        }
-    }
 }
 
 /// Most records one page holds.
@@ -355,168 +162,6 @@ pub async fn list(ctx: Ctx<'_>) -> Result<Response, ApiError> {
 pub async fn get(ctx: Ctx<'_>) -> Result<Response, ApiError> {
     let (AppState { db, .. }, _) = ctx.signed_in(Role::Viewer).await?;
     http::ok(&answer(&db, ctx.id()?).await?)
-}
-
-/// The stored objects of records' targets that hold an artifact, with their targets' configs. A
-/// target deleted since has nothing left to remove.
-async fn stored_objects(
-    db: &D1Database,
-    sealer: &Sealer,
-    targets: &[RecordTargetRow],
-) -> Result<Vec<StoredObject>, ApiError> {
-    let mut objects = Vec::new();
-    for t in targets.iter().filter(|t| t.status == TargetStatus::Success) {
-        let Some(row) = storage_targets::get(db, t.target_id).await? else {
-            continue;
-        };
-        let target = open_config(sealer, &row)?;
-        objects.push(StoredObject {
-            target_id: t.target_id,
-            storage_type: target.kind(),
-            config: target.to_json(),
-            path: t.path.clone(),
-        });
-    }
-    Ok(objects)
-}
-
-/// Deletes records and, first, their stored objects on every target, through the node that wrote
-/// them. A record whose objects could not all be removed is kept, and the answer says why.
-/// Records removed by retention have no objects left, and records that are running are refused.
-pub async fn delete_with_objects(
-    db: &D1Database,
-    config: &crate::config::Config,
-    now: Timestamp,
-    rows: &[RecordRow],
-) -> Result<u64, ApiError> {
-    if let Some(running) = rows.iter().find(|r| r.status == RunStatus::Running) {
-        return Err(ApiError::new(
-            ErrorCode::BackupRecordRunning,
-            format!(
-                "record {} is still running; wait for it to end before deleting it",
-                running.id
-            ),
-        ));
-    }
-    let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
-    let targets = records::targets_of(db, &ids).await?;
-    remove_objects(db, config, now, rows, &targets).await?;
-    records::delete(db, &ids).await
-}
-
-/// Removes the stored objects of `targets` (copies of `rows`) through the node that wrote each
-/// record; fails, naming every copy that stayed, unless all are gone.
-pub async fn remove_objects(
-    db: &D1Database,
-    config: &crate::config::Config,
-    now: Timestamp,
-    rows: &[RecordRow],
-    targets: &[RecordTargetRow],
-) -> Result<(), ApiError> {
-    let sealer = config.sealer()?;
-    let mut nodes: Vec<i64> = rows
-        .iter()
-        .filter(|r| r.removed_at.is_none())
-        .map(|r| r.node_id)
-        .collect();
-    nodes.sort_unstable();
-    nodes.dedup();
-    for node_id in nodes {
-        let of_node: Vec<RecordTargetRow> = targets
-            .iter()
-            .filter(|t| {
-                rows.iter()
-                    .any(|r| r.id == t.record_id && r.node_id == node_id && r.removed_at.is_none())
-            })
-            .cloned()
-            .collect();
-        let objects = stored_objects(db, &sealer, &of_node).await?;
-        if objects.is_empty() {
-            continue;
-        }
-        // The writer is gone (its node was deleted): copies on its own disk cannot be reached
-        // by anyone any more and are left; the others go through a node that uses their target.
-        let mut batches: Vec<(i64, Vec<StoredObject>)> = Vec::new();
-        if crate::store::nodes::get(db, node_id).await?.is_some() {
-            let node = super::nodes::choose_online(
-                db,
-                config,
-                now,
-                Some(node_id),
-                super::nodes::Needs::Nothing,
-            )
-            .await?;
-            batches.push((node, objects));
-        } else {
-            for object in objects {
-                if object.storage_type == stowage_shared::storage::StorageType::LocalDisk {
-                    worker::console_log!(
-                        "record copy on target {} at {} was on the disk of deleted node {node_id}: left there",
-                        object.target_id,
-                        object.path
-                    );
-                    continue;
-                }
-                let needs = super::nodes::Needs::storage(object.storage_type);
-                let node =
-                    super::nodes::choose_for_target(db, config, now, None, object.target_id, needs)
-                        .await?;
-                match batches.iter_mut().find(|(n, _)| *n == node) {
-                    Some((_, list)) => list.push(object),
-                    None => batches.push((node, vec![object])),
-                }
-            }
-        }
-        for (node, objects) in batches {
-            remove_batch(db, config, &sealer, now, node, objects).await?;
-        }
-    }
-    Ok(())
-}
-
-/// One `delete_artifacts` command on `node`; an error names every object that stayed.
-async fn remove_batch(
-    db: &D1Database,
-    config: &crate::config::Config,
-    sealer: &Sealer,
-    now: Timestamp,
-    node: i64,
-    objects: Vec<StoredObject>,
-) -> Result<(), ApiError> {
-    let answer = super::rpc::call(
-        db,
-        sealer,
-        node,
-        &CommandSpec::DeleteArtifacts { objects },
-        config.timings.rpc_wait,
-        now,
-        super::rpc::ErrorPolicy {
-            passes: &[],
-            fallback: ErrorCode::BackupRecordDeleteFailed,
-        },
-    )
-    .await?;
-    let report: DeleteArtifactsReport = serde_json::from_value(answer).map_err(|e| {
-        ApiError::new(
-            ErrorCode::AgentResultInvalid,
-            format!("the agent's delete report was unreadable: {e}"),
-        )
-    })?;
-    if !report.failures.is_empty() {
-        let reasons: Vec<String> = report
-            .failures
-            .iter()
-            .map(|f| format!("target {} {}: {}", f.target_id, f.path, f.error))
-            .collect();
-        return Err(ApiError::new(
-            ErrorCode::BackupRecordDeleteFailed,
-            format!(
-                "some stored backups could not be removed, so their records were kept: {}",
-                reasons.join("; ")
-            ),
-        ));
-    }
-    Ok(())
 }
 
 /// `DELETE /api/backup/records/:id`: removes the stored backup from every target, then the record.
@@ -576,190 +221,4 @@ pub async fn batch_delete(mut ctx: Ctx<'_>) -> Result<Response, ApiError> {
         .await?;
     }
     http::ok(&BatchDeleted { deleted })
-}
-
-/// Applies the task's retention after a successful run: the plan from `shared::retention`, then
-/// one `delete_artifacts` command to the task's node for the backups it drops. The records are
-/// marked with the rule's reason now and as removed when the agent reports the objects gone.
-async fn apply_retention(
-    db: &D1Database,
-    sealer: &Sealer,
-    task_id: i64,
-    now: Timestamp,
-) -> Result<(), ApiError> {
-    let Some(task) = tasks::get(db, task_id).await? else {
-        return Ok(());
-    };
-    let spec = super::tasks::stored_spec(&task)?;
-    if spec.retention.keeps_everything() {
-        return Ok(());
-    }
-    let candidates = records::retention_candidates(db, task_id).await?;
-    let backups = |status: RunStatus| -> Vec<Backup> {
-        candidates
-            .iter()
-            .filter(|c| c.status == status)
-            .filter_map(|c| {
-                time::parse(&c.finished_at).map(|finished_at| Backup {
-                    record_id: c.id,
-                    finished_at,
-                })
-            })
-            .collect()
-    };
-    let zone = stowage_shared::retention::zone(&task.time_zone);
-    let (complete, partial) = (backups(RunStatus::Success), backups(RunStatus::Partial));
-    let dropped: Vec<(i64, String)> = plan_runs(&complete, &partial, &spec.retention, zone, now)
-        .into_iter()
-        .filter(|d| !d.keep)
-        .filter(|d| {
-            candidates
-                .iter()
-                .any(|c| c.id == d.record_id && c.removing == 0)
-        })
-        .map(|d| (d.record_id, format!("retention: {}", d.reasons.join(", "))))
-        .collect();
-    if dropped.is_empty() {
-        return Ok(());
-    }
-    // Each record's objects are removed by the node that wrote them (its local disk is only
-    // reachable from there), whichever node the task runs on now.
-    let mut writers: Vec<i64> = candidates
-        .iter()
-        .filter(|c| dropped.iter().any(|(id, _)| *id == c.id))
-        .map(|c| c.node_id)
-        .collect();
-    writers.sort_unstable();
-    writers.dedup();
-    for writer in writers {
-        let of_writer: Vec<(i64, String)> = dropped
-            .iter()
-            .filter(|(id, _)| {
-                candidates
-                    .iter()
-                    .any(|c| c.id == *id && c.node_id == writer)
-            })
-            .cloned()
-            .collect();
-        let ids: Vec<i64> = of_writer.iter().map(|(id, _)| *id).collect();
-        let objects = stored_objects(db, sealer, &records::targets_of(db, &ids).await?).await?;
-        let command_id = super::rpc::enqueue(
-            db,
-            sealer,
-            writer,
-            &CommandSpec::DeleteArtifacts { objects },
-            now,
-        )
-        .await?;
-        records::mark_removal(db, &of_writer, command_id).await?;
-    }
-    Ok(())
-}
-
-/// Marks the records a retention command removed, from its report.
-pub async fn settle_removal(
-    db: &D1Database,
-    command_id: i64,
-    report: &CommandResult,
-    now: &str,
-) -> Result<(), ApiError> {
-    if !records::removal_of_command(db, command_id).await? {
-        return Ok(());
-    }
-    let failed: Vec<String> = match report {
-        CommandResult::Succeeded { result } => {
-            serde_json::from_value::<DeleteArtifactsReport>(result.clone())
-                .map_err(|e| {
-                    ApiError::new(
-                        ErrorCode::AgentResultInvalid,
-                        format!("the delete report was unreadable: {e}"),
-                    )
-                })?
-                .failures
-                .into_iter()
-                .map(|f| f.path)
-                .collect()
-        }
-        // Nothing is known to be gone: every record stays for the next attempt.
-        CommandResult::Failed { .. } => return records::release_removal(db, command_id).await,
-    };
-    records::removal_done(db, command_id, &failed, now)
-        .await
-        .map(drop)
-}
-
-/// What a stored copy is wanted for: it names the action in messages, and a target deleted
-/// since the run is a bad request for a restore but a failed fetch for a download.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Purpose {
-    Restore,
-    Download,
-}
-
-/// One stored copy of a finished record, with its target's config.
-#[derive(Debug)]
-pub struct StoredCopy {
-    pub record: RecordRow,
-    pub copy: RecordTargetRow,
-    pub target: stowage_shared::storage::StorageConfig,
-}
-
-/// The copy of record `id` on `requested` (or its first), refused while the record runs, after
-/// retention removed it, or when no target holds the whole artifact.
-pub async fn stored_copy(
-    db: &D1Database,
-    sealer: &Sealer,
-    id: i64,
-    requested: Option<i64>,
-    purpose: Purpose,
-) -> Result<StoredCopy, ApiError> {
-    let verb = match purpose {
-        Purpose::Restore => "restore",
-        Purpose::Download => "download",
-    };
-    let record = records::get(db, id).await?.ok_or_else(|| not_found(id))?;
-    let invalid = |why: String| ApiError::new(ErrorCode::RestoreSourceInvalid, why);
-    if record.status == RunStatus::Running {
-        return Err(ApiError::new(
-            ErrorCode::BackupRecordRunning,
-            format!("record {id} is still running; {verb} it once it has ended"),
-        ));
-    }
-    if let Some(at) = &record.removed_at {
-        return Err(invalid(format!(
-            "record {id}'s backup was removed at {at} ({})",
-            record.removal
-        )));
-    }
-    let mut held: Vec<RecordTargetRow> = records::targets(db, id)
-        .await?
-        .into_iter()
-        .filter(|t| t.status == TargetStatus::Success)
-        .collect();
-    if held.is_empty() || record.checksum.is_empty() {
-        return Err(invalid(format!(
-            "record {id} ({}) stored no backup to {verb}",
-            record.status
-        )));
-    }
-    let copy = match requested {
-        Some(t) => held
-            .into_iter()
-            .find(|h| h.target_id == t)
-            .ok_or_else(|| invalid(format!("storage target {t} holds no copy of record {id}")))?,
-        None => held.swap_remove(0),
-    };
-    let gone = format!("storage target {} no longer exists", copy.target_name);
-    let row = storage_targets::get(db, copy.target_id)
-        .await?
-        .ok_or_else(|| match purpose {
-            Purpose::Restore => invalid(gone.clone()),
-            Purpose::Download => ApiError::new(ErrorCode::BackupRecordDownloadFailed, gone.clone()),
-        })?;
-    let target = open_config(sealer, &row)?;
-    Ok(StoredCopy {
-        record,
-        copy,
-        target,
-    })
 }

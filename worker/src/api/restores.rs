@@ -3,11 +3,11 @@
 //! into place only after it matched. `GET /api/restore/records[/:id]` shows them.
 
 use super::Ctx;
-use super::records::{LOG_TAIL, progress, sections};
-use super::records::{Purpose, StoredCopy, stored_copy};
 use crate::config::AppState;
 use crate::error::ApiError;
 use crate::http;
+use crate::ops::runs::{LOG_TAIL, progress, sections};
+use crate::ops::runs::{Purpose, StoredCopy, stored_copy};
 use crate::seal::Sealer;
 use crate::store::logs;
 use crate::store::records::RecordRow;
@@ -19,9 +19,7 @@ use stowage_shared::api::{
 use stowage_shared::databases::{
     DbConnection, DbEngine, DbSource, RestoreStep, check_connection, plan_restore,
 };
-use stowage_shared::protocol::{
-    CommandResult, CommandSpec, DbRestoreTarget, RestoreReport, StoredObject,
-};
+use stowage_shared::protocol::{CommandSpec, DbRestoreTarget, StoredObject};
 use stowage_shared::status::RestoreStatus;
 use stowage_shared::storage::StorageType;
 use stowage_shared::tasks::{Compression, MASK, SourceSpec, TaskSpec, TaskType};
@@ -169,7 +167,7 @@ async fn restore_connection(
                             "connection.password: the task's stored password is only sent to its own server; give the password of the server to restore into".to_owned(),
                         ));
                     }
-                    super::tasks::open_password(sealer, &task)?
+                    crate::ops::tasks::open_password(sealer, &task)?
                 }
                 None => SecretString::new(""),
             },
@@ -263,13 +261,13 @@ pub async fn start(mut ctx: Ctx<'_>) -> Result<Response, ApiError> {
             chosen.target_name, record.node_id
         )));
     }
-    let needs = super::nodes::Needs::storage(target.kind());
-    super::nodes::choose_online(&db, &config, ctx.now, Some(node_id), needs).await?;
+    let needs = crate::ops::fleet::Needs::storage(target.kind());
+    crate::ops::fleet::choose_online(&db, &config, ctx.now, Some(node_id), needs).await?;
     if let Plan::Server(conn, _) = &plan {
-        super::nodes::require_tools(
+        crate::ops::fleet::require_tools(
             &db,
             node_id,
-            super::nodes::Needs::Tools(conn.engine.client_tools()),
+            crate::ops::fleet::Needs::Tools(conn.engine.client_tools()),
         )
         .await?;
     }
@@ -343,7 +341,8 @@ pub async fn start(mut ctx: Ctx<'_>) -> Result<Response, ApiError> {
             target: DbRestoreTarget::Server { connection, steps },
         },
     };
-    let command_id = super::rpc::enqueue(&db, &sealer, node_id, &command, ctx.now).await?;
+    let command_id =
+        crate::ops::commands::enqueue(&db, &sealer, node_id, &command, ctx.now).await?;
     restores::attach(&db, restore_id, command_id).await?;
     ctx.audit_success(
         &db,
@@ -353,33 +352,6 @@ pub async fn start(mut ctx: Ctx<'_>) -> Result<Response, ApiError> {
     )
     .await?;
     http::created(&answer(&db, restore_id).await?)
-}
-
-/// Settles the restore of a finished `restore` command.
-pub async fn settle(
-    db: &D1Database,
-    command_id: i64,
-    report: &CommandResult,
-    now: &str,
-) -> Result<(), ApiError> {
-    let Some(id) = restores::by_command(db, command_id).await? else {
-        return Ok(());
-    };
-    match report {
-        CommandResult::Succeeded { result } => {
-            let r: RestoreReport = serde_json::from_value(result.clone()).map_err(|e| {
-                ApiError::new(
-                    ErrorCode::AgentResultInvalid,
-                    format!("the restore's report was unreadable: {e}"),
-                )
-            })?;
-            let n = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
-            restores::finish(db, id, true, n(r.files), n(r.bytes), "", now).await
-        }
-        CommandResult::Failed { error } => {
-            restores::finish(db, id, false, 0, 0, &error.message, now).await
-        }
-    }
 }
 
 /// `GET /api/restore/records?backupRecordId=`: newest first.

@@ -1,18 +1,20 @@
 //! `/api/storage-targets`: where backups go. Configs are validated per type, sealed at rest and
 //! masked in every response; an update that sends a mask back keeps the stored secret.
 
-use super::nodes::{self as node_api, Needs};
-use super::{Ctx, rpc};
-use crate::auth::{self, Principal};
+use super::Ctx;
 use crate::config::{AppState, Config};
 use crate::error::ApiError;
 use crate::http;
+use crate::ops::commands as rpc;
+use crate::ops::fleet::{self as node_api, Needs};
+use crate::ops::targets::{
+    Plain, detail, find, insert, name_exists, not_found, open_config, rewrite, summary,
+};
 use crate::seal::Sealer;
-use crate::store::storage_targets::{self as targets, Fields, TargetRow};
+use crate::store::storage_targets::{self as targets};
 use serde_json::Value;
 use stowage_shared::api::{
-    Deleted, Role, StorageTargetDetail, StorageTargetRequest, StorageTargetSummary,
-    StorageTestResult, StorageUsageOutput,
+    Deleted, Role, StorageTargetRequest, StorageTestResult, StorageUsageOutput,
 };
 use stowage_shared::notifications::Message;
 use stowage_shared::protocol::CommandSpec;
@@ -20,64 +22,6 @@ use stowage_shared::storage::{StorageConfig, StorageType, drop_nulls};
 use stowage_shared::time::Timestamp;
 use stowage_shared::{ErrorCode, time};
 use worker::{D1Database, Response};
-
-fn identity(uid: &str) -> String {
-    format!("storage_targets/{uid}")
-}
-
-fn summary(row: &TargetRow) -> StorageTargetSummary {
-    StorageTargetSummary {
-        id: row.id,
-        name: row.name.clone(),
-        kind: row.kind.as_str().to_owned(),
-        description: row.description.clone(),
-        enabled: row.enabled != 0,
-        starred: row.starred != 0,
-        config_version: row.config_version,
-        quota_bytes: row.quota_bytes,
-        last_tested_at: row.last_tested_at.clone(),
-        last_test_status: row.last_test_status.clone(),
-        last_test_message: row.last_test_message.clone(),
-        created_at: row.created_at.clone(),
-        updated_at: row.updated_at.clone(),
-    }
-}
-
-/// Opens a stored config (the agent path will use this too).
-pub fn open_config(sealer: &Sealer, row: &TargetRow) -> Result<StorageConfig, ApiError> {
-    let kind = row.kind;
-    let plain = sealer.open(&identity(&row.uid), &row.config_sealed)?;
-    let json: Value =
-        serde_json::from_slice(&plain).map_err(|e| ApiError::internal("stored config", e))?;
-    StorageConfig::parse(kind, &json).map_err(|e| ApiError::internal("stored config", e))
-}
-
-pub(crate) fn detail(sealer: &Sealer, row: &TargetRow) -> Result<StorageTargetDetail, ApiError> {
-    let (config, masked_fields) = open_config(sealer, row)?.masked();
-    Ok(StorageTargetDetail {
-        summary: summary(row),
-        config,
-        masked_fields,
-    })
-}
-
-pub(crate) fn not_found(id: i64) -> ApiError {
-    ApiError::new(
-        ErrorCode::StorageTargetNotFound,
-        format!("storage target {id} does not exist"),
-    )
-}
-
-pub(crate) fn name_exists(name: &str) -> ApiError {
-    ApiError::new(
-        ErrorCode::StorageTargetNameExists,
-        format!("a storage target named {name:?} already exists"),
-    )
-}
-
-pub(crate) async fn find(db: &D1Database, id: i64) -> Result<TargetRow, ApiError> {
-    targets::get(db, id).await?.ok_or_else(|| not_found(id))
-}
 
 /// The request's plain fields, checked.
 struct Checked {
@@ -133,25 +77,6 @@ async fn read_request(ctx: &mut Ctx<'_>, config: &Config) -> Result<Checked, Api
     })
 }
 
-/// A target's fields besides its config.
-pub(crate) struct Plain<'a> {
-    pub name: &'a str,
-    pub description: &'a str,
-    pub enabled: bool,
-    pub quota_bytes: i64,
-}
-
-impl Plain<'_> {
-    pub(crate) fn of(row: &TargetRow) -> Plain<'_> {
-        Plain {
-            name: &row.name,
-            description: &row.description,
-            enabled: row.enabled != 0,
-            quota_bytes: row.quota_bytes,
-        }
-    }
-}
-
 impl Checked {
     fn plain(&self) -> Plain<'_> {
         Plain {
@@ -163,82 +88,9 @@ impl Checked {
     }
 }
 
-/// Seals `config` for a new target, inserts it, audits the creation and answers 201 with it.
-pub(crate) async fn insert(
-    ctx: &Ctx<'_>,
-    db: &D1Database,
-    sealer: &Sealer,
-    principal: &Principal,
-    plain: Plain<'_>,
-    config: &StorageConfig,
-) -> Result<Response, ApiError> {
-    let uid = auth::new_session_id()?;
-    let sealed = seal_config(sealer, &uid, config)?;
-    let fields = Fields {
-        name: plain.name,
-        description: plain.description,
-        enabled: plain.enabled,
-        config_sealed: &sealed,
-        quota_bytes: plain.quota_bytes,
-    };
-    let now = time::format(ctx.now);
-    let id = targets::create(db, &uid, config.kind().as_str(), &fields, &now)
-        .await?
-        .ok_or_else(|| name_exists(plain.name))?;
-    ctx.audit_success(
-        db,
-        principal,
-        "storage_target.create",
-        ("storage_target", id),
-    )
-    .await?;
-    http::created(&detail(sealer, &find(db, id).await?)?)
-}
-
-/// Seals `config` for the existing target `row`, writes it with `plain` (the config version grows
-/// when the config changed), audits the update and answers with the target.
-pub(crate) async fn rewrite(
-    ctx: &Ctx<'_>,
-    db: &D1Database,
-    sealer: &Sealer,
-    principal: &Principal,
-    row: &TargetRow,
-    plain: Plain<'_>,
-    config: &StorageConfig,
-) -> Result<Response, ApiError> {
-    let config_changed = open_config(sealer, row).map_or(true, |stored| stored != *config);
-    let sealed = seal_config(sealer, &row.uid, config)?;
-    let fields = Fields {
-        name: plain.name,
-        description: plain.description,
-        enabled: plain.enabled,
-        config_sealed: &sealed,
-        quota_bytes: plain.quota_bytes,
-    };
-    let now = time::format(ctx.now);
-    if !targets::update(db, row.id, &fields, config_changed, &now).await? {
-        find(db, row.id).await?;
-        return Err(name_exists(plain.name));
-    }
-    ctx.audit_success(
-        db,
-        principal,
-        "storage_target.update",
-        ("storage_target", row.id),
-    )
-    .await?;
-    http::ok(&detail(sealer, &find(db, row.id).await?)?)
-}
-
 fn parse_config(kind: StorageType, json: &Value) -> Result<StorageConfig, ApiError> {
     StorageConfig::parse(kind, json)
         .map_err(|e| ApiError::new(ErrorCode::StorageTargetInvalidConfig, e.to_string()))
-}
-
-fn seal_config(sealer: &Sealer, uid: &str, config: &StorageConfig) -> Result<String, ApiError> {
-    let plain = serde_json::to_vec(&config.to_json())
-        .map_err(|e| ApiError::internal("encode config", e))?;
-    sealer.seal(&identity(uid), &plain)
 }
 
 pub async fn list(ctx: Ctx<'_>) -> Result<Response, ApiError> {
@@ -258,7 +110,15 @@ pub async fn create(mut ctx: Ctx<'_>) -> Result<Response, ApiError> {
     let sealer = config.sealer()?;
     let req = read_request(&mut ctx, &config).await?;
     let parsed = parse_config(req.kind, &req.config)?;
-    insert(&ctx, &db, &sealer, &principal, req.plain(), &parsed).await
+    let id = insert(&db, &sealer, ctx.now, req.plain(), &parsed).await?;
+    ctx.audit_success(
+        &db,
+        &principal,
+        "storage_target.create",
+        ("storage_target", id),
+    )
+    .await?;
+    http::created(&detail(&sealer, &find(&db, id).await?)?)
 }
 
 pub async fn update(mut ctx: Ctx<'_>) -> Result<Response, ApiError> {
@@ -282,7 +142,15 @@ pub async fn update(mut ctx: Ctx<'_>) -> Result<Response, ApiError> {
     if targets::name_taken(&db, &req.name, id).await? {
         return Err(name_exists(&req.name));
     }
-    rewrite(&ctx, &db, &sealer, &principal, &row, req.plain(), &parsed).await
+    rewrite(&db, &sealer, ctx.now, &row, req.plain(), &parsed).await?;
+    ctx.audit_success(
+        &db,
+        &principal,
+        "storage_target.update",
+        ("storage_target", row.id),
+    )
+    .await?;
+    http::ok(&detail(&sealer, &find(&db, row.id).await?)?)
 }
 
 pub async fn delete(ctx: Ctx<'_>) -> Result<Response, ApiError> {
@@ -321,7 +189,7 @@ pub async fn delete(ctx: Ctx<'_>) -> Result<Response, ApiError> {
                     .into_iter()
                     .filter(|t| t.target_id == id)
                     .collect();
-                super::records::remove_objects(&db, &config, ctx.now, &rows, &copies).await?;
+                crate::ops::runs::remove_objects(&db, &config, ctx.now, &rows, &copies).await?;
                 crate::store::records::forget_target(&db, id, &time::format(ctx.now)).await?;
             }
         }

@@ -5,6 +5,7 @@ use super::Ctx;
 use crate::config::{AppState, Config};
 use crate::error::ApiError;
 use crate::http;
+use crate::ops::tasks::{password_identity, stored_spec};
 use crate::store::tasks::{self, TaskFields, TaskRow, TaskTargetRow, WriteRefused};
 use stowage_shared::api::{
     BackupTaskOutput, BackupTaskRequest, Deleted, Role, TaskTargetRef, ToggleRequest,
@@ -15,7 +16,7 @@ use stowage_shared::tasks::{
     CheckedTask, Compression, MASK, PasswordChange, SourceSpec, TaskSpec, check_password_bound,
 };
 use stowage_shared::time::Timestamp;
-use stowage_shared::{ErrorCode, SecretString, time};
+use stowage_shared::{ErrorCode, time};
 use worker::{D1Database, Response};
 
 fn invalid(message: impl Into<String>) -> ApiError {
@@ -27,30 +28,6 @@ fn not_found(id: i64) -> ApiError {
         ErrorCode::BackupTaskNotFound,
         format!("backup task {id} does not exist"),
     )
-}
-
-/// A stored task spec (written only from a checked request).
-pub fn stored_spec(row: &TaskRow) -> Result<TaskSpec, ApiError> {
-    serde_json::from_str(&row.spec).map_err(|e| ApiError::internal("stored task spec", e))
-}
-
-/// Where a task's sealed database password is bound.
-pub fn password_identity(uid: &str) -> String {
-    format!("backup_tasks/{uid}/dbPassword")
-}
-
-/// A task's stored database password (empty when none is stored).
-pub fn open_password(
-    sealer: &crate::seal::Sealer,
-    task: &TaskRow,
-) -> Result<SecretString, ApiError> {
-    if task.password_sealed.is_empty() {
-        return Ok(SecretString::new(""));
-    }
-    let plain = sealer.open(&password_identity(&task.uid), &task.password_sealed)?;
-    String::from_utf8(plain)
-        .map(SecretString::new)
-        .map_err(|e| ApiError::internal("task password", e))
 }
 
 fn output(
@@ -105,7 +82,7 @@ fn output(
         db_path: String::new(),
         masked_fields: Vec::new(),
         last_run_at: row.last_run_at.clone(),
-        last_status: row.last_status.clone(),
+        last_status: row.last_status,
         last_skip: row.last_skip.clone(),
         created_at: row.created_at.clone(),
         updated_at: row.updated_at.clone(),
@@ -374,7 +351,7 @@ pub async fn delete(ctx: Ctx<'_>) -> Result<Response, ApiError> {
             ));
         }
         if !rows.is_empty() {
-            super::records::delete_with_objects(&db, &config, ctx.now, &rows).await?;
+            crate::ops::runs::delete_with_objects(&db, &config, ctx.now, &rows).await?;
         }
     }
     if !tasks::delete(&db, id).await? {

@@ -4,13 +4,14 @@
 use super::{all, first, int, run, text};
 use crate::error::ApiError;
 use serde::Deserialize;
+use stowage_shared::api::NodeStatus;
 use worker::D1Database;
 
 #[derive(Debug, Clone, Deserialize)]
 pub struct NodeRow {
     pub id: i64,
     pub name: String,
-    pub status: String,
+    pub status: NodeStatus,
     pub hostname: String,
     pub ip_address: String,
     pub os: String,

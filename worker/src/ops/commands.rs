@@ -1,5 +1,6 @@
-//! Calls through an agent: seal a command's spec, queue it for a node, and (for synchronous API
-//! calls) wait a bounded time for the result. Specs are sealed because some carry credentials.
+//! Calls through an agent: seal a command's spec, queue it for a node, wait a bounded time for a
+//! synchronous result, and hand a finished command's typed report to whatever waits on it.
+//! Specs are sealed because some carry credentials.
 
 use crate::auth;
 use crate::error::ApiError;

@@ -1,0 +1,149 @@
+//! Storage targets at rest: their configs are sealed to their identity; opening, inserting and
+//! rewriting them happens here for every handler that needs a target.
+
+use crate::error::ApiError;
+use crate::seal::Sealer;
+use crate::store::storage_targets::{self as targets, Fields, TargetRow};
+use serde_json::Value;
+use stowage_shared::api::{StorageTargetDetail, StorageTargetSummary};
+use stowage_shared::storage::StorageConfig;
+use stowage_shared::time::Timestamp;
+use stowage_shared::{ErrorCode, time};
+use worker::D1Database;
+
+fn identity(uid: &str) -> String {
+    format!("storage_targets/{uid}")
+}
+
+/// Opens a stored config (the agent path will use this too).
+pub fn open_config(sealer: &Sealer, row: &TargetRow) -> Result<StorageConfig, ApiError> {
+    let kind = row.kind;
+    let plain = sealer.open(&identity(&row.uid), &row.config_sealed)?;
+    let json: Value =
+        serde_json::from_slice(&plain).map_err(|e| ApiError::internal("stored config", e))?;
+    StorageConfig::parse(kind, &json).map_err(|e| ApiError::internal("stored config", e))
+}
+
+pub fn detail(sealer: &Sealer, row: &TargetRow) -> Result<StorageTargetDetail, ApiError> {
+    let (config, masked_fields) = open_config(sealer, row)?.masked();
+    Ok(StorageTargetDetail {
+        summary: summary(row),
+        config,
+        masked_fields,
+    })
+}
+
+pub fn not_found(id: i64) -> ApiError {
+    ApiError::new(
+        ErrorCode::StorageTargetNotFound,
+        format!("storage target {id} does not exist"),
+    )
+}
+
+pub fn name_exists(name: &str) -> ApiError {
+    ApiError::new(
+        ErrorCode::StorageTargetNameExists,
+        format!("a storage target named {name:?} already exists"),
+    )
+}
+
+pub async fn find(db: &D1Database, id: i64) -> Result<TargetRow, ApiError> {
+    targets::get(db, id).await?.ok_or_else(|| not_found(id))
+}
+
+/// A target's fields besides its config.
+pub struct Plain<'a> {
+    pub name: &'a str,
+    pub description: &'a str,
+    pub enabled: bool,
+    pub quota_bytes: i64,
+}
+
+/// Seals `config` for a new target and inserts it; its id, or `STORAGE_TARGET_NAME_EXISTS`.
+pub async fn insert(
+    db: &D1Database,
+    sealer: &Sealer,
+    now: Timestamp,
+    plain: Plain<'_>,
+    config: &StorageConfig,
+) -> Result<i64, ApiError> {
+    let uid = crate::auth::new_session_id()?;
+    let sealed = seal_config(sealer, &uid, config)?;
+    let fields = Fields {
+        name: plain.name,
+        description: plain.description,
+        enabled: plain.enabled,
+        config_sealed: &sealed,
+        quota_bytes: plain.quota_bytes,
+    };
+    targets::create(
+        db,
+        &uid,
+        config.kind().as_str(),
+        &fields,
+        &time::format(now),
+    )
+    .await?
+    .ok_or_else(|| name_exists(plain.name))
+}
+
+/// Seals `config` for the existing target `row` and writes it with `plain` (the config version
+/// grows when the config changed).
+pub async fn rewrite(
+    db: &D1Database,
+    sealer: &Sealer,
+    now: Timestamp,
+    row: &TargetRow,
+    plain: Plain<'_>,
+    config: &StorageConfig,
+) -> Result<(), ApiError> {
+    let config_changed = open_config(sealer, row).map_or(true, |stored| stored != *config);
+    let sealed = seal_config(sealer, &row.uid, config)?;
+    let fields = Fields {
+        name: plain.name,
+        description: plain.description,
+        enabled: plain.enabled,
+        config_sealed: &sealed,
+        quota_bytes: plain.quota_bytes,
+    };
+    if !targets::update(db, row.id, &fields, config_changed, &time::format(now)).await? {
+        find(db, row.id).await?;
+        return Err(name_exists(plain.name));
+    }
+    Ok(())
+}
+
+fn seal_config(sealer: &Sealer, uid: &str, config: &StorageConfig) -> Result<String, ApiError> {
+    let plain = serde_json::to_vec(&config.to_json())
+        .map_err(|e| ApiError::internal("encode config", e))?;
+    sealer.seal(&identity(uid), &plain)
+}
+
+impl Plain<'_> {
+    pub fn of(row: &TargetRow) -> Plain<'_> {
+        Plain {
+            name: &row.name,
+            description: &row.description,
+            enabled: row.enabled != 0,
+            quota_bytes: row.quota_bytes,
+        }
+    }
+}
+
+pub fn summary(row: &TargetRow) -> StorageTargetSummary {
+    StorageTargetSummary {
+        id: row.id,
+        name: row.name.clone(),
+        kind: row.kind.as_str().to_owned(),
+        description: row.description.clone(),
+        enabled: row.enabled != 0,
+        starred: row.starred != 0,
+        config_version: row.config_version,
+        quota_bytes: row.quota_bytes,
+        last_tested_at: row.last_tested_at.clone(),
+        last_test_status: row.last_test_status,
+        last_test_message: row.last_test_message.clone(),
+        created_at: row.created_at.clone(),
+        updated_at: row.updated_at.clone(),
+    }
+}

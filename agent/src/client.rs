@@ -6,9 +6,9 @@ use serde::de::DeserializeOwned;
 use std::time::Duration;
 use stowage_shared::api::{self, routes};
 use stowage_shared::protocol::{
-    AGENT_PROTOCOL_HEADER, AGENT_PROTOCOL_VERSION, AGENT_TOKEN_HEADER, CommandResult,
-    HeartbeatRequest, HeartbeatResponse, LogBatchAccepted, PollResponse, ResultAccepted,
-    RunLogBatch,
+    AGENT_PROTOCOL_HEADER, AGENT_PROTOCOL_VERSION, AGENT_TOKEN_HEADER, CommandReport,
+    CommandResult, HeartbeatRequest, HeartbeatResponse, LogBatchAccepted, PollResponse,
+    ResultAccepted, RunLogBatch,
 };
 use stowage_shared::{Envelope, ErrorCode, SecretString};
 
@@ -178,7 +178,7 @@ impl Client {
     pub async fn report(
         &self,
         id: i64,
-        result: &CommandResult,
+        result: &CommandResult<CommandReport>,
     ) -> Result<ResultAccepted, ClientError> {
         self.post(&api::routes::agent_command_result(id), result)
             .await

@@ -141,7 +141,11 @@ impl Agent {
     }
 
     /// Reports a result, retrying while the server is unreachable; a refusal is final.
-    async fn report(&self, id: i64, result: &stowage_shared::protocol::CommandResult) {
+    async fn report(
+        &self,
+        id: i64,
+        result: &stowage_shared::protocol::CommandResult<stowage_shared::protocol::CommandReport>,
+    ) {
         let mut delay = Duration::from_millis(500);
         for attempt in 1..=8 {
             match self.client.report(id, result).await {

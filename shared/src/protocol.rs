@@ -2,8 +2,9 @@
 //! reports back (`CommandReport`, one typed report per command), heartbeats, polls and log batches.
 //! Both sides build and read these types; nothing else crosses between them.
 
-use crate::api::nodes::Capabilities;
+use crate::api::nodes::{Capabilities, FsListing};
 use crate::api::records::{LogLine, Progress};
+use crate::api::storage::{MeasuredUsage, RcloneBackend};
 use crate::secret::SecretString;
 use crate::status::CommandKind;
 use serde::{Deserialize, Serialize};
@@ -279,12 +280,102 @@ pub struct CommandError {
     pub message: String,
 }
 
-/// `POST /api/agent/commands/:id/result`.
+/// `POST /api/agent/commands/:id/result`: a command's outcome.
+///
+/// The agent sends `CommandResult<CommandReport>`. The report on the wire carries only its own
+/// fields; which report it is follows from the command's kind, which the Worker holds in the
+/// command's row. So the Worker first reads the body with the report still undecoded (the
+/// default `R`, the only place the protocol holds a `serde_json::Value`) and then, knowing the
+/// kind, turns it into a typed result with [`CommandResult::typed`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "outcome", rename_all = "snake_case")]
-pub enum CommandResult {
-    Succeeded { result: serde_json::Value },
+pub enum CommandResult<R = serde_json::Value> {
+    Succeeded { result: R },
     Failed { error: CommandError },
+}
+
+/// A finished command's report: one type per command kind.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(untagged)]
+pub enum CommandReport {
+    ListDir(FsListing),
+    StorageTest(StorageProbe),
+    StorageUsage(MeasuredUsage),
+    RcloneBackends(Vec<RcloneBackend>),
+    RunBackup(RunBackupReport),
+    DeleteArtifacts(DeleteArtifactsReport),
+    DiscoverDatabases(Vec<String>),
+    Relay(RelayReport),
+    Restore(RestoreReport),
+}
+
+impl CommandReport {
+    pub fn kind(&self) -> CommandKind {
+        match self {
+            CommandReport::ListDir(_) => CommandKind::ListDir,
+            CommandReport::StorageTest(_) => CommandKind::StorageTest,
+            CommandReport::StorageUsage(_) => CommandKind::StorageUsage,
+            CommandReport::RcloneBackends(_) => CommandKind::RcloneBackends,
+            CommandReport::RunBackup(_) => CommandKind::RunBackup,
+            CommandReport::DeleteArtifacts(_) => CommandKind::DeleteArtifacts,
+            CommandReport::DiscoverDatabases(_) => CommandKind::DiscoverDatabases,
+            CommandReport::Relay(_) => CommandKind::Relay,
+            CommandReport::Restore(_) => CommandKind::Restore,
+        }
+    }
+
+    /// Reads the report of a command of `kind`.
+    pub fn parse(kind: CommandKind, json: serde_json::Value) -> Result<Self, serde_json::Error> {
+        use serde_json::from_value as read;
+        Ok(match kind {
+            CommandKind::ListDir => CommandReport::ListDir(read(json)?),
+            CommandKind::StorageTest => CommandReport::StorageTest(read(json)?),
+            CommandKind::StorageUsage => CommandReport::StorageUsage(read(json)?),
+            CommandKind::RcloneBackends => CommandReport::RcloneBackends(read(json)?),
+            CommandKind::RunBackup => CommandReport::RunBackup(read(json)?),
+            CommandKind::DeleteArtifacts => CommandReport::DeleteArtifacts(read(json)?),
+            CommandKind::DiscoverDatabases => CommandReport::DiscoverDatabases(read(json)?),
+            CommandKind::Relay => CommandReport::Relay(read(json)?),
+            CommandKind::Restore => CommandReport::Restore(read(json)?),
+        })
+    }
+}
+
+impl CommandResult<serde_json::Value> {
+    /// The typed outcome of a command of `kind`. A success whose report does not read as that
+    /// kind's report is a failure (`AGENT_RESULT_INVALID`): nothing downstream sees a report it
+    /// cannot trust.
+    pub fn typed(self, kind: CommandKind) -> CommandResult<CommandReport> {
+        match self {
+            CommandResult::Succeeded { result } => match CommandReport::parse(kind, result) {
+                Ok(result) => CommandResult::Succeeded { result },
+                Err(e) => CommandResult::Failed {
+                    error: CommandError {
+                        code: crate::envelope::ErrorCode::AgentResultInvalid,
+                        message: format!("the agent's {} report was unreadable: {e}", kind),
+                    },
+                },
+            },
+            CommandResult::Failed { error } => CommandResult::Failed { error },
+        }
+    }
+}
+
+impl<R> CommandResult<R> {
+    /// The report, or why there is none.
+    pub fn outcome(&self) -> Result<&R, &CommandError> {
+        match self {
+            CommandResult::Succeeded { result } => Ok(result),
+            CommandResult::Failed { error } => Err(error),
+        }
+    }
+}
+
+/// What `storage_test` measured: the whole probe's round trip.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StorageProbe {
+    pub latency_ms: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -323,5 +414,38 @@ mod tests {
             .is_err(),
             "agents can only report codes the API knows"
         );
+    }
+
+    #[test]
+    fn a_report_is_read_as_its_commands_kind_and_written_as_its_fields() {
+        let relay = CommandResult::Succeeded {
+            result: json!({"chunks": 2, "bytes": 10}),
+        };
+        let typed = relay.clone().typed(CommandKind::Relay);
+        assert_eq!(
+            typed,
+            CommandResult::Succeeded {
+                result: CommandReport::Relay(RelayReport {
+                    chunks: 2,
+                    bytes: 10
+                })
+            }
+        );
+        // The agent's form of it is the same JSON the Worker read.
+        assert_eq!(
+            serde_json::to_value(&typed).expect("json"),
+            serde_json::to_value(&relay).expect("json")
+        );
+        // A report that is not its kind's is a failure with a code, not a guess.
+        let CommandResult::Failed { error } = relay.typed(CommandKind::ListDir) else {
+            panic!("a relay report is not a listing");
+        };
+        assert_eq!(error.code, crate::ErrorCode::AgentResultInvalid);
+        for kind in CommandKind::ALL {
+            let Ok(report) = CommandReport::parse(kind, json!([])) else {
+                continue;
+            };
+            assert_eq!(report.kind(), kind);
+        }
     }
 }

@@ -15,7 +15,9 @@ use crate::client::Client;
 use crate::storage::{Tools, rclone};
 use stowage_shared::ErrorCode;
 use stowage_shared::api::RcloneBackend;
-use stowage_shared::protocol::{CommandError, CommandResult, CommandSpec};
+use stowage_shared::protocol::{
+    CommandError, CommandReport, CommandResult, CommandSpec, StorageProbe,
+};
 
 async fn rclone_backends(tools: &Tools) -> Result<Vec<RcloneBackend>, CommandError> {
     let bin = tools.rclone.as_ref().ok_or_else(|| CommandError {
@@ -31,23 +33,27 @@ async fn rclone_backends(tools: &Tools) -> Result<Vec<RcloneBackend>, CommandErr
 
 /// Runs one command. `client` carries live logs of runs and restores to the server (`None` in
 /// tests that drive an executor alone).
-pub async fn execute(spec: &CommandSpec, tools: &Tools, client: Option<&Client>) -> CommandResult {
+pub async fn execute(
+    spec: &CommandSpec,
+    tools: &Tools,
+    client: Option<&Client>,
+) -> CommandResult<CommandReport> {
     let outcome = match spec {
         CommandSpec::ListDir { path } => list_dir::list_dir(path, &tools.paths)
             .await
-            .and_then(|listing| serde_json::to_value(listing).map_err(list_dir::encode_error)),
+            .map(CommandReport::ListDir),
         CommandSpec::StorageTest {
             storage_type,
             config,
         } => storage_test::storage_test(*storage_type, config, tools)
             .await
-            .map(|ms| serde_json::json!({ "latencyMs": ms })),
+            .map(|latency_ms| CommandReport::StorageTest(StorageProbe { latency_ms })),
         CommandSpec::StorageUsage {
             storage_type,
             config,
         } => storage_usage::storage_usage(*storage_type, config, tools)
             .await
-            .and_then(|usage| serde_json::to_value(usage).map_err(list_dir::encode_error)),
+            .map(CommandReport::StorageUsage),
         CommandSpec::RunBackup {
             record_id,
             task_id,
@@ -68,17 +74,16 @@ pub async fn execute(spec: &CommandSpec, tools: &Tools, client: Option<&Client>)
             client,
         )
         .await
-        .and_then(|report| serde_json::to_value(report).map_err(list_dir::encode_error)),
-        CommandSpec::DeleteArtifacts { objects } => {
-            serde_json::to_value(delete_artifacts::delete_artifacts(objects, tools).await)
-                .map_err(list_dir::encode_error)
-        }
+        .map(CommandReport::RunBackup),
+        CommandSpec::DeleteArtifacts { objects } => Ok(CommandReport::DeleteArtifacts(
+            delete_artifacts::delete_artifacts(objects, tools).await,
+        )),
         CommandSpec::DiscoverDatabases { connection } => discover::discover(connection)
             .await
-            .and_then(|list| serde_json::to_value(list).map_err(list_dir::encode_error)),
+            .map(CommandReport::DiscoverDatabases),
         CommandSpec::Relay { relay_id, source } => relay::relay(*relay_id, source, tools, client)
             .await
-            .and_then(|report| serde_json::to_value(report).map_err(list_dir::encode_error)),
+            .map(CommandReport::Relay),
         CommandSpec::Restore {
             restore_id,
             source,
@@ -99,7 +104,7 @@ pub async fn execute(spec: &CommandSpec, tools: &Tools, client: Option<&Client>)
             client,
         )
         .await
-        .and_then(|report| serde_json::to_value(report).map_err(list_dir::encode_error)),
+        .map(CommandReport::Restore),
         CommandSpec::RestoreDatabase {
             restore_id,
             source,
@@ -120,10 +125,10 @@ pub async fn execute(spec: &CommandSpec, tools: &Tools, client: Option<&Client>)
             client,
         )
         .await
-        .and_then(|report| serde_json::to_value(report).map_err(list_dir::encode_error)),
+        .map(CommandReport::Restore),
         CommandSpec::RcloneBackends => rclone_backends(tools)
             .await
-            .and_then(|list| serde_json::to_value(list).map_err(list_dir::encode_error)),
+            .map(CommandReport::RcloneBackends),
     };
     match outcome {
         Ok(result) => CommandResult::Succeeded { result },

@@ -6,11 +6,13 @@ use crate::auth;
 use crate::config::AppState;
 use crate::error::ApiError;
 use crate::http;
+use crate::ops;
 use crate::store::commands::{self, Outcome};
 use crate::store::logs;
 use crate::store::nodes::{self, AgentIdentity};
 use crate::store::relays::{self, Put};
 use base64::Engine;
+use stowage_shared::commands::CommandStatus;
 use stowage_shared::commands::{ReportDecision, Stored, judge_report, lease_until};
 use stowage_shared::notifications::Message;
 use stowage_shared::protocol::{
@@ -19,7 +21,6 @@ use stowage_shared::protocol::{
     MIN_AGENT_PROTOCOL_VERSION, PollResponse, ResultAccepted, RunLogBatch,
 };
 use stowage_shared::protocol::{RELAY_CHUNK, RELAY_MAX_WAITING};
-use stowage_shared::status::CommandKind;
 use stowage_shared::time::Timestamp;
 use stowage_shared::{ErrorCode, time};
 use worker::{D1Database, Response};
@@ -163,13 +164,13 @@ pub async fn poll(ctx: Ctx<'_>) -> Result<Response, ApiError> {
 pub async fn result(mut ctx: Ctx<'_>) -> Result<Response, ApiError> {
     let (AppState { db, config }, node) = agent(&ctx).await?;
     let id = ctx.id()?;
-    let report: CommandResult = http::read_json(
+    let sent: CommandResult = http::read_json(
         &mut ctx.req,
         config.max_json_body,
         ErrorCode::AgentResultInvalid,
     )
     .await?;
-    let ok = matches!(report, CommandResult::Succeeded { .. });
+    let ok = matches!(sent, CommandResult::Succeeded { .. });
     let now = time::format(ctx.now);
     // Read, decide, then write conditionally; if the row changed in between (the tick expired it),
     // decide again on what is stored now.
@@ -187,9 +188,22 @@ pub async fn result(mut ctx: Ctx<'_>) -> Result<Response, ApiError> {
         };
         match judge_report(stored, node.id, ok, ctx.now) {
             ReportDecision::Record(status) => {
-                let (result, error) = match &report {
-                    CommandResult::Succeeded { result } => (Some(result.to_string()), None),
-                    CommandResult::Failed { error } => (None, Some(error)),
+                // The report is read as its command's kind; one that does not read so is
+                // recorded as the failure it is, and the agent is told.
+                let report = sent.clone().typed(row.kind);
+                let (status, result, error) = match &report {
+                    CommandResult::Succeeded { result } => (
+                        status,
+                        Some(
+                            serde_json::to_string(result)
+                                .map_err(|e| ApiError::internal("encode report", e))?,
+                        ),
+                        None,
+                    ),
+                    CommandResult::Failed { error } if ok => {
+                        (CommandStatus::Failed, None, Some(error))
+                    }
+                    CommandResult::Failed { error } => (status, None, Some(error)),
                 };
                 let outcome = Outcome {
                     status,
@@ -198,29 +212,13 @@ pub async fn result(mut ctx: Ctx<'_>) -> Result<Response, ApiError> {
                     error_message: error.map(|e| e.message.as_str()),
                 };
                 if commands::finish(&db, id, node.id, &outcome, &now).await? {
-                    // What waits on the command: the record, restore or download it belongs to.
-                    match row.kind {
-                        CommandKind::RunBackup => {
-                            let sealer = config.sealer()?;
-                            crate::ops::runs::settle(&db, &sealer, id, &report, ctx.now).await?;
-                            ctx.notify_soon();
-                        }
-                        CommandKind::DeleteArtifacts => {
-                            crate::ops::runs::settle_removal(&db, id, &report, &now).await?;
-                        }
-                        CommandKind::Restore => {
-                            crate::ops::restores::settle(&db, id, &report, &now).await?;
-                            ctx.notify_soon();
-                        }
-                        CommandKind::Relay => {
-                            crate::ops::downloads::settle(&db, id, &report).await?
-                        }
-                        // Their caller waits on the command row itself (`rpc::call`).
-                        CommandKind::ListDir
-                        | CommandKind::StorageTest
-                        | CommandKind::StorageUsage
-                        | CommandKind::RcloneBackends
-                        | CommandKind::DiscoverDatabases => {}
+                    let notify =
+                        ops::commands::settle(&db, &config, id, row.kind, &report, ctx.now).await?;
+                    if notify {
+                        ctx.notify_soon();
+                    }
+                    if let (true, Some(error)) = (ok, error) {
+                        return Err(ApiError::new(error.code, error.message.clone()));
                     }
                     return http::ok(&ResultAccepted { recorded: true });
                 }

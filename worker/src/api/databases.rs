@@ -10,6 +10,7 @@ use crate::ops::fleet::{Needs, choose_online};
 use stowage_shared::ErrorCode;
 use stowage_shared::api::Role;
 use stowage_shared::databases::{DiscoverOutput, DiscoverRequest};
+use stowage_shared::protocol::CommandReport;
 use stowage_shared::protocol::CommandSpec;
 use worker::Response;
 
@@ -46,11 +47,9 @@ pub async fn discover(mut ctx: Ctx<'_>) -> Result<Response, ApiError> {
         },
     )
     .await?;
-    let databases: Vec<String> = serde_json::from_value(answer).map_err(|e| {
-        ApiError::new(
-            ErrorCode::AgentResultInvalid,
-            format!("the agent's list was unreadable: {e}"),
-        )
-    })?;
+    let databases = match answer {
+        CommandReport::DiscoverDatabases(databases) => databases,
+        other => return Err(crate::ops::commands::unexpected(&other)),
+    };
     http::ok(&DiscoverOutput { node_id, databases })
 }

@@ -8,10 +8,9 @@ use crate::http;
 use crate::ops::commands as rpc;
 use crate::ops::fleet::{find, not_found, output};
 use crate::store::nodes::{self};
-use stowage_shared::api::{
-    Deleted, FsListing, NodeOutput, NodeRequest, NodeStatus, NodeWithToken, Role,
-};
+use stowage_shared::api::{Deleted, NodeOutput, NodeRequest, NodeStatus, NodeWithToken, Role};
 use stowage_shared::nodes::NodeName;
+use stowage_shared::protocol::CommandReport;
 use stowage_shared::protocol::CommandSpec;
 use stowage_shared::time::{self};
 use stowage_shared::{ErrorCode, validate};
@@ -147,12 +146,10 @@ pub async fn fs_list(ctx: Ctx<'_>) -> Result<Response, ApiError> {
         FS_ERRORS,
     )
     .await?;
-    let listing: FsListing = serde_json::from_value(answer).map_err(|e| {
-        ApiError::new(
-            ErrorCode::AgentResultInvalid,
-            format!("the agent's listing was unreadable: {e}"),
-        )
-    })?;
+    let listing = match answer {
+        CommandReport::ListDir(listing) => listing,
+        other => return Err(rpc::unexpected(&other)),
+    };
     http::ok(&listing)
 }
 

@@ -19,6 +19,7 @@ use stowage_shared::api::{
     NodeOutput, NodeStatus, RcloneBackend, RcloneBackendOutput, RcloneBackendsOutput, RcloneNode,
     Role,
 };
+use stowage_shared::protocol::CommandReport;
 use stowage_shared::protocol::CommandSpec;
 use stowage_shared::rclone as allow;
 use stowage_shared::{ErrorCode, time};
@@ -132,12 +133,10 @@ async fn version_backends(
         ERRORS,
     )
     .await?;
-    let mut list: Vec<RcloneBackend> = serde_json::from_value(answer).map_err(|e| {
-        ApiError::new(
-            ErrorCode::AgentResultInvalid,
-            format!("the agent's rclone backend list was unreadable: {e}"),
-        )
-    })?;
+    let mut list = match answer {
+        CommandReport::RcloneBackends(list) => list,
+        other => return Err(rpc::unexpected(&other)),
+    };
     list.retain(|b| allow::backend_allowed(&b.name));
     for backend in &mut list {
         let name = backend.name.clone();

@@ -17,6 +17,7 @@ use stowage_shared::api::{
     Deleted, Role, StorageTargetRequest, StorageTestResult, StorageUsageOutput,
 };
 use stowage_shared::notifications::Message;
+use stowage_shared::protocol::CommandReport;
 use stowage_shared::protocol::CommandSpec;
 use stowage_shared::storage::{StorageConfig, StorageType, drop_nulls};
 use stowage_shared::time::Timestamp;
@@ -272,13 +273,14 @@ async fn run_test(
     )
     .await
     {
-        Ok(answer) => Ok(StorageTestResult {
+        Ok(CommandReport::StorageTest(probe)) => Ok(StorageTestResult {
             success: true,
             message: "connected: a probe object was written, read back, listed and deleted"
                 .to_owned(),
-            latency_ms: answer["latencyMs"].as_u64().unwrap_or_default(),
+            latency_ms: probe.latency_ms,
             node_id,
         }),
+        Ok(other) => Err(rpc::unexpected(&other)),
         Err(ApiError::Request { code, message }) => Err(ApiError::Request {
             code,
             message: target.scrub(&message),
@@ -357,13 +359,10 @@ pub async fn usage(ctx: Ctx<'_>) -> Result<Response, ApiError> {
         },
         other => other,
     })?;
-    let usage: stowage_shared::api::MeasuredUsage =
-        serde_json::from_value(answer).map_err(|e| {
-            ApiError::new(
-                ErrorCode::AgentResultInvalid,
-                format!("the agent's usage was unreadable: {e}"),
-            )
-        })?;
+    let usage = match answer {
+        CommandReport::StorageUsage(usage) => usage,
+        other => return Err(rpc::unexpected(&other)),
+    };
     let now = time::format(ctx.now);
     let text = serde_json::to_string(&usage).map_err(|e| ApiError::internal("usage", e))?;
     targets::keep_usage(&db, id, node_id, &text, &now).await?;

@@ -2,7 +2,9 @@
 //! synchronous result, and hand a finished command's typed report to whatever waits on it.
 //! Specs are sealed because some carry credentials.
 
+use super::{downloads, restores, runs};
 use crate::auth;
+use crate::config::Config;
 use crate::error::ApiError;
 use crate::seal::Sealer;
 use crate::store::commands;
@@ -10,6 +12,8 @@ use serde_json::Value;
 use stowage_shared::ErrorCode;
 use stowage_shared::commands::CommandStatus;
 use stowage_shared::protocol::{CommandError, CommandSpec};
+use stowage_shared::protocol::{CommandReport, CommandResult};
+use stowage_shared::status::CommandKind;
 use stowage_shared::time::{self, Timestamp};
 use worker::D1Database;
 
@@ -54,7 +58,7 @@ pub async fn call(
     wait: chrono::Duration,
     now: Timestamp,
     errors: ErrorPolicy,
-) -> Result<Value, ApiError> {
+) -> Result<CommandReport, ApiError> {
     const STEP_MS: i64 = 200;
     let command_id = enqueue(db, sealer, node_id, spec, now).await?;
     let timeout = || {
@@ -72,14 +76,15 @@ pub async fn call(
             .ok_or_else(|| ApiError::internal("wait for command", "command row vanished"))?;
         match Some(row.status) {
             Some(CommandStatus::Succeeded) => {
-                return serde_json::from_str(row.result.as_deref().unwrap_or("null")).map_err(
-                    |e| {
-                        ApiError::new(
-                            ErrorCode::AgentResultInvalid,
-                            format!("the agent's answer was unreadable: {e}"),
-                        )
-                    },
-                );
+                let unreadable = |e: serde_json::Error| {
+                    ApiError::new(
+                        ErrorCode::AgentResultInvalid,
+                        format!("the agent's answer was unreadable: {e}"),
+                    )
+                };
+                let json: Value = serde_json::from_str(row.result.as_deref().unwrap_or("null"))
+                    .map_err(unreadable)?;
+                return CommandReport::parse(row.kind, json).map_err(unreadable);
             }
             Some(CommandStatus::Failed) => {
                 let error = CommandError {
@@ -104,5 +109,83 @@ pub async fn call(
             }
             _ => {}
         }
+    }
+}
+
+/// A report that is not the one its command asked for. [`call`] reads each report as its
+/// command's kind, so this does not happen; it is an error, not a panic, all the same.
+pub fn unexpected(report: &CommandReport) -> ApiError {
+    ApiError::new(
+        ErrorCode::AgentResultInvalid,
+        format!("the agent answered with a {} report", report.kind()),
+    )
+}
+
+/// Hands a finished command's outcome to whatever waits on it: the record, restore, removal or
+/// download it belongs to. True when that changed something people are notified about.
+///
+/// Every kind is named: a new command must say here what its outcome settles.
+pub async fn settle(
+    db: &D1Database,
+    config: &Config,
+    command_id: i64,
+    kind: CommandKind,
+    result: &CommandResult<CommandReport>,
+    at: Timestamp,
+) -> Result<bool, ApiError> {
+    use CommandReport as Report;
+    let now = time::format(at);
+    match (kind, result.outcome()) {
+        (_, Ok(Report::RunBackup(report))) => {
+            runs::settle(db, &config.sealer()?, command_id, Ok(report), at).await?;
+            Ok(true)
+        }
+        (CommandKind::RunBackup, Err(error)) => {
+            runs::settle(db, &config.sealer()?, command_id, Err(error), at).await?;
+            Ok(true)
+        }
+        (_, Ok(Report::DeleteArtifacts(report))) => {
+            runs::settle_removal(db, command_id, Ok(report), &now).await?;
+            Ok(false)
+        }
+        (CommandKind::DeleteArtifacts, Err(error)) => {
+            runs::settle_removal(db, command_id, Err(error), &now).await?;
+            Ok(false)
+        }
+        (_, Ok(Report::Restore(report))) => {
+            restores::settle(db, command_id, Ok(report), &now).await?;
+            Ok(true)
+        }
+        (CommandKind::Restore, Err(error)) => {
+            restores::settle(db, command_id, Err(error), &now).await?;
+            Ok(true)
+        }
+        (_, Ok(Report::Relay(report))) => {
+            downloads::settle(db, command_id, Ok(report)).await?;
+            Ok(false)
+        }
+        (CommandKind::Relay, Err(error)) => {
+            downloads::settle(db, command_id, Err(error)).await?;
+            Ok(false)
+        }
+        // Their caller waits on the command row itself ([`call`]).
+        (
+            _,
+            Ok(
+                Report::ListDir(_)
+                | Report::StorageTest(_)
+                | Report::StorageUsage(_)
+                | Report::RcloneBackends(_)
+                | Report::DiscoverDatabases(_),
+            ),
+        )
+        | (
+            CommandKind::ListDir
+            | CommandKind::StorageTest
+            | CommandKind::StorageUsage
+            | CommandKind::RcloneBackends
+            | CommandKind::DiscoverDatabases,
+            Err(_),
+        ) => Ok(false),
     }
 }

@@ -2,33 +2,25 @@
 
 use crate::error::ApiError;
 use crate::store::restores::{self};
-use stowage_shared::ErrorCode;
-use stowage_shared::protocol::{CommandResult, RestoreReport};
+use stowage_shared::protocol::CommandError;
+use stowage_shared::protocol::RestoreReport;
 use worker::D1Database;
 
 /// Settles the restore of a finished `restore` command.
 pub async fn settle(
     db: &D1Database,
     command_id: i64,
-    report: &CommandResult,
+    outcome: Result<&RestoreReport, &CommandError>,
     now: &str,
 ) -> Result<(), ApiError> {
     let Some(id) = restores::by_command(db, command_id).await? else {
         return Ok(());
     };
-    match report {
-        CommandResult::Succeeded { result } => {
-            let r: RestoreReport = serde_json::from_value(result.clone()).map_err(|e| {
-                ApiError::new(
-                    ErrorCode::AgentResultInvalid,
-                    format!("the restore's report was unreadable: {e}"),
-                )
-            })?;
+    match outcome {
+        Ok(r) => {
             let n = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
             restores::finish(db, id, true, n(r.files), n(r.bytes), "", now).await
         }
-        CommandResult::Failed { error } => {
-            restores::finish(db, id, false, 0, 0, &error.message, now).await
-        }
+        Err(error) => restores::finish(db, id, false, 0, 0, &error.message, now).await,
     }
 }

@@ -12,9 +12,10 @@ use crate::store::tasks::TaskRow;
 use crate::store::{storage_targets, tasks};
 use stowage_shared::api::Progress;
 use stowage_shared::databases::DumpSection;
+use stowage_shared::protocol::CommandError;
+use stowage_shared::protocol::CommandReport;
 use stowage_shared::protocol::{
-    CommandResult, CommandSpec, DeleteArtifactsReport, RunBackupReport, RunDestination,
-    StoredObject,
+    CommandSpec, DeleteArtifactsReport, RunBackupReport, RunDestination, StoredObject,
 };
 use stowage_shared::retention::{Backup, plan_runs};
 use stowage_shared::status::{RunStatus, TargetStatus};
@@ -131,28 +132,22 @@ pub async fn settle(
     db: &D1Database,
     sealer: &Sealer,
     command_id: i64,
-    report: &CommandResult,
+    outcome: Result<&RunBackupReport, &CommandError>,
     at: Timestamp,
 ) -> Result<(), ApiError> {
     let Some(record_id) = records::by_command(db, command_id).await? else {
         return Ok(());
     };
     let now = &time::format(at);
-    match report {
-        CommandResult::Succeeded { result } => {
-            let report: RunBackupReport = serde_json::from_value(result.clone()).map_err(|e| {
-                ApiError::new(
-                    ErrorCode::AgentResultInvalid,
-                    format!("the run's report was unreadable: {e}"),
-                )
-            })?;
+    match outcome {
+        Ok(report) => {
             // Judged against the targets the run was handed out for, not the report's own list.
             let planned: Vec<i64> = records::targets(db, record_id)
                 .await?
                 .iter()
                 .map(|t| t.target_id)
                 .collect();
-            let verdict = stowage_shared::runs::judge(&planned, &report);
+            let verdict = stowage_shared::runs::judge(&planned, report);
             let (status, error) = (verdict.status, verdict.error.clone());
             let outcomes: Vec<TargetOutcome<'_>> = verdict
                 .targets
@@ -183,7 +178,7 @@ pub async fn settle(
             }
             Ok(())
         }
-        CommandResult::Failed { error } => {
+        Err(error) => {
             let targets = records::targets(db, record_id).await?;
             let outcomes: Vec<TargetOutcome<'_>> = targets
                 .iter()
@@ -351,12 +346,10 @@ async fn remove_batch(
         },
     )
     .await?;
-    let report: DeleteArtifactsReport = serde_json::from_value(answer).map_err(|e| {
-        ApiError::new(
-            ErrorCode::AgentResultInvalid,
-            format!("the agent's delete report was unreadable: {e}"),
-        )
-    })?;
+    let report = match answer {
+        CommandReport::DeleteArtifacts(report) => report,
+        other => return Err(crate::ops::commands::unexpected(&other)),
+    };
     if !report.failures.is_empty() {
         let reasons: Vec<String> = report
             .failures
@@ -456,28 +449,16 @@ async fn apply_retention(
 pub async fn settle_removal(
     db: &D1Database,
     command_id: i64,
-    report: &CommandResult,
+    outcome: Result<&DeleteArtifactsReport, &CommandError>,
     now: &str,
 ) -> Result<(), ApiError> {
     if !records::removal_of_command(db, command_id).await? {
         return Ok(());
     }
-    let failed: Vec<String> = match report {
-        CommandResult::Succeeded { result } => {
-            serde_json::from_value::<DeleteArtifactsReport>(result.clone())
-                .map_err(|e| {
-                    ApiError::new(
-                        ErrorCode::AgentResultInvalid,
-                        format!("the delete report was unreadable: {e}"),
-                    )
-                })?
-                .failures
-                .into_iter()
-                .map(|f| f.path)
-                .collect()
-        }
+    let failed: Vec<String> = match outcome {
+        Ok(report) => report.failures.iter().map(|f| f.path.clone()).collect(),
         // Nothing is known to be gone: every record stays for the next attempt.
-        CommandResult::Failed { .. } => return records::release_removal(db, command_id).await,
+        Err(_) => return records::release_removal(db, command_id).await,
     };
     records::removal_done(db, command_id, &failed, now)
         .await

@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
 use std::time::Instant;
-use stowage_agent::backup::{self, Destination};
+use stowage_agent::pipeline::{self, Destination};
 use stowage_agent::restore::{Expected, restore_blocking};
 use stowage_agent::storage::{Store, Tools};
 use stowage_shared::SecretString;
@@ -169,10 +169,10 @@ fn cpu_fields(fields: std::ops::RangeInclusive<usize>) -> f64 {
 
 /// One measured backup pass of `source` to local directories `dirs`, each getting `path`.
 fn one_pass(
-    source: backup::Source,
+    source: pipeline::Source,
     dirs: &[String],
     path: &str,
-) -> Result<(f64, backup::Archive), Error> {
+) -> Result<(f64, pipeline::Archive), Error> {
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(async {
         let mut stores = Vec::new();
@@ -190,7 +190,7 @@ fn one_pass(
             })
             .collect();
         let started = Instant::now();
-        let (archive, outcomes) = backup::run_source(
+        let (archive, outcomes) = pipeline::run_source(
             source,
             Compression::Zstd { level: LEVEL },
             &dests,
@@ -215,8 +215,8 @@ fn child(args: &[String]) -> Result<(), Error> {
                 sources: vec![args[1].clone()],
                 excludes: vec![],
             };
-            let source = backup::Source::Files {
-                excludes: backup::Excludes::new(&files.excludes)?,
+            let source = pipeline::Source::Files {
+                excludes: pipeline::Excludes::new(&files.excludes)?,
                 spec: files,
             };
             let (secs, archive) = one_pass(source, &args[2..], "bench.tar.zst")?;
@@ -258,10 +258,15 @@ fn child(args: &[String]) -> Result<(), Error> {
         Some("dump") => {
             let (engine, db) = (&args[1], &args[2]);
             let conn = bench_connection(engine)?;
-            let dump = stowage_agent::dump::Dump::new(&conn, std::slice::from_ref(db), &[], false)
-                .map_err(|e| e.message)?;
+            let dump = stowage_agent::pipeline::dump::Dump::new(
+                &conn,
+                std::slice::from_ref(db),
+                &[],
+                false,
+            )
+            .map_err(|e| e.message)?;
             let (secs, archive) =
-                one_pass(backup::Source::Dump(dump), &args[3..4], "bench.sql.zst")?;
+                one_pass(pipeline::Source::Dump(dump), &args[3..4], "bench.sql.zst")?;
             // The dump program is this process's child: its CPU counts, as in the baseline.
             println!(
                 "{secs} {} {} {} {}",

@@ -149,13 +149,13 @@ impl Client {
 
     pub async fn post_log(
         &self,
-        kind: crate::report::Kind,
+        kind: Kind,
         id: i64,
         batch: &RunLogBatch,
     ) -> Result<LogBatchAccepted, ClientError> {
         let path = match kind {
-            crate::report::Kind::Backup => routes::agent_record_log(id),
-            crate::report::Kind::Restore => routes::agent_restore_log(id),
+            Kind::Backup => routes::agent_record_log(id),
+            Kind::Restore => routes::agent_restore_log(id),
         };
         self.post(&path, batch).await
     }
@@ -183,6 +183,13 @@ impl Client {
         self.post(&api::routes::agent_command_result(id), result)
             .await
     }
+}
+
+/// Whose log this is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Backup,
+    Restore,
 }
 
 #[cfg(test)]

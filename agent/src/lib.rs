@@ -3,17 +3,14 @@
 //!
 //! The agent trusts nothing it receives: every command spec is re-validated before it runs.
 
-pub mod backup;
 pub mod client;
 pub mod config;
 pub mod dbconn;
-pub mod dbrestore;
-pub mod dump;
 pub mod exec;
 pub mod paths;
+pub mod pipeline;
 pub mod poll;
 pub mod report;
 pub mod restore;
-pub mod sqlite;
 pub mod storage;
 pub mod system;

@@ -4,7 +4,7 @@
 //! the lines wait for the next attempt (up to a bound, after which the oldest are dropped and
 //! the gap is said in the log).
 
-use crate::client::Client;
+use crate::client::{Client, Kind};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -17,13 +17,6 @@ use tracing::{info, warn};
 const FLUSH_EVERY: Duration = Duration::from_secs(1);
 /// Lines kept while the server cannot be reached.
 const MAX_QUEUED: usize = 5_000;
-
-/// Whose log this is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Kind {
-    Backup,
-    Restore,
-}
 
 /// Counters the work updates as it goes, from any thread.
 #[derive(Debug, Default)]

@@ -3,7 +3,8 @@
 //! [`crate::restore::restore`] with live log and progress.
 
 use crate::client::Client;
-use crate::report::{Kind, Reporter};
+use crate::client::Kind;
+use crate::report::Reporter;
 use crate::restore::{self, Expected};
 use crate::storage::{Store, Tools};
 use std::path::{Path, PathBuf};

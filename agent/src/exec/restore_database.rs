@@ -1,10 +1,11 @@
 //! `restore_database`: fetches a database backup, proves it whole (SHA-256 and size against the
-//! record) and only then applies it, through [`crate::dbrestore`], with live log and progress.
+//! record) and only then applies it, through [`crate::restore::database`], with live log and progress.
 
 use super::restore::{failed, open_checked};
 use crate::client::Client;
-use crate::dbrestore;
-use crate::report::{Kind, Reporter};
+use crate::client::Kind;
+use crate::report::Reporter;
+use crate::restore::database;
 use crate::storage::Tools;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
@@ -122,7 +123,7 @@ async fn run_reported(
             // As private as the database it holds.
             .mode(0o600)
             .open(&into)?;
-        dbrestore::fetch(
+        database::fetch(
             tokio_util::io::SyncIoBridge::new(reader),
             compression,
             decompress,
@@ -160,10 +161,10 @@ async fn run_reported(
                 stowage_shared::api::LogLevel::Info,
                 format!("checking the restored database and putting it at {path}"),
             );
-            crate::sqlite::restore_file(&staged_path, Path::new(path))
+            crate::pipeline::sqlite::restore_file(&staged_path, Path::new(path))
                 .map(|()| (1, std::fs::metadata(path).map_or(0, |m| m.len())))
         }
-        DbRestoreTarget::Server { connection, steps } => dbrestore::apply_steps(
+        DbRestoreTarget::Server { connection, steps } => database::apply_steps(
             connection,
             steps,
             &staged_path,

@@ -1,11 +1,12 @@
 //! `run_backup`: one backup run of a task of any type (a tar of files, dumps of databases, a
-//! snapshot of an SQLite file) through [`crate::backup::run_source`], then a manifest beside the
+//! snapshot of an SQLite file) through [`crate::pipeline::run_source`], then a manifest beside the
 //! artifact on every target that took it. A target whose manifest cannot be written counts as
 //! failed, and its artifact is removed, so every stored artifact describes itself.
 
-use crate::backup::{self, Destination, Excludes, Source};
 use crate::client::Client;
-use crate::report::{Kind, Reporter};
+use crate::client::Kind;
+use crate::pipeline::{self, Destination, Excludes, Source};
+use crate::report::Reporter;
 use crate::storage::StorageError;
 use crate::storage::{Store, Tools};
 use stowage_shared::ErrorCode;
@@ -111,8 +112,9 @@ async fn reading(
                     ))
                 })?;
             }
-            let dump = crate::dump::Dump::new(&conn, &databases, &options, db.include_globals)?
-                .with_log(reporter.sink());
+            let dump =
+                crate::pipeline::dump::Dump::new(&conn, &databases, &options, db.include_globals)?
+                    .with_log(reporter.sink());
             let scheme = run.spec.source.kind().as_str();
             Ok(Reading {
                 source: Source::Dump(dump),
@@ -223,7 +225,7 @@ async fn run_reported(
         }
     }
     let (archive, outcomes) =
-        backup::run_source(read.source, spec.compression, &open, reporter.counters())
+        pipeline::run_source(read.source, spec.compression, &open, reporter.counters())
             .await
             .map_err(|e| failed(scrub_all(&e.to_string())))?;
     reporter.info(match spec.source {

@@ -16,7 +16,7 @@
 //! one write transaction: readers of the live database see the old contents or the new, never
 //! a mix.
 
-use crate::backup::Produced;
+use crate::pipeline::Produced;
 use crate::report::Counters;
 use rusqlite::backup::{Backup, StepResult};
 use rusqlite::{Connection, OpenFlags};

@@ -15,8 +15,8 @@
 //! databases exist). A dump program that exits non-zero fails the pass with the end of what it
 //! said on stderr; everything it says goes to the run's log as it says it.
 
-use crate::backup::Produced;
 use crate::dbconn::{self, Prepared};
+use crate::pipeline::Produced;
 use crate::report::{Counters, LogSink};
 use std::io::{self, BufRead, Read, Write};
 use std::process::{Command, Stdio};
@@ -299,7 +299,7 @@ fn copy_counted(from: &mut impl Read, to: &mut dyn Write, counters: &Counters) -
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::backup::{self, Destination, Source};
+    use crate::pipeline::{self, Destination, Source};
     use crate::storage::{Store, Tools};
     use std::sync::Arc;
     use stowage_shared::SecretString;
@@ -343,7 +343,7 @@ mod tests {
             store: &store,
             path: "db.sql.zst".into(),
         }];
-        let (archive, _) = backup::run_source(
+        let (archive, _) = pipeline::run_source(
             Source::Dump(dump),
             Compression::Zstd { level: 3 },
             &dests,

@@ -8,6 +8,9 @@
 //! Symlinks are stored as symlinks; modes, owners and modification times are kept; empty
 //! directories are stored too.
 
+pub mod dump;
+pub mod sqlite;
+
 use crate::report::Counters;
 use crate::storage::{StorageError, Store};
 use sha2::{Digest, Sha256};
@@ -88,6 +91,18 @@ impl Excludes {
     }
 }
 
+/// The archiver stopped because no target is left to receive its bytes (each upload's own error
+/// says why), as opposed to the source failing.
+#[derive(Debug, thiserror::Error)]
+#[error("every target stopped receiving")]
+struct TargetsGone;
+
+impl TargetsGone {
+    fn caused(e: &io::Error) -> bool {
+        e.get_ref().is_some_and(|inner| inner.is::<TargetsGone>())
+    }
+}
+
 /// Counts, hashes and hands on the compressed bytes in pieces, one copy per live target.
 struct FanOut {
     senders: Vec<Option<mpsc::Sender<io::Result<bytes::Bytes>>>>,
@@ -115,7 +130,7 @@ impl FanOut {
             }
         }
         if self.senders.iter().all(Option::is_none) {
-            return Err(io::Error::other("every target stopped receiving"));
+            return Err(io::Error::other(TargetsGone));
         }
         Ok(())
     }
@@ -260,7 +275,7 @@ pub enum Source {
         spec: FileSource,
         excludes: Excludes,
     },
-    Dump(crate::dump::Dump),
+    Dump(crate::pipeline::dump::Dump),
     Sqlite(std::path::PathBuf),
 }
 
@@ -285,7 +300,7 @@ impl Source {
                 })
             }
             Source::Dump(dump) => dump.write(counters, out),
-            Source::Sqlite(path) => crate::sqlite::snapshot_into(path, counters, out),
+            Source::Sqlite(path) => crate::pipeline::sqlite::snapshot_into(path, counters, out),
         }
     }
 }
@@ -390,19 +405,17 @@ pub async fn run_source(
         Ok(Ok(archive)) => archive,
         Ok(Err(e)) => {
             // The uploads saw their input end early or in an error and removed what they wrote.
-            return Err(
-                if e.to_string().contains("every target stopped receiving") {
-                    BackupError::AllTargetsFailed(
-                        outcomes
-                            .iter()
-                            .filter_map(|o| o.as_ref().err().map(ToString::to_string))
-                            .collect::<Vec<_>>()
-                            .join("; "),
-                    )
-                } else {
-                    BackupError::Source(e.to_string())
-                },
-            );
+            return Err(if TargetsGone::caused(&e) {
+                BackupError::AllTargetsFailed(
+                    outcomes
+                        .iter()
+                        .filter_map(|o| o.as_ref().err().map(ToString::to_string))
+                        .collect::<Vec<_>>()
+                        .join("; "),
+                )
+            } else {
+                BackupError::Source(e.to_string())
+            });
         }
         Err(e) => return Err(BackupError::Source(format!("the archiver stopped: {e}"))),
     };

@@ -6,7 +6,7 @@
 //!    SQLite database is decompressed into a staging file beside its destination.
 //! 2. Only then is it applied: each chosen section of a dump is streamed from that file (the
 //!    bytes the record's sections name, never a search through the SQL) into the engine's own
-//!    client; an SQLite database is checked and put in place ([`crate::sqlite`]).
+//!    client; an SQLite database is checked and put in place ([`crate::pipeline::sqlite`]).
 //!
 //! PostgreSQL sections are applied in one transaction each (`psql --single-transaction` with
 //! `ON_ERROR_STOP`): a failed restore leaves the database as it was. MySQL cannot roll back
@@ -485,7 +485,8 @@ pub fn apply_steps(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::report::{Kind, Reporter};
+    use crate::client::Kind;
+    use crate::report::Reporter;
     use stowage_shared::SecretString;
     use stowage_shared::databases::{DumpSection, check_connection};
 

@@ -16,6 +16,8 @@
 //! one by one, each replaced file first moved aside; if a step fails, the steps done are undone in
 //! reverse, so a failed restore leaves the destination as it was.
 
+pub mod database;
+
 use crate::report::Counters;
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
@@ -225,6 +227,9 @@ fn extract(
         let kind = entry.header().entry_type();
         let size = entry.header().size().unwrap_or(0);
         let unpacked = entry.unpack_in(staging).map_err(|e| {
+            // `tar` reports an entry that would land outside the directory only as the text of
+            // an `io::Error` (its error type is private); `confined` above refuses such paths
+            // first, so this only names what tar refused on its own (a link's target).
             if e.to_string().contains("outside of destination") {
                 RestoreError::Escape(raw.display().to_string())
             } else {
@@ -530,7 +535,7 @@ pub async fn restore(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::backup::{self, Destination};
+    use crate::pipeline::{self, Destination};
     use crate::storage::{Store, Tools};
     use std::os::unix::fs::MetadataExt;
     use stowage_shared::storage::{LocalDiskConfig, StorageConfig};
@@ -597,7 +602,7 @@ mod tests {
         set_mtime(&root.join("empty dir"), 1_300_000_000);
     }
 
-    async fn back_up(source: &Path, target: &Path) -> (Store, backup::Archive) {
+    async fn back_up(source: &Path, target: &Path) -> (Store, pipeline::Archive) {
         let config = StorageConfig::LocalDisk(LocalDiskConfig {
             base_path: target.to_string_lossy().into_owned(),
         });
@@ -612,7 +617,7 @@ mod tests {
             store: &store,
             path: "a.tar.zst".into(),
         }];
-        let (archive, outcomes) = backup::run(
+        let (archive, outcomes) = pipeline::run(
             &spec,
             Compression::Zstd { level: 3 },
             &dests,
@@ -624,7 +629,7 @@ mod tests {
         (store, archive)
     }
 
-    fn expected(archive: &backup::Archive) -> Expected {
+    fn expected(archive: &pipeline::Archive) -> Expected {
         Expected {
             sha256: archive.sha256.clone(),
             bytes: archive.bytes,

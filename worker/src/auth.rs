@@ -106,7 +106,7 @@ pub fn issue_ticket(
         iat: now.timestamp(),
         exp: expires_at.timestamp(),
         aud: Some(ticket_audience(path)),
-        jti: Some(new_session_id()?),
+        jti: Some(crate::secrets::random_id()?),
     };
     jsonwebtoken::encode(
         &Header::new(jsonwebtoken::Algorithm::HS256),
@@ -115,13 +115,6 @@ pub fn issue_ticket(
     )
     .map(|t| (SecretString::new(t), expires_at))
     .map_err(|e| ApiError::internal("sign ticket", e))
-}
-
-/// A new random session id: 128 bits from the platform's CSPRNG, hex encoded.
-pub fn new_session_id() -> Result<String, ApiError> {
-    let mut bytes = [0u8; 16];
-    getrandom::fill(&mut bytes).map_err(|e| ApiError::internal("random session id", e))?;
-    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
 }
 
 pub fn issue_token(

@@ -188,12 +188,12 @@ where
 }
 
 impl Config {
-    pub fn sealer(&self) -> Result<crate::seal::Sealer, ApiError> {
+    pub fn sealer(&self) -> Result<crate::secrets::Sealer, ApiError> {
         let key = self
             .seal_key
             .as_ref()
             .ok_or_else(|| ApiError::Misconfigured(format!("secret {SEAL_KEY} is not set")))?;
-        crate::seal::Sealer::new(key)
+        crate::secrets::Sealer::new(key)
     }
 }
 

@@ -109,3 +109,13 @@ pub fn json_headers() -> Headers {
     let _ = headers.set("X-Content-Type-Options", "nosniff");
     headers
 }
+
+/// The one place a store failure becomes an API error: an internal one, logged, never shown.
+impl From<crate::store::StoreError> for ApiError {
+    fn from(err: crate::store::StoreError) -> Self {
+        ApiError::Internal {
+            context: err.context,
+            cause: err.cause,
+        }
+    }
+}

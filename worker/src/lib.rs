@@ -15,7 +15,7 @@ mod notify;
 mod ops;
 mod router;
 mod scheduler;
-mod seal;
+mod secrets;
 mod store;
 
 use stowage_shared::time::{self, Timestamp};

@@ -10,7 +10,8 @@
 
 use crate::config::AppState;
 use crate::error::ApiError;
-use crate::seal::Sealer;
+use crate::secrets::Identity;
+use crate::secrets::Sealer;
 use crate::store::notifications::{self as store, ChannelRow, NewDelivery, Notified};
 use crate::store::settings;
 use chrono::Duration;
@@ -29,14 +30,10 @@ const PASS_LIMIT: i64 = 25;
 /// Finished records one pass hands out at most.
 const SWEEP_LIMIT: i64 = 50;
 
-fn identity(uid: &str) -> String {
-    format!("notification_channels/{uid}")
-}
-
 /// Opens a stored channel config.
 pub fn open_config(sealer: &Sealer, row: &ChannelRow) -> Result<ChannelConfig, ApiError> {
     let kind = row.kind;
-    let plain = sealer.open(&identity(&row.uid), &row.config_sealed)?;
+    let plain = sealer.open(Identity::Channel(&row.uid), &row.config_sealed)?;
     let json: serde_json::Value =
         serde_json::from_slice(&plain).map_err(|e| ApiError::internal("stored config", e))?;
     ChannelConfig::parse(kind, &json).map_err(|e| ApiError::internal("stored config", e))
@@ -45,7 +42,7 @@ pub fn open_config(sealer: &Sealer, row: &ChannelRow) -> Result<ChannelConfig, A
 pub fn seal_config(sealer: &Sealer, uid: &str, config: &ChannelConfig) -> Result<String, ApiError> {
     let plain = serde_json::to_vec(&config.to_json())
         .map_err(|e| ApiError::internal("encode config", e))?;
-    sealer.seal(&identity(uid), &plain)
+    sealer.seal(Identity::Channel(uid), &plain)
 }
 
 /// The channels `message` goes to: subscribed and enabled; for task events, only the default
@@ -167,7 +164,9 @@ pub async fn emit(
     let channels = store::subscribed(&state.db, message.event.as_str()).await?;
     let text = encode(message)?;
     let list = deliveries(channels.iter(), message.event, event_key, &text);
-    store::enqueue(&state.db, &list, &time::format(now)).await
+    store::enqueue(&state.db, &list, &time::format(now))
+        .await
+        .map_err(ApiError::from)
 }
 
 /// What one delivery pass did.

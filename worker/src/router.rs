@@ -238,7 +238,9 @@ pub async fn handle(mut ctx: Ctx<'_>) -> Response {
             user_agent: &caller.user_agent,
         };
         let recorded = match crate::config::AppState::from_env(env) {
-            Ok(state) => audit::record(&state.db, &entry).await,
+            Ok(state) => audit::record(&state.db, &entry)
+                .await
+                .map_err(ApiError::from),
             Err(err) => Err(err),
         };
         if let Err(err) = recorded {

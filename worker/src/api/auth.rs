@@ -268,7 +268,7 @@ async fn start_session(
     now: Timestamp,
     caller: &Caller,
 ) -> Result<AuthPayload, ApiError> {
-    let session_id = auth::new_session_id()?;
+    let session_id = crate::secrets::random_id()?;
     let expires_at = now + config.session_ttl;
     let now_text = time::format(now);
     let expires_text = time::format(expires_at);

@@ -7,7 +7,8 @@ use crate::auth;
 use crate::config::AppState;
 use crate::error::ApiError;
 use crate::ops::targets::{Plain, detail, find, insert, name_exists, open_config, rewrite};
-use crate::seal::Sealer;
+use crate::secrets::Identity;
+use crate::secrets::Sealer;
 use crate::store::oauth_sessions;
 use crate::store::storage_targets as targets;
 use crate::{google, http};
@@ -39,10 +40,6 @@ struct Draft {
 
 fn invalid(message: impl Into<String>) -> ApiError {
     ApiError::new(ErrorCode::StorageGoogleOauthInvalid, message.into())
-}
-
-fn session_identity(state_hash: &str) -> String {
-    format!("oauth_sessions/{state_hash}")
 }
 
 /// A value the caller left empty or sent back masked keeps the stored one.
@@ -148,10 +145,14 @@ pub async fn auth_url(mut ctx: Ctx<'_>) -> Result<Response, ApiError> {
             )));
         }
     }
-    let state = format!("{}{}", auth::new_session_id()?, auth::new_session_id()?);
+    let state = format!(
+        "{}{}",
+        crate::secrets::random_id()?,
+        crate::secrets::random_id()?
+    );
     let state_hash = auth::node_token_hash(&state);
     let plain = serde_json::to_vec(&draft).map_err(|e| ApiError::internal("encode draft", e))?;
-    let sealed = sealer.seal(&session_identity(&state_hash), &plain)?;
+    let sealed = sealer.seal(Identity::OauthSession(&state_hash), &plain)?;
     let expires_at = time::format(ctx.now + Duration::minutes(SESSION_MINUTES));
     oauth_sessions::create(
         &db,
@@ -200,7 +201,7 @@ pub async fn complete(mut ctx: Ctx<'_>) -> Result<Response, ApiError> {
             )
         })?;
     let draft: Draft =
-        serde_json::from_slice(&sealer.open(&session_identity(&state_hash), &sealed)?)
+        serde_json::from_slice(&sealer.open(Identity::OauthSession(&state_hash), &sealed)?)
             .map_err(|e| ApiError::internal("stored draft", e))?;
     let refresh_token = google::exchange_code(
         &config.google,

@@ -33,7 +33,7 @@ const READ_BATCH: i64 = 200;
 
 /// A stream cannot answer with an envelope once it has started; a failed read ends it (and the
 /// client reconnects).
-fn broken(e: ApiError) -> worker::Error {
+fn broken(e: impl std::fmt::Display) -> worker::Error {
     worker::Error::RustError(e.to_string())
 }
 

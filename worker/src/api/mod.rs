@@ -87,7 +87,9 @@ impl Ctx<'_> {
         let now = stowage_shared::time::format(self.now);
         let caller = Caller::of(self);
         let entry = caller.by(principal, &now, action, resource, Outcome::Success, "");
-        crate::store::audit::record(db, &entry).await
+        crate::store::audit::record(db, &entry)
+            .await
+            .map_err(ApiError::from)
     }
 
     /// The route's `:id`: a positive integer, or `400 INVALID_ID`.

@@ -3,12 +3,12 @@
 //! one message at once and answer with the receiver's or the network's reason when it fails.
 
 use super::Ctx;
-use crate::auth::{self, Principal};
+use crate::auth::Principal;
 use crate::config::{AppState, Config};
 use crate::error::ApiError;
 use crate::http;
 use crate::notify;
-use crate::seal::Sealer;
+use crate::secrets::Sealer;
 use crate::store::notifications::{self as store, ChannelRow, Fields};
 use crate::store::settings;
 use serde_json::Value;
@@ -170,7 +170,7 @@ pub async fn create(mut ctx: Ctx<'_>) -> Result<Response, ApiError> {
     let sealer = config.sealer()?;
     let req = read_request(&mut ctx, &config).await?;
     let parsed = parse_config(req.kind, &req.config)?;
-    let uid = auth::new_session_id()?;
+    let uid = crate::secrets::random_id()?;
     let stored = req.stored(&sealer, &uid, &parsed)?;
     let now = time::format(ctx.now);
     let id = store::create(&db, &uid, req.kind.as_str(), &req.fields(&stored), &now)

@@ -8,7 +8,7 @@ use crate::error::ApiError;
 use crate::http;
 use crate::ops::runs::{LOG_TAIL, progress, sections};
 use crate::ops::runs::{Purpose, StoredCopy, stored_copy};
-use crate::seal::Sealer;
+use crate::secrets::Sealer;
 use crate::store::logs;
 use crate::store::records::RecordRow;
 use crate::store::restores::{self, NewRestore, RestoreRow};

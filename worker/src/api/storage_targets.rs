@@ -10,7 +10,7 @@ use crate::ops::fleet::{self as node_api, Needs};
 use crate::ops::targets::{
     Plain, detail, find, insert, name_exists, not_found, open_config, rewrite, summary,
 };
-use crate::seal::Sealer;
+use crate::secrets::Sealer;
 use crate::store::storage_targets::{self as targets};
 use serde_json::Value;
 use stowage_shared::api::{

@@ -5,7 +5,8 @@ use super::Ctx;
 use crate::config::{AppState, Config};
 use crate::error::ApiError;
 use crate::http;
-use crate::ops::tasks::{password_identity, stored_spec};
+use crate::ops::tasks::stored_spec;
+use crate::secrets::Identity;
 use crate::store::tasks::{self, TaskFields, TaskRow, TaskTargetRow, WriteRefused};
 use stowage_shared::api::{
     BackupTaskOutput, BackupTaskRequest, Deleted, Role, TaskTargetRef, ToggleRequest,
@@ -223,7 +224,7 @@ fn seal_password(
         PasswordChange::Keep => Ok(None),
         PasswordChange::Set(password) => config
             .sealer()?
-            .seal(&password_identity(uid), password.expose().as_bytes())
+            .seal(Identity::TaskPassword(uid), password.expose().as_bytes())
             .map(Some),
     }
 }
@@ -232,8 +233,8 @@ pub async fn create(mut ctx: Ctx<'_>) -> Result<Response, ApiError> {
     let (AppState { db, config }, principal) = ctx.signed_in(Role::Operator).await?;
     let task = read_request(&mut ctx, &config).await?;
     let encoded = encode(&task)?;
-    let revision = crate::auth::new_session_id()?;
-    let uid = crate::auth::new_session_id()?;
+    let revision = crate::secrets::random_id()?;
+    let uid = crate::secrets::random_id()?;
     let sealed = seal_password(&config, &task, &uid)?;
     let now = time::format(ctx.now);
     let id = tasks::create(
@@ -264,7 +265,7 @@ pub async fn update(mut ctx: Ctx<'_>) -> Result<Response, ApiError> {
         check_password_bound(&task.spec.source, &old.source).map_err(|e| invalid(e.to_string()))?;
     }
     let encoded = encode(&task)?;
-    let revision = crate::auth::new_session_id()?;
+    let revision = crate::secrets::random_id()?;
     let sealed = seal_password(&config, &task, &stored.uid)?;
     let now = time::format(ctx.now);
     let f = fields(

@@ -3,10 +3,10 @@
 //! Specs are sealed because some carry credentials.
 
 use super::{downloads, restores, runs};
-use crate::auth;
 use crate::config::Config;
 use crate::error::ApiError;
-use crate::seal::Sealer;
+use crate::secrets::Identity;
+use crate::secrets::Sealer;
 use crate::store::commands;
 use serde_json::Value;
 use stowage_shared::ErrorCode;
@@ -17,10 +17,6 @@ use stowage_shared::status::CommandKind;
 use stowage_shared::time::{self, Timestamp};
 use worker::D1Database;
 
-pub fn identity(uid: &str) -> String {
-    format!("agent_commands/{uid}")
-}
-
 pub async fn enqueue(
     db: &D1Database,
     sealer: &Sealer,
@@ -28,15 +24,17 @@ pub async fn enqueue(
     spec: &CommandSpec,
     now: Timestamp,
 ) -> Result<i64, ApiError> {
-    let uid = auth::new_session_id()?;
+    let uid = crate::secrets::random_id()?;
     let plain = serde_json::to_vec(spec).map_err(|e| ApiError::internal("encode command", e))?;
-    let sealed = sealer.seal(&identity(&uid), &plain)?;
-    commands::enqueue(db, &uid, node_id, spec.kind(), &sealed, &time::format(now)).await
+    let sealed = sealer.seal(Identity::Command(&uid), &plain)?;
+    commands::enqueue(db, &uid, node_id, spec.kind(), &sealed, &time::format(now))
+        .await
+        .map_err(ApiError::from)
 }
 
 /// Opens a claimed command's spec for the agent that claimed it.
 pub fn open(sealer: &Sealer, uid: &str, sealed: &str) -> Result<CommandSpec, ApiError> {
-    let plain = sealer.open(&identity(uid), sealed)?;
+    let plain = sealer.open(Identity::Command(uid), sealed)?;
     serde_json::from_slice(&plain).map_err(|e| ApiError::internal("decode stored command", e))
 }
 

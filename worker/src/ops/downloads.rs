@@ -16,7 +16,11 @@ pub async fn settle(
         return Ok(());
     };
     match outcome {
-        Ok(r) => relays::finish(db, id, Ok(i64::try_from(r.chunks).unwrap_or(i64::MAX))).await,
-        Err(error) => relays::finish(db, id, Err(&error.message)).await,
+        Ok(r) => relays::finish(db, id, Ok(i64::try_from(r.chunks).unwrap_or(i64::MAX)))
+            .await
+            .map_err(ApiError::from),
+        Err(error) => relays::finish(db, id, Err(&error.message))
+            .await
+            .map_err(ApiError::from),
     }
 }

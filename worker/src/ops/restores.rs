@@ -19,8 +19,12 @@ pub async fn settle(
     match outcome {
         Ok(r) => {
             let n = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
-            restores::finish(db, id, true, n(r.files), n(r.bytes), "", now).await
+            restores::finish(db, id, true, n(r.files), n(r.bytes), "", now)
+                .await
+                .map_err(ApiError::from)
         }
-        Err(error) => restores::finish(db, id, false, 0, 0, &error.message, now).await,
+        Err(error) => restores::finish(db, id, false, 0, 0, &error.message, now)
+            .await
+            .map_err(ApiError::from),
     }
 }

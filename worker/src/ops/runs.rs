@@ -4,7 +4,7 @@
 
 use crate::error::ApiError;
 use crate::ops::targets::open_config;
-use crate::seal::Sealer;
+use crate::secrets::Sealer;
 use crate::store::records::{
     self, Finished, PlannedTarget, RecordRow, RecordTargetRow, TargetOutcome,
 };
@@ -106,7 +106,9 @@ pub async fn hand_out(
             path: &path,
         })
         .collect();
-    records::attach(db, record_id, command_id, &planned).await
+    records::attach(db, record_id, command_id, &planned)
+        .await
+        .map_err(ApiError::from)
 }
 
 /// Fails a started record at once (its run could not be handed out), with the reason.
@@ -124,6 +126,7 @@ pub async fn fail_unstarted(
         &time::format(now),
     )
     .await
+    .map_err(ApiError::from)
 }
 
 /// Settles the record of a finished `run_backup` command from the agent's report, then applies
@@ -197,6 +200,7 @@ pub async fn settle(
                 now,
             )
             .await
+            .map_err(ApiError::from)
         }
     }
 }
@@ -245,7 +249,7 @@ pub async fn delete_with_objects(
     let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
     let targets = records::targets_of(db, &ids).await?;
     remove_objects(db, config, now, rows, &targets).await?;
-    records::delete(db, &ids).await
+    records::delete(db, &ids).await.map_err(ApiError::from)
 }
 
 /// Removes the stored objects of `targets` (copies of `rows`) through the node that wrote each
@@ -458,10 +462,15 @@ pub async fn settle_removal(
     let failed: Vec<String> = match outcome {
         Ok(report) => report.failures.iter().map(|f| f.path.clone()).collect(),
         // Nothing is known to be gone: every record stays for the next attempt.
-        Err(_) => return records::release_removal(db, command_id).await,
+        Err(_) => {
+            return records::release_removal(db, command_id)
+                .await
+                .map_err(ApiError::from);
+        }
     };
     records::removal_done(db, command_id, &failed, now)
         .await
+        .map_err(ApiError::from)
         .map(drop)
 }
 

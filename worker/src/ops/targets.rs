@@ -2,7 +2,8 @@
 //! rewriting them happens here for every handler that needs a target.
 
 use crate::error::ApiError;
-use crate::seal::Sealer;
+use crate::secrets::Identity;
+use crate::secrets::Sealer;
 use crate::store::storage_targets::{self as targets, Fields, TargetRow};
 use serde_json::Value;
 use stowage_shared::api::{StorageTargetDetail, StorageTargetSummary};
@@ -11,14 +12,10 @@ use stowage_shared::time::Timestamp;
 use stowage_shared::{ErrorCode, time};
 use worker::D1Database;
 
-fn identity(uid: &str) -> String {
-    format!("storage_targets/{uid}")
-}
-
 /// Opens a stored config (the agent path will use this too).
 pub fn open_config(sealer: &Sealer, row: &TargetRow) -> Result<StorageConfig, ApiError> {
     let kind = row.kind;
-    let plain = sealer.open(&identity(&row.uid), &row.config_sealed)?;
+    let plain = sealer.open(Identity::StorageTarget(&row.uid), &row.config_sealed)?;
     let json: Value =
         serde_json::from_slice(&plain).map_err(|e| ApiError::internal("stored config", e))?;
     StorageConfig::parse(kind, &json).map_err(|e| ApiError::internal("stored config", e))
@@ -67,7 +64,7 @@ pub async fn insert(
     plain: Plain<'_>,
     config: &StorageConfig,
 ) -> Result<i64, ApiError> {
-    let uid = crate::auth::new_session_id()?;
+    let uid = crate::secrets::random_id()?;
     let sealed = seal_config(sealer, &uid, config)?;
     let fields = Fields {
         name: plain.name,
@@ -116,7 +113,7 @@ pub async fn rewrite(
 fn seal_config(sealer: &Sealer, uid: &str, config: &StorageConfig) -> Result<String, ApiError> {
     let plain = serde_json::to_vec(&config.to_json())
         .map_err(|e| ApiError::internal("encode config", e))?;
-    sealer.seal(&identity(uid), &plain)
+    sealer.seal(Identity::StorageTarget(uid), &plain)
 }
 
 impl Plain<'_> {

@@ -1,7 +1,7 @@
 //! The `audit_logs` table. Writing is part of the request: an action that cannot be audited fails.
 
+use super::StoreError;
 use super::{all, first, int, opt_text, run, stmt, text};
-use crate::error::ApiError;
 use serde::Deserialize;
 use worker::{D1Database, D1PreparedStatement};
 
@@ -35,7 +35,7 @@ pub struct Entry<'a> {
     pub user_agent: &'a str,
 }
 
-pub fn insert(db: &D1Database, e: &Entry<'_>) -> Result<D1PreparedStatement, ApiError> {
+pub fn insert(db: &D1Database, e: &Entry<'_>) -> Result<D1PreparedStatement, StoreError> {
     stmt(
         db,
         "INSERT INTO audit_logs (created_at, actor_user_id, actor, action, resource_type, resource_id, result, detail, client_ip, user_agent)
@@ -55,11 +55,11 @@ pub fn insert(db: &D1Database, e: &Entry<'_>) -> Result<D1PreparedStatement, Api
     )
 }
 
-pub async fn record(db: &D1Database, e: &Entry<'_>) -> Result<(), ApiError> {
+pub async fn record(db: &D1Database, e: &Entry<'_>) -> Result<(), StoreError> {
     insert(db, e)?
         .run()
         .await
-        .map_err(|err| ApiError::internal("audit insert", err))?;
+        .map_err(|err| StoreError::new("audit insert", err))?;
     Ok(())
 }
 
@@ -71,7 +71,7 @@ pub async fn record_counted(
     e: &Entry<'_>,
     key: &str,
     until: &str,
-) -> Result<(), ApiError> {
+) -> Result<(), StoreError> {
     #[derive(Deserialize)]
     struct Counted {
         audit_id: i64,
@@ -103,7 +103,7 @@ pub async fn record_counted(
     let row: Option<Id> = insert(db, e)?
         .first(None)
         .await
-        .map_err(|err| ApiError::internal("audit insert", err))?;
+        .map_err(|err| StoreError::new("audit insert", err))?;
     let audit_id = row.map_or(0, |r| r.id);
     run(
         db,
@@ -167,7 +167,7 @@ pub async fn page(
     f: &Filter<'_>,
     limit: i64,
     offset: i64,
-) -> Result<(Vec<AuditRow>, u64), ApiError> {
+) -> Result<(Vec<AuditRow>, u64), StoreError> {
     let args = [
         opt_text(f.actor),
         opt_text(f.action),
@@ -206,7 +206,7 @@ pub async fn page(
 }
 
 /// Rows older than `before`; returns how many went.
-pub async fn purge_summaries(db: &D1Database, now: &str) -> Result<usize, ApiError> {
+pub async fn purge_summaries(db: &D1Database, now: &str) -> Result<usize, StoreError> {
     run(
         db,
         "DELETE FROM audit_summaries WHERE until <= ?1",
@@ -215,7 +215,7 @@ pub async fn purge_summaries(db: &D1Database, now: &str) -> Result<usize, ApiErr
     .await
 }
 
-pub async fn purge(db: &D1Database, before: &str) -> Result<usize, ApiError> {
+pub async fn purge(db: &D1Database, before: &str) -> Result<usize, StoreError> {
     run(
         db,
         "DELETE FROM audit_logs WHERE created_at < ?1",

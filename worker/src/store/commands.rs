@@ -1,8 +1,8 @@
 //! The `agent_commands` table: the leased queue between the Worker and agents. Every state change
 //! is one conditional statement, so concurrent agents and ticks cannot both win.
 
+use super::StoreError;
 use super::{all, first, int, opt_text, run, text};
-use crate::error::ApiError;
 use serde::Deserialize;
 use stowage_shared::commands::CommandStatus;
 use stowage_shared::status::CommandKind;
@@ -16,7 +16,7 @@ pub async fn enqueue(
     kind: CommandKind,
     spec_sealed: &str,
     now: &str,
-) -> Result<i64, ApiError> {
+) -> Result<i64, StoreError> {
     #[derive(Deserialize)]
     struct Id {
         id: i64,
@@ -28,7 +28,7 @@ pub async fn enqueue(
     )
     .await?;
     row.map(|r| r.id)
-        .ok_or_else(|| ApiError::internal("enqueue command", "insert returned no id"))
+        .ok_or_else(|| StoreError::new("enqueue command", "insert returned no id"))
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -46,7 +46,7 @@ pub async fn claim_next(
     node_id: i64,
     now: &str,
     lease_until: &str,
-) -> Result<Option<Claimed>, ApiError> {
+) -> Result<Option<Claimed>, StoreError> {
     first(
         db,
         "UPDATE agent_commands
@@ -67,7 +67,7 @@ pub async fn renew(
     ids: &[i64],
     now: &str,
     lease_until: &str,
-) -> Result<Vec<i64>, ApiError> {
+) -> Result<Vec<i64>, StoreError> {
     #[derive(Deserialize)]
     struct Id {
         id: i64,
@@ -75,7 +75,7 @@ pub async fn renew(
     if ids.is_empty() {
         return Ok(Vec::new());
     }
-    let ids_json = serde_json::to_string(ids).map_err(|e| ApiError::internal("renew", e))?;
+    let ids_json = serde_json::to_string(ids).map_err(|e| StoreError::new("renew", e))?;
     let rows: Vec<Id> = all(
         db,
         "UPDATE agent_commands SET lease_expires_at = ?4
@@ -100,7 +100,7 @@ pub struct CommandRow {
     pub error_message: Option<String>,
 }
 
-pub async fn get(db: &D1Database, id: i64) -> Result<Option<CommandRow>, ApiError> {
+pub async fn get(db: &D1Database, id: i64) -> Result<Option<CommandRow>, StoreError> {
     first(
         db,
         "SELECT node_id, kind, status, lease_expires_at, result, error_code, error_message
@@ -127,7 +127,7 @@ pub async fn finish(
     node_id: i64,
     outcome: &Outcome<'_>,
     now: &str,
-) -> Result<bool, ApiError> {
+) -> Result<bool, StoreError> {
     let changed = run(
         db,
         "UPDATE agent_commands
@@ -148,7 +148,7 @@ pub async fn finish(
 }
 
 /// Gives up a command nobody claimed (its caller stopped waiting).
-pub async fn abandon(db: &D1Database, id: i64, now: &str) -> Result<bool, ApiError> {
+pub async fn abandon(db: &D1Database, id: i64, now: &str) -> Result<bool, StoreError> {
     let changed = run(
         db,
         "UPDATE agent_commands
@@ -162,7 +162,7 @@ pub async fn abandon(db: &D1Database, id: i64, now: &str) -> Result<bool, ApiErr
 
 /// Expires runs still waiting for a node that went offline, so that they fail now instead of
 /// starting whenever the node comes back; returns how many.
-pub async fn expire_runs_of_offline_nodes(db: &D1Database, now: &str) -> Result<usize, ApiError> {
+pub async fn expire_runs_of_offline_nodes(db: &D1Database, now: &str) -> Result<usize, StoreError> {
     run(
         db,
         "UPDATE agent_commands
@@ -176,7 +176,7 @@ pub async fn expire_runs_of_offline_nodes(db: &D1Database, now: &str) -> Result<
 }
 
 /// Expires every claim whose lease has lapsed; returns how many.
-pub async fn expire_lapsed(db: &D1Database, now: &str) -> Result<usize, ApiError> {
+pub async fn expire_lapsed(db: &D1Database, now: &str) -> Result<usize, StoreError> {
     run(
         db,
         "UPDATE agent_commands

@@ -2,8 +2,8 @@
 //! loading records. Only the scheduled tasks (a catalogue, not a log) are read row by row, because
 //! whether one is overdue is schedule maths that SQL cannot do.
 
+use super::StoreError;
 use super::{all, first, int, text};
-use crate::error::ApiError;
 use serde::Deserialize;
 use stowage_shared::status::{ActivityKind, RunStatus};
 use worker::D1Database;
@@ -14,7 +14,7 @@ pub struct TaskCounts {
     pub enabled: Option<i64>,
 }
 
-pub async fn task_counts(db: &D1Database) -> Result<TaskCounts, ApiError> {
+pub async fn task_counts(db: &D1Database) -> Result<TaskCounts, StoreError> {
     Ok(first(
         db,
         "SELECT COUNT(*) AS total, SUM(enabled) AS enabled FROM backup_tasks",
@@ -31,7 +31,10 @@ pub struct StatusCount {
 }
 
 /// Backup records started at or after `since`, by status.
-pub async fn records_by_status(db: &D1Database, since: &str) -> Result<Vec<StatusCount>, ApiError> {
+pub async fn records_by_status(
+    db: &D1Database,
+    since: &str,
+) -> Result<Vec<StatusCount>, StoreError> {
     all(
         db,
         "SELECT status, COUNT(*) AS n FROM backup_records WHERE started_at >= ?1 GROUP BY status",
@@ -50,7 +53,7 @@ pub struct Totals {
 
 /// Bytes still stored, the newest success, and nodes online (marked so and heard from since
 /// `seen_since`), in one round trip.
-pub async fn totals(db: &D1Database, seen_since: &str) -> Result<Totals, ApiError> {
+pub async fn totals(db: &D1Database, seen_since: &str) -> Result<Totals, StoreError> {
     Ok(first(
         db,
         "SELECT
@@ -74,7 +77,7 @@ pub struct UsageRow {
 }
 
 /// Stored copies per target (successful copies of records retention has not removed).
-pub async fn usage_by_target(db: &D1Database) -> Result<Vec<UsageRow>, ApiError> {
+pub async fn usage_by_target(db: &D1Database) -> Result<Vec<UsageRow>, StoreError> {
     all(
         db,
         "SELECT t.target_id, COALESCE(s.name, MAX(t.target_name)) AS target_name,
@@ -105,7 +108,7 @@ pub struct TaskHealth {
 }
 
 /// Tasks that failed last or are scheduled, with their newest success (an indexed MAX per task).
-pub async fn tasks_needing_a_look(db: &D1Database) -> Result<Vec<TaskHealth>, ApiError> {
+pub async fn tasks_needing_a_look(db: &D1Database) -> Result<Vec<TaskHealth>, StoreError> {
     all(
         db,
         "SELECT t.id, t.name, t.node_id, t.enabled, t.cron_expr, t.time_zone, t.created_at,
@@ -129,7 +132,7 @@ pub struct DayRow {
 }
 
 /// Records started at or after `since`, by UTC day and status.
-pub async fn by_day(db: &D1Database, since: &str) -> Result<Vec<DayRow>, ApiError> {
+pub async fn by_day(db: &D1Database, since: &str) -> Result<Vec<DayRow>, StoreError> {
     all(
         db,
         "SELECT substr(started_at, 1, 10) AS day, status, COUNT(*) AS n, SUM(bytes) AS bytes
@@ -153,7 +156,7 @@ pub struct ActivityRow {
 }
 
 /// The newest backup runs and restores together.
-pub async fn recent_activity(db: &D1Database, limit: i64) -> Result<Vec<ActivityRow>, ApiError> {
+pub async fn recent_activity(db: &D1Database, limit: i64) -> Result<Vec<ActivityRow>, StoreError> {
     all(
         db,
         "SELECT * FROM (

@@ -1,7 +1,7 @@
 //! The `run_logs` table and the progress columns: what agents report while a run or restore goes.
 
+use super::StoreError;
 use super::{all, int, run, text};
-use crate::error::ApiError;
 use serde::Deserialize;
 use stowage_shared::api::{LogLevel, LogLine};
 use stowage_shared::protocol::LOG_RECORD_MAX_LINES;
@@ -34,7 +34,7 @@ pub async fn append(
     node_id: i64,
     lines_json: &str,
     progress_json: Option<&str>,
-) -> Result<bool, ApiError> {
+) -> Result<bool, StoreError> {
     // The progress update doubles as the check that the record is this node's and running.
     let live = match (kind, progress_json) {
         (Kind::Backup, Some(p)) => run(
@@ -106,7 +106,7 @@ async fn count(
     sql: &'static str,
     record_id: i64,
     node_id: i64,
-) -> Result<usize, ApiError> {
+) -> Result<usize, StoreError> {
     #[derive(Deserialize)]
     struct N {
         n: i64,
@@ -141,7 +141,7 @@ pub async fn after(
     record_id: i64,
     after: u64,
     limit: i64,
-) -> Result<Vec<LogLine>, ApiError> {
+) -> Result<Vec<LogLine>, StoreError> {
     let rows = all(
         db,
         "SELECT seq, at, level, message FROM run_logs
@@ -163,7 +163,7 @@ pub async fn tail(
     kind: Kind,
     record_id: i64,
     limit: i64,
-) -> Result<Vec<LogLine>, ApiError> {
+) -> Result<Vec<LogLine>, StoreError> {
     let rows = all(
         db,
         "SELECT seq, at, level, message FROM
@@ -184,7 +184,11 @@ pub struct State {
     pub progress: String,
 }
 
-pub async fn state(db: &D1Database, kind: Kind, record_id: i64) -> Result<Option<State>, ApiError> {
+pub async fn state(
+    db: &D1Database,
+    kind: Kind,
+    record_id: i64,
+) -> Result<Option<State>, StoreError> {
     match kind {
         Kind::Backup => {
             super::first(
@@ -207,7 +211,7 @@ pub async fn state(db: &D1Database, kind: Kind, record_id: i64) -> Result<Option
 
 /// Drops the log lines of up to 200 runs and 200 restores that finished before `before` (a tick
 /// at a time, so one statement never runs long); returns how many lines went.
-pub async fn purge(db: &D1Database, before: &str) -> Result<usize, ApiError> {
+pub async fn purge(db: &D1Database, before: &str) -> Result<usize, StoreError> {
     let changes = super::batch(
         db,
         vec![

@@ -20,10 +20,27 @@ pub mod tasks;
 pub mod throttle;
 pub mod users;
 
-use crate::error::ApiError;
 use serde::de::DeserializeOwned;
 use worker::wasm_bindgen::JsValue;
 use worker::{D1Database, D1PreparedStatement};
+
+/// A statement failed, or a stored value could not be encoded. Handlers see it only as an
+/// internal error (the one conversion is in `crate::error`); the cause goes to the log.
+#[derive(Debug, thiserror::Error)]
+#[error("{context}: {cause}")]
+pub struct StoreError {
+    pub context: &'static str,
+    pub cause: String,
+}
+
+impl StoreError {
+    pub fn new(context: &'static str, cause: impl std::fmt::Display) -> Self {
+        Self {
+            context,
+            cause: cause.to_string(),
+        }
+    }
+}
 
 pub(crate) fn text(value: &str) -> JsValue {
     JsValue::from_str(value)
@@ -42,7 +59,7 @@ pub(crate) fn stmt(
     db: &D1Database,
     sql: &'static str,
     args: &[JsValue],
-) -> Result<D1PreparedStatement, ApiError> {
+) -> Result<D1PreparedStatement, StoreError> {
     db.prepare(sql).bind(args).map_err(|e| d1_error(sql, e))
 }
 
@@ -50,7 +67,7 @@ pub(crate) async fn first<T: DeserializeOwned>(
     db: &D1Database,
     sql: &'static str,
     args: &[JsValue],
-) -> Result<Option<T>, ApiError> {
+) -> Result<Option<T>, StoreError> {
     stmt(db, sql, args)?
         .first::<T>(None)
         .await
@@ -61,7 +78,7 @@ pub(crate) async fn all<T: DeserializeOwned>(
     db: &D1Database,
     sql: &'static str,
     args: &[JsValue],
-) -> Result<Vec<T>, ApiError> {
+) -> Result<Vec<T>, StoreError> {
     stmt(db, sql, args)?
         .all()
         .await
@@ -74,7 +91,7 @@ pub(crate) async fn run(
     db: &D1Database,
     sql: &'static str,
     args: &[JsValue],
-) -> Result<usize, ApiError> {
+) -> Result<usize, StoreError> {
     let result = stmt(db, sql, args)?
         .run()
         .await
@@ -91,11 +108,11 @@ pub(crate) async fn run(
 pub(crate) async fn batch(
     db: &D1Database,
     statements: Vec<D1PreparedStatement>,
-) -> Result<Vec<usize>, ApiError> {
+) -> Result<Vec<usize>, StoreError> {
     let results = db
         .batch(statements)
         .await
-        .map_err(|e| ApiError::internal("d1 batch", e))?;
+        .map_err(|e| StoreError::new("d1 batch", e))?;
     Ok(results
         .iter()
         .map(|r| r.meta().ok().flatten().and_then(|m| m.changes).unwrap_or(0))
@@ -103,10 +120,7 @@ pub(crate) async fn batch(
 }
 
 /// The statement text helps the operator; bound values are never part of it.
-fn d1_error(sql: &str, err: worker::Error) -> ApiError {
+fn d1_error(sql: &str, err: worker::Error) -> StoreError {
     let first_line = sql.trim().lines().next().unwrap_or_default();
-    ApiError::Internal {
-        context: "d1",
-        cause: format!("{err} (in `{first_line}`)"),
-    }
+    StoreError::new("d1", format!("{err} (in `{first_line}`)"))
 }

@@ -1,8 +1,8 @@
 //! The `nodes` table. `token_hash` is read only to authenticate an agent and never selected
 //! into a row that could reach a response.
 
+use super::StoreError;
 use super::{all, first, int, run, text};
-use crate::error::ApiError;
 use serde::Deserialize;
 use stowage_shared::api::NodeStatus;
 use worker::D1Database;
@@ -37,11 +37,11 @@ macro_rules! node_select {
     };
 }
 
-pub async fn list(db: &D1Database) -> Result<Vec<NodeRow>, ApiError> {
+pub async fn list(db: &D1Database) -> Result<Vec<NodeRow>, StoreError> {
     all(db, node_select!("ORDER BY n.name COLLATE NOCASE"), &[]).await
 }
 
-pub async fn get(db: &D1Database, id: i64) -> Result<Option<NodeRow>, ApiError> {
+pub async fn get(db: &D1Database, id: i64) -> Result<Option<NodeRow>, StoreError> {
     first(db, node_select!("WHERE n.id = ?1"), &[int(id)]).await
 }
 
@@ -51,7 +51,7 @@ pub async fn create(
     name: &str,
     token_hash: &str,
     now: &str,
-) -> Result<Option<i64>, ApiError> {
+) -> Result<Option<i64>, StoreError> {
     #[derive(Deserialize)]
     struct Id {
         id: i64,
@@ -67,7 +67,7 @@ pub async fn create(
 }
 
 /// Is `name` used by a node other than `except`?
-pub async fn name_taken(db: &D1Database, name: &str, except: i64) -> Result<bool, ApiError> {
+pub async fn name_taken(db: &D1Database, name: &str, except: i64) -> Result<bool, StoreError> {
     #[derive(Deserialize)]
     struct Row {
         taken: i64,
@@ -82,7 +82,7 @@ pub async fn name_taken(db: &D1Database, name: &str, except: i64) -> Result<bool
 }
 
 /// Renames a node; false when it does not exist or the name was taken meanwhile.
-pub async fn rename(db: &D1Database, id: i64, name: &str, now: &str) -> Result<bool, ApiError> {
+pub async fn rename(db: &D1Database, id: i64, name: &str, now: &str) -> Result<bool, StoreError> {
     let changed = run(
         db,
         "UPDATE OR IGNORE nodes SET name = ?2, updated_at = ?3 WHERE id = ?1",
@@ -98,7 +98,7 @@ pub async fn set_token_hash(
     id: i64,
     token_hash: &str,
     now: &str,
-) -> Result<bool, ApiError> {
+) -> Result<bool, StoreError> {
     let changed = run(
         db,
         "UPDATE nodes SET token_hash = ?2, updated_at = ?3 WHERE id = ?1",
@@ -111,7 +111,7 @@ pub async fn set_token_hash(
 /// Deletes a node and, by cascade, its commands. Tasks (a later table) will block this with
 /// `NODE_HAS_TASKS` through their foreign key check in the handler.
 /// Deletes a node that no task runs on; false when it is gone or still has tasks.
-pub async fn delete_unused(db: &D1Database, id: i64) -> Result<bool, ApiError> {
+pub async fn delete_unused(db: &D1Database, id: i64) -> Result<bool, StoreError> {
     Ok(run(
         db,
         "DELETE FROM nodes WHERE id = ?1 AND NOT EXISTS (SELECT 1 FROM backup_tasks WHERE node_id = ?1)",
@@ -134,7 +134,7 @@ pub struct AgentIdentity {
 pub async fn by_token_hash(
     db: &D1Database,
     token_hash: &str,
-) -> Result<Option<AgentIdentity>, ApiError> {
+) -> Result<Option<AgentIdentity>, StoreError> {
     first(
         db,
         "SELECT id, name, status, last_seen_at FROM nodes WHERE token_hash = ?1",
@@ -159,7 +159,7 @@ pub async fn heartbeat(
     id: i64,
     hb: &Heartbeat<'_>,
     now: &str,
-) -> Result<(), ApiError> {
+) -> Result<(), StoreError> {
     run(
         db,
         "UPDATE nodes SET status = 'online', hostname = ?2, ip_address = ?3, os = ?4, arch = ?5,
@@ -193,7 +193,7 @@ pub async fn mark_silent_offline(
     db: &D1Database,
     cutoff: &str,
     now: &str,
-) -> Result<Vec<WentOffline>, ApiError> {
+) -> Result<Vec<WentOffline>, StoreError> {
     all(
         db,
         "UPDATE nodes SET status = 'offline', updated_at = ?2
@@ -212,7 +212,7 @@ pub async fn pace(
     kind: &str,
     now: &str,
     window_cutoff: &str,
-) -> Result<i64, ApiError> {
+) -> Result<i64, StoreError> {
     #[derive(Deserialize)]
     struct Calls {
         calls: i64,

@@ -2,8 +2,8 @@
 //! finished records, node changes and storage tests into deliveries. Channel configs travel sealed;
 //! delivery messages hold no secret.
 
+use super::StoreError;
 use super::{all, batch, first, int, run, stmt, text};
-use crate::error::ApiError;
 use serde::Deserialize;
 use stowage_shared::notifications::ChannelType;
 use stowage_shared::status::{DeliveryStatus, RestoreStatus, RunStatus, Trigger};
@@ -43,7 +43,7 @@ macro_rules! channel_select {
     };
 }
 
-pub async fn list(db: &D1Database) -> Result<Vec<ChannelRow>, ApiError> {
+pub async fn list(db: &D1Database) -> Result<Vec<ChannelRow>, StoreError> {
     all(
         db,
         channel_select!("ORDER BY c.updated_at DESC, c.id DESC"),
@@ -52,12 +52,12 @@ pub async fn list(db: &D1Database) -> Result<Vec<ChannelRow>, ApiError> {
     .await
 }
 
-pub async fn get(db: &D1Database, id: i64) -> Result<Option<ChannelRow>, ApiError> {
+pub async fn get(db: &D1Database, id: i64) -> Result<Option<ChannelRow>, StoreError> {
     first(db, channel_select!("WHERE c.id = ?1"), &[int(id)]).await
 }
 
 /// Enabled channels subscribed to `event` (a JSON-array membership test in SQL).
-pub async fn subscribed(db: &D1Database, event: &str) -> Result<Vec<ChannelRow>, ApiError> {
+pub async fn subscribed(db: &D1Database, event: &str) -> Result<Vec<ChannelRow>, StoreError> {
     all(
         db,
         channel_select!(
@@ -70,12 +70,12 @@ pub async fn subscribed(db: &D1Database, event: &str) -> Result<Vec<ChannelRow>,
     .await
 }
 
-pub async fn existing_ids(db: &D1Database, ids: &[i64]) -> Result<Vec<i64>, ApiError> {
+pub async fn existing_ids(db: &D1Database, ids: &[i64]) -> Result<Vec<i64>, StoreError> {
     #[derive(Deserialize)]
     struct Id {
         id: i64,
     }
-    let json = serde_json::to_string(ids).map_err(|e| ApiError::internal("encode ids", e))?;
+    let json = serde_json::to_string(ids).map_err(|e| StoreError::new("encode ids", e))?;
     let rows: Vec<Id> = all(
         db,
         "SELECT id FROM notification_channels WHERE id IN (SELECT value FROM json_each(?1))",
@@ -101,7 +101,7 @@ pub async fn create(
     kind: &str,
     f: &Fields<'_>,
     now: &str,
-) -> Result<Option<i64>, ApiError> {
+) -> Result<Option<i64>, StoreError> {
     #[derive(Deserialize)]
     struct Id {
         id: i64,
@@ -127,7 +127,12 @@ pub async fn create(
 }
 
 /// Updates a channel; false when the name is taken by another channel (or the row is gone).
-pub async fn update(db: &D1Database, id: i64, f: &Fields<'_>, now: &str) -> Result<bool, ApiError> {
+pub async fn update(
+    db: &D1Database,
+    id: i64,
+    f: &Fields<'_>,
+    now: &str,
+) -> Result<bool, StoreError> {
     let changed = run(
         db,
         "UPDATE OR IGNORE notification_channels
@@ -148,7 +153,7 @@ pub async fn update(db: &D1Database, id: i64, f: &Fields<'_>, now: &str) -> Resu
     Ok(changed > 0)
 }
 
-pub async fn name_taken(db: &D1Database, name: &str, except: i64) -> Result<bool, ApiError> {
+pub async fn name_taken(db: &D1Database, name: &str, except: i64) -> Result<bool, StoreError> {
     #[derive(Deserialize)]
     struct Row {
         taken: i64,
@@ -162,7 +167,7 @@ pub async fn name_taken(db: &D1Database, name: &str, except: i64) -> Result<bool
     Ok(row.is_some_and(|r| r.taken != 0))
 }
 
-pub async fn delete(db: &D1Database, id: i64) -> Result<bool, ApiError> {
+pub async fn delete(db: &D1Database, id: i64) -> Result<bool, StoreError> {
     // Deliveries go with the channel (ON DELETE CASCADE needs foreign keys, which D1 enforces).
     Ok(run(
         db,
@@ -187,7 +192,7 @@ pub fn enqueue_stmt(
     db: &D1Database,
     d: &NewDelivery<'_>,
     now: &str,
-) -> Result<worker::D1PreparedStatement, ApiError> {
+) -> Result<worker::D1PreparedStatement, StoreError> {
     stmt(
         db,
         "INSERT INTO notification_deliveries (channel_id, channel_name, event, event_key, message, next_attempt_at, created_at)
@@ -208,7 +213,7 @@ pub async fn enqueue(
     db: &D1Database,
     deliveries: &[NewDelivery<'_>],
     now: &str,
-) -> Result<(), ApiError> {
+) -> Result<(), StoreError> {
     if deliveries.is_empty() {
         return Ok(());
     }
@@ -240,7 +245,7 @@ pub async fn claim_due(
     now: &str,
     until: &str,
     limit: i64,
-) -> Result<Vec<DeliveryRow>, ApiError> {
+) -> Result<Vec<DeliveryRow>, StoreError> {
     all(
         db,
         "UPDATE notification_deliveries
@@ -256,7 +261,7 @@ pub async fn claim_due(
     .await
 }
 
-pub async fn mark_sent(db: &D1Database, id: i64, now: &str) -> Result<(), ApiError> {
+pub async fn mark_sent(db: &D1Database, id: i64, now: &str) -> Result<(), StoreError> {
     run(
         db,
         "UPDATE notification_deliveries
@@ -274,7 +279,7 @@ pub async fn mark_failed(
     id: i64,
     error: &str,
     retry_at: Option<&str>,
-) -> Result<(), ApiError> {
+) -> Result<(), StoreError> {
     match retry_at {
         Some(at) => run(
             db,
@@ -301,7 +306,7 @@ pub async fn deliveries_of(
     db: &D1Database,
     channel_id: i64,
     limit: i64,
-) -> Result<Vec<DeliveryRow>, ApiError> {
+) -> Result<Vec<DeliveryRow>, StoreError> {
     all(
         db,
         "SELECT id, channel_id, channel_name, event, message, status, attempts, next_attempt_at,
@@ -313,7 +318,7 @@ pub async fn deliveries_of(
 }
 
 /// Deliveries that ended (sent or given up) before `before`; returns how many went.
-pub async fn purge(db: &D1Database, before: &str) -> Result<usize, ApiError> {
+pub async fn purge(db: &D1Database, before: &str) -> Result<usize, StoreError> {
     run(
         db,
         "DELETE FROM notification_deliveries
@@ -340,7 +345,7 @@ pub struct FinishedRun {
     pub failure_streak: i64,
 }
 
-pub async fn unnotified_runs(db: &D1Database, limit: i64) -> Result<Vec<FinishedRun>, ApiError> {
+pub async fn unnotified_runs(db: &D1Database, limit: i64) -> Result<Vec<FinishedRun>, StoreError> {
     all(
         db,
         "SELECT r.id, r.task_id, r.task_name, COALESCE(n.name, '') AS node_name, r.status, r.bytes,
@@ -375,7 +380,7 @@ pub struct FinishedRestore {
 pub async fn unnotified_restores(
     db: &D1Database,
     limit: i64,
-) -> Result<Vec<FinishedRestore>, ApiError> {
+) -> Result<Vec<FinishedRestore>, StoreError> {
     all(
         db,
         "SELECT r.id, r.backup_record_id, r.task_name, COALESCE(n.name, '') AS node_name, r.status,
@@ -403,7 +408,7 @@ pub async fn hand_out(
     record_id: i64,
     deliveries: &[NewDelivery<'_>],
     now: &str,
-) -> Result<(), ApiError> {
+) -> Result<(), StoreError> {
     let mark = match which {
         Notified::Backup => stmt(
             db,

@@ -1,7 +1,7 @@
 //! The `oauth_sessions` table: authorizations in progress, keyed by the SHA-256 of their state.
 
+use super::StoreError;
 use super::{first, run, text};
-use crate::error::ApiError;
 use serde::Deserialize;
 use worker::D1Database;
 
@@ -12,7 +12,7 @@ pub async fn create(
     draft_sealed: &str,
     now: &str,
     expires_at: &str,
-) -> Result<(), ApiError> {
+) -> Result<(), StoreError> {
     run(
         db,
         "INSERT INTO oauth_sessions (state_hash, provider, draft_sealed, created_at, expires_at)
@@ -36,7 +36,7 @@ pub async fn take(
     state_hash: &str,
     provider: &str,
     now: &str,
-) -> Result<Option<String>, ApiError> {
+) -> Result<Option<String>, StoreError> {
     #[derive(Deserialize)]
     struct Row {
         draft_sealed: String,
@@ -53,7 +53,7 @@ pub async fn take(
 }
 
 /// Deletes sessions that expired (used or not); returns how many.
-pub async fn purge_expired(db: &D1Database, now: &str) -> Result<usize, ApiError> {
+pub async fn purge_expired(db: &D1Database, now: &str) -> Result<usize, StoreError> {
     run(
         db,
         "DELETE FROM oauth_sessions WHERE expires_at <= ?1",

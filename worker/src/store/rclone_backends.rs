@@ -1,11 +1,11 @@
 //! The `rclone_backends` table: each rclone version's backend list, as JSON text.
 
+use super::StoreError;
 use super::{first, run, text};
-use crate::error::ApiError;
 use serde::Deserialize;
 use worker::D1Database;
 
-pub async fn get(db: &D1Database, version: &str) -> Result<Option<String>, ApiError> {
+pub async fn get(db: &D1Database, version: &str) -> Result<Option<String>, StoreError> {
     #[derive(Deserialize)]
     struct Row {
         backends: String,
@@ -24,7 +24,7 @@ pub async fn put(
     version: &str,
     backends: &str,
     now: &str,
-) -> Result<(), ApiError> {
+) -> Result<(), StoreError> {
     run(
         db,
         "INSERT INTO rclone_backends (version, backends, fetched_at) VALUES (?1, ?2, ?3)

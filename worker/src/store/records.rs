@@ -1,7 +1,7 @@
 //! The `backup_records` and `backup_record_targets` tables.
 
+use super::StoreError;
 use super::{all, batch, first, int, run, stmt, text};
-use crate::error::ApiError;
 use serde::Deserialize;
 use stowage_shared::status::{RunStatus, TargetStatus, Trigger};
 use worker::D1Database;
@@ -57,7 +57,7 @@ pub struct RecordTargetRow {
     pub error: String,
 }
 
-pub async fn get(db: &D1Database, id: i64) -> Result<Option<RecordRow>, ApiError> {
+pub async fn get(db: &D1Database, id: i64) -> Result<Option<RecordRow>, StoreError> {
     first(db, record_select!("WHERE id = ?1"), &[int(id)]).await
 }
 
@@ -98,7 +98,7 @@ pub async fn page(
     f: &Filter<'_>,
     limit: i64,
     offset: i64,
-) -> Result<(Vec<RecordRow>, u64), ApiError> {
+) -> Result<(Vec<RecordRow>, u64), StoreError> {
     #[derive(Deserialize)]
     struct N {
         n: i64,
@@ -132,8 +132,8 @@ pub async fn page(
 }
 
 /// The records among `ids` that exist, with their rows.
-pub async fn get_many(db: &D1Database, ids: &[i64]) -> Result<Vec<RecordRow>, ApiError> {
-    let ids = serde_json::to_string(ids).map_err(|e| ApiError::internal("record ids", e))?;
+pub async fn get_many(db: &D1Database, ids: &[i64]) -> Result<Vec<RecordRow>, StoreError> {
+    let ids = serde_json::to_string(ids).map_err(|e| StoreError::new("record ids", e))?;
     all(
         db,
         record_select!("WHERE id IN (SELECT value FROM json_each(?1)) ORDER BY id"),
@@ -143,8 +143,8 @@ pub async fn get_many(db: &D1Database, ids: &[i64]) -> Result<Vec<RecordRow>, Ap
 }
 
 /// Deletes finished records (with their targets and logs); returns how many went.
-pub async fn delete(db: &D1Database, ids: &[i64]) -> Result<u64, ApiError> {
-    let ids = serde_json::to_string(ids).map_err(|e| ApiError::internal("record ids", e))?;
+pub async fn delete(db: &D1Database, ids: &[i64]) -> Result<u64, StoreError> {
+    let ids = serde_json::to_string(ids).map_err(|e| StoreError::new("record ids", e))?;
     let changed = batch(
         db,
         vec![
@@ -187,7 +187,7 @@ pub struct Kept {
     pub removing: i64,
 }
 
-pub async fn retention_candidates(db: &D1Database, task_id: i64) -> Result<Vec<Kept>, ApiError> {
+pub async fn retention_candidates(db: &D1Database, task_id: i64) -> Result<Vec<Kept>, StoreError> {
     all(
         db,
         "SELECT r.id, r.finished_at, r.status, r.node_id,
@@ -206,7 +206,7 @@ pub async fn mark_removal(
     db: &D1Database,
     reasons: &[(i64, String)],
     command_id: i64,
-) -> Result<(), ApiError> {
+) -> Result<(), StoreError> {
     let mut statements = Vec::new();
     for (id, reason) in reasons {
         statements.push(stmt(
@@ -225,9 +225,9 @@ pub async fn removal_done(
     command_id: i64,
     failed_paths: &[String],
     now: &str,
-) -> Result<usize, ApiError> {
+) -> Result<usize, StoreError> {
     let failed =
-        serde_json::to_string(failed_paths).map_err(|e| ApiError::internal("failed paths", e))?;
+        serde_json::to_string(failed_paths).map_err(|e| StoreError::new("failed paths", e))?;
     let changed = batch(
         db,
         vec![
@@ -253,7 +253,7 @@ pub async fn removal_done(
 }
 
 /// Releases the records of a removal command that failed as a whole, for the next attempt.
-pub async fn release_removal(db: &D1Database, command_id: i64) -> Result<(), ApiError> {
+pub async fn release_removal(db: &D1Database, command_id: i64) -> Result<(), StoreError> {
     run(
         db,
         "UPDATE backup_records SET removal_command = NULL
@@ -265,7 +265,7 @@ pub async fn release_removal(db: &D1Database, command_id: i64) -> Result<(), Api
 }
 
 /// Whether a command is removing records' objects.
-pub async fn removal_of_command(db: &D1Database, command_id: i64) -> Result<bool, ApiError> {
+pub async fn removal_of_command(db: &D1Database, command_id: i64) -> Result<bool, StoreError> {
     #[derive(Deserialize)]
     struct N {
         n: i64,
@@ -279,13 +279,13 @@ pub async fn removal_of_command(db: &D1Database, command_id: i64) -> Result<bool
     Ok(row.is_some_and(|r| r.n > 0))
 }
 
-pub async fn targets(db: &D1Database, record_id: i64) -> Result<Vec<RecordTargetRow>, ApiError> {
+pub async fn targets(db: &D1Database, record_id: i64) -> Result<Vec<RecordTargetRow>, StoreError> {
     targets_of(db, &[record_id]).await
 }
 
 /// The targets of several records in one query, in each record's order.
 /// The records (not removed, not running) that hold a stored copy on `target_id`.
-pub async fn with_copies_on(db: &D1Database, target_id: i64) -> Result<Vec<RecordRow>, ApiError> {
+pub async fn with_copies_on(db: &D1Database, target_id: i64) -> Result<Vec<RecordRow>, StoreError> {
     all(
         db,
         record_select!(
@@ -299,7 +299,7 @@ pub async fn with_copies_on(db: &D1Database, target_id: i64) -> Result<Vec<Recor
 
 /// Forgets the copies on a deleted target: its rows go, and a record left without any stored copy
 /// is marked removed, saying why.
-pub async fn forget_target(db: &D1Database, target_id: i64, now: &str) -> Result<(), ApiError> {
+pub async fn forget_target(db: &D1Database, target_id: i64, now: &str) -> Result<(), StoreError> {
     batch(
         db,
         vec![
@@ -328,8 +328,8 @@ pub async fn forget_target(db: &D1Database, target_id: i64, now: &str) -> Result
 pub async fn targets_of(
     db: &D1Database,
     record_ids: &[i64],
-) -> Result<Vec<RecordTargetRow>, ApiError> {
-    let ids = serde_json::to_string(record_ids).map_err(|e| ApiError::internal("record ids", e))?;
+) -> Result<Vec<RecordTargetRow>, StoreError> {
+    let ids = serde_json::to_string(record_ids).map_err(|e| StoreError::new("record ids", e))?;
     all(
         db,
         "SELECT record_id, target_id, target_name, path, status, bytes, error
@@ -349,7 +349,7 @@ pub async fn start(
     fire_at: Option<&str>,
     coalesced: u32,
     now: &str,
-) -> Result<Option<i64>, ApiError> {
+) -> Result<Option<i64>, StoreError> {
     #[derive(Deserialize)]
     struct Id {
         id: i64,
@@ -382,7 +382,7 @@ pub async fn exists_for_fire(
     db: &D1Database,
     task_id: i64,
     fire_at: &str,
-) -> Result<bool, ApiError> {
+) -> Result<bool, StoreError> {
     #[derive(Deserialize)]
     struct Row {
         n: i64,
@@ -410,7 +410,7 @@ pub async fn attach(
     record_id: i64,
     command_id: i64,
     targets: &[PlannedTarget<'_>],
-) -> Result<(), ApiError> {
+) -> Result<(), StoreError> {
     let mut statements = vec![stmt(
         db,
         "UPDATE backup_records SET command_id = ?2 WHERE id = ?1",
@@ -476,7 +476,7 @@ pub async fn finish(
     f: &Finished<'_>,
     targets: &[TargetOutcome<'_>],
     now: &str,
-) -> Result<(), ApiError> {
+) -> Result<(), StoreError> {
     let mut statements = vec![stmt(
         db,
         "UPDATE backup_records
@@ -520,7 +520,10 @@ pub async fn finish(
     batch(db, statements).await.map(drop)
 }
 
-fn task_last_run(db: &D1Database, record_id: i64) -> Result<worker::D1PreparedStatement, ApiError> {
+fn task_last_run(
+    db: &D1Database,
+    record_id: i64,
+) -> Result<worker::D1PreparedStatement, StoreError> {
     stmt(
         db,
         "UPDATE backup_tasks
@@ -537,7 +540,7 @@ pub async fn fail_lost(
     db: &D1Database,
     now: &str,
     unlinked_before: &str,
-) -> Result<usize, ApiError> {
+) -> Result<usize, StoreError> {
     let failed = run(
         db,
         "UPDATE backup_records
@@ -574,7 +577,7 @@ pub async fn fail_lost(
 }
 
 /// The record a command is running, if it is a run.
-pub async fn by_command(db: &D1Database, command_id: i64) -> Result<Option<i64>, ApiError> {
+pub async fn by_command(db: &D1Database, command_id: i64) -> Result<Option<i64>, StoreError> {
     #[derive(Deserialize)]
     struct Id {
         id: i64,

@@ -1,7 +1,7 @@
 //! The `relays` and `relay_chunks` tables: artifacts an agent streams through the Worker.
 
+use super::StoreError;
 use super::{first, int, run, text};
-use crate::error::ApiError;
 use serde::Deserialize;
 use stowage_shared::status::RelayStatus;
 use worker::D1Database;
@@ -11,7 +11,7 @@ pub async fn start(
     record_id: i64,
     node_id: i64,
     now: &str,
-) -> Result<i64, ApiError> {
+) -> Result<i64, StoreError> {
     #[derive(Deserialize)]
     struct Id {
         id: i64,
@@ -23,10 +23,10 @@ pub async fn start(
     )
     .await?;
     row.map(|r| r.id)
-        .ok_or_else(|| ApiError::internal("start relay", "insert returned no id"))
+        .ok_or_else(|| StoreError::new("start relay", "insert returned no id"))
 }
 
-pub async fn attach(db: &D1Database, id: i64, command_id: i64) -> Result<(), ApiError> {
+pub async fn attach(db: &D1Database, id: i64, command_id: i64) -> Result<(), StoreError> {
     run(
         db,
         "UPDATE relays SET command_id = ?2 WHERE id = ?1",
@@ -45,7 +45,7 @@ pub struct RelayRow {
     pub waiting: i64,
 }
 
-pub async fn get(db: &D1Database, id: i64) -> Result<Option<RelayRow>, ApiError> {
+pub async fn get(db: &D1Database, id: i64) -> Result<Option<RelayRow>, StoreError> {
     first(
         db,
         "SELECT status, chunks, error,
@@ -74,7 +74,7 @@ pub async fn put_chunk(
     seq: i64,
     data: &str,
     max_waiting: i64,
-) -> Result<Put, ApiError> {
+) -> Result<Put, StoreError> {
     let live = run(
         db,
         "UPDATE relays SET status = 'sending'
@@ -122,7 +122,7 @@ pub async fn take_chunk(
     id: i64,
     seq: i64,
     now: &str,
-) -> Result<Option<String>, ApiError> {
+) -> Result<Option<String>, StoreError> {
     #[derive(Deserialize)]
     struct Data {
         data: String,
@@ -145,7 +145,7 @@ pub async fn take_chunk(
     Ok(row.map(|r| r.data))
 }
 
-pub async fn by_command(db: &D1Database, command_id: i64) -> Result<Option<i64>, ApiError> {
+pub async fn by_command(db: &D1Database, command_id: i64) -> Result<Option<i64>, StoreError> {
     #[derive(Deserialize)]
     struct Id {
         id: i64,
@@ -160,7 +160,11 @@ pub async fn by_command(db: &D1Database, command_id: i64) -> Result<Option<i64>,
 }
 
 /// Ends a relay: `done` with the number of chunks sent, or failed with the reason.
-pub async fn finish(db: &D1Database, id: i64, outcome: Result<i64, &str>) -> Result<(), ApiError> {
+pub async fn finish(
+    db: &D1Database,
+    id: i64,
+    outcome: Result<i64, &str>,
+) -> Result<(), StoreError> {
     let (status, chunks, error) = match outcome {
         Ok(chunks) => (RelayStatus::Done, chunks, ""),
         Err(e) => (RelayStatus::Failed, 0, e),
@@ -186,7 +190,7 @@ pub async fn finish(db: &D1Database, id: i64, outcome: Result<i64, &str>) -> Res
 
 /// Fails relays whose command ended without a result (the agent died), and removes relays (and
 /// their chunks) older than `before`; returns how many were removed.
-pub async fn purge(db: &D1Database, before: &str) -> Result<usize, ApiError> {
+pub async fn purge(db: &D1Database, before: &str) -> Result<usize, StoreError> {
     run(
         db,
         "UPDATE relays SET status = 'failed',

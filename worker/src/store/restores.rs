@@ -1,7 +1,7 @@
 //! The `restore_records` table.
 
+use super::StoreError;
 use super::{all, first, int, run, text};
-use crate::error::ApiError;
 use serde::Deserialize;
 use stowage_shared::status::RestoreStatus;
 use worker::D1Database;
@@ -52,7 +52,7 @@ pub struct NewRestore<'a> {
     pub triggered_by: &'a str,
 }
 
-pub async fn start(db: &D1Database, r: &NewRestore<'_>, now: &str) -> Result<i64, ApiError> {
+pub async fn start(db: &D1Database, r: &NewRestore<'_>, now: &str) -> Result<i64, StoreError> {
     #[derive(Deserialize)]
     struct Id {
         id: i64,
@@ -76,10 +76,10 @@ pub async fn start(db: &D1Database, r: &NewRestore<'_>, now: &str) -> Result<i64
     )
     .await?;
     row.map(|r| r.id)
-        .ok_or_else(|| ApiError::internal("start restore", "insert returned no id"))
+        .ok_or_else(|| StoreError::new("start restore", "insert returned no id"))
 }
 
-pub async fn attach(db: &D1Database, id: i64, command_id: i64) -> Result<(), ApiError> {
+pub async fn attach(db: &D1Database, id: i64, command_id: i64) -> Result<(), StoreError> {
     run(
         db,
         "UPDATE restore_records SET command_id = ?2 WHERE id = ?1",
@@ -89,7 +89,7 @@ pub async fn attach(db: &D1Database, id: i64, command_id: i64) -> Result<(), Api
     .map(drop)
 }
 
-pub async fn get(db: &D1Database, id: i64) -> Result<Option<RestoreRow>, ApiError> {
+pub async fn get(db: &D1Database, id: i64) -> Result<Option<RestoreRow>, StoreError> {
     first(db, restore_select!("WHERE id = ?1"), &[int(id)]).await
 }
 
@@ -98,7 +98,7 @@ pub async fn list(
     db: &D1Database,
     backup_record_id: i64,
     limit: i64,
-) -> Result<Vec<RestoreRow>, ApiError> {
+) -> Result<Vec<RestoreRow>, StoreError> {
     all(
         db,
         restore_select!("WHERE ?1 = 0 OR backup_record_id = ?1 ORDER BY id DESC LIMIT ?2"),
@@ -107,7 +107,7 @@ pub async fn list(
     .await
 }
 
-pub async fn by_command(db: &D1Database, command_id: i64) -> Result<Option<i64>, ApiError> {
+pub async fn by_command(db: &D1Database, command_id: i64) -> Result<Option<i64>, StoreError> {
     #[derive(Deserialize)]
     struct Id {
         id: i64,
@@ -130,7 +130,7 @@ pub async fn finish(
     bytes: i64,
     error: &str,
     now: &str,
-) -> Result<(), ApiError> {
+) -> Result<(), StoreError> {
     run(
         db,
         "UPDATE restore_records SET status = ?2, files = ?3, bytes = ?4, error = ?5, finished_at = ?6
@@ -149,7 +149,7 @@ pub async fn finish(
 }
 
 /// Fails running restores whose command ended without a usable report; returns how many.
-pub async fn fail_lost(db: &D1Database, now: &str) -> Result<usize, ApiError> {
+pub async fn fail_lost(db: &D1Database, now: &str) -> Result<usize, StoreError> {
     run(
         db,
         "UPDATE restore_records

@@ -1,8 +1,8 @@
 //! The `sessions` table: one row per issued token.
 
+use super::StoreError;
 use super::users::UserRow;
 use super::{first, int, run, stmt, text};
-use crate::error::ApiError;
 use worker::{D1Database, D1PreparedStatement};
 
 pub struct NewSession<'a> {
@@ -14,7 +14,7 @@ pub struct NewSession<'a> {
     pub user_agent: &'a str,
 }
 
-pub async fn create(db: &D1Database, s: &NewSession<'_>) -> Result<(), ApiError> {
+pub async fn create(db: &D1Database, s: &NewSession<'_>) -> Result<(), StoreError> {
     run(
         db,
         "INSERT INTO sessions (id, user_id, created_at, expires_at, client_ip, user_agent)
@@ -38,7 +38,7 @@ pub async fn find_live_user(
     session_id: &str,
     user_id: i64,
     now: &str,
-) -> Result<Option<UserRow>, ApiError> {
+) -> Result<Option<UserRow>, StoreError> {
     first(
         db,
         "SELECT u.id, u.username, u.display_name, u.role, u.password_hash, u.password_changed_at, u.created_at
@@ -49,7 +49,7 @@ pub async fn find_live_user(
     .await
 }
 
-pub async fn revoke(db: &D1Database, session_id: &str, now: &str) -> Result<bool, ApiError> {
+pub async fn revoke(db: &D1Database, session_id: &str, now: &str) -> Result<bool, StoreError> {
     let changed = run(
         db,
         "UPDATE sessions SET revoked_at = ?2 WHERE id = ?1 AND revoked_at IS NULL",
@@ -65,7 +65,7 @@ pub fn revoke_others(
     user_id: i64,
     keep: &str,
     now: &str,
-) -> Result<D1PreparedStatement, ApiError> {
+) -> Result<D1PreparedStatement, StoreError> {
     stmt(
         db,
         "UPDATE sessions SET revoked_at = ?3
@@ -75,7 +75,7 @@ pub fn revoke_others(
 }
 
 /// Deletes sessions that can no longer be used: expired, or revoked before `revoked_before`.
-pub async fn purge(db: &D1Database, now: &str, revoked_before: &str) -> Result<usize, ApiError> {
+pub async fn purge(db: &D1Database, now: &str, revoked_before: &str) -> Result<usize, StoreError> {
     let tickets = run(
         db,
         "DELETE FROM spent_tickets WHERE expires_at <= ?1",
@@ -92,7 +92,11 @@ pub async fn purge(db: &D1Database, now: &str, revoked_before: &str) -> Result<u
 }
 
 /// Marks a stream ticket used; `false` when it was used before.
-pub async fn spend_ticket(db: &D1Database, jti: &str, expires_at: &str) -> Result<bool, ApiError> {
+pub async fn spend_ticket(
+    db: &D1Database,
+    jti: &str,
+    expires_at: &str,
+) -> Result<bool, StoreError> {
     let inserted = run(
         db,
         "INSERT INTO spent_tickets (jti, expires_at) VALUES (?1, ?2) ON CONFLICT (jti) DO NOTHING",

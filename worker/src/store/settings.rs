@@ -1,14 +1,14 @@
 //! The `settings` table: one JSON value per key that was ever set. Which keys exist and what they
 //! may hold is `shared::settings`; this file only reads and writes rows.
 
+use super::StoreError;
 use super::{all, batch, stmt, text};
-use crate::error::ApiError;
 use serde::Deserialize;
 use serde_json::Value;
 use stowage_shared::settings::Settings;
 use worker::{D1Database, D1PreparedStatement};
 
-pub async fn load(db: &D1Database) -> Result<Settings, ApiError> {
+pub async fn load(db: &D1Database) -> Result<Settings, StoreError> {
     #[derive(Deserialize)]
     struct Row {
         key: String,
@@ -30,7 +30,7 @@ pub async fn save(
     changed: &[(&'static str, Value)],
     now: &str,
     audit: D1PreparedStatement,
-) -> Result<(), ApiError> {
+) -> Result<(), StoreError> {
     let mut statements = Vec::with_capacity(changed.len() + 1);
     for (key, value) in changed {
         statements.push(stmt(

@@ -1,8 +1,8 @@
 //! The `storage_targets` table. The config travels in and out sealed; this module never sees it
 //! in the clear.
 
+use super::StoreError;
 use super::{all, first, int, run, text};
-use crate::error::ApiError;
 use serde::Deserialize;
 use stowage_shared::status::TestStatus;
 use stowage_shared::storage::StorageType;
@@ -39,7 +39,7 @@ macro_rules! target_select {
     };
 }
 
-pub async fn list(db: &D1Database) -> Result<Vec<TargetRow>, ApiError> {
+pub async fn list(db: &D1Database) -> Result<Vec<TargetRow>, StoreError> {
     all(
         db,
         target_select!("ORDER BY starred DESC, updated_at DESC, id DESC"),
@@ -48,7 +48,7 @@ pub async fn list(db: &D1Database) -> Result<Vec<TargetRow>, ApiError> {
     .await
 }
 
-pub async fn get(db: &D1Database, id: i64) -> Result<Option<TargetRow>, ApiError> {
+pub async fn get(db: &D1Database, id: i64) -> Result<Option<TargetRow>, StoreError> {
     first(db, target_select!("WHERE id = ?1"), &[int(id)]).await
 }
 
@@ -69,7 +69,7 @@ pub async fn create(
     kind: &str,
     f: &Fields<'_>,
     now: &str,
-) -> Result<Option<i64>, ApiError> {
+) -> Result<Option<i64>, StoreError> {
     #[derive(Deserialize)]
     struct Id {
         id: i64,
@@ -94,7 +94,7 @@ pub async fn create(
     Ok(row.map(|r| r.id))
 }
 
-pub async fn name_taken(db: &D1Database, name: &str, except: i64) -> Result<bool, ApiError> {
+pub async fn name_taken(db: &D1Database, name: &str, except: i64) -> Result<bool, StoreError> {
     #[derive(Deserialize)]
     struct Row {
         taken: i64,
@@ -116,7 +116,7 @@ pub async fn update(
     f: &Fields<'_>,
     config_changed: bool,
     now: &str,
-) -> Result<bool, ApiError> {
+) -> Result<bool, StoreError> {
     let changed = run(
         db,
         "UPDATE OR IGNORE storage_targets
@@ -138,7 +138,7 @@ pub async fn update(
     Ok(changed > 0)
 }
 
-pub async fn toggle_star(db: &D1Database, id: i64, now: &str) -> Result<bool, ApiError> {
+pub async fn toggle_star(db: &D1Database, id: i64, now: &str) -> Result<bool, StoreError> {
     let changed = run(
         db,
         "UPDATE storage_targets SET starred = 1 - starred, updated_at = ?2 WHERE id = ?1",
@@ -149,7 +149,7 @@ pub async fn toggle_star(db: &D1Database, id: i64, now: &str) -> Result<bool, Ap
 }
 
 /// Deletes a target that no task writes to; false when it is gone or still in use.
-pub async fn delete_unused(db: &D1Database, id: i64) -> Result<bool, ApiError> {
+pub async fn delete_unused(db: &D1Database, id: i64) -> Result<bool, StoreError> {
     Ok(run(
         db,
         "DELETE FROM storage_targets
@@ -167,7 +167,7 @@ pub async fn record_test(
     success: bool,
     message: &str,
     now: &str,
-) -> Result<(), ApiError> {
+) -> Result<(), StoreError> {
     run(
         db,
         "UPDATE storage_targets SET last_tested_at = ?2, last_test_status = ?3, last_test_message = ?4
@@ -191,7 +191,7 @@ pub struct UsageRow {
     pub measured_at: String,
 }
 
-pub async fn last_usage(db: &D1Database, id: i64) -> Result<Option<UsageRow>, ApiError> {
+pub async fn last_usage(db: &D1Database, id: i64) -> Result<Option<UsageRow>, StoreError> {
     first(
         db,
         "SELECT node_id, usage, measured_at FROM storage_usage WHERE target_id = ?1",
@@ -206,7 +206,7 @@ pub async fn keep_usage(
     node_id: i64,
     usage: &str,
     now: &str,
-) -> Result<(), ApiError> {
+) -> Result<(), StoreError> {
     run(
         db,
         "INSERT INTO storage_usage (target_id, node_id, usage, measured_at) VALUES (?1, ?2, ?3, ?4)

@@ -1,14 +1,14 @@
 //! Small facts about the deployment itself: which migration D1 is at, when the cron tick last ran.
 
+use super::StoreError;
 use super::{first, run, text};
-use crate::error::ApiError;
 use serde::Deserialize;
 use worker::D1Database;
 
 const LAST_TICK_AT: &str = "cron.last_tick_at";
 
 /// The newest migration wrangler recorded as applied, or `None` when D1 was never migrated.
-pub async fn latest_migration(db: &D1Database) -> Result<Option<String>, ApiError> {
+pub async fn latest_migration(db: &D1Database) -> Result<Option<String>, StoreError> {
     #[derive(Deserialize)]
     struct Row {
         name: String,
@@ -22,7 +22,7 @@ pub async fn latest_migration(db: &D1Database) -> Result<Option<String>, ApiErro
     Ok(row.map(|r| r.name))
 }
 
-pub async fn last_tick_at(db: &D1Database) -> Result<Option<String>, ApiError> {
+pub async fn last_tick_at(db: &D1Database) -> Result<Option<String>, StoreError> {
     #[derive(Deserialize)]
     struct Row {
         value: String,
@@ -36,7 +36,7 @@ pub async fn last_tick_at(db: &D1Database) -> Result<Option<String>, ApiError> {
     Ok(row.map(|r| r.value))
 }
 
-pub async fn set_last_tick_at(db: &D1Database, now: &str) -> Result<(), ApiError> {
+pub async fn set_last_tick_at(db: &D1Database, now: &str) -> Result<(), StoreError> {
     run(
         db,
         "INSERT INTO system_state (key, value) VALUES (?1, ?2)
@@ -65,7 +65,7 @@ pub const COUNTED_TABLES: [&str; 12] = [
 
 /// Row counts of the tables that grow, in the order of [`COUNTED_TABLES`]. One row of scalar
 /// subqueries: D1 refuses a compound SELECT with this many terms.
-pub async fn table_rows(db: &D1Database) -> Result<Vec<i64>, ApiError> {
+pub async fn table_rows(db: &D1Database) -> Result<Vec<i64>, StoreError> {
     let row: Option<serde_json::Map<String, serde_json::Value>> = first(
         db,
         "SELECT (SELECT COUNT(*) FROM users) AS users,
@@ -91,11 +91,11 @@ pub async fn table_rows(db: &D1Database) -> Result<Vec<i64>, ApiError> {
 }
 
 /// The database's size in bytes, as D1 reports it with every result.
-pub async fn database_bytes(db: &D1Database) -> Result<Option<u64>, ApiError> {
+pub async fn database_bytes(db: &D1Database) -> Result<Option<u64>, StoreError> {
     let result = super::stmt(db, "SELECT 1", &[])?
         .all()
         .await
-        .map_err(|e| ApiError::internal("d1 size", e))?;
+        .map_err(|e| StoreError::new("d1 size", e))?;
     Ok(result
         .meta()
         .ok()

@@ -5,8 +5,8 @@
 //! fresh `revision`. So a task never exists without its targets, a target or node cannot vanish
 //! under a task being written, and a refused write changes nothing.
 
+use super::StoreError;
 use super::{all, batch, first, int, run, stmt, text};
-use crate::error::ApiError;
 use serde::Deserialize;
 use stowage_shared::status::RunStatus;
 use stowage_shared::tasks::TaskType;
@@ -60,7 +60,7 @@ pub struct TaskTargetRow {
     pub kind: String,
 }
 
-pub async fn list(db: &D1Database) -> Result<Vec<TaskRow>, ApiError> {
+pub async fn list(db: &D1Database) -> Result<Vec<TaskRow>, StoreError> {
     all(
         db,
         task_select!("ORDER BY t.updated_at DESC, t.id DESC"),
@@ -70,7 +70,7 @@ pub async fn list(db: &D1Database) -> Result<Vec<TaskRow>, ApiError> {
 }
 
 /// Enabled tasks that have a schedule.
-pub async fn scheduled(db: &D1Database) -> Result<Vec<TaskRow>, ApiError> {
+pub async fn scheduled(db: &D1Database) -> Result<Vec<TaskRow>, StoreError> {
     all(
         db,
         task_select!("WHERE t.enabled = 1 AND t.cron_expr <> '' ORDER BY t.id"),
@@ -86,7 +86,7 @@ pub async fn advance_cursor(
     id: i64,
     fire_at: &str,
     skip: Option<&str>,
-) -> Result<(), ApiError> {
+) -> Result<(), StoreError> {
     run(
         db,
         "UPDATE backup_tasks
@@ -98,12 +98,12 @@ pub async fn advance_cursor(
     .map(drop)
 }
 
-pub async fn get(db: &D1Database, id: i64) -> Result<Option<TaskRow>, ApiError> {
+pub async fn get(db: &D1Database, id: i64) -> Result<Option<TaskRow>, StoreError> {
     first(db, task_select!("WHERE t.id = ?1"), &[int(id)]).await
 }
 
 /// The targets of every task (`task_id = 0`) or of one.
-pub async fn targets(db: &D1Database, task_id: i64) -> Result<Vec<TaskTargetRow>, ApiError> {
+pub async fn targets(db: &D1Database, task_id: i64) -> Result<Vec<TaskTargetRow>, StoreError> {
     all(
         db,
         "SELECT tt.task_id, tt.target_id, s.name, s.type
@@ -168,7 +168,7 @@ const INSERT_TARGETS: &str = "INSERT INTO backup_task_targets (task_id, target_i
 pub async fn create(
     db: &D1Database,
     f: &TaskFields<'_>,
-) -> Result<Result<i64, WriteRefused>, ApiError> {
+) -> Result<Result<i64, WriteRefused>, StoreError> {
     if name_taken(db, f.name, 0).await? {
         return Ok(Err(WriteRefused::NameTaken));
     }
@@ -189,7 +189,7 @@ pub async fn create(
     )
     .await?;
     row.map(|r| Ok(r.id))
-        .ok_or_else(|| ApiError::internal("create task", "the inserted row is missing"))
+        .ok_or_else(|| StoreError::new("create task", "the inserted row is missing"))
 }
 
 fn bind(f: &TaskFields<'_>) -> [worker::wasm_bindgen::JsValue; 15] {
@@ -219,7 +219,7 @@ pub async fn update(
     id: i64,
     f: &TaskFields<'_>,
     schedule_changed: bool,
-) -> Result<Result<(), WriteRefused>, ApiError> {
+) -> Result<Result<(), WriteRefused>, StoreError> {
     if name_taken(db, f.name, id).await? {
         return Ok(Err(WriteRefused::NameTaken));
     }
@@ -254,7 +254,7 @@ pub async fn update(
 }
 
 /// Works out why a write changed nothing.
-async fn refusal(db: &D1Database, f: &TaskFields<'_>, id: i64) -> Result<WriteRefused, ApiError> {
+async fn refusal(db: &D1Database, f: &TaskFields<'_>, id: i64) -> Result<WriteRefused, StoreError> {
     if id != 0 && get(db, id).await?.is_none() {
         return Ok(WriteRefused::TaskGone);
     }
@@ -264,7 +264,7 @@ async fn refusal(db: &D1Database, f: &TaskFields<'_>, id: i64) -> Result<WriteRe
     Ok(WriteRefused::MissingReference)
 }
 
-pub async fn name_taken(db: &D1Database, name: &str, except: i64) -> Result<bool, ApiError> {
+pub async fn name_taken(db: &D1Database, name: &str, except: i64) -> Result<bool, StoreError> {
     #[derive(Deserialize)]
     struct Row {
         taken: i64,
@@ -283,7 +283,7 @@ pub async fn set_enabled(
     id: i64,
     enabled: bool,
     now: &str,
-) -> Result<bool, ApiError> {
+) -> Result<bool, StoreError> {
     Ok(run(
         db,
         "UPDATE backup_tasks SET enabled = ?2, updated_at = ?3 WHERE id = ?1",
@@ -293,12 +293,15 @@ pub async fn set_enabled(
         > 0)
 }
 
-pub async fn delete(db: &D1Database, id: i64) -> Result<bool, ApiError> {
+pub async fn delete(db: &D1Database, id: i64) -> Result<bool, StoreError> {
     Ok(run(db, "DELETE FROM backup_tasks WHERE id = ?1", &[int(id)]).await? > 0)
 }
 
 /// Names of the tasks that write to a storage target (for `STORAGE_TARGET_IN_USE`).
-pub async fn names_using_target(db: &D1Database, target_id: i64) -> Result<Vec<String>, ApiError> {
+pub async fn names_using_target(
+    db: &D1Database,
+    target_id: i64,
+) -> Result<Vec<String>, StoreError> {
     #[derive(Deserialize)]
     struct Row {
         name: String,
@@ -314,7 +317,7 @@ pub async fn names_using_target(db: &D1Database, target_id: i64) -> Result<Vec<S
 }
 
 /// The nodes whose tasks write to a target: the only nodes that hold its credentials already.
-pub async fn nodes_using_target(db: &D1Database, target_id: i64) -> Result<Vec<i64>, ApiError> {
+pub async fn nodes_using_target(db: &D1Database, target_id: i64) -> Result<Vec<i64>, StoreError> {
     #[derive(Deserialize)]
     struct Row {
         node_id: i64,
@@ -330,7 +333,7 @@ pub async fn nodes_using_target(db: &D1Database, target_id: i64) -> Result<Vec<i
 }
 
 /// Names of the tasks that run on a node (for `NODE_HAS_TASKS`).
-pub async fn names_on_node(db: &D1Database, node_id: i64) -> Result<Vec<String>, ApiError> {
+pub async fn names_on_node(db: &D1Database, node_id: i64) -> Result<Vec<String>, StoreError> {
     #[derive(Deserialize)]
     struct Row {
         name: String,

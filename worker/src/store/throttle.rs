@@ -2,8 +2,8 @@
 //! client IP the number of its lockouts in the last day (key `lockouts:<ip key>`, the count in
 //! `failures`, the first of the day's lockouts in `window_start`), which doubles its next lock.
 
+use super::StoreError;
 use super::{all, run, text};
-use crate::error::ApiError;
 use serde::Deserialize;
 use stowage_shared::throttle::Counter;
 use stowage_shared::time;
@@ -18,7 +18,7 @@ struct Row {
 }
 
 /// The counters that exist among `keys` (at most two: account and IP).
-pub async fn get(db: &D1Database, keys: [&str; 2]) -> Result<Vec<(String, Counter)>, ApiError> {
+pub async fn get(db: &D1Database, keys: [&str; 2]) -> Result<Vec<(String, Counter)>, StoreError> {
     let rows: Vec<Row> = all(
         db,
         "SELECT key, failures, window_start, locked_until FROM login_throttle WHERE key IN (?1, ?2)",
@@ -45,7 +45,7 @@ pub async fn count_failure(
     key: &str,
     now: &str,
     cutoff: &str,
-) -> Result<u32, ApiError> {
+) -> Result<u32, StoreError> {
     #[derive(Deserialize)]
     struct Count {
         failures: i64,
@@ -66,7 +66,7 @@ pub async fn count_failure(
 /// Locks a key until `until` (never shortens an existing lock) and starts its count over, so
 /// that once the lock lifts the key has its full number of attempts again (a lock is the whole
 /// penalty; the next one comes after as many failures as the first).
-pub async fn lock(db: &D1Database, key: &str, until: &str, now: &str) -> Result<(), ApiError> {
+pub async fn lock(db: &D1Database, key: &str, until: &str, now: &str) -> Result<(), StoreError> {
     run(
         db,
         "UPDATE login_throttle SET locked_until = MAX(COALESCE(locked_until, ''), ?2),
@@ -78,7 +78,7 @@ pub async fn lock(db: &D1Database, key: &str, until: &str, now: &str) -> Result<
     Ok(())
 }
 
-pub async fn clear(db: &D1Database, key: &str) -> Result<(), ApiError> {
+pub async fn clear(db: &D1Database, key: &str) -> Result<(), StoreError> {
     run(
         db,
         "DELETE FROM login_throttle WHERE key = ?1",
@@ -94,7 +94,7 @@ pub async fn purge(
     now: &str,
     cutoff: &str,
     day_ago: &str,
-) -> Result<usize, ApiError> {
+) -> Result<usize, StoreError> {
     run(
         db,
         "DELETE FROM login_throttle
@@ -107,7 +107,7 @@ pub async fn purge(
 }
 
 /// How often `key` was locked out since `day_ago`.
-pub async fn lockouts(db: &D1Database, key: &str, day_ago: &str) -> Result<u32, ApiError> {
+pub async fn lockouts(db: &D1Database, key: &str, day_ago: &str) -> Result<u32, StoreError> {
     #[derive(Deserialize)]
     struct Count {
         failures: i64,
@@ -127,7 +127,7 @@ pub async fn count_lockout(
     key: &str,
     now: &str,
     day_ago: &str,
-) -> Result<(), ApiError> {
+) -> Result<(), StoreError> {
     count_failure(db, &format!("lockouts:{key}"), now, day_ago)
         .await
         .map(drop)

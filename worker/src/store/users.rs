@@ -1,7 +1,7 @@
 //! The `users` table.
 
+use super::StoreError;
 use super::{first, int, run, stmt, text};
-use crate::error::ApiError;
 use serde::Deserialize;
 use stowage_shared::SecretString;
 use stowage_shared::api::{Role, UserOutput};
@@ -34,7 +34,7 @@ impl UserRow {
     }
 }
 
-pub async fn any_exists(db: &D1Database) -> Result<bool, ApiError> {
+pub async fn any_exists(db: &D1Database) -> Result<bool, StoreError> {
     #[derive(Deserialize)]
     struct Row {
         present: i64,
@@ -51,7 +51,7 @@ pub async fn create_first_admin(
     display_name: &str,
     password_hash: &str,
     now: &str,
-) -> Result<Option<UserRow>, ApiError> {
+) -> Result<Option<UserRow>, StoreError> {
     const SQL: &str = "INSERT INTO users (username, display_name, role, password_hash, password_changed_at, created_at, updated_at)
          SELECT ?1, ?2, 'admin', ?3, ?4, ?4, ?4
          WHERE NOT EXISTS (SELECT 1 FROM users)
@@ -72,7 +72,7 @@ pub async fn create_first_admin(
 pub async fn find_by_username(
     db: &D1Database,
     username: &str,
-) -> Result<Option<UserRow>, ApiError> {
+) -> Result<Option<UserRow>, StoreError> {
     const SQL: &str =
         "SELECT id, username, display_name, role, password_hash, password_changed_at, created_at
          FROM users WHERE username = ?1";
@@ -85,7 +85,7 @@ pub fn set_password(
     user_id: i64,
     password_hash: &str,
     now: &str,
-) -> Result<D1PreparedStatement, ApiError> {
+) -> Result<D1PreparedStatement, StoreError> {
     stmt(
         db,
         "UPDATE users SET password_hash = ?2, password_changed_at = ?3, updated_at = ?3 WHERE id = ?1",
@@ -99,7 +99,7 @@ pub async fn rehash(
     user_id: i64,
     password_hash: &str,
     now: &str,
-) -> Result<(), ApiError> {
+) -> Result<(), StoreError> {
     run(
         db,
         "UPDATE users SET password_hash = ?2, updated_at = ?3 WHERE id = ?1",

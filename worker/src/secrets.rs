@@ -1,6 +1,7 @@
-//! Sealing of secrets at rest: AES-256-GCM under the `SEAL_KEY` Worker secret, a fresh random
-//! 96-bit nonce per seal, and the row's identity as associated data, so a ciphertext copied into
-//! another row (or another table) fails to open.
+//! Secrets at rest, in one place: sealing (AES-256-GCM under the `SEAL_KEY` Worker secret, a
+//! fresh random 96-bit nonce per seal), every identity a sealed value is bound to (the associated
+//! data, so a ciphertext copied into another row, field or table fails to open), and the random
+//! ids rows and sessions are named by.
 //!
 //! Format: `v1.<nonce hex>.<ciphertext+tag hex>`; the version leaves room for key rotation.
 
@@ -10,6 +11,41 @@ use aes_gcm::{Aes256Gcm, Nonce};
 use stowage_shared::SecretString;
 
 const VERSION: &str = "v1";
+
+/// What a sealed value belongs to. Its text is the associated data of the seal; changing one of
+/// these strings makes every value sealed under it unreadable, so they are written once, here.
+#[derive(Debug, Clone, Copy)]
+pub enum Identity<'a> {
+    /// A storage target's config (`storage_targets.config_sealed`), by the row's uid.
+    StorageTarget(&'a str),
+    /// A notification channel's config, by the row's uid.
+    Channel(&'a str),
+    /// An agent command's spec (it may carry a target's config or a database password).
+    Command(&'a str),
+    /// A backup task's database password.
+    TaskPassword(&'a str),
+    /// A Google Drive authorisation in progress, by the hash of its `state`.
+    OauthSession(&'a str),
+}
+
+impl std::fmt::Display for Identity<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Identity::StorageTarget(uid) => write!(f, "storage_targets/{uid}"),
+            Identity::Channel(uid) => write!(f, "notification_channels/{uid}"),
+            Identity::Command(uid) => write!(f, "agent_commands/{uid}"),
+            Identity::TaskPassword(uid) => write!(f, "backup_tasks/{uid}/dbPassword"),
+            Identity::OauthSession(state_hash) => write!(f, "oauth_sessions/{state_hash}"),
+        }
+    }
+}
+
+/// A fresh random id: 128 bits as 32 hex digits (row uids, session ids).
+pub fn random_id() -> Result<String, ApiError> {
+    let mut bytes = [0u8; 16];
+    getrandom::fill(&mut bytes).map_err(|e| ApiError::internal("random id", e))?;
+    Ok(hex::encode(bytes))
+}
 
 pub struct Sealer {
     cipher: Aes256Gcm,
@@ -38,7 +74,12 @@ impl Sealer {
         Ok(Self { cipher })
     }
 
-    pub fn seal(&self, identity: &str, plaintext: &[u8]) -> Result<String, ApiError> {
+    pub fn seal(
+        &self,
+        identity: impl std::fmt::Display,
+        plaintext: &[u8],
+    ) -> Result<String, ApiError> {
+        let identity = identity.to_string();
         let mut nonce = [0u8; 12];
         getrandom::fill(&mut nonce).map_err(|e| ApiError::internal("seal nonce", e))?;
         let sealed = self
@@ -58,7 +99,12 @@ impl Sealer {
         ))
     }
 
-    pub fn open(&self, identity: &str, sealed: &str) -> Result<Vec<u8>, ApiError> {
+    pub fn open(
+        &self,
+        identity: impl std::fmt::Display,
+        sealed: &str,
+    ) -> Result<Vec<u8>, ApiError> {
+        let identity = identity.to_string();
         let broken = || {
             ApiError::internal(
                 "open sealed value",

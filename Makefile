@@ -6,7 +6,7 @@ SHELL := bash
 
 export PORT ?= 8787
 
-.PHONY: help install build agent dev test bench fmt lint unit e2e deploy-check clean
+.PHONY: help install build agent dev test bench fmt layout lint unit e2e deploy-check clean
 
 help:
 	@echo "make dev     install what is missing, build, migrate local D1, serve on http://127.0.0.1:$(PORT)"
@@ -27,7 +27,7 @@ agent:
 dev: build agent
 	@scripts/dev.sh
 
-test: install fmt lint build deploy-check unit e2e
+test: install fmt layout lint build deploy-check unit e2e
 	@echo "==> all checks passed"
 
 # The agent against `tar | zstd -3 -T0` and `zstd -d | tar -x` on a generated dataset, and its
@@ -41,6 +41,11 @@ bench:
 
 fmt:
 	cargo fmt --all -- --check
+
+# The rooms of ARCHITECTURE.md: no import circles, no forbidden reaches, SQL only in the store,
+# no state compared as text.
+layout:
+	python3 scripts/check-layout.py
 
 lint:
 	cargo clippy --workspace --all-targets --locked -- -D warnings

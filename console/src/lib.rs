@@ -2,7 +2,8 @@
 //! files by the same Worker as the API (`wrangler.toml`'s `[assets]`). Every request and answer is
 //! a type of `stowage_shared::api`, so the console cannot drift from the API.
 //!
-//! `api` talks to the Worker, `i18n` holds the English and Simplified Chinese texts (the API's error
+//! `api` talks to the Worker, `app` is the shell and its routes, `widgets` the pieces every page
+//! uses, `i18n` holds the English and Simplified Chinese texts (the API's error
 //! `code` is translated here, so messages read the same everywhere), `pages` the screens.
 
 mod api;
@@ -12,6 +13,7 @@ mod forms;
 mod i18n;
 mod live;
 mod pages;
+mod widgets;
 
 use wasm_bindgen::prelude::wasm_bindgen;
 

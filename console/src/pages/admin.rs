@@ -2,9 +2,9 @@
 //! check, and the signed-in user's profile with the password change.
 
 use crate::api::{self, Failure};
-use crate::app::{ErrorNote, Pager};
 use crate::format;
 use crate::i18n::t;
+use crate::widgets::{ErrorNote, Pager};
 use leptos::prelude::*;
 use stowage_shared::api::{
     AuditLogEntry, ChangePasswordRequest, NotificationSummary, Page, PasswordChanged, SystemInfo,

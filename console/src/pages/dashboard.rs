@@ -2,10 +2,10 @@
 //! and recent activity.
 
 use crate::api::{self, Failure};
-use crate::app::ErrorNote;
 use crate::format;
 use crate::i18n::{t, text, use_lang};
 use crate::pages::records::status_key;
+use crate::widgets::ErrorNote;
 use leptos::prelude::*;
 use stowage_shared::api::{DashboardStats, DashboardTimeline, TaskAttention, TimelineDay, routes};
 

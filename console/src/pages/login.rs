@@ -1,8 +1,8 @@
 //! First-run setup and sign-in: one screen that asks the server which of the two it is.
 
 use crate::api::{self, Failure};
-use crate::app::{ErrorNote, use_session};
 use crate::i18n::t;
+use crate::widgets::{ErrorNote, use_session};
 use leptos::prelude::*;
 use leptos_router::hooks::use_navigate;
 use stowage_shared::SecretString;

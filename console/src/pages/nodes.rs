@@ -2,9 +2,9 @@
 //! inside the commands that install it; the server keeps only its hash.
 
 use crate::api::{self, Failure};
-use crate::app::{ErrorNote, list_view};
 use crate::format;
 use crate::i18n::t;
+use crate::widgets::{ErrorNote, list_view};
 use leptos::prelude::*;
 use stowage_shared::api::{Deleted, NodeOutput, NodeRequest, NodeStatus, NodeWithToken, routes};
 

@@ -2,10 +2,10 @@
 //! a real message (before saving, or of a saved channel), and each channel's recent deliveries.
 
 use crate::api::{self, Failure};
-use crate::app::{ErrorNote, confirm, list_view};
 use crate::format;
 use crate::forms::{Field, Input, MASK, Values, config_of, fields_view, values_of};
 use crate::i18n::t;
+use crate::widgets::{ErrorNote, confirm, list_view};
 use leptos::prelude::*;
 use std::collections::BTreeMap;
 use stowage_shared::api::{

@@ -2,10 +2,10 @@
 //! targets, live log and progress, download, restore and delete).
 
 use crate::api::{self, Failure};
-use crate::app::{ErrorNote, Pager, confirm};
 use crate::format;
 use crate::i18n::{t, text, use_lang};
 use crate::live::{self, Live};
+use crate::widgets::{ErrorNote, Pager, confirm};
 use leptos::prelude::*;
 use leptos_router::hooks::{use_navigate, use_params_map};
 use std::collections::BTreeSet;
@@ -246,7 +246,7 @@ fn RecordView(record: BackupRecordOutput, reload: impl Fn() + Copy + 'static) ->
             match api::ticketed(&routes::backup_record_download(id)).await {
                 Ok(url) => {
                     error.set(None);
-                    crate::app::open_download(&url);
+                    crate::widgets::open_download(&url);
                 }
                 Err(failure) => error.set(Some(failure)),
             }

@@ -4,10 +4,10 @@
 //! `/storage-targets/google-drive/callback`, which completes it).
 
 use crate::api::{self, Failure};
-use crate::app::{ErrorNote, confirm, list_view};
 use crate::format;
 use crate::forms::{Field, Input, MASK, Values, config_of, fields_view, values_of};
 use crate::i18n::t;
+use crate::widgets::{ErrorNote, confirm, list_view};
 use leptos::prelude::*;
 use leptos_router::hooks::use_query_map;
 use std::collections::BTreeMap;
@@ -16,6 +16,7 @@ use stowage_shared::api::{
     RcloneBackendsOutput, StorageTargetDetail, StorageTargetRequest, StorageTargetSummary,
     StorageTestResult, StorageUsageOutput, routes,
 };
+use stowage_shared::storage::StorageType;
 
 /// The form of each type. Google Drive's credentials come from its connect flow and rclone's
 /// options from rclone, so their forms are their own.
@@ -98,7 +99,7 @@ fn form_of(kind: &str) -> &'static [Field] {
 /// The config a form describes; for rclone, the chosen backend and its options beside the root.
 fn config_of_kind(kind: &str, values: &Values, rclone: &RcloneChoice) -> serde_json::Value {
     let mut config = config_of(form_of(kind), values);
-    if kind == "rclone" {
+    if StorageType::parse(kind) == Some(StorageType::Rclone) {
         config["backend"] = rclone.backend.clone().into();
         let options: BTreeMap<&String, &String> = rclone
             .options
@@ -338,7 +339,7 @@ fn TargetForm(
     let rclone = RwSignal::new(
         editing
             .as_ref()
-            .filter(|d| d.summary.kind == "rclone")
+            .filter(|d| StorageType::parse(&d.summary.kind) == Some(StorageType::Rclone))
             .map(|d| RcloneChoice {
                 backend: d.config["backend"].as_str().unwrap_or_default().to_owned(),
                 options: serde_json::from_value(d.config["options"].clone()).unwrap_or_default(),
@@ -351,7 +352,7 @@ fn TargetForm(
     let submit = move |ev: leptos::ev::SubmitEvent| {
         ev.prevent_default();
         let kind_now = kind.get_untracked();
-        if kind_now == "google_drive" {
+        if StorageType::parse(&kind_now) == Some(StorageType::GoogleDrive) {
             connect_google_drive(id, name, description, values, error);
             return;
         }

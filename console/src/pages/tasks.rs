@@ -3,10 +3,10 @@
 //! node through its agent (`fs/list`), and a database picker through discovery.
 
 use crate::api::{self, Failure};
-use crate::app::{ErrorNote, list_view};
 use crate::format;
 use crate::forms::MASK;
 use crate::i18n::t;
+use crate::widgets::{ErrorNote, list_view};
 use leptos::prelude::*;
 use leptos_router::hooks::use_navigate;
 use std::collections::BTreeSet;
@@ -74,7 +74,7 @@ pub fn Tasks() -> impl IntoView {
         });
     };
     let remove = move |id: i64, name: String| {
-        if !crate::app::confirm(&format!("Delete the task {name:?}? Its backups are kept.")) {
+        if !crate::widgets::confirm(&format!("Delete the task {name:?}? Its backups are kept.")) {
             return;
         }
         leptos::task::spawn_local(async move {

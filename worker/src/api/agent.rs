@@ -12,6 +12,7 @@ use crate::store::logs;
 use crate::store::nodes::{self, AgentIdentity};
 use crate::store::relays::{self, Put};
 use base64::Engine;
+use stowage_shared::api::NodeStatus;
 use stowage_shared::commands::CommandStatus;
 use stowage_shared::commands::{ReportDecision, Stored, judge_report, lease_until};
 use stowage_shared::notifications::Message;
@@ -105,7 +106,7 @@ pub async fn heartbeat(mut ctx: Ctx<'_>) -> Result<Response, ApiError> {
     nodes::heartbeat(&db, node.id, &hb, &now).await?;
     let settings = crate::store::settings::load(&db).await?;
     let state = AppState { db, config };
-    if node.status == "offline"
+    if node.status == NodeStatus::Offline
         && let Some(last_seen) = node.last_seen_at.as_deref()
     {
         // It was seen before and the tick marked it offline: it is back.
@@ -213,7 +214,7 @@ pub async fn result(mut ctx: Ctx<'_>) -> Result<Response, ApiError> {
                 };
                 if commands::finish(&db, id, node.id, &outcome, &now).await? {
                     let notify =
-                        ops::commands::settle(&db, &config, id, row.kind, &report, ctx.now).await?;
+                        ops::settle::settle(&db, &config, id, row.kind, &report, ctx.now).await?;
                     if notify {
                         ctx.notify_soon();
                     }

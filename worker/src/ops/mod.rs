@@ -7,5 +7,6 @@ pub mod downloads;
 pub mod fleet;
 pub mod restores;
 pub mod runs;
+pub mod settle;
 pub mod targets;
 pub mod tasks;

@@ -127,7 +127,7 @@ pub struct AgentIdentity {
     pub name: String,
     /// As marked before this request: a heartbeat from an `offline` node that was seen before
     /// means it came back.
-    pub status: String,
+    pub status: NodeStatus,
     pub last_seen_at: Option<String>,
 }
 

@@ -1,6 +1,11 @@
 #!/usr/bin/env python3
-"""Fails when modules of one crate import each other in a circle, or a room imports a room it
-must not (see ARCHITECTURE.md).
+"""Checks the layout ARCHITECTURE.md describes, and fails (exit 1) with what broke it:
+
+- no two modules of one crate import each other in a circle, and no room reaches into a room it
+  must not (handlers never call handlers, the store never calls operations, ...);
+- no SQL outside `worker/src/store/`;
+- no domain state or kind compared as text outside (de)serialisation: statuses, triggers and
+  kinds are `shared::status` enums, compared as values.
 
 Rust does not forbid circular `use` between modules, and nothing in the ecosystem checks it on
 stable without nightly-only tooling (cargo-modules needs rust-analyzer's internals and prints a
@@ -9,8 +14,8 @@ is resolved to the file that defines the module it names. A module composing its
 (a parent using its children) is the module tree itself and is not counted; every other
 reference is an edge, and the edges of each crate must form no cycle.
 
-Usage: scripts/check-imports.py            # every crate
-       scripts/check-imports.py --graph    # also print the edges
+Usage: scripts/check-layout.py            # every check
+       scripts/check-layout.py --graph    # also print the import edges
 """
 import os
 import re
@@ -214,9 +219,43 @@ def main():
                         if t[:1] == ("api",) and len(t) > 1 and t[:2] != m[:2]:
                             failed = True
                             print(f"{crate}: {name(m)} -> {name(t)}: handlers do not call handlers")
+    failed |= check_text()
     if failed:
         sys.exit(1)
-    print("imports: no circles, no forbidden reaches")
+    print("layout: no import circles, no forbidden reaches, no SQL outside the store, no state compared as text")
+
+
+SQL = re.compile(r'"\s*(SELECT|INSERT|UPDATE|DELETE|CREATE|ALTER|DROP|PRAGMA|WITH)\s')
+# `status == "success"`, `"failed" != r.status`, `kind.as_str() == "…"`, `match x.status.as_str()`.
+WORD = r"\w*(?:status|kind|trigger|outcome)\w*"
+AS_TEXT = [
+    re.compile(WORD + r'(?:\.as_str\(\)|\.as_deref\(\))?\s*[!=]=\s*(?:Some\()?"'),
+    re.compile(r'"[a-z_]+"\)?\s*[!=]=\s*[\w.]*' + WORD),
+    re.compile(r"match\s+[\w.]*" + WORD + r"\.as_str\(\)"),
+]
+
+
+def check_text():
+    """SQL only in the store; states never compared as text (tests may compare what they read)."""
+    failed = False
+    for crate in ["worker/src", "agent/src", "console/src", "shared/src"]:
+        src = os.path.join(ROOT, crate)
+        for dirpath, _, names in os.walk(src):
+            for n in sorted(names):
+                if not n.endswith(".rs"):
+                    continue
+                path = os.path.join(dirpath, n)
+                rel = os.path.relpath(path, ROOT)
+                with open(path, encoding="utf-8") as f:
+                    text = strip_tests(re.sub(r"//[^\n]*", "", f.read()))
+                for no, line in enumerate(text.split("\n"), 1):
+                    if crate == "worker/src" and "/store/" not in path and SQL.search(line):
+                        failed = True
+                        print(f"{rel}: SQL outside the store: {line.strip()}")
+                    if any(p.search(line) for p in AS_TEXT):
+                        failed = True
+                        print(f"{rel}: a state compared as text: {line.strip()}")
+    return failed
 
 
 if __name__ == "__main__":

@@ -9,8 +9,8 @@ use crate::store::commands;
 use serde_json::Value;
 use stowage_shared::ErrorCode;
 use stowage_shared::commands::CommandStatus;
-use stowage_shared::protocol::{CommandError, CommandSpec};
 use stowage_shared::protocol::CommandReport;
+use stowage_shared::protocol::{CommandError, CommandSpec};
 use stowage_shared::time::{self, Timestamp};
 use worker::D1Database;
 

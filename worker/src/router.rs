@@ -9,149 +9,6 @@ use stowage_shared::ErrorCode;
 use stowage_shared::api::routes;
 use worker::{Method, Response};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Route {
-    Health,
-    Ready,
-    SetupStatus,
-    Setup,
-    Login,
-    Logout,
-    Profile,
-    Password,
-    Nodes,
-    NodeCreate,
-    Node,
-    NodeUpdate,
-    NodeDelete,
-    NodeFsList,
-    NodeRotateToken,
-    AgentHeartbeat,
-    AgentPoll,
-    AgentResult,
-    StorageTargets,
-    StorageTargetCreate,
-    StorageTarget,
-    StorageTargetUpdate,
-    StorageTargetDelete,
-    StorageTargetStar,
-    StorageTargetTestPending,
-    StorageTargetTest,
-    StorageTargetUsage,
-    RcloneBackends,
-    GoogleDriveAuthUrl,
-    GoogleDriveComplete,
-    BackupTasks,
-    BackupTaskCreate,
-    BackupTask,
-    BackupTaskUpdate,
-    BackupTaskDelete,
-    BackupTaskToggle,
-    BackupTaskRun,
-    BackupRecords,
-    BackupRecord,
-    BackupRecordDelete,
-    BackupRecordsBatchDelete,
-    BackupRecordLogs,
-    BackupRecordRestore,
-    RestoreRecords,
-    RestoreRecord,
-    RestoreRecordLogs,
-    AgentRecordLog,
-    AgentRestoreLog,
-    StreamTicket,
-    BackupRecordDownload,
-    AgentRelayChunk,
-    DatabaseDiscover,
-    Notifications,
-    NotificationCreate,
-    NotificationTestPending,
-    Notification,
-    NotificationUpdate,
-    NotificationDelete,
-    NotificationTest,
-    NotificationDeliveries,
-    DashboardStats,
-    DashboardTimeline,
-    AuditLogs,
-    SystemInfo,
-    SystemUpdateCheck,
-    Settings,
-    SettingsUpdate,
-}
-
-// One line per route reads best as a table; rustfmt would break the long ones apart.
-#[rustfmt::skip]
-const ROUTES: &[(Method, &str, Route)] = &[
-    (Method::Get,    routes::HEALTH,                      Route::Health),
-    (Method::Get,    routes::HEALTH_READY,                Route::Ready),
-    (Method::Get,    routes::AUTH_SETUP_STATUS,           Route::SetupStatus),
-    (Method::Post,   routes::AUTH_SETUP,                  Route::Setup),
-    (Method::Post,   routes::AUTH_LOGIN,                  Route::Login),
-    (Method::Post,   routes::AUTH_LOGOUT,                 Route::Logout),
-    (Method::Get,    routes::AUTH_PROFILE,                Route::Profile),
-    (Method::Put,    routes::AUTH_PASSWORD,               Route::Password),
-    (Method::Get,    routes::NODES,                       Route::Nodes),
-    (Method::Post,   routes::NODES,                       Route::NodeCreate),
-    (Method::Get,    "/api/nodes/:id",                    Route::Node),
-    (Method::Put,    "/api/nodes/:id",                    Route::NodeUpdate),
-    (Method::Delete, "/api/nodes/:id",                    Route::NodeDelete),
-    (Method::Get,    "/api/nodes/:id/fs/list",            Route::NodeFsList),
-    (Method::Post,   "/api/nodes/:id/rotate-token",       Route::NodeRotateToken),
-    (Method::Post,   routes::AGENT_HEARTBEAT,             Route::AgentHeartbeat),
-    (Method::Post,   routes::AGENT_POLL,                  Route::AgentPoll),
-    (Method::Post,   "/api/agent/commands/:id/result",    Route::AgentResult),
-    (Method::Get,    routes::STORAGE_TARGETS,             Route::StorageTargets),
-    (Method::Get,    routes::RCLONE_BACKENDS,             Route::RcloneBackends),
-    (Method::Post,   routes::GOOGLE_DRIVE_AUTH_URL,       Route::GoogleDriveAuthUrl),
-    (Method::Post,   routes::GOOGLE_DRIVE_COMPLETE,       Route::GoogleDriveComplete),
-    (Method::Get,    routes::BACKUP_TASKS,                Route::BackupTasks),
-    (Method::Post,   routes::BACKUP_TASKS,                Route::BackupTaskCreate),
-    (Method::Get,    "/api/backup/tasks/:id",             Route::BackupTask),
-    (Method::Put,    "/api/backup/tasks/:id",             Route::BackupTaskUpdate),
-    (Method::Delete, "/api/backup/tasks/:id",             Route::BackupTaskDelete),
-    (Method::Put,    "/api/backup/tasks/:id/toggle",      Route::BackupTaskToggle),
-    (Method::Post,   "/api/backup/tasks/:id/run",         Route::BackupTaskRun),
-    (Method::Get,    routes::BACKUP_RECORDS,              Route::BackupRecords),
-    (Method::Get,    "/api/backup/records/:id",           Route::BackupRecord),
-    (Method::Delete, "/api/backup/records/:id",           Route::BackupRecordDelete),
-    (Method::Post,   routes::BACKUP_RECORDS_BATCH_DELETE, Route::BackupRecordsBatchDelete),
-    (Method::Get,    "/api/backup/records/:id/logs/stream", Route::BackupRecordLogs),
-    (Method::Post,   "/api/backup/records/:id/restore",   Route::BackupRecordRestore),
-    (Method::Get,    routes::RESTORE_RECORDS,             Route::RestoreRecords),
-    (Method::Get,    "/api/restore/records/:id",          Route::RestoreRecord),
-    (Method::Get,    "/api/restore/records/:id/logs/stream", Route::RestoreRecordLogs),
-    (Method::Post,   "/api/agent/records/:id",            Route::AgentRecordLog),
-    (Method::Post,   "/api/agent/restores/:id",           Route::AgentRestoreLog),
-    (Method::Post,   routes::AUTH_STREAM_TICKET,          Route::StreamTicket),
-    (Method::Get,    "/api/backup/records/:id/download",  Route::BackupRecordDownload),
-    (Method::Post,   "/api/agent/relays/:id",             Route::AgentRelayChunk),
-    (Method::Post,   routes::DATABASE_DISCOVER,           Route::DatabaseDiscover),
-    (Method::Post,   routes::STORAGE_TARGETS,             Route::StorageTargetCreate),
-    (Method::Get,    "/api/storage-targets/:id",          Route::StorageTarget),
-    (Method::Put,    "/api/storage-targets/:id",          Route::StorageTargetUpdate),
-    (Method::Delete, "/api/storage-targets/:id",          Route::StorageTargetDelete),
-    (Method::Put,    "/api/storage-targets/:id/star",     Route::StorageTargetStar),
-    (Method::Post,   routes::STORAGE_TARGETS_TEST,        Route::StorageTargetTestPending),
-    (Method::Post,   "/api/storage-targets/:id/test",     Route::StorageTargetTest),
-    (Method::Get,    "/api/storage-targets/:id/usage",    Route::StorageTargetUsage),
-    (Method::Get,    routes::NOTIFICATIONS,               Route::Notifications),
-    (Method::Post,   routes::NOTIFICATIONS,               Route::NotificationCreate),
-    (Method::Post,   routes::NOTIFICATIONS_TEST,          Route::NotificationTestPending),
-    (Method::Get,    "/api/notifications/:id",            Route::Notification),
-    (Method::Put,    "/api/notifications/:id",            Route::NotificationUpdate),
-    (Method::Delete, "/api/notifications/:id",            Route::NotificationDelete),
-    (Method::Post,   "/api/notifications/:id/test",       Route::NotificationTest),
-    (Method::Get,    "/api/notifications/:id/deliveries", Route::NotificationDeliveries),
-    (Method::Get,    routes::DASHBOARD_STATS,             Route::DashboardStats),
-    (Method::Get,    routes::DASHBOARD_TIMELINE,          Route::DashboardTimeline),
-    (Method::Get,    routes::AUDIT_LOGS,                  Route::AuditLogs),
-    (Method::Get,    routes::SYSTEM_INFO,                 Route::SystemInfo),
-    (Method::Get,    routes::SYSTEM_UPDATE_CHECK,         Route::SystemUpdateCheck),
-    (Method::Get,    routes::SETTINGS,                    Route::Settings),
-    (Method::Put,    routes::SETTINGS,                    Route::SettingsUpdate),
-];
-
 /// How a route's calls reach the audit log.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Audit {
@@ -166,38 +23,104 @@ enum Audit {
     Router(&'static str),
 }
 
-fn audit_of(route: Route) -> Audit {
-    use Audit::{Handler, Refusals, Router};
-    match route {
-        Route::Setup | Route::Login | Route::Password => Handler,
-        Route::Logout => Refusals("auth.logout"),
-        Route::NodeCreate => Refusals("node.create"),
-        Route::NodeUpdate => Refusals("node.update"),
-        Route::NodeDelete => Refusals("node.delete"),
-        Route::NodeRotateToken => Refusals("node.rotate_token"),
-        Route::StorageTargetCreate => Refusals("storage_target.create"),
-        Route::StorageTargetUpdate => Refusals("storage_target.update"),
-        Route::StorageTargetDelete => Refusals("storage_target.delete"),
-        Route::StorageTargetStar => Refusals("storage_target.star"),
-        Route::StorageTargetTest => Router("storage_target.test"),
-        Route::GoogleDriveComplete => Router("storage_target.google_drive_connect"),
-        Route::BackupTaskCreate => Refusals("backup_task.create"),
-        Route::BackupTaskUpdate => Refusals("backup_task.update"),
-        Route::BackupTaskDelete => Refusals("backup_task.delete"),
-        Route::BackupTaskToggle => Refusals("backup_task.toggle"),
-        Route::BackupTaskRun => Refusals("backup_task.run"),
-        Route::BackupRecordDelete | Route::BackupRecordsBatchDelete => {
-            Refusals("backup_record.delete")
+/// Declares every route once: its name, method, path, how its calls reach the audit log, and its
+/// handler. From that one list come the `Route` enum, the table `resolve` matches, `audit_of` and
+/// `dispatch`, so a route cannot be matched without a handler or an audit mode. (Who may call a
+/// route is the handler's first line, `ctx.signed_in(Role::…)` or `agent(&ctx)`, because the
+/// role decides what the handler can see too.)
+macro_rules! routes {
+    ($($route:ident: $method:ident $path:expr, $audit:expr => $handler:expr;)+) => {
+        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+        enum Route {
+            $($route,)+
         }
-        Route::BackupRecordRestore => Refusals("backup_record.restore"),
-        Route::BackupRecordDownload => Refusals("backup_record.download"),
-        Route::NotificationCreate => Refusals("notification.create"),
-        Route::NotificationUpdate => Refusals("notification.update"),
-        Route::NotificationDelete => Refusals("notification.delete"),
-        Route::NotificationTestPending | Route::NotificationTest => Refusals("notification.test"),
-        Route::SettingsUpdate => Refusals("settings.update"),
-        _ => Audit::None,
-    }
+
+        const ROUTES: &[(Method, &str, Route)] = &[$((Method::$method, $path, Route::$route),)+];
+
+        fn audit_of(route: Route) -> Audit {
+            #[allow(unused_imports)]
+            use Audit::{Handler, None, Refusals, Router};
+            match route {
+                $(Route::$route => $audit,)+
+            }
+        }
+
+        async fn dispatch(route: Route, ctx: Ctx<'_>) -> Result<Response, ApiError> {
+            match route {
+                $(Route::$route => ($handler)(ctx).await,)+
+            }
+        }
+    };
+}
+
+routes! {
+    Health: Get routes::HEALTH, None => api::health::get;
+    Ready: Get routes::HEALTH_READY, None => api::health::ready;
+    SetupStatus: Get routes::AUTH_SETUP_STATUS, None => api::auth::setup_status;
+    Setup: Post routes::AUTH_SETUP, Handler => api::auth::setup;
+    Login: Post routes::AUTH_LOGIN, Handler => api::auth::login;
+    Logout: Post routes::AUTH_LOGOUT, Refusals("auth.logout") => api::auth::logout;
+    Profile: Get routes::AUTH_PROFILE, None => api::auth::profile;
+    Password: Put routes::AUTH_PASSWORD, Handler => api::auth::change_password;
+    Nodes: Get routes::NODES, None => api::nodes::list;
+    NodeCreate: Post routes::NODES, Refusals("node.create") => api::nodes::create;
+    Node: Get routes::NODE, None => api::nodes::get;
+    NodeUpdate: Put routes::NODE, Refusals("node.update") => api::nodes::update;
+    NodeDelete: Delete routes::NODE, Refusals("node.delete") => api::nodes::delete;
+    NodeFsList: Get routes::NODE_FS_LIST, None => api::nodes::fs_list;
+    NodeRotateToken: Post routes::NODE_ROTATE_TOKEN, Refusals("node.rotate_token") => api::nodes::rotate_token;
+    AgentHeartbeat: Post routes::AGENT_HEARTBEAT, None => api::agent::heartbeat;
+    AgentPoll: Post routes::AGENT_POLL, None => api::agent::poll;
+    AgentResult: Post routes::AGENT_COMMAND_RESULT, None => api::agent::result;
+    StorageTargets: Get routes::STORAGE_TARGETS, None => api::storage_targets::list;
+    RcloneBackends: Get routes::RCLONE_BACKENDS, None => api::rclone::backends;
+    GoogleDriveAuthUrl: Post routes::GOOGLE_DRIVE_AUTH_URL, None => api::google_drive::auth_url;
+    GoogleDriveComplete: Post routes::GOOGLE_DRIVE_COMPLETE, Router("storage_target.google_drive_connect") => api::google_drive::complete;
+    BackupTasks: Get routes::BACKUP_TASKS, None => api::tasks::list;
+    BackupTaskCreate: Post routes::BACKUP_TASKS, Refusals("backup_task.create") => api::tasks::create;
+    BackupTask: Get routes::BACKUP_TASK, None => api::tasks::get;
+    BackupTaskUpdate: Put routes::BACKUP_TASK, Refusals("backup_task.update") => api::tasks::update;
+    BackupTaskDelete: Delete routes::BACKUP_TASK, Refusals("backup_task.delete") => api::tasks::delete;
+    BackupTaskToggle: Put routes::BACKUP_TASK_TOGGLE, Refusals("backup_task.toggle") => api::tasks::toggle;
+    BackupTaskRun: Post routes::BACKUP_TASK_RUN, Refusals("backup_task.run") => api::records::run_now;
+    BackupRecords: Get routes::BACKUP_RECORDS, None => api::records::list;
+    BackupRecord: Get routes::BACKUP_RECORD, None => api::records::get;
+    BackupRecordDelete: Delete routes::BACKUP_RECORD, Refusals("backup_record.delete") => api::records::delete;
+    BackupRecordsBatchDelete: Post routes::BACKUP_RECORDS_BATCH_DELETE, Refusals("backup_record.delete") => api::records::batch_delete;
+    BackupRecordLogs: Get routes::BACKUP_RECORD_LOGS, None => |ctx| api::logs::stream(ctx, Kind::Backup);
+    BackupRecordRestore: Post routes::BACKUP_RECORD_RESTORE, Refusals("backup_record.restore") => api::restores::start;
+    RestoreRecords: Get routes::RESTORE_RECORDS, None => api::restores::list;
+    RestoreRecord: Get routes::RESTORE_RECORD, None => api::restores::get;
+    RestoreRecordLogs: Get routes::RESTORE_RECORD_LOGS, None => |ctx| api::logs::stream(ctx, Kind::Restore);
+    AgentRecordLog: Post routes::AGENT_RECORD_LOG, None => |ctx| api::agent::log_batch(ctx, Kind::Backup);
+    AgentRestoreLog: Post routes::AGENT_RESTORE_LOG, None => |ctx| api::agent::log_batch(ctx, Kind::Restore);
+    StreamTicket: Post routes::AUTH_STREAM_TICKET, None => api::logs::ticket;
+    BackupRecordDownload: Get routes::BACKUP_RECORD_DOWNLOAD, Refusals("backup_record.download") => api::download::download;
+    AgentRelayChunk: Post routes::AGENT_RELAY_CHUNK, None => api::agent::chunk;
+    DatabaseDiscover: Post routes::DATABASE_DISCOVER, None => api::databases::discover;
+    StorageTargetCreate: Post routes::STORAGE_TARGETS, Refusals("storage_target.create") => api::storage_targets::create;
+    StorageTarget: Get routes::STORAGE_TARGET, None => api::storage_targets::get;
+    StorageTargetUpdate: Put routes::STORAGE_TARGET, Refusals("storage_target.update") => api::storage_targets::update;
+    StorageTargetDelete: Delete routes::STORAGE_TARGET, Refusals("storage_target.delete") => api::storage_targets::delete;
+    StorageTargetStar: Put routes::STORAGE_TARGET_STAR, Refusals("storage_target.star") => api::storage_targets::star;
+    StorageTargetTestPending: Post routes::STORAGE_TARGETS_TEST, None => api::storage_targets::test_pending;
+    StorageTargetTest: Post routes::STORAGE_TARGET_TEST, Router("storage_target.test") => api::storage_targets::test_saved;
+    StorageTargetUsage: Get routes::STORAGE_TARGET_USAGE, None => api::storage_targets::usage;
+    Notifications: Get routes::NOTIFICATIONS, None => api::notifications::list;
+    NotificationCreate: Post routes::NOTIFICATIONS, Refusals("notification.create") => api::notifications::create;
+    NotificationTestPending: Post routes::NOTIFICATIONS_TEST, Refusals("notification.test") => api::notifications::test_pending;
+    Notification: Get routes::NOTIFICATION, None => api::notifications::get;
+    NotificationUpdate: Put routes::NOTIFICATION, Refusals("notification.update") => api::notifications::update;
+    NotificationDelete: Delete routes::NOTIFICATION, Refusals("notification.delete") => api::notifications::delete;
+    NotificationTest: Post routes::NOTIFICATION_TEST, Refusals("notification.test") => api::notifications::test_saved;
+    NotificationDeliveries: Get routes::NOTIFICATION_DELIVERIES, None => api::notifications::deliveries;
+    DashboardStats: Get routes::DASHBOARD_STATS, None => api::dashboard::stats;
+    DashboardTimeline: Get routes::DASHBOARD_TIMELINE, None => api::dashboard::timeline;
+    AuditLogs: Get routes::AUDIT_LOGS, None => api::audit_logs::list;
+    SystemInfo: Get routes::SYSTEM_INFO, None => api::system::info;
+    SystemUpdateCheck: Get routes::SYSTEM_UPDATE_CHECK, None => api::system::update_check;
+    Settings: Get routes::SETTINGS, None => api::settings::get;
+    SettingsUpdate: Put routes::SETTINGS, Refusals("settings.update") => api::settings::update;
 }
 
 pub async fn handle(mut ctx: Ctx<'_>) -> Response {
@@ -249,78 +172,6 @@ pub async fn handle(mut ctx: Ctx<'_>) -> Response {
         }
     }
     result.unwrap_or_else(ApiError::into_response)
-}
-
-async fn dispatch(route: Route, ctx: Ctx<'_>) -> Result<Response, ApiError> {
-    match route {
-        Route::Health => api::health::get(ctx).await,
-        Route::Ready => api::health::ready(ctx).await,
-        Route::SetupStatus => api::auth::setup_status(ctx).await,
-        Route::Setup => api::auth::setup(ctx).await,
-        Route::Login => api::auth::login(ctx).await,
-        Route::Logout => api::auth::logout(ctx).await,
-        Route::Profile => api::auth::profile(ctx).await,
-        Route::Password => api::auth::change_password(ctx).await,
-        Route::Nodes => api::nodes::list(ctx).await,
-        Route::NodeCreate => api::nodes::create(ctx).await,
-        Route::Node => api::nodes::get(ctx).await,
-        Route::NodeUpdate => api::nodes::update(ctx).await,
-        Route::NodeDelete => api::nodes::delete(ctx).await,
-        Route::NodeFsList => api::nodes::fs_list(ctx).await,
-        Route::NodeRotateToken => api::nodes::rotate_token(ctx).await,
-        Route::AgentHeartbeat => api::agent::heartbeat(ctx).await,
-        Route::AgentPoll => api::agent::poll(ctx).await,
-        Route::AgentResult => api::agent::result(ctx).await,
-        Route::StorageTargets => api::storage_targets::list(ctx).await,
-        Route::StorageTargetCreate => api::storage_targets::create(ctx).await,
-        Route::StorageTarget => api::storage_targets::get(ctx).await,
-        Route::StorageTargetUpdate => api::storage_targets::update(ctx).await,
-        Route::StorageTargetDelete => api::storage_targets::delete(ctx).await,
-        Route::StorageTargetStar => api::storage_targets::star(ctx).await,
-        Route::StorageTargetTestPending => api::storage_targets::test_pending(ctx).await,
-        Route::StorageTargetTest => api::storage_targets::test_saved(ctx).await,
-        Route::StorageTargetUsage => api::storage_targets::usage(ctx).await,
-        Route::RcloneBackends => api::rclone::backends(ctx).await,
-        Route::GoogleDriveAuthUrl => api::google_drive::auth_url(ctx).await,
-        Route::GoogleDriveComplete => api::google_drive::complete(ctx).await,
-        Route::BackupTasks => api::tasks::list(ctx).await,
-        Route::BackupTaskCreate => api::tasks::create(ctx).await,
-        Route::BackupTask => api::tasks::get(ctx).await,
-        Route::BackupTaskUpdate => api::tasks::update(ctx).await,
-        Route::BackupTaskDelete => api::tasks::delete(ctx).await,
-        Route::BackupTaskToggle => api::tasks::toggle(ctx).await,
-        Route::BackupTaskRun => api::records::run_now(ctx).await,
-        Route::BackupRecords => api::records::list(ctx).await,
-        Route::BackupRecord => api::records::get(ctx).await,
-        Route::BackupRecordDelete => api::records::delete(ctx).await,
-        Route::BackupRecordsBatchDelete => api::records::batch_delete(ctx).await,
-        Route::BackupRecordLogs => api::logs::stream(ctx, Kind::Backup).await,
-        Route::BackupRecordRestore => api::restores::start(ctx).await,
-        Route::RestoreRecords => api::restores::list(ctx).await,
-        Route::RestoreRecord => api::restores::get(ctx).await,
-        Route::RestoreRecordLogs => api::logs::stream(ctx, Kind::Restore).await,
-        Route::AgentRecordLog => api::agent::log_batch(ctx, Kind::Backup).await,
-        Route::AgentRestoreLog => api::agent::log_batch(ctx, Kind::Restore).await,
-        Route::StreamTicket => api::logs::ticket(ctx).await,
-        Route::BackupRecordDownload => api::download::download(ctx).await,
-        Route::AgentRelayChunk => api::agent::chunk(ctx).await,
-        Route::DatabaseDiscover => api::databases::discover(ctx).await,
-        Route::Notifications => api::notifications::list(ctx).await,
-        Route::NotificationCreate => api::notifications::create(ctx).await,
-        Route::NotificationTestPending => api::notifications::test_pending(ctx).await,
-        Route::Notification => api::notifications::get(ctx).await,
-        Route::NotificationUpdate => api::notifications::update(ctx).await,
-        Route::NotificationDelete => api::notifications::delete(ctx).await,
-        Route::NotificationTest => api::notifications::test_saved(ctx).await,
-        Route::NotificationDeliveries => api::notifications::deliveries(ctx).await,
-        Route::DashboardStats => api::dashboard::stats(ctx).await,
-        Route::DashboardTimeline => api::dashboard::timeline(ctx).await,
-        Route::AuditLogs => api::audit_logs::list(ctx).await,
-        Route::SystemInfo => api::system::info(ctx).await,
-        Route::SystemUpdateCheck => api::system::update_check(ctx).await,
-        Route::Settings => api::settings::get(ctx).await,
-        Route::SettingsUpdate => api::settings::update(ctx).await,
-    }
 }
 
 /// Matches a path against a pattern whose `:id` segment matches any one segment, and returns that

@@ -7,7 +7,6 @@ use crate::client::Client;
 use crate::client::Kind;
 use crate::pipeline::{self, Destination, Excludes, Source};
 use crate::report::Reporter;
-use crate::storage::StorageError;
 use crate::storage::{Store, Tools};
 use stowage_shared::ErrorCode;
 use stowage_shared::SecretString;
@@ -164,6 +163,32 @@ pub async fn run_backup(
         .await
 }
 
+/// One destination of a run, from its config to what it ended with.
+struct Target<'a> {
+    dest: &'a RunDestination,
+    config: StorageConfig,
+    /// The opened store, or why it could not be opened (a failed target, not a failed run).
+    store: Result<Store, String>,
+    /// Bytes stored with the manifest, or why not; `None` until the run wrote to it.
+    outcome: Option<Result<u64, String>>,
+}
+
+impl Target<'_> {
+    fn report(&self) -> RunTargetReport {
+        let (bytes, error) = match (&self.store, &self.outcome) {
+            (Err(reason), _) => (None, Some(reason.clone())),
+            (Ok(_), Some(Ok(bytes))) => (Some(*bytes), None),
+            (Ok(_), Some(Err(why))) => (None, Some(why.clone())),
+            (Ok(_), None) => (None, Some("no outcome was reported".to_owned())),
+        };
+        RunTargetReport {
+            target_id: self.dest.target_id,
+            bytes,
+            error,
+        }
+    }
+}
+
 async fn run_reported(
     run: &Run<'_>,
     destinations: &[RunDestination],
@@ -182,48 +207,57 @@ async fn run_reported(
             .unwrap_or_default()
     ));
     let started_at = stowage_shared::time::format(chrono::Utc::now());
-    let mut configs = Vec::with_capacity(destinations.len());
-    for d in destinations {
-        let config = StorageConfig::parse(d.storage_type, &d.config)
-            .map_err(|e| failed(format!("target {}: {e}", d.target_id)))?;
-        configs.push(config);
-    }
-    // A target that cannot even be opened is a failed target, not a failed run.
-    let mut stores = Vec::with_capacity(destinations.len());
-    for config in &configs {
-        stores.push(
-            Store::open(config, tools)
-                .await
-                .map_err(|e| config.scrub(&e.to_string())),
-        );
-    }
-    let mut open = Vec::new();
-    let mut open_ids = Vec::new();
-    for (d, store) in destinations.iter().zip(&stores) {
-        if let Ok(store) = store {
-            open.push(Destination {
-                store,
-                path: d.path.clone(),
-            });
-            open_ids.push(d.target_id);
+    let mut targets = Vec::with_capacity(destinations.len());
+    for dest in destinations {
+        let config = StorageConfig::parse(dest.storage_type, &dest.config)
+            .map_err(|e| failed(format!("target {}: {e}", dest.target_id)))?;
+        let store = Store::open(&config, tools)
+            .await
+            .map_err(|e| config.scrub(&e.to_string()));
+        if let Err(reason) = &store {
+            reporter.error(format!(
+                "target {} cannot be opened: {reason}",
+                dest.target_id
+            ));
         }
+        targets.push(Target {
+            dest,
+            config,
+            store,
+            outcome: None,
+        });
     }
-    if open.is_empty() {
-        let reasons: Vec<String> = stores
+    let scrub_all = |text: &str| {
+        targets
             .iter()
-            .filter_map(|s| s.as_ref().err().cloned())
+            .fold(text.to_owned(), |t, x| x.config.scrub(&t))
+    };
+    // The targets that opened, in order: the pipeline's outcomes come back in this order.
+    let open: Vec<(usize, Destination<'_>)> = targets
+        .iter()
+        .enumerate()
+        .filter_map(|(i, t)| {
+            let store = t.store.as_ref().ok()?;
+            Some((
+                i,
+                Destination {
+                    store,
+                    path: t.dest.path.clone(),
+                },
+            ))
+        })
+        .collect();
+    if open.is_empty() {
+        let reasons: Vec<String> = targets
+            .iter()
+            .filter_map(|t| t.store.as_ref().err().cloned())
             .collect();
         return Err(failed(format!(
             "no target could be opened: {}",
             reasons.join("; ")
         )));
     }
-    let scrub_all = |text: &str| configs.iter().fold(text.to_owned(), |t, c| c.scrub(&t));
-    for (d, store) in destinations.iter().zip(&stores) {
-        if let Err(reason) = store {
-            reporter.error(format!("target {} cannot be opened: {reason}", d.target_id));
-        }
-    }
+    let (indices, open): (Vec<usize>, Vec<Destination<'_>>) = open.into_iter().unzip();
     let (archive, outcomes) =
         pipeline::run_source(read.source, spec.compression, &open, reporter.counters())
             .await
@@ -265,63 +299,43 @@ async fn run_reported(
     };
     let manifest = serde_json::to_vec_pretty(&manifest)
         .map_err(|e| failed(format!("encoding the manifest: {e}")))?;
-    let mut outcomes = outcomes;
-    for (dest, outcome) in open.iter().zip(outcomes.iter_mut()) {
-        if outcome.is_ok()
-            && let Err(e) = dest
+    let mut settled = Vec::with_capacity(open.len());
+    for ((i, dest), outcome) in indices.iter().zip(&open).zip(outcomes) {
+        let outcome = match outcome {
+            Ok(bytes) => match dest
                 .store
                 .write(&manifest_path(&dest.path), &manifest)
                 .await
-        {
-            let _ = dest.store.delete(&dest.path).await;
-            *outcome = Err(StorageError::Unsupported(format!(
-                "the artifact was stored but its manifest could not be, so it was removed: {e}"
-            )));
-        }
+            {
+                Ok(()) => Ok(bytes),
+                Err(e) => {
+                    let _ = dest.store.delete(&dest.path).await;
+                    Err(format!(
+                        "the artifact was stored but its manifest could not be, so it was removed: {e}"
+                    ))
+                }
+            },
+            Err(e) => Err(e.to_string()),
+        };
+        settled.push((*i, outcome.map_err(|why| scrub_all(&why))));
     }
-    for (id, outcome) in open_ids.iter().zip(&outcomes) {
-        match outcome {
+    drop(open);
+    for (i, outcome) in settled {
+        let id = targets[i].dest.target_id;
+        match &outcome {
             Ok(bytes) => reporter.info(format!(
                 "target {id}: stored {bytes} bytes and the manifest"
             )),
-            Err(e) => reporter.error(format!("target {id}: {}", scrub_all(&e.to_string()))),
+            Err(why) => reporter.error(format!("target {id}: {why}")),
         }
-    }
-    let mut targets = Vec::with_capacity(destinations.len());
-    let mut outcome = open_ids.iter().zip(outcomes);
-    for (d, store) in destinations.iter().zip(&stores) {
-        let report = match store {
-            Err(reason) => RunTargetReport {
-                target_id: d.target_id,
-                bytes: None,
-                error: Some(reason.clone()),
-            },
-            Ok(_) => match outcome.next() {
-                Some((_, Ok(bytes))) => RunTargetReport {
-                    target_id: d.target_id,
-                    bytes: Some(bytes),
-                    error: None,
-                },
-                Some((_, Err(e))) => RunTargetReport {
-                    target_id: d.target_id,
-                    bytes: None,
-                    error: Some(scrub_all(&e.to_string())),
-                },
-                None => RunTargetReport {
-                    target_id: d.target_id,
-                    bytes: None,
-                    error: Some("no outcome was reported".to_owned()),
-                },
-            },
-        };
-        targets.push(report);
+        targets[i].outcome = Some(outcome);
     }
     Ok(RunBackupReport {
         bytes: archive.bytes,
         sha256: archive.sha256,
         files: archive.files,
         source_bytes: archive.source_bytes,
-        targets,
+        targets: targets.iter().map(Target::report).collect(),
         sections: archive.sections,
     })
 }

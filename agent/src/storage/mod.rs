@@ -24,8 +24,18 @@ use tokio_util::compat::FuturesAsyncReadCompatExt;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StorageError {
+    /// The node lacks a program the target needs (rclone), or its rclone lacks the backend.
     #[error("{0}")]
-    Unsupported(String),
+    MissingTool(String),
+    /// The target's config cannot be used as given (an endpoint, a key).
+    #[error("{0}")]
+    Config(String),
+    /// Reading or writing the node's own disk (a local target).
+    #[error("{what}: {source}")]
+    Io {
+        what: String,
+        source: std::io::Error,
+    },
     /// The agent's own rules refuse the target (an rclone option off the allow-list, a path
     /// outside `--allow-path`), whatever the control plane sent.
     #[error("{0}")]
@@ -178,7 +188,7 @@ impl Store {
             }
             StorageConfig::Rclone(c) => {
                 let bin = tools.rclone.as_ref().ok_or_else(|| {
-                    StorageError::Unsupported(
+                    StorageError::MissingTool(
                         "rclone is not installed on this node (or not on the agent's PATH / --rclone)".to_owned(),
                     )
                 })?;
@@ -189,7 +199,7 @@ impl Store {
             }
             StorageConfig::GoogleDrive(c) => {
                 let bin = tools.rclone.as_ref().ok_or_else(|| {
-                    StorageError::Unsupported(
+                    StorageError::MissingTool(
                         "Google Drive targets are run by rclone, which is not installed on this node".to_owned(),
                     )
                 })?;
@@ -247,7 +257,10 @@ impl Store {
             .await?
             .read_to_end(&mut bytes)
             .await
-            .map_err(|e| StorageError::Unsupported(format!("reading {path}: {e}")))?;
+            .map_err(|source| StorageError::Io {
+                what: format!("reading {path}"),
+                source,
+            })?;
         Ok(bytes)
     }
 
@@ -298,7 +311,10 @@ impl Store {
                 let root = root.clone();
                 tokio::task::spawn_blocking(move || local_usage(&root))
                     .await
-                    .map_err(|e| StorageError::Unsupported(format!("usage walk stopped: {e}")))?
+                    .map_err(|e| StorageError::Io {
+                        what: "usage walk stopped".to_owned(),
+                        source: std::io::Error::other(e),
+                    })?
             }
             Store::Dal(op) | Store::Ftp(op) | Store::Webdav(op, _) => {
                 let mut usage = MeasuredUsage::default();
@@ -344,7 +360,10 @@ async fn local_write(
     reader: &mut (dyn AsyncRead + Send + Unpin),
 ) -> Result<u64, StorageError> {
     use tokio::io::AsyncWriteExt;
-    let io = |e: std::io::Error| StorageError::Unsupported(format!("writing {path}: {e}"));
+    let io = |source: std::io::Error| StorageError::Io {
+        what: format!("writing {path}"),
+        source,
+    };
     let target = root.join(path.trim_start_matches('/'));
     let partial_dir = root.join(PARTIAL_DIR);
     // Backups are the owner's alone: directories Stowage makes are 0700, files 0600.
@@ -466,7 +485,10 @@ async fn dal_write(
 }
 
 fn local_usage(root: &std::path::Path) -> Result<MeasuredUsage, StorageError> {
-    let io = |e: std::io::Error| StorageError::Unsupported(format!("{}: {e}", root.display()));
+    let io = |source: std::io::Error| StorageError::Io {
+        what: root.display().to_string(),
+        source,
+    };
     let mut usage = MeasuredUsage::default();
     let mut stack = vec![root.to_path_buf()];
     'walk: while let Some(dir) = stack.pop() {

@@ -197,7 +197,7 @@ fn command(bin: &Path, args: &[&str], env: &[(String, String)]) -> Command {
 
 fn spawn(mut cmd: Command, bin: &Path) -> Result<Child, StorageError> {
     cmd.spawn().map_err(|e| {
-        StorageError::Unsupported(format!("cannot run rclone at {}: {e}", bin.display()))
+        StorageError::MissingTool(format!("cannot run rclone at {}: {e}", bin.display()))
     })
 }
 
@@ -280,7 +280,7 @@ impl RcloneRemote {
             .iter()
             .find(|p| p.type_name() == config.backend)
             .ok_or_else(|| {
-                StorageError::Unsupported(format!(
+                StorageError::MissingTool(format!(
                     "this agent's rclone has no backend named {:?}",
                     config.backend
                 ))

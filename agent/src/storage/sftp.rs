@@ -44,7 +44,7 @@ impl Expected {
             .unwrap_or(0);
         PublicKey::from_openssh(&text[from..])
             .map(|k| Expected::Key(Box::new(k)))
-            .map_err(|e| StorageError::Unsupported(format!("hostKey is not a public key: {e}")))
+            .map_err(|e| StorageError::Config(format!("hostKey is not a public key: {e}")))
     }
 }
 
@@ -332,7 +332,7 @@ async fn authenticate(ssh: &mut Handle<Checker>, config: &SftpConfig) -> Result<
         let passphrase = (!config.private_key_passphrase.is_empty())
             .then_some(config.private_key_passphrase.as_str());
         let key = russh::keys::decode_secret_key(&config.private_key, passphrase)
-            .map_err(|e| StorageError::Unsupported(format!("privateKey cannot be read: {e}")))?;
+            .map_err(|e| StorageError::Config(format!("privateKey cannot be read: {e}")))?;
         let hash = ssh
             .best_supported_rsa_hash()
             .await

@@ -20,11 +20,11 @@ pub struct WebdavPut {
 impl WebdavPut {
     pub fn new(config: &WebdavConfig) -> Result<Self, StorageError> {
         let mut base = reqwest::Url::parse(&config.endpoint)
-            .map_err(|e| StorageError::Unsupported(format!("endpoint: {e}")))?;
+            .map_err(|e| StorageError::Config(format!("endpoint: {e}")))?;
         {
             let mut segments = base
                 .path_segments_mut()
-                .map_err(|()| StorageError::Unsupported("endpoint: not an http(s) URL".into()))?;
+                .map_err(|()| StorageError::Config("endpoint: not an http(s) URL".into()))?;
             segments.pop_if_empty();
             segments.extend(config.base_path.split('/').filter(|s| !s.is_empty()));
             segments.push("");
@@ -32,7 +32,7 @@ impl WebdavPut {
         let client = reqwest::Client::builder()
             .connect_timeout(std::time::Duration::from_secs(20))
             .build()
-            .map_err(|e| StorageError::Unsupported(format!("http client: {e}")))?;
+            .map_err(|e| StorageError::Config(format!("http client: {e}")))?;
         Ok(Self {
             client,
             base,
@@ -44,7 +44,7 @@ impl WebdavPut {
     fn url(&self, path: &str) -> Result<reqwest::Url, StorageError> {
         let mut url = self.base.clone();
         url.path_segments_mut()
-            .map_err(|()| StorageError::Unsupported("endpoint: not an http(s) URL".into()))?
+            .map_err(|()| StorageError::Config("endpoint: not an http(s) URL".into()))?
             .pop_if_empty()
             .extend(path.split('/').filter(|s| !s.is_empty()));
         Ok(url)

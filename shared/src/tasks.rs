@@ -61,7 +61,7 @@ impl TaskType {
     }
 
     /// The artifact's extension before any compression's.
-    fn extension(self) -> &'static str {
+    pub fn extension(self) -> &'static str {
         match self {
             TaskType::File => "tar",
             TaskType::Mysql | TaskType::Postgresql => "sql",
@@ -205,15 +205,7 @@ pub struct CheckedTask {
 }
 
 fn check_name(raw: &str) -> Result<String, FieldError> {
-    let name = raw.trim();
-    let len = name.chars().count();
-    if !(1..=100).contains(&len) || name.chars().any(char::is_control) {
-        return Err(FieldError::new(
-            "name",
-            "must be 1 to 100 characters without control characters",
-        ));
-    }
-    Ok(name.to_owned())
+    crate::validate::name(raw, 100)
 }
 
 /// Absolute, normalised (no trailing slash, no `.`/`..` segments), unique, and none inside another
@@ -359,48 +351,6 @@ fn check_compression(kind: &str, level: Option<i32>) -> Result<Compression, Fiel
             format!("{other:?} is not supported; use zstd or none"),
         )),
     }
-}
-
-/// A task name as a path segment: lowercase letters and digits, runs of anything else as one `-`,
-/// at most 48 characters; `task` when nothing is left.
-pub fn slug(name: &str) -> String {
-    let mut out = String::new();
-    for c in name.chars().flat_map(char::to_lowercase) {
-        if c.is_ascii_alphanumeric() {
-            out.push(c);
-        } else if !out.ends_with('-') && !out.is_empty() {
-            out.push('-');
-        }
-    }
-    let out: String = out.trim_end_matches('-').chars().take(48).collect();
-    let out = out.trim_end_matches('-');
-    if out.is_empty() {
-        "task".to_owned()
-    } else {
-        out.to_owned()
-    }
-}
-
-/// Where a run's artifact goes under a target's root:
-/// `<slug>/<YYYY>/<MM>/<DD>/<slug>-<YYYYMMDDTHHMMSSZ>-r<record>.<tar|sql|sqlite>[.zst]` (UTC), so
-/// a target's listing sorts by task and time and every run has its own object.
-pub fn artifact_path(
-    task_name: &str,
-    record_id: i64,
-    started: crate::time::Timestamp,
-    kind: TaskType,
-    compression: Compression,
-) -> String {
-    let slug = slug(task_name);
-    let ext = match compression {
-        Compression::None => kind.extension().to_owned(),
-        Compression::Zstd { .. } => format!("{}.zst", kind.extension()),
-    };
-    format!(
-        "{slug}/{}/{slug}-{}-r{record_id}.{ext}",
-        started.format("%Y/%m/%d"),
-        started.format("%Y%m%dT%H%M%SZ")
-    )
 }
 
 /// `POST /api/backup/tasks` and `PUT /api/backup/tasks/:id`.
@@ -724,41 +674,6 @@ mod tests {
                 .expect_err(&patch.to_string());
             assert_eq!(err.field, field, "{patch}: {err}");
         }
-    }
-
-    #[test]
-    fn artifact_paths_are_sortable_and_safe() {
-        let t = crate::time::parse("2026-11-28T02:30:05.123Z").expect("time");
-        assert_eq!(
-            artifact_path(
-                "Web Files (prod)",
-                42,
-                t,
-                TaskType::File,
-                Compression::Zstd { level: 3 }
-            ),
-            "web-files-prod/2026/11/28/web-files-prod-20261128T023005Z-r42.tar.zst"
-        );
-        assert_eq!(slug("../../etc"), "etc");
-        assert_eq!(slug("数据库"), "task");
-        assert_eq!(
-            artifact_path("x", 1, t, TaskType::File, Compression::None),
-            "x/2026/11/28/x-20261128T023005Z-r1.tar"
-        );
-        assert_eq!(
-            artifact_path(
-                "db",
-                2,
-                t,
-                TaskType::Postgresql,
-                Compression::Zstd { level: 3 }
-            ),
-            "db/2026/11/28/db-20261128T023005Z-r2.sql.zst"
-        );
-        assert_eq!(
-            artifact_path("app", 3, t, TaskType::Sqlite, Compression::None),
-            "app/2026/11/28/app-20261128T023005Z-r3.sqlite"
-        );
     }
 
     #[test]

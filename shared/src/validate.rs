@@ -95,6 +95,20 @@ impl Password {
     }
 }
 
+/// A resource's name (a task, a storage target, a channel): trimmed, 1 to `max` characters, no
+/// control characters. Each resource keeps its own limit (the API's contract); the rule is one.
+pub fn name(raw: &str, max: usize) -> Result<String, FieldError> {
+    let name = raw.trim();
+    let len = name.chars().count();
+    if !(1..=max).contains(&len) || name.chars().any(char::is_control) {
+        return Err(FieldError::new(
+            "name",
+            format!("must be 1 to {max} characters without control characters"),
+        ));
+    }
+    Ok(name.to_owned())
+}
+
 /// 1–128 characters after trimming, no control characters.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DisplayName(String);

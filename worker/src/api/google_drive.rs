@@ -16,6 +16,7 @@ use chrono::Duration;
 use serde::{Deserialize, Serialize};
 use stowage_shared::api::{GoogleDriveAuthRequest, GoogleDriveAuthUrl, GoogleDriveComplete, Role};
 use stowage_shared::storage::{GoogleDriveConfig, MASK, StorageConfig, StorageType};
+use stowage_shared::validate;
 use stowage_shared::{ErrorCode, time};
 use worker::Response;
 
@@ -122,12 +123,7 @@ pub async fn auth_url(mut ctx: Ctx<'_>) -> Result<Response, ApiError> {
         draft.name = row.name;
         draft.description = row.description;
     } else {
-        let len = draft.name.chars().count();
-        if !(1..=128).contains(&len) || draft.name.chars().any(char::is_control) {
-            return Err(invalid(
-                "name: must be 1 to 128 characters without control characters",
-            ));
-        }
+        validate::name(&draft.name, 128).map_err(|e| invalid(e.to_string()))?;
         if draft.description.chars().count() > 255 {
             return Err(invalid("description: must be at most 255 characters"));
         }

@@ -19,6 +19,7 @@ use stowage_shared::api::{
 use stowage_shared::notifications::{ChannelConfig, ChannelType, Event, Message, parse_events};
 use stowage_shared::status::DeliveryStatus;
 use stowage_shared::storage::{MASK, drop_nulls};
+use stowage_shared::validate;
 use stowage_shared::{ErrorCode, time};
 use worker::{D1Database, Response};
 
@@ -86,12 +87,7 @@ async fn read_request(ctx: &mut Ctx<'_>, config: &Config) -> Result<Checked, Api
         ErrorCode::NotificationInvalid,
     )
     .await?;
-    let name = body.name.trim().to_owned();
-    if !(1..=100).contains(&name.chars().count()) || name.chars().any(char::is_control) {
-        return Err(invalid(
-            "name: must be 1 to 100 characters without control characters",
-        ));
-    }
+    let name = validate::name(&body.name, 100).map_err(|e| invalid(e.to_string()))?;
     let kind = ChannelType::parse(&body.kind).ok_or_else(|| {
         let known: Vec<&str> = ChannelType::ALL.iter().map(|t| t.as_str()).collect();
         invalid(format!(

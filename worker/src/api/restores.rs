@@ -22,7 +22,7 @@ use stowage_shared::databases::{
 use stowage_shared::protocol::{CommandSpec, DbRestoreTarget, StoredObject};
 use stowage_shared::status::RestoreStatus;
 use stowage_shared::storage::StorageType;
-use stowage_shared::tasks::{Compression, MASK, SourceSpec, TaskSpec, TaskType};
+use stowage_shared::tasks::{MASK, SourceSpec, TaskSpec, TaskType};
 use stowage_shared::{ErrorCode, SecretString, time};
 use worker::{D1Database, Response};
 
@@ -303,11 +303,7 @@ pub async fn start(mut ctx: Ctx<'_>) -> Result<Response, ApiError> {
         &now,
     )
     .await?;
-    let compression = if chosen.path.ends_with(".zst") {
-        Compression::Zstd { level: 3 }
-    } else {
-        Compression::None
-    };
+    let compression = stowage_shared::artifact::compression_of(&chosen.path);
     let source = StoredObject {
         target_id: chosen.target_id,
         storage_type: target.kind(),

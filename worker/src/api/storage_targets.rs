@@ -21,6 +21,7 @@ use stowage_shared::protocol::CommandReport;
 use stowage_shared::protocol::CommandSpec;
 use stowage_shared::storage::{StorageConfig, StorageType, drop_nulls};
 use stowage_shared::time::Timestamp;
+use stowage_shared::validate;
 use stowage_shared::{ErrorCode, time};
 use worker::{D1Database, Response};
 
@@ -43,13 +44,7 @@ async fn read_request(ctx: &mut Ctx<'_>, config: &Config) -> Result<Checked, Api
     )
     .await?;
     let invalid = |m: &str| ApiError::new(ErrorCode::StorageTargetInvalid, m.to_owned());
-    let name = body.name.trim().to_owned();
-    let len = name.chars().count();
-    if !(1..=128).contains(&len) || name.chars().any(char::is_control) {
-        return Err(invalid(
-            "name: must be 1 to 128 characters without control characters",
-        ));
-    }
+    let name = validate::name(&body.name, 128).map_err(|e| invalid(&e.to_string()))?;
     if body.description.chars().count() > 255 {
         return Err(invalid("description: must be at most 255 characters"));
     }

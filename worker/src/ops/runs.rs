@@ -11,6 +11,7 @@ use crate::store::records::{
 use crate::store::tasks::TaskRow;
 use crate::store::{storage_targets, tasks};
 use stowage_shared::api::Progress;
+use stowage_shared::artifact::artifact_path;
 use stowage_shared::databases::DumpSection;
 use stowage_shared::protocol::CommandError;
 use stowage_shared::protocol::CommandReport;
@@ -19,7 +20,7 @@ use stowage_shared::protocol::{
 };
 use stowage_shared::retention::{Backup, plan_runs};
 use stowage_shared::status::{RunStatus, TargetStatus};
-use stowage_shared::tasks::{TaskType, artifact_path};
+use stowage_shared::tasks::TaskType;
 use stowage_shared::time::Timestamp;
 use stowage_shared::{ErrorCode, time};
 use worker::D1Database;

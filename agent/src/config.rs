@@ -1,5 +1,5 @@
 //! Where the agent's settings come from: flags, then `STOWAGE_*` environment variables (both via
-//! clap), then a TOML config file. The token is read from a file or the environment in preference
+//! clap), then a TOML config file — all three one [`Options`] struct. The token is read from a file or the environment in preference
 //! to a flag, because flags are visible to every user of the machine in `ps`.
 
 use anyhow::{Context, Result, bail};
@@ -7,23 +7,54 @@ use serde::Deserialize;
 use std::path::{Path, PathBuf};
 use stowage_shared::SecretString;
 
-/// The config file's shape (all keys optional; flags and environment win).
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct FileConfig {
+/// The agent's options: one struct for the flags, the `STOWAGE_*` environment (through clap) and
+/// the TOML config file (through serde), as rustic does. Flags and environment win over the file
+/// ([`Config::resolve`] merges them and checks every value). The `--help` text is these doc
+/// comments.
+#[derive(Debug, Default, Clone, clap::Args, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Options {
+    /// Base URL of the Stowage control plane, e.g. https://stowage.example.workers.dev
+    #[arg(long, env = "STOWAGE_SERVER")]
     pub server: Option<String>,
+    /// The node's token. Prefer --token-file or STOWAGE_TOKEN: arguments are visible in `ps`.
+    #[arg(long, env = "STOWAGE_TOKEN", hide_env_values = true, value_parser = secret)]
     pub token: Option<SecretString>,
+    /// A file holding the node's token (keep it readable by the agent's user only).
+    #[arg(long, env = "STOWAGE_TOKEN_FILE")]
     pub token_file: Option<PathBuf>,
+    /// A TOML config file with any of these options (`server`, `token_file`, `max_concurrent`,
+    /// `allow_paths`, …); flags and environment win over it.
+    #[arg(long, env = "STOWAGE_CONFIG")]
+    #[serde(skip)]
+    pub config: Option<PathBuf>,
+    /// The rclone binary for rclone targets [default: `rclone` on PATH].
+    #[arg(long, env = "STOWAGE_RCLONE")]
+    pub rclone: Option<PathBuf>,
+    /// How many commands run at once [default: 4].
+    #[arg(long, env = "STOWAGE_MAX_CONCURRENT")]
     pub max_concurrent: Option<usize>,
-    /// Directories the control plane may read and write on this node (default: everything).
-    #[serde(default)]
+    /// A directory the control plane may read (backup sources, browsing) and write (restores,
+    /// local-disk targets) on this node; repeat it for several. Without any, every path the
+    /// agent's user can reach is allowed. STOWAGE_ALLOW_PATHS takes a colon-separated list.
+    #[arg(
+        long = "allow-path",
+        env = "STOWAGE_ALLOW_PATHS",
+        value_delimiter = ':'
+    )]
     pub allow_paths: Vec<PathBuf>,
-    /// Accept an `http://` server that is not on this machine.
-    #[serde(default)]
+    /// Accept a plain http:// server that is not on this machine (the token and the work's
+    /// credentials then cross the network unencrypted).
+    #[arg(long, env = "STOWAGE_INSECURE_HTTP")]
     pub insecure_http: bool,
 }
 
-impl FileConfig {
+fn secret(raw: &str) -> Result<SecretString, std::convert::Infallible> {
+    Ok(SecretString::new(raw))
+}
+
+impl Options {
+    /// The options a config file sets.
     pub fn load(path: &Path) -> Result<Self> {
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("reading config file {}", path.display()))?;
@@ -40,17 +71,8 @@ pub struct Config {
     pub max_concurrent: usize,
     /// Empty: every path is allowed.
     pub allow_paths: Vec<PathBuf>,
-}
-
-/// Values given on the command line or in the environment.
-#[derive(Debug, Default, Clone)]
-pub struct Given {
-    pub server: Option<String>,
-    pub token: Option<SecretString>,
-    pub token_file: Option<PathBuf>,
-    pub max_concurrent: Option<usize>,
-    pub allow_paths: Vec<PathBuf>,
-    pub insecure_http: bool,
+    /// The rclone binary the flags or the file name, if any.
+    pub rclone: Option<PathBuf>,
 }
 
 /// Whether `server` may be spoken to over plain HTTP: only on this machine (the token and every
@@ -71,7 +93,8 @@ fn is_loopback_http(server: &str) -> bool {
 }
 
 impl Config {
-    pub fn resolve(given: Given, file: FileConfig) -> Result<Self> {
+    /// `given` (flags and environment) over `file`, every value checked.
+    pub fn resolve(given: Options, file: Options) -> Result<Self> {
         let server = given
             .server
             .or(file.server)
@@ -121,6 +144,7 @@ impl Config {
             token: SecretString::new(token.expose().trim()),
             max_concurrent,
             allow_paths,
+            rclone: given.rclone.or(file.rclone),
         })
     }
 }
@@ -140,14 +164,14 @@ mod tests {
         let dir = tempfile::tempdir()?;
         let token_file = dir.path().join("token");
         std::fs::write(&token_file, "stn_from_file\n")?;
-        let file: FileConfig = toml::from_str(&format!(
+        let file: Options = toml::from_str(&format!(
             "server = \"http://file.example/\"\ntoken_file = {:?}\nmax_concurrent = 2\n",
             token_file
         ))?;
         let config = Config::resolve(
-            Given {
+            Options {
                 server: Some("https://flag.example/".into()),
-                ..Given::default()
+                ..Options::default()
             },
             file,
         )?;
@@ -159,24 +183,24 @@ mod tests {
 
     #[test]
     fn missing_or_bad_values_say_what_to_do() {
-        let err = Config::resolve(Given::default(), FileConfig::default()).expect_err("no server");
+        let err = Config::resolve(Options::default(), Options::default()).expect_err("no server");
         assert!(err.to_string().contains("--server"));
         let err = Config::resolve(
-            Given {
+            Options {
                 server: Some("ftp://x".into()),
                 token: Some("t".into()),
-                ..Given::default()
+                ..Options::default()
             },
-            FileConfig::default(),
+            Options::default(),
         )
         .expect_err("bad scheme");
         assert!(err.to_string().contains("http"));
         let err = Config::resolve(
-            Given {
+            Options {
                 server: Some("http://127.0.0.1:8787".into()),
-                ..Given::default()
+                ..Options::default()
             },
-            FileConfig::default(),
+            Options::default(),
         )
         .expect_err("no token");
         assert!(err.to_string().contains("--token-file"));
@@ -186,13 +210,13 @@ mod tests {
     fn plain_http_is_for_this_machine_only() {
         let resolve = |server: &str, insecure_http: bool| {
             Config::resolve(
-                Given {
+                Options {
                     server: Some(server.into()),
                     token: Some("t".into()),
                     insecure_http,
-                    ..Given::default()
+                    ..Options::default()
                 },
-                FileConfig::default(),
+                Options::default(),
             )
         };
         for ok in [
@@ -220,37 +244,37 @@ mod tests {
 
     #[test]
     fn allowed_paths_come_from_flags_or_the_file_and_must_be_absolute() -> Result<()> {
-        let file: FileConfig = toml::from_str("allow_paths = [\"/srv\", \"/var/lib/mysql\"]")?;
-        let given = Given {
+        let file: Options = toml::from_str("allow_paths = [\"/srv\", \"/var/lib/mysql\"]")?;
+        let given = Options {
             server: Some("http://127.0.0.1:1".into()),
             token: Some("t".into()),
-            ..Given::default()
+            ..Options::default()
         };
         let config = Config::resolve(given.clone(), file)?;
         assert_eq!(
             config.allow_paths,
             [PathBuf::from("/srv"), PathBuf::from("/var/lib/mysql")]
         );
-        let flags = Given {
+        let flags = Options {
             allow_paths: vec![PathBuf::from("/data")],
             ..given.clone()
         };
-        let file: FileConfig = toml::from_str("allow_paths = [\"/srv\"]")?;
+        let file: Options = toml::from_str("allow_paths = [\"/srv\"]")?;
         assert_eq!(
             Config::resolve(flags, file)?.allow_paths,
             [PathBuf::from("/data")]
         );
-        let relative = Given {
+        let relative = Options {
             allow_paths: vec![PathBuf::from("data")],
             ..given
         };
-        assert!(Config::resolve(relative, FileConfig::default()).is_err());
+        assert!(Config::resolve(relative, Options::default()).is_err());
         Ok(())
     }
 
     #[test]
     fn unknown_config_keys_are_errors() {
-        assert!(toml::from_str::<FileConfig>("sever = \"typo\"").is_err());
+        assert!(toml::from_str::<Options>("sever = \"typo\"").is_err());
     }
 
     #[test]
@@ -260,6 +284,7 @@ mod tests {
             token: "stn_secret".into(),
             max_concurrent: 1,
             allow_paths: Vec::new(),
+            rclone: None,
         };
         assert!(!format!("{config:?}").contains("stn_secret"));
     }

@@ -5,16 +5,15 @@
 //! error, 3 the server rejected the agent's token, 4 the server needs a newer agent.
 
 use anyhow::Context;
-use clap::{Args, Parser, Subcommand};
-use std::path::PathBuf;
+use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 use stowage_agent::client::{Client, ClientError};
-use stowage_agent::config::{Config, FileConfig, Given};
+use stowage_agent::config::{Config, Options};
 use stowage_agent::paths::PathPolicy;
 use stowage_agent::poll::Agent;
 use stowage_agent::storage::Tools;
 use stowage_agent::system::{self, Identity};
-use stowage_shared::{ErrorCode, SecretString};
+use stowage_shared::ErrorCode;
 use tokio::sync::watch;
 use tracing::{error, info};
 
@@ -29,42 +28,7 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Connect to the control plane and run the commands it sends until stopped.
-    Run(RunArgs),
-}
-
-#[derive(Debug, Args)]
-struct RunArgs {
-    /// Base URL of the Stowage control plane, e.g. https://stowage.example.workers.dev
-    #[arg(long, env = "STOWAGE_SERVER")]
-    server: Option<String>,
-    /// The node's token. Prefer --token-file or STOWAGE_TOKEN: arguments are visible in `ps`.
-    #[arg(long, env = "STOWAGE_TOKEN", hide_env_values = true)]
-    token: Option<String>,
-    /// A file holding the node's token (keep it readable by the agent's user only).
-    #[arg(long, env = "STOWAGE_TOKEN_FILE")]
-    token_file: Option<PathBuf>,
-    /// A TOML config file with `server`, `token_file` (or `token`) and `max_concurrent`.
-    #[arg(long, env = "STOWAGE_CONFIG")]
-    config: Option<PathBuf>,
-    /// The rclone binary for rclone targets [default: `rclone` on PATH].
-    #[arg(long, env = "STOWAGE_RCLONE")]
-    rclone: Option<PathBuf>,
-    /// How many commands run at once [default: 4].
-    #[arg(long, env = "STOWAGE_MAX_CONCURRENT")]
-    max_concurrent: Option<usize>,
-    /// A directory the control plane may read (backup sources, browsing) and write (restores,
-    /// local-disk targets) on this node; repeat it for several. Without any, every path the
-    /// agent's user can reach is allowed. STOWAGE_ALLOW_PATHS takes a colon-separated list.
-    #[arg(
-        long = "allow-path",
-        env = "STOWAGE_ALLOW_PATHS",
-        value_delimiter = ':'
-    )]
-    allow_paths: Vec<PathBuf>,
-    /// Accept a plain http:// server that is not on this machine (the token and the work's
-    /// credentials then cross the network unencrypted).
-    #[arg(long, env = "STOWAGE_INSECURE_HTTP")]
-    insecure_http: bool,
+    Run(Options),
 }
 
 const EXIT_FAILURE: u8 = 1;
@@ -117,18 +81,10 @@ fn main() -> ExitCode {
     }
 }
 
-fn load_config(args: RunArgs) -> anyhow::Result<(Config, Tools)> {
-    let file = match &args.config {
-        Some(path) => FileConfig::load(path)?,
-        None => FileConfig::default(),
-    };
-    let given = Given {
-        server: args.server,
-        token: args.token.map(SecretString::new),
-        token_file: args.token_file,
-        max_concurrent: args.max_concurrent,
-        allow_paths: args.allow_paths,
-        insecure_http: args.insecure_http,
+fn load_config(given: Options) -> anyhow::Result<(Config, Tools)> {
+    let file = match &given.config {
+        Some(path) => Options::load(path)?,
+        None => Options::default(),
     };
     let config = Config::resolve(given, file).context("configuration")?;
     let paths = if config.allow_paths.is_empty() {
@@ -142,7 +98,10 @@ fn load_config(args: RunArgs) -> anyhow::Result<(Config, Tools)> {
         policy
     };
     let tools = Tools {
-        rclone: args.rclone.or_else(|| system::find_on_path("rclone")),
+        rclone: config
+            .rclone
+            .clone()
+            .or_else(|| system::find_on_path("rclone")),
         paths,
     };
     Ok((config, tools))

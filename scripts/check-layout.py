@@ -185,7 +185,23 @@ def name(mod):
     return "::".join(mod) or "crate"
 
 
+def self_test():
+    """The checker checks itself first, so a broken checker cannot pass everything."""
+    mods = {(): 1, ("api",): 1, ("api", "a"): 1, ("api", "b"): 1, ("store",): 1}
+    assert resolve("crate::api::a::Thing", ("api", "b"), mods) == ("api", "a")
+    assert resolve("super::a::f", ("api", "b"), mods) == ("api", "a")
+    assert resolve("crate::store", ("api",), mods) == ("store",)
+    assert flatten("crate::api::{a::X,b::{Y,Z}}") == ["crate::api::a::X", "crate::api::b::Y", "crate::api::b::Z"]
+    circle = {("a",): {("b",)}, ("b",): {("c",)}, ("c",): {("a",)}, ("d",): {("a",)}}
+    assert cycles(circle) == [[("a",), ("b",), ("c",)]], cycles(circle)
+    assert cycles({("a",): {("b",)}, ("b",): set()}) == []
+    assert SQL.search('"SELECT id FROM nodes"') and not SQL.search('" with {}"')
+    assert any(p.search('if r.status == "running" {') for p in AS_TEXT)
+    assert not any(p.search("if r.status == RunStatus::Running {") for p in AS_TEXT)
+
+
 def main():
+    self_test()
     failed = False
     for crate in CRATES:
         edges = graph(crate)

@@ -5,7 +5,7 @@ use crate::auth;
 use crate::config::{AppState, Config};
 use crate::error::ApiError;
 use crate::http;
-use crate::ops::commands as rpc;
+use crate::ops::commands;
 use crate::ops::fleet::{find, not_found, output};
 use crate::store::nodes::{self};
 use stowage_shared::api::{Deleted, NodeOutput, NodeRequest, NodeStatus, NodeWithToken, Role};
@@ -136,7 +136,7 @@ pub async fn fs_list(ctx: Ctx<'_>) -> Result<Response, ApiError> {
         ));
     }
     let spec = CommandSpec::ListDir { path };
-    let answer = rpc::call(
+    let answer = commands::call(
         &db,
         &config.sealer()?,
         id,
@@ -148,13 +148,13 @@ pub async fn fs_list(ctx: Ctx<'_>) -> Result<Response, ApiError> {
     .await?;
     let listing = match answer {
         CommandReport::ListDir(listing) => listing,
-        other => return Err(rpc::unexpected(&other)),
+        other => return Err(commands::unexpected(&other)),
     };
     http::ok(&listing)
 }
 
 /// Errors of a listing the caller can act on keep their code.
-const FS_ERRORS: rpc::ErrorPolicy = rpc::ErrorPolicy {
+const FS_ERRORS: commands::ErrorPolicy = commands::ErrorPolicy {
     passes: &[
         ErrorCode::NodeFsNotFound,
         ErrorCode::NodeFsNotADirectory,

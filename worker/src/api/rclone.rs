@@ -12,7 +12,7 @@ use super::Ctx;
 use crate::config::AppState;
 use crate::error::ApiError;
 use crate::http;
-use crate::ops::commands as rpc;
+use crate::ops::commands;
 use crate::store::{nodes, rclone_backends};
 use std::collections::BTreeMap;
 use stowage_shared::api::{
@@ -25,7 +25,7 @@ use stowage_shared::rclone as allow;
 use stowage_shared::{ErrorCode, time};
 use worker::Response;
 
-const ERRORS: rpc::ErrorPolicy = rpc::ErrorPolicy {
+const ERRORS: commands::ErrorPolicy = commands::ErrorPolicy {
     passes: &[ErrorCode::NodeMissingTool],
     fallback: ErrorCode::NodeMissingTool,
 };
@@ -123,7 +123,7 @@ async fn version_backends(
     else {
         return Ok(None);
     };
-    let answer = rpc::call(
+    let answer = commands::call(
         db,
         &config.sealer()?,
         node.id,
@@ -135,7 +135,7 @@ async fn version_backends(
     .await?;
     let mut list = match answer {
         CommandReport::RcloneBackends(list) => list,
-        other => return Err(rpc::unexpected(&other)),
+        other => return Err(commands::unexpected(&other)),
     };
     list.retain(|b| allow::backend_allowed(&b.name));
     for backend in &mut list {

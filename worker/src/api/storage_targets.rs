@@ -5,7 +5,7 @@ use super::Ctx;
 use crate::config::{AppState, Config};
 use crate::error::ApiError;
 use crate::http;
-use crate::ops::commands as rpc;
+use crate::ops::commands;
 use crate::ops::fleet::{self as node_api, Needs};
 use crate::ops::targets::{
     Plain, detail, find, insert, name_exists, not_found, open_config, rewrite, summary,
@@ -228,7 +228,7 @@ pub async fn star(ctx: Ctx<'_>) -> Result<Response, ApiError> {
 }
 
 /// Errors of a connection test the caller can act on keep their code.
-const TEST_ERRORS: rpc::ErrorPolicy = rpc::ErrorPolicy {
+const TEST_ERRORS: commands::ErrorPolicy = commands::ErrorPolicy {
     passes: &[
         ErrorCode::StorageTargetTestFailed,
         ErrorCode::StorageTargetInvalidConfig,
@@ -257,7 +257,7 @@ async fn run_test(
         storage_type: target.kind(),
         config: target.to_json(),
     };
-    match rpc::call(
+    match commands::call(
         db,
         sealer,
         node_id,
@@ -275,7 +275,7 @@ async fn run_test(
             latency_ms: probe.latency_ms,
             node_id,
         }),
-        Ok(other) => Err(rpc::unexpected(&other)),
+        Ok(other) => Err(commands::unexpected(&other)),
         Err(ApiError::Request { code, message }) => Err(ApiError::Request {
             code,
             message: target.scrub(&message),
@@ -337,7 +337,7 @@ pub async fn usage(ctx: Ctx<'_>) -> Result<Response, ApiError> {
         storage_type: target.kind(),
         config: target.to_json(),
     };
-    let answer = rpc::call(
+    let answer = commands::call(
         &db,
         &sealer,
         node_id,
@@ -356,7 +356,7 @@ pub async fn usage(ctx: Ctx<'_>) -> Result<Response, ApiError> {
     })?;
     let usage = match answer {
         CommandReport::StorageUsage(usage) => usage,
-        other => return Err(rpc::unexpected(&other)),
+        other => return Err(commands::unexpected(&other)),
     };
     let now = time::format(ctx.now);
     let text = serde_json::to_string(&usage).map_err(|e| ApiError::internal("usage", e))?;

@@ -66,13 +66,7 @@ pub async fn insert(
 ) -> Result<i64, ApiError> {
     let uid = crate::secrets::random_id()?;
     let sealed = seal_config(sealer, &uid, config)?;
-    let fields = Fields {
-        name: plain.name,
-        description: plain.description,
-        enabled: plain.enabled,
-        config_sealed: &sealed,
-        quota_bytes: plain.quota_bytes,
-    };
+    let fields = plain.with(&sealed);
     targets::create(
         db,
         &uid,
@@ -96,13 +90,7 @@ pub async fn rewrite(
 ) -> Result<(), ApiError> {
     let config_changed = open_config(sealer, row).map_or(true, |stored| stored != *config);
     let sealed = seal_config(sealer, &row.uid, config)?;
-    let fields = Fields {
-        name: plain.name,
-        description: plain.description,
-        enabled: plain.enabled,
-        config_sealed: &sealed,
-        quota_bytes: plain.quota_bytes,
-    };
+    let fields = plain.with(&sealed);
     if !targets::update(db, row.id, &fields, config_changed, &time::format(now)).await? {
         find(db, row.id).await?;
         return Err(name_exists(plain.name));
@@ -116,7 +104,18 @@ fn seal_config(sealer: &Sealer, uid: &str, config: &StorageConfig) -> Result<Str
     sealer.seal(Identity::StorageTarget(uid), &plain)
 }
 
-impl Plain<'_> {
+impl<'a> Plain<'a> {
+    /// The row's fields: these, with the sealed config.
+    fn with(&self, config_sealed: &'a str) -> Fields<'a> {
+        Fields {
+            name: self.name,
+            description: self.description,
+            enabled: self.enabled,
+            config_sealed,
+            quota_bytes: self.quota_bytes,
+        }
+    }
+
     pub fn of(row: &TargetRow) -> Plain<'_> {
         Plain {
             name: &row.name,

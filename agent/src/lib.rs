@@ -1,5 +1,6 @@
 //! The Stowage agent as a library: configuration, the protocol client, the poll and heartbeat
-//! loops, and the command executors. `main.rs` only parses arguments and maps errors to exit codes.
+//! loops, the command executors (`exec`), the backup data path (`pipeline`), restores (`restore`)
+//! and storage backends (`storage`). `main.rs` only parses arguments and maps errors to exit codes.
 //!
 //! The agent trusts nothing it receives: every command spec is re-validated before it runs.
 

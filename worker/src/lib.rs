@@ -1,7 +1,8 @@
 //! Stowage's control plane: a Cloudflare Worker serving `/api` on D1, with a cron tick.
 //!
-//! This file holds the entry points only. Routing is in `router`, handlers in `api`, SQL in
-//! `store`. The Worker never moves backup data; agents do.
+//! This file holds the entry points only. Routing is in `router`, handlers in `api`, what the
+//! control plane does in `ops`, SQL in `store`, secrets at rest in `secrets` (ARCHITECTURE.md
+//! says which may call which). The Worker never moves backup data; agents do.
 
 mod api;
 mod auth;

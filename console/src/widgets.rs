@@ -55,9 +55,9 @@ pub fn Pager(
 ) -> impl IntoView {
     view! {
         <nav class="pager row" aria-label="pages">
-            <button class="link page-prev" disabled=here <= 1 on:click=move |_| go(here.saturating_sub(1).max(1))>"‹"</button>
+            <button class="link page-prev" disabled={here <= 1} on:click=move |_| go(here.saturating_sub(1).max(1))>"‹"</button>
             <span id=page_of_id>{here} " / " {pages} " · " {total}</span>
-            <button class="link page-next" disabled=here >= pages on:click=move |_| go(here + 1)>"›"</button>
+            <button class="link page-next" disabled={here >= pages} on:click=move |_| go(here + 1)>"›"</button>
         </nav>
     }
 }

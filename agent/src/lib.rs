@@ -12,6 +12,7 @@ pub mod paths;
 pub mod pipeline;
 pub mod poll;
 pub mod report;
+pub mod repository;
 pub mod restore;
 pub mod storage;
 pub mod system;

@@ -290,6 +290,76 @@ impl Store {
         }
     }
 
+    /// The objects under `dir` (`""` for the root) with their sizes in bytes, at any depth when
+    /// `recursive`; paths are relative to the store's root, like [`Store::list`]'s. A directory
+    /// that does not exist holds nothing.
+    pub async fn list_sized(
+        &self,
+        dir: &str,
+        recursive: bool,
+    ) -> Result<Vec<(String, u64)>, StorageError> {
+        match self {
+            Store::Local(root, _) => {
+                let (root, dir) = (root.clone(), dir.trim_matches('/').to_owned());
+                tokio::task::spawn_blocking(move || local_list(&root, &dir, recursive))
+                    .await
+                    .map_err(|e| StorageError::Io {
+                        what: "listing stopped".to_owned(),
+                        source: std::io::Error::other(e),
+                    })?
+            }
+            Store::Dal(op) | Store::Ftp(op) | Store::Webdav(op, _) => {
+                let dir = match dir.trim_matches('/') {
+                    "" => String::new(),
+                    d => format!("{d}/"),
+                };
+                let mut lister = match op.lister_with(&dir).recursive(recursive).await {
+                    Ok(lister) => lister,
+                    Err(e) if e.kind() == opendal::ErrorKind::NotFound => return Ok(Vec::new()),
+                    Err(e) => return Err(e.into()),
+                };
+                let mut out = Vec::new();
+                loop {
+                    match lister.try_next().await {
+                        Ok(Some(entry)) if entry.metadata().is_file() => {
+                            let size = match entry.metadata().content_length() {
+                                // Some services list without sizes; ask for the one missing.
+                                0 => op.stat(entry.path()).await?.content_length(),
+                                n => n,
+                            };
+                            out.push((entry.path().to_owned(), size));
+                        }
+                        Ok(Some(_)) => {}
+                        Ok(None) => break,
+                        Err(e) if e.kind() == opendal::ErrorKind::NotFound => break,
+                        Err(e) => return Err(e.into()),
+                    }
+                }
+                Ok(out)
+            }
+            Store::Rclone(r) => r.list_sized(dir, recursive).await,
+            Store::Sftp(s) => s.list_sized(dir, recursive).await,
+        }
+    }
+
+    /// `len` bytes of the object `path` from `offset` (fewer only when the object ends first).
+    pub async fn read_range(
+        &self,
+        path: &str,
+        offset: u64,
+        len: u64,
+    ) -> Result<bytes::Bytes, StorageError> {
+        match self {
+            Store::Local(_, op) | Store::Dal(op) | Store::Ftp(op) | Store::Webdav(op, _) => Ok(op
+                .read_with(path)
+                .range(offset..offset + len)
+                .await?
+                .to_bytes()),
+            Store::Rclone(r) => r.read_range(path, offset, len).await,
+            Store::Sftp(s) => s.read_range(path, offset, len).await,
+        }
+    }
+
     /// Deleting an object that is already gone succeeds.
     pub async fn delete(&self, path: &str) -> Result<(), StorageError> {
         match self {
@@ -336,6 +406,52 @@ impl Store {
             Store::Sftp(s) => s.usage().await,
         }
     }
+}
+
+/// Files under `root/dir` with their sizes, walked on this machine's file system (the hidden
+/// partial directory left out).
+fn local_list(
+    root: &std::path::Path,
+    dir: &str,
+    recursive: bool,
+) -> Result<Vec<(String, u64)>, StorageError> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_owned()];
+    while let Some(rel) = stack.pop() {
+        let entries = match std::fs::read_dir(root.join(&rel)) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(source) => {
+                return Err(StorageError::Io {
+                    what: format!("listing {rel}"),
+                    source,
+                });
+            }
+        };
+        for entry in entries {
+            let entry = entry.map_err(|source| StorageError::Io {
+                what: format!("listing {rel}"),
+                source,
+            })?;
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let path = if rel.is_empty() {
+                name.clone()
+            } else {
+                format!("{rel}/{name}")
+            };
+            // Not following links: a symlink in a target is not an object Stowage wrote.
+            let meta = entry.metadata().map_err(|source| StorageError::Io {
+                what: format!("reading {path}"),
+                source,
+            })?;
+            if meta.is_file() {
+                out.push((path, meta.len()));
+            } else if meta.is_dir() && recursive && name != PARTIAL_DIR {
+                stack.push(path);
+            }
+        }
+    }
+    Ok(out)
 }
 
 /// Where a local-disk target keeps objects being written; left out of listings and usage.

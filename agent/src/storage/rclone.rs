@@ -418,6 +418,59 @@ impl RcloneRemote {
             .collect())
     }
 
+    /// `rclone lsjson --files-only`: the files under `dir` with their sizes.
+    pub async fn list_sized(
+        &self,
+        dir: &str,
+        recursive: bool,
+    ) -> Result<Vec<(String, u64)>, StorageError> {
+        #[derive(Deserialize)]
+        #[serde(rename_all = "PascalCase")]
+        struct Item {
+            path: String,
+            size: i64,
+        }
+        let target = self.target(dir);
+        let mut args = vec!["lsjson", "--files-only", "--no-mimetype", "--no-modtime"];
+        if recursive {
+            args.push("--recursive");
+        }
+        args.push(&target);
+        let out = match self.run(&args, None).await {
+            Err(StorageError::Rclone(reason)) if reason.contains("not found") => {
+                return Ok(Vec::new());
+            }
+            other => other?,
+        };
+        let items: Vec<Item> = serde_json::from_slice(&out)
+            .map_err(|e| StorageError::Rclone(format!("unreadable `rclone lsjson`: {e}")))?;
+        let prefix = dir.trim_matches('/');
+        Ok(items
+            .into_iter()
+            .map(|i| {
+                let path = if prefix.is_empty() {
+                    i.path
+                } else {
+                    format!("{prefix}/{}", i.path)
+                };
+                (path, u64::try_from(i.size).unwrap_or_default())
+            })
+            .collect())
+    }
+
+    /// `rclone cat --offset --count`.
+    pub async fn read_range(
+        &self,
+        path: &str,
+        offset: u64,
+        len: u64,
+    ) -> Result<bytes::Bytes, StorageError> {
+        let (offset, count) = (offset.to_string(), len.to_string());
+        let target = self.target(path);
+        let args = ["cat", "--offset", &offset, "--count", &count, &target];
+        Ok(self.run(&args, None).await?.into())
+    }
+
     pub async fn delete(&self, path: &str) -> Result<(), StorageError> {
         match self.run(&["deletefile", &self.target(path)], None).await {
             Err(StorageError::Rclone(reason)) if reason.contains("not found") => Ok(()),

@@ -282,6 +282,56 @@ impl SftpRemote {
             .collect())
     }
 
+    /// The files under `dir` with their sizes, walking subdirectories when `recursive`.
+    pub async fn list_sized(
+        &self,
+        dir: &str,
+        recursive: bool,
+    ) -> Result<Vec<(String, u64)>, StorageError> {
+        let mut out = Vec::new();
+        let mut stack = vec![dir.trim_matches('/').to_owned()];
+        while let Some(rel) = stack.pop() {
+            let entries = match self.sftp.read_dir(self.full(&rel)).await {
+                Ok(entries) => entries,
+                Err(e) if is_not_found(&e) => continue,
+                Err(e) => return Err(sftp_error(e)),
+            };
+            for entry in entries {
+                let path = if rel.is_empty() {
+                    entry.file_name()
+                } else {
+                    format!("{rel}/{}", entry.file_name())
+                };
+                let meta = entry.metadata();
+                if meta.is_regular() {
+                    out.push((path, meta.len()));
+                } else if meta.is_dir() && recursive {
+                    stack.push(path);
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    pub async fn read_range(
+        &self,
+        path: &str,
+        offset: u64,
+        len: u64,
+    ) -> Result<bytes::Bytes, StorageError> {
+        use tokio::io::{AsyncReadExt, AsyncSeekExt};
+        let mut file = self.sftp.open(self.full(path)).await.map_err(sftp_error)?;
+        file.seek(std::io::SeekFrom::Start(offset))
+            .await
+            .map_err(|e| StorageError::Sftp(format!("seeking in {path}: {e}")))?;
+        let mut buf = Vec::with_capacity(usize::try_from(len).unwrap_or_default());
+        file.take(len)
+            .read_to_end(&mut buf)
+            .await
+            .map_err(|e| StorageError::Sftp(format!("reading {path}: {e}")))?;
+        Ok(buf.into())
+    }
+
     pub async fn delete(&self, path: &str) -> Result<(), StorageError> {
         match self.sftp.remove_file(self.full(path)).await {
             Err(e) if !is_not_found(&e) => Err(sftp_error(e)),

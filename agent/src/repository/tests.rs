@@ -1,0 +1,280 @@
+//! The repository engine against a local-disk target, read back by Debian's `restic` (installed
+//! by `scripts/install.sh`): what Stowage writes must stay readable without Stowage.
+
+use super::*;
+use crate::storage::Tools;
+use std::process::Command;
+use stowage_shared::storage::{LocalDiskConfig, StorageConfig};
+
+const PASSWORD: &str = "correct horse battery staple";
+
+async fn local(dir: &Path) -> Location {
+    let config = StorageConfig::LocalDisk(LocalDiskConfig {
+        base_path: dir.display().to_string(),
+    });
+    let store = Store::open(&config, &Tools::default()).await.expect("open");
+    Location {
+        store: Arc::new(store),
+        root: "restic".to_owned(),
+        password: SecretString::new(PASSWORD),
+    }
+}
+
+/// `restic` against the repository, with the password on stdin's file descriptor (never an
+/// argument or the environment).
+fn restic(repo: &Path, args: &[&str]) -> String {
+    let mut pw = tempfile::NamedTempFile::new().expect("password file");
+    std::io::Write::write_all(&mut pw, PASSWORD.as_bytes()).expect("write password");
+    let out = Command::new("restic")
+        .arg("--repo")
+        .arg(repo)
+        .arg("--password-file")
+        .arg(pw.path())
+        .arg("--no-cache")
+        .args(args)
+        .output()
+        .expect("restic is not installed: scripts/install.sh installs Debian's restic");
+    assert!(
+        out.status.success(),
+        "restic {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn labels(record_id: i64) -> Labels {
+    Labels {
+        host: "node-a".to_owned(),
+        task_id: 7,
+        record_id,
+    }
+}
+
+fn tree(root: &Path) {
+    std::fs::create_dir_all(root.join("docs/deep")).expect("mkdir");
+    std::fs::create_dir_all(root.join("cache")).expect("mkdir");
+    std::fs::write(root.join("docs/a.txt"), b"alpha\n").expect("write");
+    std::fs::write(root.join("docs/deep/b.bin"), vec![7u8; 300_000]).expect("write");
+    std::fs::write(root.join("cache/junk"), b"skip me").expect("write");
+    std::fs::write(root.join("notes.log"), b"skip me too").expect("write");
+}
+
+fn read_all(root: &Path) -> Vec<(PathBuf, Vec<u8>)> {
+    let mut out = Vec::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        for e in std::fs::read_dir(&dir).expect("read dir").flatten() {
+            let path = e.path();
+            if path.is_dir() {
+                stack.push(path);
+            } else {
+                let rel = path.strip_prefix(root).expect("under").to_path_buf();
+                out.push((rel, std::fs::read(&path).expect("read")));
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn backups_dedup_restore_and_restic_reads_them() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let (src, target) = (work.path().join("src"), work.path().join("target"));
+    tree(&src);
+    let at = local(&target).await;
+    let excludes = Excludes::new(&["cache".to_owned(), "*.log".to_owned()]).expect("excludes");
+    let counters = Arc::new(Counters::default());
+
+    let first = backup_files(
+        &at,
+        vec![src.clone()],
+        excludes.clone(),
+        &labels(1),
+        Arc::clone(&counters),
+    )
+    .await
+    .expect("first backup");
+    assert_eq!(first.files, 2, "{first:?}");
+    assert_eq!(first.files_new, 2);
+    assert!(first.bytes_added > 0);
+
+    // Nothing changed: nothing new, and next to nothing added.
+    let second = backup_files(
+        &at,
+        vec![src.clone()],
+        excludes.clone(),
+        &labels(2),
+        counters.clone(),
+    )
+    .await
+    .expect("second backup");
+    assert_eq!(
+        (
+            second.files_new,
+            second.files_changed,
+            second.files_unmodified
+        ),
+        (0, 0, 2)
+    );
+    assert!(second.bytes_added < first.bytes_added / 10, "{second:?}");
+
+    std::fs::write(src.join("docs/a.txt"), b"alpha, changed\n").expect("change");
+    let third = backup_files(
+        &at,
+        vec![src.clone()],
+        excludes,
+        &labels(3),
+        counters.clone(),
+    )
+    .await
+    .expect("third backup");
+    assert_eq!(third.files_changed, 1);
+
+    // Plain restic sees the three snapshots, with Stowage's tags and host, and a clean check.
+    let repo = target.join("restic");
+    let listed: serde_json::Value =
+        serde_json::from_str(&restic(&repo, &["snapshots", "--json"])).expect("json");
+    let ids: Vec<&str> = listed
+        .as_array()
+        .expect("array")
+        .iter()
+        .map(|s| s["id"].as_str().expect("id"))
+        .collect();
+    assert_eq!(ids.len(), 3);
+    for snap in [&first, &second, &third] {
+        assert!(ids.contains(&snap.snapshot_id.as_str()), "{ids:?}");
+    }
+    assert_eq!(listed[0]["hostname"], "node-a");
+    assert!(
+        listed[0]["tags"]
+            .as_array()
+            .expect("tags")
+            .iter()
+            .any(|t| t == "task-7")
+    );
+    restic(&repo, &["check", "--read-data"]);
+
+    // restic restores the latest snapshot equal to the source, without the excluded files.
+    let by_restic = work.path().join("by-restic");
+    restic(
+        &repo,
+        &[
+            "restore",
+            &third.snapshot_id,
+            "--target",
+            &by_restic.display().to_string(),
+        ],
+    );
+    let mut expected = read_all(&src);
+    expected.retain(|(p, _)| !p.starts_with("cache") && p != Path::new("notes.log"));
+    assert_eq!(
+        read_all(&by_restic.join(src.strip_prefix("/").expect("abs"))),
+        expected
+    );
+
+    // Stowage's own restore: all of it, then one folder.
+    let staging = work.path().join("staged");
+    let all = restore(
+        &at,
+        &third.snapshot_id,
+        Vec::new(),
+        staging.clone(),
+        counters.clone(),
+    )
+    .await
+    .expect("restore");
+    assert_eq!(all.files, 2);
+    assert_eq!(
+        read_all(&staging.join(src.strip_prefix("/").expect("abs"))),
+        expected
+    );
+    let one = work.path().join("one");
+    let deep = inside(&src.join("docs/deep").display().to_string()).expect("inside");
+    let part = restore(
+        &at,
+        &third.snapshot_id,
+        vec![deep],
+        one.clone(),
+        counters.clone(),
+    )
+    .await
+    .expect("selective restore");
+    assert_eq!(part.files, 1);
+    let got = read_all(&one.join(src.strip_prefix("/").expect("abs")));
+    assert_eq!(
+        got,
+        vec![(PathBuf::from("docs/deep/b.bin"), vec![7u8; 300_000])]
+    );
+
+    // A path the snapshot does not hold is refused; so is a path that climbs out.
+    let missing = inside(&src.join("nope").display().to_string()).expect("inside");
+    let err = restore(
+        &at,
+        &third.snapshot_id,
+        vec![missing],
+        work.path().join("x"),
+        counters,
+    )
+    .await
+    .expect_err("missing path");
+    assert!(err.to_string().contains("is not in the snapshot"), "{err}");
+    assert!(inside("/srv/../etc").is_err());
+
+    // Forget drops exactly the snapshots named; forgetting one already gone is not an error.
+    forget(&at, &[first.snapshot_id.clone(), first.snapshot_id.clone()])
+        .await
+        .expect("forget");
+    forget(&at, &[first.snapshot_id.clone()])
+        .await
+        .expect("forget again");
+    let listed: serde_json::Value =
+        serde_json::from_str(&restic(&repo, &["snapshots", "--json"])).expect("json");
+    assert_eq!(listed.as_array().expect("array").len(), 2);
+    restic(&repo, &["check"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wrong_password_or_no_repository_is_refused() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let src = work.path().join("src");
+    tree(&src);
+    let at = local(&work.path().join("target")).await;
+    let none = restore(
+        &at,
+        &"a".repeat(64),
+        Vec::new(),
+        work.path().join("s"),
+        Arc::default(),
+    )
+    .await
+    .expect_err("no repository");
+    assert!(
+        none.to_string().contains("there is no repository"),
+        "{none}"
+    );
+    backup_files(
+        &at,
+        vec![src.clone()],
+        Excludes::new(&[]).expect("none"),
+        &labels(1),
+        Arc::default(),
+    )
+    .await
+    .expect("backup");
+    let wrong = Location {
+        password: SecretString::new("not it"),
+        ..at
+    };
+    let err = backup_files(
+        &wrong,
+        vec![src],
+        Excludes::new(&[]).expect("none"),
+        &labels(2),
+        Arc::default(),
+    )
+    .await
+    .expect_err("wrong password");
+    assert!(!err.to_string().contains(PASSWORD));
+    assert!(snapshot_id("abc").is_err());
+}

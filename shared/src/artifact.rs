@@ -43,6 +43,11 @@ fn file_type() -> String {
 
 pub const MANIFEST_FORMAT: &str = "stowage-backup/1";
 
+/// The directory of a storage target's restic repository, under the target's root (its base
+/// path, bucket prefix or remote folder): one repository per target, shared by every repository
+/// task and node that writes there.
+pub const REPOSITORY_DIR: &str = "restic";
+
 /// Where an artifact's manifest is stored.
 pub fn manifest_path(artifact: &str) -> String {
     format!("{artifact}.manifest.json")

@@ -107,6 +107,9 @@ pub enum CommandSpec {
         compression: crate::tasks::Compression,
         /// An absolute directory to restore under, or `None` for the original paths.
         destination: Option<String>,
+        /// Snapshots only: the absolute paths (files or folders) to restore; none means all.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        selected_paths: Vec<String>,
     },
     /// Restore a database backup: fetch the artifact and check its SHA-256 before any of it
     /// reaches the database, then apply it.
@@ -142,6 +145,18 @@ pub struct StoredObject {
     pub storage_type: crate::storage::StorageType,
     pub config: serde_json::Value,
     pub path: String,
+    /// A snapshot in the restic repository at `path`, instead of an archive object there.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub snapshot: Option<SnapshotRef>,
+}
+
+/// A snapshot in a target's repository, with the repository's password (the command is sealed).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SnapshotRef {
+    /// The full (64 hex digits) snapshot id.
+    pub id: String,
+    pub password: SecretString,
 }
 
 /// What `delete_artifacts` could not remove (objects already gone count as removed).
@@ -211,7 +226,11 @@ pub struct RunDestination {
     pub target_id: i64,
     pub storage_type: crate::storage::StorageType,
     pub config: serde_json::Value,
+    /// The artifact's path, or the repository's directory for a repository task.
     pub path: String,
+    /// A repository task's password for the target's repository.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub repository_password: Option<SecretString>,
 }
 
 /// One destination's outcome in a run's report.
@@ -219,9 +238,21 @@ pub struct RunDestination {
 #[serde(rename_all = "camelCase")]
 pub struct RunTargetReport {
     pub target_id: i64,
-    /// Bytes stored, when the whole artifact landed.
+    /// Bytes stored, when the whole artifact landed (for a repository: bytes the run added).
     pub bytes: Option<u64>,
     pub error: Option<String>,
+    /// The snapshot written into the target's repository (repository tasks).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub snapshot_id: Option<String>,
+}
+
+/// What a repository run found changed since the task's previous snapshot.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SnapshotChanges {
+    pub files_new: u64,
+    pub files_changed: u64,
+    pub files_unmodified: u64,
 }
 
 /// What an agent reports for a finished run that stored the artifact somewhere.
@@ -237,6 +268,10 @@ pub struct RunBackupReport {
     /// Database dumps: where each database lies in the uncompressed artifact.
     #[serde(default)]
     pub sections: Vec<crate::databases::DumpSection>,
+    /// Repository runs: files new, changed and unmodified (`bytes` is then the bytes added to
+    /// the repository, `sha256` empty: restic checks every blob by its own hash).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub changes: Option<SnapshotChanges>,
 }
 
 impl CommandSpec {

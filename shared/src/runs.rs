@@ -1,6 +1,7 @@
 //! How a backup run ended, judged from what it was planned to do and what the agent reported. A
 //! run is `success` only when every target it was planned for holds the whole artifact: a target
-//! the report leaves out is failed, and so is one whose stored size differs from the artifact's.
+//! the report leaves out is failed, and so is one whose stored size differs from the artifact's
+//! (archives) or that names no snapshot (repositories).
 
 use crate::protocol::RunBackupReport;
 use crate::status::RunStatus;
@@ -9,9 +10,16 @@ use crate::status::RunStatus;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TargetVerdict {
     pub target_id: i64,
-    /// Bytes stored when the whole artifact landed there.
+    /// Bytes stored when the whole artifact landed there (repositories: bytes the run added).
     pub stored: Option<u64>,
+    /// The snapshot a repository run wrote there.
+    pub snapshot_id: Option<String>,
     pub error: String,
+}
+
+/// A full restic snapshot id: 64 lowercase hex digits.
+pub fn is_snapshot_id(id: &str) -> bool {
+    id.len() == 64 && id.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
 }
 
 /// The verdict on a run.
@@ -31,30 +39,31 @@ pub fn judge(planned: &[i64], report: &RunBackupReport) -> RunVerdict {
                 return TargetVerdict {
                     target_id,
                     stored: None,
+                    snapshot_id: None,
                     error: "the agent did not report this target".to_owned(),
                 };
             };
+            let verdict = |stored: Option<u64>, error: String| TargetVerdict {
+                target_id,
+                stored,
+                snapshot_id: stored.and(said.snapshot_id.clone()),
+                error,
+            };
             match (said.bytes, &said.error) {
-                (Some(bytes), None) if bytes == report.bytes => TargetVerdict {
-                    target_id,
-                    stored: Some(bytes),
-                    error: String::new(),
-                },
-                (Some(bytes), None) => TargetVerdict {
-                    target_id,
-                    stored: None,
-                    error: format!("stored {bytes} bytes of the {}-byte artifact", report.bytes),
-                },
-                (_, Some(why)) => TargetVerdict {
-                    target_id,
-                    stored: None,
-                    error: why.clone(),
-                },
-                (None, None) => TargetVerdict {
-                    target_id,
-                    stored: None,
-                    error: "the agent reported no bytes stored".to_owned(),
-                },
+                (_, Some(why)) => verdict(None, why.clone()),
+                (None, None) => verdict(None, "the agent reported no bytes stored".to_owned()),
+                // A repository run: each target has its own snapshot and its own bytes added.
+                (Some(bytes), None) if report.changes.is_some() => {
+                    match said.snapshot_id.as_deref() {
+                        Some(id) if is_snapshot_id(id) => verdict(Some(bytes), String::new()),
+                        _ => verdict(None, "the agent reported no snapshot".to_owned()),
+                    }
+                }
+                (Some(bytes), None) if bytes == report.bytes => verdict(Some(bytes), String::new()),
+                (Some(bytes), None) => verdict(
+                    None,
+                    format!("stored {bytes} bytes of the {}-byte artifact", report.bytes),
+                ),
             }
         })
         .collect();
@@ -86,6 +95,7 @@ mod tests {
             source_bytes: 100,
             targets,
             sections: Vec::new(),
+            changes: None,
         }
     }
 
@@ -94,6 +104,7 @@ mod tests {
             target_id,
             bytes: Some(bytes),
             error: None,
+            snapshot_id: None,
         }
     }
 
@@ -127,11 +138,31 @@ mod tests {
             target_id: 1,
             bytes: None,
             error: Some("disk full".to_owned()),
+            snapshot_id: None,
         };
         let v = judge(&[1, 2], &report(vec![failed, stored(2, 100)]));
         assert_eq!(
             (v.status.as_str(), v.error.as_str()),
             ("partial", "target 1: disk full")
         );
+    }
+
+    #[test]
+    fn a_repository_target_counts_when_it_names_its_snapshot() {
+        let mut run = report(Vec::new());
+        run.changes = Some(crate::protocol::SnapshotChanges::default());
+        let snap = |target_id, id: &str| RunTargetReport {
+            snapshot_id: Some(id.to_owned()),
+            ..stored(target_id, 7)
+        };
+        // Bytes added differ per target and from the report's total: that is not a short copy.
+        run.targets = vec![snap(1, &"a".repeat(64)), snap(2, "abc"), stored(3, 7)];
+        let v = judge(&[1, 2, 3], &run);
+        assert_eq!(v.status, "partial");
+        assert_eq!(v.targets[0].stored, Some(7));
+        assert_eq!(v.targets[0].snapshot_id.as_deref(), Some("a".repeat(64).as_str()));
+        assert_eq!(v.targets[1].error, "the agent reported no snapshot");
+        assert_eq!(v.targets[2].error, "the agent reported no snapshot");
+        assert!(!is_snapshot_id(&"A".repeat(64)));
     }
 }

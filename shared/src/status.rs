@@ -180,6 +180,23 @@ words! {
     }
 }
 
+words! {
+    /// How a task stores its backups; each record keeps the format it was written in.
+    BackupFormat {
+        /// One `tar` (zstd-compressed or not) per run, with a manifest beside it.
+        Archive = "archive",
+        /// A snapshot in the target's restic repository: deduplicated, encrypted, incremental.
+        Repository = "repository",
+    }
+}
+
+/// Archives, as before formats existed (the API's default, for compatibility).
+impl Default for BackupFormat {
+    fn default() -> Self {
+        BackupFormat::Archive
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

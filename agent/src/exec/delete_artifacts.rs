@@ -1,7 +1,12 @@
-//! `delete_artifacts`: removes stored artifacts and their manifests. An object that is already
-//! gone counts as removed, so a retried command finishes what an interrupted one started.
+//! `delete_artifacts`: removes stored artifacts and their manifests, and forgets repository
+//! snapshots (one `forget` per repository for all of its snapshots; the data goes at the next
+//! prune). An object or snapshot that is already gone counts as removed, so a retried command
+//! finishes what an interrupted one started.
 
+use crate::repository::{self, Location};
 use crate::storage::{Store, Tools};
+use std::sync::Arc;
+use stowage_shared::artifact::REPOSITORY_DIR;
 use std::collections::BTreeMap;
 use stowage_shared::artifact::manifest_path;
 use stowage_shared::protocol::{DeleteArtifactsReport, DeleteFailure, StoredObject};
@@ -12,6 +17,7 @@ pub async fn delete_artifacts(objects: &[StoredObject], tools: &Tools) -> Delete
     // One open store per target, however many of its objects go.
     let mut stores: BTreeMap<i64, Result<(Store, StorageConfig), String>> = BTreeMap::new();
     let mut failures = Vec::new();
+    let mut snapshots: BTreeMap<i64, Vec<&StoredObject>> = BTreeMap::new();
     for object in objects {
         if let std::collections::btree_map::Entry::Vacant(slot) = stores.entry(object.target_id) {
             let opened = match StorageConfig::parse(object.storage_type, &object.config) {
@@ -22,6 +28,10 @@ pub async fn delete_artifacts(objects: &[StoredObject], tools: &Tools) -> Delete
                 Err(e) => Err(e.to_string()),
             };
             slot.insert(opened);
+        }
+        if object.snapshot.is_some() {
+            snapshots.entry(object.target_id).or_default().push(object);
+            continue;
         }
         let outcome = match &stores[&object.target_id] {
             Err(reason) => Err(reason.clone()),
@@ -47,6 +57,40 @@ pub async fn delete_artifacts(objects: &[StoredObject], tools: &Tools) -> Delete
                 path: object.path.clone(),
                 error,
             }),
+        }
+    }
+    for (target_id, forgotten) in snapshots {
+        let outcome = match (&stores[&target_id], forgotten[0].snapshot.as_ref()) {
+            (Err(reason), _) => Err(reason.clone()),
+            (Ok(_), _) if forgotten.iter().any(|o| o.path != REPOSITORY_DIR) => Err(format!(
+                "the repository must be at {REPOSITORY_DIR}/ on the target"
+            )),
+            (Ok((store, config)), Some(first)) => {
+                let at = Location {
+                    store: Arc::new(store.clone()),
+                    root: REPOSITORY_DIR.to_owned(),
+                    password: first.password.clone(),
+                };
+                let ids: Vec<String> = forgotten
+                    .iter()
+                    .filter_map(|o| Some(o.snapshot.as_ref()?.id.clone()))
+                    .collect();
+                repository::forget(&at, &ids)
+                    .await
+                    .map_err(|e| config.scrub(&e.to_string()))
+            }
+            (Ok(_), None) => Ok(()),
+        };
+        for object in forgotten {
+            let id = object.snapshot.as_ref().map(|s| s.id.as_str()).unwrap_or("");
+            match &outcome {
+                Ok(()) => info!(target = target_id, snapshot = id, "forgot a snapshot"),
+                Err(error) => failures.push(DeleteFailure {
+                    target_id,
+                    path: format!("{}#{id}", object.path),
+                    error: error.clone(),
+                }),
+            }
         }
     }
     DeleteArtifactsReport { failures }

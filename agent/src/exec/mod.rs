@@ -91,6 +91,7 @@ pub async fn execute(
             bytes,
             compression,
             destination,
+            selected_paths,
         } => restore::run(
             &restore::Job {
                 restore_id: *restore_id,
@@ -99,6 +100,7 @@ pub async fn execute(
                 bytes: *bytes,
                 compression: *compression,
                 destination: destination.as_deref(),
+                selected_paths,
             },
             tools,
             client,

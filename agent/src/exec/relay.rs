@@ -27,6 +27,11 @@ pub async fn relay(
     client: Option<&Client>,
 ) -> Result<RelayReport, CommandError> {
     let client = client.ok_or_else(|| failed("no server to relay to"))?;
+    if source.snapshot.is_some() {
+        return Err(failed(
+            "this agent cannot relay a repository snapshot; restore it, or use restic",
+        ));
+    }
     let config = StorageConfig::parse(source.storage_type, &source.config)
         .map_err(|e| failed(format!("target {}: {e}", source.target_id)))?;
     let store = Store::open(&config, tools)

@@ -6,7 +6,11 @@ use crate::client::Client;
 use crate::client::Kind;
 use crate::report::Reporter;
 use crate::restore::{self, Expected};
+use crate::repository::{self, Location};
 use crate::storage::{Store, Tools};
+use std::sync::Arc;
+use stowage_shared::artifact::REPOSITORY_DIR;
+use stowage_shared::protocol::SnapshotRef;
 use std::path::{Path, PathBuf};
 use stowage_shared::ErrorCode;
 use stowage_shared::artifact::{BackupManifest, manifest_path};
@@ -30,6 +34,8 @@ pub struct Job<'a> {
     pub bytes: u64,
     pub compression: Compression,
     pub destination: Option<&'a str>,
+    /// Snapshots only: the paths to restore (none: all of it).
+    pub selected_paths: &'a [String],
 }
 
 pub async fn run(
@@ -43,12 +49,22 @@ pub async fn run(
         job.restore_id,
         Some(job.bytes),
     );
-    let outcome = run_reported(job, tools, &reporter).await;
+    let outcome = match &job.source.snapshot {
+        Some(snapshot) => from_snapshot(job, snapshot, tools, &reporter).await,
+        None => run_reported(job, tools, &reporter).await,
+    };
+    let snapshot = job.source.snapshot.is_some();
     reporter
         .conclude(outcome, |r| {
             format!(
-                "restored {} files ({} bytes); the artifact's sha256 matched",
-                r.files, r.bytes
+                "restored {} files ({} bytes); {}",
+                r.files,
+                r.bytes,
+                if snapshot {
+                    "every blob matched its hash"
+                } else {
+                    "the artifact's sha256 matched"
+                }
             )
         })
         .await
@@ -155,6 +171,114 @@ async fn run_reported(
     )
     .await
     .map_err(|e| failed(scrub(&e)))?;
+    Ok(RestoreReport {
+        files: restored.files,
+        bytes: restored.bytes,
+    })
+}
+
+/// Restores a repository snapshot (all of it, or the selected paths): rustic_core restores into
+/// a staging directory on the destination's file system (every blob checked against its hash,
+/// every path checked to stay inside), then the staged tree is put in place as an archive's is.
+async fn from_snapshot(
+    job: &Job<'_>,
+    snapshot: &SnapshotRef,
+    tools: &Tools,
+    reporter: &Reporter,
+) -> Result<RestoreReport, CommandError> {
+    let config = StorageConfig::parse(job.source.storage_type, &job.source.config)
+        .map_err(|e| failed(format!("target {}: {e}", job.source.target_id)))?;
+    let scrub = |e: &dyn std::fmt::Display| config.scrub(&e.to_string());
+    if job.source.path != REPOSITORY_DIR {
+        return Err(failed(format!(
+            "the repository must be at {REPOSITORY_DIR}/ on the target, not {:?}",
+            job.source.path
+        )));
+    }
+    let selected = job
+        .selected_paths
+        .iter()
+        .map(|p| repository::inside(p).map_err(|e| failed(e.to_string())))
+        .collect::<Result<Vec<PathBuf>, _>>()?;
+    let store = Store::open(&config, tools)
+        .await
+        .map_err(|e| failed(format!("opening the target: {}", scrub(&e))))?;
+    let at = Location {
+        store: Arc::new(store),
+        root: REPOSITORY_DIR.to_owned(),
+        password: snapshot.password.clone(),
+    };
+    // What lands where: the selected paths, or everything the snapshot was taken of.
+    let taken = if selected.is_empty() {
+        repository::snapshot_paths(&at, &snapshot.id)
+            .await
+            .map_err(|e| failed(scrub(&e)))?
+    } else {
+        selected.iter().map(|p| Path::new("/").join(p)).collect()
+    };
+    let first = taken
+        .first()
+        .ok_or_else(|| failed("the snapshot names no paths"))?
+        .clone();
+    let (root, staging_parent) = match job.destination {
+        Some(dest) => {
+            tools.paths.check(Path::new(dest), "write to")?;
+            (PathBuf::from(dest), PathBuf::from(dest))
+        }
+        None => {
+            for path in &taken {
+                tools.paths.check(path, "write to")?;
+            }
+            let parent = first
+                .parent()
+                .map_or_else(|| PathBuf::from("/"), Path::to_path_buf);
+            (PathBuf::from("/"), parent)
+        }
+    };
+    tokio::fs::create_dir_all(&staging_parent)
+        .await
+        .map_err(|e| failed(format!("creating {}: {e}", staging_parent.display())))?;
+    let staging = staging_parent.join(format!(".stowage-restore-{}", job.restore_id));
+    if tokio::fs::symlink_metadata(&staging).await.is_ok() {
+        // Left by a restore that was killed: nothing in it was ever put in place.
+        restore::remove_staging(&staging);
+    }
+    reporter.info(format!(
+        "restoring {} of snapshot {} from target {} to {}; staging in {}",
+        if selected.is_empty() {
+            "everything".to_owned()
+        } else {
+            job.selected_paths.join(", ")
+        },
+        &snapshot.id[..8.min(snapshot.id.len())],
+        job.source.target_id,
+        match job.destination {
+            Some(d) => format!("{d} (paths keep their full form beneath it)"),
+            None => "the original paths".to_owned(),
+        },
+        staging.display()
+    ));
+    let restored = repository::restore(
+        &at,
+        &snapshot.id,
+        selected,
+        staging.clone(),
+        reporter.counters(),
+    )
+    .await;
+    let placed = match restored {
+        Ok(r) => {
+            let (staging, policy) = (staging.clone(), tools.paths.clone());
+            tokio::task::spawn_blocking(move || restore::put_in_place(&staging, &root, &policy))
+                .await
+                .map_err(|e| failed(format!("the restore stopped: {e}")))
+                .and_then(|placed| placed.map_err(|e| failed(e.to_string())))
+                .map(|()| r)
+        }
+        Err(e) => Err(failed(format!("{}; nothing was restored", scrub(&e)))),
+    };
+    restore::remove_staging(&staging);
+    let restored = placed?;
     Ok(RestoreReport {
         files: restored.files,
         bytes: restored.bytes,

@@ -60,6 +60,11 @@ async fn run_reported(
     tools: &Tools,
     reporter: &Reporter,
 ) -> Result<RestoreReport, CommandError> {
+    if job.source.snapshot.is_some() {
+        return Err(super::restore::failed(
+            "this agent restores databases from archives only",
+        ));
+    }
     // Checked again here: the agent trusts no spec.
     match job.target {
         DbRestoreTarget::Sqlite { path } => {

@@ -7,6 +7,11 @@ use crate::client::Client;
 use crate::client::Kind;
 use crate::pipeline::{self, Destination, Excludes, Source};
 use crate::report::Reporter;
+use crate::repository::{self, Labels, Location, Snapshotted};
+use std::sync::Arc;
+use stowage_shared::artifact::REPOSITORY_DIR;
+use stowage_shared::protocol::SnapshotChanges;
+use stowage_shared::status::BackupFormat;
 use crate::storage::{Store, Tools};
 use stowage_shared::ErrorCode;
 use stowage_shared::SecretString;
@@ -150,6 +155,15 @@ pub async fn run_backup(
     reporter
         .conclude(outcome, |report| {
             let stored = report.targets.iter().filter(|t| t.bytes.is_some()).count();
+            if report.changes.is_some() {
+                return format!(
+                    "finished: {} files, {} bytes read, {} bytes added to the repositories, a snapshot on {stored} of {} targets",
+                    report.files,
+                    report.source_bytes,
+                    report.bytes,
+                    report.targets.len()
+                );
+            }
             format!(
                 "finished: {} {}, {} bytes read, artifact {} bytes (sha256 {}), stored on {stored} of {} targets",
                 report.files,
@@ -171,6 +185,8 @@ struct Target<'a> {
     store: Result<Store, String>,
     /// Bytes stored with the manifest, or why not; `None` until the run wrote to it.
     outcome: Option<Result<u64, String>>,
+    /// The snapshot a repository run wrote there.
+    snapshot_id: Option<String>,
 }
 
 impl Target<'_> {
@@ -185,6 +201,7 @@ impl Target<'_> {
             target_id: self.dest.target_id,
             bytes,
             error,
+            snapshot_id: self.snapshot_id.clone(),
         }
     }
 }
@@ -225,6 +242,7 @@ async fn run_reported(
             config,
             store,
             outcome: None,
+            snapshot_id: None,
         });
     }
     let scrub_all = |text: &str| {
@@ -256,6 +274,10 @@ async fn run_reported(
             "no target could be opened: {}",
             reasons.join("; ")
         )));
+    }
+    if spec.format == BackupFormat::Repository {
+        drop(open);
+        return into_repositories(run, read, &mut targets, reporter).await;
     }
     let (indices, open): (Vec<usize>, Vec<Destination<'_>>) = open.into_iter().unzip();
     let (archive, outcomes) =
@@ -337,5 +359,109 @@ async fn run_reported(
         source_bytes: archive.source_bytes,
         targets: targets.iter().map(Target::report).collect(),
         sections: archive.sections,
+        changes: None,
+    })
+}
+
+/// A repository run: one snapshot into each target's repository, one target after the other
+/// (each reads the sources again; with the task's previous snapshot as parent, unchanged files
+/// are recognised by size and time and not read twice).
+async fn into_repositories(
+    run: &Run<'_>,
+    read: Reading,
+    targets: &mut [Target<'_>],
+    reporter: &Reporter,
+) -> Result<RunBackupReport, CommandError> {
+    let Source::Files { spec, excludes } = read.source else {
+        return Err(failed(
+            "this agent writes only file tasks into repositories; database tasks use archives",
+        ));
+    };
+    let sources: Vec<std::path::PathBuf> = spec.sources.iter().map(Into::into).collect();
+    let labels = Labels {
+        host: crate::system::hostname(),
+        task_id: run.task_id,
+        record_id: run.record_id,
+    };
+    let counters = reporter.counters();
+    let mut first: Option<Snapshotted> = None;
+    for target in targets.iter_mut() {
+        let Ok(store) = &target.store else { continue };
+        let id = target.dest.target_id;
+        let outcome = match (&target.dest.repository_password, target.dest.path.as_str()) {
+            (None, _) => Err("no repository password was sent for this target".to_owned()),
+            (Some(_), path) if path != REPOSITORY_DIR => Err(format!(
+                "the repository must be at {REPOSITORY_DIR}/ on the target, not {path:?}"
+            )),
+            (Some(password), _) => {
+                let at = Location {
+                    store: Arc::new(store.clone()),
+                    root: REPOSITORY_DIR.to_owned(),
+                    password: password.clone(),
+                };
+                repository::backup_files(
+                    &at,
+                    sources.clone(),
+                    excludes.clone(),
+                    &labels,
+                    Arc::clone(&counters),
+                )
+                .await
+                .map_err(|e| target.config.scrub(&e.to_string()))
+            }
+        };
+        match outcome {
+            Ok(snap) => {
+                reporter.info(format!(
+                    "target {id}: snapshot {} — {} files ({} new, {} changed, {} unmodified), {} bytes, {} bytes added to the repository",
+                    &snap.snapshot_id[..8],
+                    snap.files,
+                    snap.files_new,
+                    snap.files_changed,
+                    snap.files_unmodified,
+                    snap.total_bytes,
+                    snap.bytes_added
+                ));
+                target.outcome = Some(Ok(snap.bytes_added));
+                target.snapshot_id = Some(snap.snapshot_id.clone());
+                first.get_or_insert(snap);
+            }
+            Err(why) => {
+                reporter.error(format!("target {id}: {why}"));
+                target.outcome = Some(Err(why));
+            }
+        }
+    }
+    let Some(snap) = first else {
+        let reasons: Vec<String> = targets
+            .iter()
+            .filter_map(|t| match (&t.store, &t.outcome) {
+                (Err(why), _) | (Ok(_), Some(Err(why))) => {
+                    Some(format!("target {}: {why}", t.dest.target_id))
+                }
+                _ => None,
+            })
+            .collect();
+        return Err(failed(format!(
+            "no repository took the snapshot: {}",
+            reasons.join("; ")
+        )));
+    };
+    let added = targets
+        .iter()
+        .filter_map(|t| t.outcome.as_ref()?.as_ref().ok())
+        .sum();
+    Ok(RunBackupReport {
+        bytes: added,
+        sha256: String::new(),
+        files: snap.files,
+        source_bytes: snap.total_bytes,
+        targets: targets.iter().map(Target::report).collect(),
+        sections: Vec::new(),
+        changes: Some(SnapshotChanges {
+            files_new: snap.files_new,
+            files_changed: snap.files_changed,
+            files_unmodified: snap.files_unmodified,
+        }),
     })
 }

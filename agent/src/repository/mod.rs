@@ -404,6 +404,22 @@ pub async fn restore(
     .await
 }
 
+/// The paths snapshot `id` was taken of.
+pub async fn snapshot_paths(at: &Location, id: &str) -> Result<Vec<PathBuf>, RepoError> {
+    let at = at.clone();
+    let id = snapshot_id(id)?;
+    let backend = backend(&at);
+    run_blocking(move || {
+        let repo = open_or_init_existing(&at, backend, &Arc::default())?;
+        let snap = repo
+            .get_snapshots(&[id.to_hex().as_str()])?
+            .pop()
+            .ok_or_else(|| RepoError::Refused(format!("snapshot {id} is not in the repository")))?;
+        Ok(snap.paths.iter().map(PathBuf::from).collect())
+    })
+    .await
+}
+
 /// Opens a repository that must exist (a restore or a forget never creates one).
 fn open_or_init_existing(
     at: &Location,

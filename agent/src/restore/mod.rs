@@ -478,25 +478,40 @@ pub fn restore_blocking(
     counters: &Arc<Counters>,
 ) -> Result<Restored, RestoreError> {
     let outcome = unpack(source, expected, staging, counters).and_then(|(restored, dirs)| {
-        let mut steps = Vec::new();
-        let prefix = format!(
-            ".stowage-aside-{}-",
-            staging
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_default()
-        );
-        plan_merge(staging, root, policy, &prefix, &mut steps)?;
-        apply(&steps)?;
+        put_in_place(staging, root, policy)?;
         settle_dirs(root, &dirs).map_err(RestoreError::Place)?;
         Ok(restored)
     });
+    remove_staging(staging);
+    outcome
+}
+
+/// Moves the tree staged under `staging` into `root` by a plan made before anything moves (see
+/// the module's description): all of it lands, or the destination is left as it was.
+pub fn put_in_place(
+    staging: &Path,
+    root: &Path,
+    policy: &crate::paths::PathPolicy,
+) -> Result<(), RestoreError> {
+    let mut steps = Vec::new();
+    let prefix = format!(
+        ".stowage-aside-{}-",
+        staging
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default()
+    );
+    plan_merge(staging, root, policy, &prefix, &mut steps)?;
+    apply(&steps)
+}
+
+/// Removes a staging directory and whatever is left in it.
+pub fn remove_staging(staging: &Path) {
     if staging.exists() {
         // Owner access first, so that read-only staged directories can be removed.
         make_removable(staging);
         let _ = std::fs::remove_dir_all(staging);
     }
-    outcome
 }
 
 fn make_removable(dir: &Path) {

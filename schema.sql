@@ -401,3 +401,11 @@ UPDATE restore_records SET notified_at = finished_at WHERE status <> 'running';
 -- The audit log is filtered by actor and resource, and read newest first.
 CREATE INDEX audit_logs_actor ON audit_logs (actor, created_at);
 CREATE INDEX audit_logs_resource ON audit_logs (resource_type, resource_id, created_at);
+
+-- Restic-format repositories: each storage target's repository password (sealed; made at the
+-- target's first repository run and never changed, since restic's key files hold it), the
+-- snapshot each record target holds (empty for archives), and what a repository run found
+-- changed (JSON, empty for archives).
+ALTER TABLE storage_targets ADD COLUMN repo_password_sealed TEXT;
+ALTER TABLE backup_record_targets ADD COLUMN snapshot_id TEXT NOT NULL DEFAULT '';
+ALTER TABLE backup_records ADD COLUMN changes TEXT NOT NULL DEFAULT '';

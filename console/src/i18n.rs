@@ -91,6 +91,13 @@ const TEXTS: &[(&str, &str, &str)] = &[
         "N 天内的备份",
     ),
     ("tasks.compression", "Compression", "压缩"),
+    ("tasks.format", "Stored as", "存储方式"),
+    (
+        "tasks.format_repository",
+        "Repository (deduplicated, encrypted; restic-compatible)",
+        "仓库（去重、加密；兼容 restic）",
+    ),
+    ("tasks.format_archive", "Archive (one tar per run)", "归档（每次一个 tar）"),
     ("tasks.none", "none", "不压缩"),
     (
         "tasks.keep_hint",

@@ -181,6 +181,9 @@ error_codes! {
     RelayGone = ("RELAY_GONE", 409),
     /// The artifact could not be fetched for download; the message says why.
     BackupRecordDownloadFailed = ("BACKUP_RECORD_DOWNLOAD_FAILED", 502),
+    /// The record is a repository snapshot, not one file: restore it (all or selected paths),
+    /// or read it with restic.
+    BackupRecordNotDownloadable = ("BACKUP_RECORD_NOT_DOWNLOADABLE", 400),
     /// A run failed on the agent; the message says why.
     BackupRunFailed = ("BACKUP_RUN_FAILED", 400),
     /// The node lacks a program the work needs (e.g. rclone); the message names it.

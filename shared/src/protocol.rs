@@ -150,6 +150,16 @@ pub struct StoredObject {
     pub snapshot: Option<SnapshotRef>,
 }
 
+impl StoredObject {
+    /// How a delete report names the object: its path, or `path#snapshot id` for a snapshot.
+    pub fn key(&self) -> String {
+        match &self.snapshot {
+            Some(snapshot) => format!("{}#{}", self.path, snapshot.id),
+            None => self.path.clone(),
+        }
+    }
+}
+
 /// A snapshot in a target's repository, with the repository's password (the command is sealed).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]

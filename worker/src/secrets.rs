@@ -26,6 +26,8 @@ pub enum Identity<'a> {
     TaskPassword(&'a str),
     /// A Google Drive authorisation in progress, by the hash of its `state`.
     OauthSession(&'a str),
+    /// A storage target's restic repository password, by the target row's uid.
+    RepositoryPassword(&'a str),
 }
 
 impl std::fmt::Display for Identity<'_> {
@@ -36,6 +38,7 @@ impl std::fmt::Display for Identity<'_> {
             Identity::Command(uid) => write!(f, "agent_commands/{uid}"),
             Identity::TaskPassword(uid) => write!(f, "backup_tasks/{uid}/dbPassword"),
             Identity::OauthSession(state_hash) => write!(f, "oauth_sessions/{state_hash}"),
+            Identity::RepositoryPassword(uid) => write!(f, "storage_targets/{uid}/repository"),
         }
     }
 }

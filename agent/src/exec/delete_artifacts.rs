@@ -82,12 +82,11 @@ pub async fn delete_artifacts(objects: &[StoredObject], tools: &Tools) -> Delete
             (Ok(_), None) => Ok(()),
         };
         for object in forgotten {
-            let id = object.snapshot.as_ref().map(|s| s.id.as_str()).unwrap_or("");
             match &outcome {
-                Ok(()) => info!(target = target_id, snapshot = id, "forgot a snapshot"),
+                Ok(()) => info!(target = target_id, snapshot = object.key(), "forgot a snapshot"),
                 Err(error) => failures.push(DeleteFailure {
                     target_id,
-                    path: format!("{}#{id}", object.path),
+                    path: object.key(),
                     error: error.clone(),
                 }),
             }

@@ -16,7 +16,7 @@ use stowage_shared::api::{
 };
 use stowage_shared::databases::{DbEngine, DiscoverOutput, DiscoverRequest};
 use stowage_shared::secret::SecretString;
-use stowage_shared::status::RunStatus;
+use stowage_shared::status::{BackupFormat, RunStatus};
 use stowage_shared::tasks::Retention;
 
 /// Common schedules, for people who do not write cron every day.
@@ -178,6 +178,12 @@ fn TaskForm(
     let cron = RwSignal::new(start.cron_expr.clone());
     let zone = RwSignal::new(start.time_zone.clone());
     let compression = RwSignal::new(start.compression.clone());
+    // New file tasks are deduplicated repositories; database tasks write archives.
+    let stored_as = RwSignal::new(if id.is_some() {
+        start.format.as_str().to_owned()
+    } else {
+        BackupFormat::Repository.as_str().to_owned()
+    });
     let keep_last = RwSignal::new(start.retention.keep_last.to_string());
     let keep_days = RwSignal::new(start.retention.keep_days.to_string());
     let db_host = RwSignal::new(start.db_host.clone());
@@ -211,6 +217,11 @@ fn TaskForm(
             storage_target_ids: chosen.get_untracked().into_iter().collect(),
             cron_expr: cron.get_untracked().trim().to_owned(),
             time_zone: zone.get_untracked().trim().to_owned(),
+            format: if kind.get_untracked() == "file" {
+                stored_as.get_untracked()
+            } else {
+                BackupFormat::Archive.as_str().to_owned()
+            },
             compression: compression.get_untracked(),
             compression_level: start.compression_level,
             retention: Retention {
@@ -369,6 +380,14 @@ fn TaskForm(
                     <div class="row">
                         <label>{t("tasks.keep_last")}<input id="keep-last" type="number" min="0" bind:value=keep_last /></label>
                         <label>{t("tasks.keep_days")}<input id="keep-days" type="number" min="0" bind:value=keep_days /></label>
+                        {move || (kind.get() == "file").then(|| view! {
+                            <label>{t("tasks.format")}
+                                <select id="format" prop:value=move || stored_as.get() on:change=move |ev| stored_as.set(event_target_value(&ev))>
+                                    <option value="repository">{t("tasks.format_repository")}</option>
+                                    <option value="archive">{t("tasks.format_archive")}</option>
+                                </select>
+                            </label>
+                        })}
                         <label>{t("tasks.compression")}
                             <select id="compression" prop:value=move || compression.get() on:change=move |ev| compression.set(event_target_value(&ev))>
                                 <option value="zstd">"zstd"</option>

@@ -78,9 +78,14 @@ pub struct RecordTargetOutput {
     pub target_id: i64,
     pub target_name: String,
     pub status: TargetStatus,
+    /// The artifact's path, or the repository's directory on the target.
     pub path: String,
+    /// Bytes stored (repositories: bytes this run added).
     pub bytes: u64,
     pub error: String,
+    /// The snapshot in the target's restic repository (repository records).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub snapshot_id: String,
 }
 
 /// A backup record: one run of a task.
@@ -93,6 +98,8 @@ pub struct BackupRecordOutput {
     /// The task's type at the time of the run.
     #[serde(rename = "type")]
     pub kind: String,
+    /// `archive` or `repository`: how this run stored its backup.
+    pub format: crate::status::BackupFormat,
     /// Database backups: the databases the artifact holds, in order.
     pub databases: Vec<String>,
     pub node_id: i64,
@@ -103,11 +110,18 @@ pub struct BackupRecordOutput {
     /// Earlier fire times this scheduled run stands for (missed while the control plane was down).
     pub coalesced_slots: u32,
     pub status: RunStatus,
+    /// Bytes stored: the artifact's size, or for a repository run the bytes it added (summed
+    /// over its targets).
     pub bytes: u64,
     pub files: u64,
+    /// Bytes read from the sources (a repository run: the size of everything in the snapshot).
     pub source_bytes: u64,
-    /// Lowercase hex SHA-256 of the artifact.
+    /// Lowercase hex SHA-256 of the artifact (empty for repository runs: restic checks every
+    /// blob against its own hash).
     pub checksum: String,
+    /// Repository runs: files new, changed and unmodified since the task's previous snapshot.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub changes: Option<crate::protocol::SnapshotChanges>,
     pub error: String,
     pub started_at: String,
     pub finished_at: Option<String>,

@@ -32,6 +32,37 @@ pub struct RestoreRequest {
     /// from (as seen from the restoring node), with the task's stored password.
     #[serde(default)]
     pub connection: Option<RestoreConnection>,
+    /// Repository (snapshot) records: the absolute paths of the files and folders to restore,
+    /// each with everything under it; all of the snapshot when empty.
+    #[serde(default)]
+    pub selected_paths: Vec<String>,
+}
+
+/// Most paths one selective restore may name.
+pub const SELECTED_PATHS_MAX: usize = 1_000;
+
+/// The selected paths of a restore, checked: absolute, without `.` or `..` segments, each once.
+pub fn check_selected_paths(raw: &[String]) -> Result<Vec<String>, String> {
+    if raw.len() > SELECTED_PATHS_MAX {
+        return Err(format!(
+            "selectedPaths: at most {SELECTED_PATHS_MAX} paths"
+        ));
+    }
+    let mut out: Vec<String> = Vec::with_capacity(raw.len());
+    for path in raw {
+        let path = crate::validate::absolute_path(path.trim())
+            .map_err(|e| format!("selectedPaths: {path:?} {}", e.reason))?;
+        let trimmed = path.trim_end_matches('/');
+        if trimmed.is_empty() || trimmed.split('/').any(|s| s == "." || s == "..") {
+            return Err(format!(
+                "selectedPaths: {path:?} must name a file or folder, without . or .. segments"
+            ));
+        }
+        if !out.iter().any(|p| p == trimmed) {
+            out.push(trimmed.to_owned());
+        }
+    }
+    Ok(out)
 }
 
 /// The server a database restore connects to. Empty fields take the backup's own.

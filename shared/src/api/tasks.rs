@@ -34,6 +34,8 @@ pub struct BackupTaskOutput {
     pub time_zone: String,
     /// The next scheduled run, when the task is enabled and scheduled.
     pub next_run_at: Option<String>,
+    /// `archive` or `repository`.
+    pub format: crate::status::BackupFormat,
     pub compression: String,
     pub compression_level: Option<i32>,
     pub retention: crate::tasks::Retention,

@@ -140,6 +140,8 @@ pub async fn download(ctx: Ctx<'_>) -> Result<Response, ApiError> {
             storage_type: target.kind(),
             config: target.to_json(),
             path: chosen.path.clone(),
+            // stored_copy refuses snapshots for download.
+            snapshot: None,
         },
     };
     let command_id =

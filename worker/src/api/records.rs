@@ -36,6 +36,7 @@ fn output(row: RecordRow, targets: &[RecordTargetRow]) -> BackupRecordOutput {
             path: t.path.clone(),
             bytes: count(t.bytes),
             error: t.error.clone(),
+            snapshot_id: t.snapshot_id.clone(),
         })
         .collect();
     let databases = sections(&row)
@@ -43,7 +44,13 @@ fn output(row: RecordRow, targets: &[RecordTargetRow]) -> BackupRecordOutput {
         .filter(|s| !s.globals)
         .map(|s| s.database)
         .collect();
+    let (format, changes) = (
+        crate::ops::runs::format(&row),
+        crate::ops::runs::changes(&row),
+    );
     BackupRecordOutput {
+        format,
+        changes,
         id: row.id,
         task_id: row.task_id,
         task_name: row.task_name,

@@ -19,6 +19,7 @@ use stowage_shared::api::{
 use stowage_shared::databases::{
     DbConnection, DbEngine, DbSource, RestoreStep, check_connection, plan_restore,
 };
+use stowage_shared::api::restores::check_selected_paths;
 use stowage_shared::protocol::{CommandSpec, DbRestoreTarget, StoredObject};
 use stowage_shared::status::RestoreStatus;
 use stowage_shared::storage::StorageType;
@@ -111,6 +112,7 @@ fn refuse_unused(body: &RestoreRequest, kind: TaskType) -> Result<(), ApiError> 
             body.restore_globals && kind != TaskType::Postgresql,
         ),
         ("connection", body.connection.is_some() && !server),
+        ("selectedPaths", !body.selected_paths.is_empty() && kind != TaskType::File),
         (
             "targetPath",
             body.target_path
@@ -254,6 +256,14 @@ pub async fn start(mut ctx: Ctx<'_>) -> Result<Response, ApiError> {
             ));
         }
     };
+    let snapshot = crate::ops::runs::snapshot_of(&db, &sealer, &chosen).await?;
+    let selected_paths =
+        check_selected_paths(&body.selected_paths).map_err(target_invalid)?;
+    if snapshot.is_none() && !selected_paths.is_empty() {
+        return Err(target_invalid(
+            "selectedPaths needs a repository backup; an archive restores whole".to_owned(),
+        ));
+    }
     let node_id = body.node_id.unwrap_or(record.node_id);
     if target.kind() == StorageType::LocalDisk && node_id != record.node_id {
         return Err(source_invalid(format!(
@@ -309,6 +319,7 @@ pub async fn start(mut ctx: Ctx<'_>) -> Result<Response, ApiError> {
         storage_type: target.kind(),
         config: target.to_json(),
         path: chosen.path.clone(),
+        snapshot,
     };
     let (sha256, bytes) = (record.checksum.clone(), count(record.bytes));
     let command = match plan {
@@ -319,6 +330,7 @@ pub async fn start(mut ctx: Ctx<'_>) -> Result<Response, ApiError> {
             bytes,
             compression,
             destination,
+            selected_paths,
         },
         Plan::Sqlite(path) => CommandSpec::RestoreDatabase {
             restore_id,

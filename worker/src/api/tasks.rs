@@ -69,6 +69,7 @@ fn output(
         cron_expr: row.cron_expr.clone(),
         time_zone: row.time_zone.clone(),
         next_run_at,
+        format: spec.format,
         compression: compression.to_owned(),
         compression_level,
         retention: spec.retention,

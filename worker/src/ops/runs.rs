@@ -11,7 +11,9 @@ use crate::store::records::{
 use crate::store::tasks::TaskRow;
 use crate::store::{storage_targets, tasks};
 use stowage_shared::api::Progress;
-use stowage_shared::artifact::artifact_path;
+use stowage_shared::artifact::{REPOSITORY_DIR, artifact_path};
+use stowage_shared::protocol::SnapshotRef;
+use stowage_shared::status::BackupFormat;
 use stowage_shared::databases::DumpSection;
 use stowage_shared::protocol::CommandError;
 use stowage_shared::protocol::CommandReport;
@@ -63,7 +65,12 @@ pub async fn hand_out(
 ) -> Result<(), ApiError> {
     let spec = crate::ops::tasks::stored_spec(task)?;
     let kind = spec.source.kind();
-    let path = artifact_path(&task.name, record_id, now, kind, spec.compression);
+    let repository = spec.format == BackupFormat::Repository;
+    let path = if repository {
+        REPOSITORY_DIR.to_owned()
+    } else {
+        artifact_path(&task.name, record_id, now, kind, spec.compression)
+    };
     let db_password = match kind {
         TaskType::Mysql | TaskType::Postgresql => {
             Some(crate::ops::tasks::open_password(sealer, task)?)
@@ -77,11 +84,17 @@ pub async fn hand_out(
             .await?
             .ok_or_else(|| ApiError::internal("task target", "a task's target is missing"))?;
         let target = open_config(sealer, &row)?;
+        let repository_password = if repository {
+            Some(crate::ops::targets::repository_password(db, sealer, &row).await?)
+        } else {
+            None
+        };
         destinations.push(RunDestination {
             target_id: t.target_id,
             storage_type: target.kind(),
             config: target.to_json(),
             path: path.clone(),
+            repository_password,
         });
         names.push(t.name);
     }
@@ -161,10 +174,16 @@ pub async fn settle(
                     ok: t.stored.is_some(),
                     bytes: t.stored.map_or(0, |b| i64::try_from(b).unwrap_or(i64::MAX)),
                     error: &t.error,
+                    snapshot_id: t.snapshot_id.as_deref().unwrap_or_default(),
                 })
                 .collect();
             let sections = serde_json::to_string(&report.sections)
                 .map_err(|e| ApiError::internal("encode sections", e))?;
+            let changes = match &report.changes {
+                Some(changes) => serde_json::to_string(changes)
+                    .map_err(|e| ApiError::internal("encode changes", e))?,
+                None => String::new(),
+            };
             let figures = Finished {
                 status,
                 bytes: i64::try_from(report.bytes).unwrap_or(i64::MAX),
@@ -173,6 +192,7 @@ pub async fn settle(
                 checksum: &report.sha256,
                 error: &error,
                 sections: &sections,
+                changes: &changes,
             };
             records::finish(db, record_id, &figures, &outcomes, now).await?;
             if status != RunStatus::Failed
@@ -191,6 +211,7 @@ pub async fn settle(
                     ok: false,
                     bytes: 0,
                     error: "the run failed",
+                    snapshot_id: "",
                 })
                 .collect();
             records::finish(
@@ -218,15 +239,72 @@ async fn stored_objects(
         let Some(row) = storage_targets::get(db, t.target_id).await? else {
             continue;
         };
-        let target = open_config(sealer, &row)?;
-        objects.push(StoredObject {
-            target_id: t.target_id,
-            storage_type: target.kind(),
-            config: target.to_json(),
-            path: t.path.clone(),
-        });
+        objects.push(stored_object(db, sealer, &row, t).await?);
     }
     Ok(objects)
+}
+
+/// A record target's stored copy as an agent finds it: the archive at its path, or its snapshot
+/// in the target's repository (with the repository's password).
+pub async fn stored_object(
+    db: &D1Database,
+    sealer: &Sealer,
+    row: &crate::store::storage_targets::TargetRow,
+    t: &RecordTargetRow,
+) -> Result<StoredObject, ApiError> {
+    let target = open_config(sealer, row)?;
+    let snapshot = if t.snapshot_id.is_empty() {
+        None
+    } else {
+        Some(SnapshotRef {
+            id: t.snapshot_id.clone(),
+            password: crate::ops::targets::repository_password(db, sealer, row).await?,
+        })
+    };
+    Ok(StoredObject {
+        target_id: t.target_id,
+        storage_type: target.kind(),
+        config: target.to_json(),
+        path: t.path.clone(),
+        snapshot,
+    })
+}
+
+/// The snapshot a record target holds, with its repository's password (none for an archive).
+pub async fn snapshot_of(
+    db: &D1Database,
+    sealer: &Sealer,
+    copy: &RecordTargetRow,
+) -> Result<Option<SnapshotRef>, ApiError> {
+    if copy.snapshot_id.is_empty() {
+        return Ok(None);
+    }
+    let row = storage_targets::get(db, copy.target_id)
+        .await?
+        .ok_or_else(|| ApiError::internal("snapshot target", "the target is gone"))?;
+    Ok(Some(SnapshotRef {
+        id: copy.snapshot_id.clone(),
+        password: crate::ops::targets::repository_password(db, sealer, &row).await?,
+    }))
+}
+
+/// How a record's run stored its backup: the task's format when the run started (the record
+/// keeps the spec it ran with).
+pub fn format(row: &RecordRow) -> BackupFormat {
+    #[derive(serde::Deserialize)]
+    struct Ran {
+        #[serde(default)]
+        format: BackupFormat,
+    }
+    serde_json::from_str::<Ran>(&row.source)
+        .map(|r| r.format)
+        .unwrap_or_default()
+}
+
+/// A record's file changes (repository runs).
+pub fn changes(row: &RecordRow) -> Option<stowage_shared::protocol::SnapshotChanges> {
+    // Written only from a parsed report.
+    serde_json::from_str(&row.changes).ok()
 }
 
 /// Deletes records and, first, their stored objects on every target, through the node that wrote
@@ -523,11 +601,20 @@ pub async fn stored_copy(
         .into_iter()
         .filter(|t| t.status == TargetStatus::Success)
         .collect();
-    if held.is_empty() || record.checksum.is_empty() {
+    let is_snapshot = held.iter().any(|t| !t.snapshot_id.is_empty());
+    if held.is_empty() || (record.checksum.is_empty() && !is_snapshot) {
         return Err(invalid(format!(
             "record {id} ({}) stored no backup to {verb}",
             record.status
         )));
+    }
+    if is_snapshot && purpose == Purpose::Download {
+        return Err(ApiError::new(
+            ErrorCode::BackupRecordNotDownloadable,
+            format!(
+                "record {id} is a snapshot in a restic repository, not one file: restore it (all of it or selected paths), or read it with restic using the target's recovery kit"
+            ),
+        ));
     }
     let copy = match requested {
         Some(t) => held

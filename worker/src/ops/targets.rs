@@ -6,6 +6,7 @@ use crate::secrets::Identity;
 use crate::secrets::Sealer;
 use crate::store::storage_targets::{self as targets, Fields, TargetRow};
 use serde_json::Value;
+use stowage_shared::SecretString;
 use stowage_shared::api::{StorageTargetDetail, StorageTargetSummary};
 use stowage_shared::storage::StorageConfig;
 use stowage_shared::time::Timestamp;
@@ -19,6 +20,37 @@ pub fn open_config(sealer: &Sealer, row: &TargetRow) -> Result<StorageConfig, Ap
     let json: Value =
         serde_json::from_slice(&plain).map_err(|e| ApiError::internal("stored config", e))?;
     StorageConfig::parse(kind, &json).map_err(|e| ApiError::internal("stored config", e))
+}
+
+/// The target's repository password: the stored one, or (at the target's first repository run)
+/// a new random one, 256 bits as 64 hex digits, sealed and stored once.
+pub async fn repository_password(
+    db: &D1Database,
+    sealer: &Sealer,
+    row: &TargetRow,
+) -> Result<SecretString, ApiError> {
+    let open = |sealed: &str| -> Result<SecretString, ApiError> {
+        let plain = sealer.open(Identity::RepositoryPassword(&row.uid), sealed)?;
+        String::from_utf8(plain)
+            .map(SecretString::new)
+            .map_err(|e| ApiError::internal("stored repository password", e))
+    };
+    if let Some(sealed) = &row.repo_password_sealed {
+        return open(sealed);
+    }
+    let mut bytes = [0u8; 32];
+    getrandom::fill(&mut bytes).map_err(|e| ApiError::internal("random password", e))?;
+    let sealed = sealer.seal(
+        Identity::RepositoryPassword(&row.uid),
+        hex::encode(bytes).as_bytes(),
+    )?;
+    targets::set_repo_password_once(db, row.id, &sealed).await?;
+    // Whichever first run stored its password first, every run uses that one.
+    let stored = targets::get(db, row.id)
+        .await?
+        .and_then(|r| r.repo_password_sealed)
+        .ok_or_else(|| ApiError::internal("repository password", "the target is gone"))?;
+    open(&stored)
 }
 
 pub fn detail(sealer: &Sealer, row: &TargetRow) -> Result<StorageTargetDetail, ApiError> {

@@ -32,6 +32,8 @@ pub struct RecordRow {
     pub progress: String,
     pub removal: String,
     pub removed_at: Option<String>,
+    /// A repository run's file changes (JSON; empty for archives).
+    pub changes: String,
 }
 
 macro_rules! record_select {
@@ -39,7 +41,7 @@ macro_rules! record_select {
         concat!(
             "SELECT id, task_id, task_name, kind, source, sections, node_id, trigger, fire_at, coalesced, status, bytes, files,
                     source_bytes, checksum, error, started_at, finished_at, progress, removal,
-                    removed_at
+                    removed_at, changes
              FROM backup_records ",
             $tail
         )
@@ -55,6 +57,8 @@ pub struct RecordTargetRow {
     pub status: TargetStatus,
     pub bytes: i64,
     pub error: String,
+    /// The snapshot in the target's repository (empty for archives).
+    pub snapshot_id: String,
 }
 
 pub async fn get(db: &D1Database, id: i64) -> Result<Option<RecordRow>, StoreError> {
@@ -218,7 +222,8 @@ pub async fn mark_removal(
     batch(db, statements).await.map(drop)
 }
 
-/// After a removal command ended: its records whose objects are all gone (none of `failed_paths`)
+/// After a removal command ended: its records whose objects are all gone (none of `failed_paths`,
+/// which name snapshots as `path#id`: `StoredObject::key`)
 /// are marked removed; the others are released for the next attempt. Returns how many were removed.
 pub async fn removal_done(
     db: &D1Database,
@@ -237,7 +242,9 @@ pub async fn removal_done(
                  WHERE removal_command = ?1 AND removed_at IS NULL
                    AND NOT EXISTS (SELECT 1 FROM backup_record_targets t
                                    WHERE t.record_id = backup_records.id
-                                     AND t.path IN (SELECT value FROM json_each(?2)))",
+                                     AND (CASE WHEN t.snapshot_id = '' THEN t.path
+                                          ELSE t.path || '#' || t.snapshot_id END)
+                                         IN (SELECT value FROM json_each(?2)))",
                 &[int(command_id), text(&failed), text(now)],
             )?,
             stmt(
@@ -332,7 +339,7 @@ pub async fn targets_of(
     let ids = serde_json::to_string(record_ids).map_err(|e| StoreError::new("record ids", e))?;
     all(
         db,
-        "SELECT record_id, target_id, target_name, path, status, bytes, error
+        "SELECT record_id, target_id, target_name, path, status, bytes, error, snapshot_id
          FROM backup_record_targets WHERE record_id IN (SELECT value FROM json_each(?1))
          ORDER BY record_id, rowid",
         &[text(&ids)],
@@ -439,6 +446,8 @@ pub struct TargetOutcome<'a> {
     pub ok: bool,
     pub bytes: i64,
     pub error: &'a str,
+    /// The snapshot a repository run wrote there (empty otherwise).
+    pub snapshot_id: &'a str,
 }
 
 /// The figures of a run that stored its artifact somewhere.
@@ -452,6 +461,8 @@ pub struct Finished<'a> {
     pub error: &'a str,
     /// Database dumps: the artifact's sections (JSON array).
     pub sections: &'a str,
+    /// Repository runs: the file changes (JSON; empty for archives).
+    pub changes: &'a str,
 }
 
 impl<'a> Finished<'a> {
@@ -465,6 +476,7 @@ impl<'a> Finished<'a> {
             checksum: "",
             error,
             sections: "[]",
+            changes: "",
         }
     }
 }
@@ -481,7 +493,7 @@ pub async fn finish(
         db,
         "UPDATE backup_records
          SET status = ?2, bytes = ?3, files = ?4, source_bytes = ?5, checksum = ?6, error = ?7,
-             finished_at = ?8, sections = ?9
+             finished_at = ?8, sections = ?9, changes = ?10
          WHERE id = ?1 AND status = 'running'",
         &[
             int(record_id),
@@ -493,12 +505,13 @@ pub async fn finish(
             text(f.error),
             text(now),
             text(f.sections),
+            text(f.changes),
         ],
     )?];
     for t in targets {
         statements.push(stmt(
             db,
-            "UPDATE backup_record_targets SET status = ?3, bytes = ?4, error = ?5
+            "UPDATE backup_record_targets SET status = ?3, bytes = ?4, error = ?5, snapshot_id = ?6
              WHERE record_id = ?1 AND target_id = ?2",
             &[
                 int(record_id),
@@ -513,6 +526,7 @@ pub async fn finish(
                 ),
                 int(t.bytes),
                 text(t.error),
+                text(t.snapshot_id),
             ],
         )?);
     }

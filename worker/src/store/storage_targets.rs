@@ -26,13 +26,16 @@ pub struct TargetRow {
     pub last_test_message: String,
     pub created_at: String,
     pub updated_at: String,
+    /// The restic repository's password, sealed; none until the target's first repository run.
+    pub repo_password_sealed: Option<String>,
 }
 
 macro_rules! target_select {
     ($tail:literal) => {
         concat!(
             "SELECT id, uid, name, type, description, enabled, starred, config_sealed, config_version,
-                    quota_bytes, last_tested_at, last_test_status, last_test_message, created_at, updated_at
+                    quota_bytes, last_tested_at, last_test_status, last_test_message, created_at, updated_at,
+                    repo_password_sealed
              FROM storage_targets ",
             $tail
         )
@@ -213,6 +216,23 @@ pub async fn keep_usage(
          ON CONFLICT (target_id) DO UPDATE SET node_id = excluded.node_id, usage = excluded.usage,
              measured_at = excluded.measured_at",
         &[int(id), int(node_id), text(usage), text(now)],
+    )
+    .await
+    .map(drop)
+}
+
+/// Stores the target's repository password unless it has one already (two first runs at once
+/// agree on the one stored first); the caller reads the row again for the one that counts.
+pub async fn set_repo_password_once(
+    db: &D1Database,
+    id: i64,
+    sealed: &str,
+) -> Result<(), StoreError> {
+    run(
+        db,
+        "UPDATE storage_targets SET repo_password_sealed = ?2
+         WHERE id = ?1 AND repo_password_sealed IS NULL",
+        &[int(id), text(sealed)],
     )
     .await
     .map(drop)

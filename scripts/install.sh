@@ -67,6 +67,16 @@ if ! command -v curl >/dev/null; then
     || { $SUDO apt-get update >/dev/null && $SUDO apt-get install -y --no-install-recommends curl >/dev/null; }
 fi
 
+# restic: the tests prove that plain restic lists, checks and restores the repositories Stowage
+# writes (and README's "Restore without Stowage" uses it). Debian's package.
+if ! command -v restic >/dev/null; then
+  say "installing restic (Debian package, to check repositories with the reference tool)"
+  SUDO=""
+  if [ "$(id -u)" != 0 ]; then SUDO=sudo; fi
+  $SUDO apt-get install -y --no-install-recommends restic >/dev/null \
+    || { $SUDO apt-get update >/dev/null && $SUDO apt-get install -y --no-install-recommends restic >/dev/null; }
+fi
+
 # Chromium for the console's browser tests (driven by npm's playwright-core, which downloads no
 # browser): Debian's package.
 if ! command -v chromium >/dev/null || [ ! -d /usr/share/fonts/truetype/wqy ]; then

@@ -97,7 +97,11 @@ const TEXTS: &[(&str, &str, &str)] = &[
         "Repository (deduplicated, encrypted; restic-compatible)",
         "仓库（去重、加密；兼容 restic）",
     ),
-    ("tasks.format_archive", "Archive (one tar per run)", "归档（每次一个 tar）"),
+    (
+        "tasks.format_archive",
+        "Archive (one tar per run)",
+        "归档（每次一个 tar）",
+    ),
     ("tasks.none", "none", "不压缩"),
     (
         "tasks.keep_hint",

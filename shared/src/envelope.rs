@@ -181,6 +181,8 @@ error_codes! {
     RelayGone = ("RELAY_GONE", 409),
     /// The artifact could not be fetched for download; the message says why.
     BackupRecordDownloadFailed = ("BACKUP_RECORD_DOWNLOAD_FAILED", 502),
+    /// The storage target holds no restic repository yet (a repository task's first run makes it).
+    StorageRepositoryMissing = ("STORAGE_REPOSITORY_MISSING", 409),
     /// The record is a repository snapshot, not one file: restore it (all or selected paths),
     /// or read it with restic.
     BackupRecordNotDownloadable = ("BACKUP_RECORD_NOT_DOWNLOADABLE", 400),

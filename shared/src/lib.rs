@@ -14,6 +14,7 @@ pub mod nodes;
 pub mod notifications;
 pub mod protocol;
 pub mod rclone;
+pub mod recovery;
 pub mod retention;
 pub mod runs;
 pub mod schedule;

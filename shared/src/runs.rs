@@ -160,7 +160,10 @@ mod tests {
         let v = judge(&[1, 2, 3], &run);
         assert_eq!(v.status, "partial");
         assert_eq!(v.targets[0].stored, Some(7));
-        assert_eq!(v.targets[0].snapshot_id.as_deref(), Some("a".repeat(64).as_str()));
+        assert_eq!(
+            v.targets[0].snapshot_id.as_deref(),
+            Some("a".repeat(64).as_str())
+        );
         assert_eq!(v.targets[1].error, "the agent reported no snapshot");
         assert_eq!(v.targets[2].error, "the agent reported no snapshot");
         assert!(!is_snapshot_id(&"A".repeat(64)));

@@ -106,6 +106,7 @@ routes! {
     StorageTargetTestPending: Post routes::STORAGE_TARGETS_TEST, None => api::storage_targets::test_pending;
     StorageTargetTest: Post routes::STORAGE_TARGET_TEST, Router("storage_target.test") => api::storage_targets::test_saved;
     StorageTargetUsage: Get routes::STORAGE_TARGET_USAGE, None => api::storage_targets::usage;
+    StorageTargetRecoveryKit: Post routes::STORAGE_TARGET_RECOVERY_KIT, Refusals("storage_target.recovery_kit") => api::storage_targets::recovery_kit;
     Notifications: Get routes::NOTIFICATIONS, None => api::notifications::list;
     NotificationCreate: Post routes::NOTIFICATIONS, Refusals("notification.create") => api::notifications::create;
     NotificationTestPending: Post routes::NOTIFICATIONS_TEST, Refusals("notification.test") => api::notifications::test_pending;

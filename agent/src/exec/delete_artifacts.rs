@@ -5,9 +5,9 @@
 
 use crate::repository::{self, Location};
 use crate::storage::{Store, Tools};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use stowage_shared::artifact::REPOSITORY_DIR;
-use std::collections::BTreeMap;
 use stowage_shared::artifact::manifest_path;
 use stowage_shared::protocol::{DeleteArtifactsReport, DeleteFailure, StoredObject};
 use stowage_shared::storage::StorageConfig;
@@ -83,7 +83,11 @@ pub async fn delete_artifacts(objects: &[StoredObject], tools: &Tools) -> Delete
         };
         for object in forgotten {
             match &outcome {
-                Ok(()) => info!(target = target_id, snapshot = object.key(), "forgot a snapshot"),
+                Ok(()) => info!(
+                    target = target_id,
+                    snapshot = object.key(),
+                    "forgot a snapshot"
+                ),
                 Err(error) => failures.push(DeleteFailure {
                     target_id,
                     path: object.key(),

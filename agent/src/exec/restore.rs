@@ -5,15 +5,15 @@
 use crate::client::Client;
 use crate::client::Kind;
 use crate::report::Reporter;
-use crate::restore::{self, Expected};
 use crate::repository::{self, Location};
+use crate::restore::{self, Expected};
 use crate::storage::{Store, Tools};
-use std::sync::Arc;
-use stowage_shared::artifact::REPOSITORY_DIR;
-use stowage_shared::protocol::SnapshotRef;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use stowage_shared::ErrorCode;
+use stowage_shared::artifact::REPOSITORY_DIR;
 use stowage_shared::artifact::{BackupManifest, manifest_path};
+use stowage_shared::protocol::SnapshotRef;
 use stowage_shared::protocol::{CommandError, RestoreReport, StoredObject};
 use stowage_shared::storage::StorageConfig;
 use stowage_shared::tasks::Compression;
@@ -269,11 +269,13 @@ async fn from_snapshot(
     let placed = match restored {
         Ok(r) => {
             let (staging, policy) = (staging.clone(), tools.paths.clone());
-            tokio::task::spawn_blocking(move || restore::put_in_place(&staging, &root, &policy))
-                .await
-                .map_err(|e| failed(format!("the restore stopped: {e}")))
-                .and_then(|placed| placed.map_err(|e| failed(e.to_string())))
-                .map(|()| r)
+            tokio::task::spawn_blocking(move || {
+                restore::put_in_place_with_dirs(&staging, &root, &policy)
+            })
+            .await
+            .map_err(|e| failed(format!("the restore stopped: {e}")))
+            .and_then(|placed| placed.map_err(|e| failed(e.to_string())))
+            .map(|()| r)
         }
         Err(e) => Err(failed(format!("{}; nothing was restored", scrub(&e)))),
     };

@@ -373,11 +373,6 @@ pub async fn restore(
                 entries.push((path, node));
             }
         }
-        if entries.is_empty() {
-            return Err(RepoError::Refused(
-                "nothing in the snapshot matches the selected paths".to_owned(),
-            ));
-        }
         for s in &selected {
             if !entries.iter().any(|(p, _)| p == s) {
                 return Err(RepoError::Refused(format!(
@@ -385,6 +380,11 @@ pub async fn restore(
                     s.display()
                 )));
             }
+        }
+        if entries.is_empty() {
+            return Err(RepoError::Refused(
+                "nothing in the snapshot matches the selected paths".to_owned(),
+            ));
         }
         let files = entries.iter().filter(|(_, n)| n.is_file()).count() as u64;
         let bytes = entries

@@ -505,6 +505,38 @@ pub fn put_in_place(
     apply(&steps)
 }
 
+/// [`put_in_place`] for a tree staged with its directories' modes and times already set (a
+/// snapshot restore): those are read first and given again once everything is in place, since
+/// moving entries into a directory changes its time.
+pub fn put_in_place_with_dirs(
+    staging: &Path,
+    root: &Path,
+    policy: &crate::paths::PathPolicy,
+) -> Result<(), RestoreError> {
+    use std::os::unix::fs::MetadataExt;
+    let mut dirs = BTreeMap::new();
+    let mut stack = vec![PathBuf::new()];
+    while let Some(rel) = stack.pop() {
+        for entry in std::fs::read_dir(staging.join(&rel)).map_err(RestoreError::Place)? {
+            let entry = entry.map_err(RestoreError::Place)?;
+            let meta = std::fs::symlink_metadata(entry.path()).map_err(RestoreError::Place)?;
+            if meta.is_dir() {
+                let child = rel.join(entry.file_name());
+                dirs.insert(
+                    child.clone(),
+                    DirMeta {
+                        mode: meta.mode() & 0o7777,
+                        mtime: u64::try_from(meta.mtime()).unwrap_or_default(),
+                    },
+                );
+                stack.push(child);
+            }
+        }
+    }
+    put_in_place(staging, root, policy)?;
+    settle_dirs(root, &dirs).map_err(RestoreError::Place)
+}
+
 /// Removes a staging directory and whatever is left in it.
 pub fn remove_staging(staging: &Path) {
     if staging.exists() {

@@ -44,9 +44,7 @@ pub const SELECTED_PATHS_MAX: usize = 1_000;
 /// The selected paths of a restore, checked: absolute, without `.` or `..` segments, each once.
 pub fn check_selected_paths(raw: &[String]) -> Result<Vec<String>, String> {
     if raw.len() > SELECTED_PATHS_MAX {
-        return Err(format!(
-            "selectedPaths: at most {SELECTED_PATHS_MAX} paths"
-        ));
+        return Err(format!("selectedPaths: at most {SELECTED_PATHS_MAX} paths"));
     }
     let mut out: Vec<String> = Vec::with_capacity(raw.len());
     for path in raw {

@@ -102,6 +102,10 @@ pub const STORAGE_TARGET_TEST: &str = "/api/storage-targets/:id/test";
 pub fn storage_target_test(id: i64) -> String {
     with_id(STORAGE_TARGET_TEST, id)
 }
+pub const STORAGE_TARGET_RECOVERY_KIT: &str = "/api/storage-targets/:id/recovery-kit";
+pub fn storage_target_recovery_kit(id: i64) -> String {
+    with_id(STORAGE_TARGET_RECOVERY_KIT, id)
+}
 pub const STORAGE_TARGET_USAGE: &str = "/api/storage-targets/:id/usage";
 pub fn storage_target_usage(id: i64) -> String {
     with_id(STORAGE_TARGET_USAGE, id)

@@ -16,6 +16,7 @@ mod notifications;
 mod operations;
 mod rclone_backends;
 mod records;
+mod repositories;
 mod runs;
 mod schema;
 mod ssh;

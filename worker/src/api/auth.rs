@@ -5,24 +5,16 @@ use crate::auth;
 use crate::config::{AppState, Config};
 use crate::error::ApiError;
 use crate::http;
+use crate::ops::signin::{account_key, check_gates, count_failure, ip_key};
 use crate::store::audit::{self, Entry, Outcome};
 use crate::store::{self, sessions, throttle, users};
 use stowage_shared::api::{
     AuthPayload, ChangePasswordRequest, LoggedOut, LoginRequest, PasswordChanged, SetupRequest,
     SetupStatus,
 };
-use stowage_shared::throttle::{Counter, Gate};
 use stowage_shared::time::{self, Timestamp};
 use stowage_shared::{ErrorCode, SecretString};
 use worker::{D1Database, Response};
-
-fn account_key(username: &str) -> String {
-    format!("account:{}", username.to_lowercase())
-}
-
-fn ip_key(ip: &str) -> String {
-    format!("ip:{ip}")
-}
 
 pub async fn setup_status(ctx: Ctx<'_>) -> Result<Response, ApiError> {
     let AppState { db, .. } = ctx.state()?;
@@ -290,59 +282,4 @@ async fn start_session(
         expires_at: expires_text,
         user: user.output(),
     })
-}
-
-/// Refuses the attempt when the account or the address is locked out.
-async fn check_gates(
-    db: &D1Database,
-    config: &Config,
-    keys: [&str; 2],
-    now: Timestamp,
-) -> Result<(), ApiError> {
-    let counters = throttle::get(db, keys).await?;
-    let retry_after_secs = counters
-        .iter()
-        .filter_map(
-            |(_, c): &(String, Counter)| match config.throttle.gate(Some(c), now) {
-                Gate::Locked { retry_after_secs } => Some(retry_after_secs),
-                Gate::Open => None,
-            },
-        )
-        .max();
-    match retry_after_secs {
-        Some(retry_after_secs) => Err(ApiError::RateLimited { retry_after_secs }),
-        None => Ok(()),
-    }
-}
-
-async fn count_failure(
-    db: &D1Database,
-    config: &Config,
-    keys: [&str; 2],
-    now: Timestamp,
-) -> Result<(), ApiError> {
-    let now_text = time::format(now);
-    let cutoff = time::format(config.throttle.window_cutoff(now));
-    let [account, ip] = keys;
-    let failures = throttle::count_failure(db, account, &now_text, &cutoff).await?;
-    if let Some(until) = config.throttle.lock_after_failure(failures, now) {
-        throttle::lock(db, account, &time::format(until), &now_text).await?;
-    }
-    let failures = throttle::count_failure(db, ip, &now_text, &cutoff).await?;
-    let earlier =
-        throttle::lockouts(db, ip, &time::format(now - chrono::Duration::days(1))).await?;
-    if let Some(until) = config
-        .throttle
-        .ip_lock_after_failure(failures, earlier, now)
-    {
-        throttle::lock(db, ip, &time::format(until), &now_text).await?;
-        throttle::count_lockout(
-            db,
-            ip,
-            &now_text,
-            &time::format(now - chrono::Duration::days(1)),
-        )
-        .await?;
-    }
-    Ok(())
 }

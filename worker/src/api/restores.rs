@@ -13,13 +13,13 @@ use crate::store::logs;
 use crate::store::records::RecordRow;
 use crate::store::restores::{self, NewRestore, RestoreRow};
 use crate::store::tasks;
+use stowage_shared::api::restores::check_selected_paths;
 use stowage_shared::api::{
     RestoreConnection, RestoreRecordOutput, RestoreRequest, RestoredDatabase, Role,
 };
 use stowage_shared::databases::{
     DbConnection, DbEngine, DbSource, RestoreStep, check_connection, plan_restore,
 };
-use stowage_shared::api::restores::check_selected_paths;
 use stowage_shared::protocol::{CommandSpec, DbRestoreTarget, StoredObject};
 use stowage_shared::status::RestoreStatus;
 use stowage_shared::storage::StorageType;
@@ -112,7 +112,10 @@ fn refuse_unused(body: &RestoreRequest, kind: TaskType) -> Result<(), ApiError> 
             body.restore_globals && kind != TaskType::Postgresql,
         ),
         ("connection", body.connection.is_some() && !server),
-        ("selectedPaths", !body.selected_paths.is_empty() && kind != TaskType::File),
+        (
+            "selectedPaths",
+            !body.selected_paths.is_empty() && kind != TaskType::File,
+        ),
         (
             "targetPath",
             body.target_path
@@ -257,8 +260,7 @@ pub async fn start(mut ctx: Ctx<'_>) -> Result<Response, ApiError> {
         }
     };
     let snapshot = crate::ops::runs::snapshot_of(&db, &sealer, &chosen).await?;
-    let selected_paths =
-        check_selected_paths(&body.selected_paths).map_err(target_invalid)?;
+    let selected_paths = check_selected_paths(&body.selected_paths).map_err(target_invalid)?;
     if snapshot.is_none() && !selected_paths.is_empty() {
         return Err(target_invalid(
             "selectedPaths needs a repository backup; an archive restores whole".to_owned(),

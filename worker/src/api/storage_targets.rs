@@ -19,6 +19,7 @@ use stowage_shared::api::{
 use stowage_shared::notifications::Message;
 use stowage_shared::protocol::CommandReport;
 use stowage_shared::protocol::CommandSpec;
+use stowage_shared::recovery::RecoveryKitRequest;
 use stowage_shared::storage::{StorageConfig, StorageType, drop_nulls};
 use stowage_shared::time::Timestamp;
 use stowage_shared::validate;
@@ -416,4 +417,53 @@ pub async fn test_saved(ctx: Ctx<'_>) -> Result<Response, ApiError> {
         Err(_) => {}
     }
     http::ok(&outcome?)
+}
+
+/// `POST /api/storage-targets/:id/recovery-kit {currentPassword}` (admin): the repository's
+/// location, password and the restic commands to list and restore without Stowage. POST, not
+/// GET: the current password rides in the body (never a URL), and the answer is never cached.
+/// The password check is throttled like a sign-in; every kit handed out is audited.
+pub async fn recovery_kit(mut ctx: Ctx<'_>) -> Result<Response, ApiError> {
+    let (AppState { db, config }, principal) = ctx.signed_in(Role::Admin).await?;
+    let id = ctx.id()?;
+    let body: RecoveryKitRequest =
+        http::read_json(&mut ctx.req, config.max_json_body, ErrorCode::InvalidInput).await?;
+    let caller = super::Caller::of(&ctx);
+    if !crate::ops::signin::confirm_password(
+        &db,
+        &config,
+        &principal,
+        &caller.ip,
+        &body.current_password,
+        ctx.now,
+    )
+    .await?
+    {
+        return Err(ApiError::new(
+            ErrorCode::AuthWrongPassword,
+            "the current password is not correct",
+        ));
+    }
+    let row = find(&db, id).await?;
+    if row.repo_password_sealed.is_none() {
+        return Err(ApiError::new(
+            ErrorCode::StorageRepositoryMissing,
+            format!(
+                "storage target {:?} holds no repository yet: the first run of a repository task that uses it creates one",
+                row.name
+            ),
+        ));
+    }
+    let sealer = config.sealer()?;
+    let password = crate::ops::targets::repository_password(&db, &sealer, &row).await?;
+    let kit =
+        stowage_shared::recovery::kit(row.id, &row.name, &open_config(&sealer, &row)?, password);
+    ctx.audit_success(
+        &db,
+        &principal,
+        "storage_target.recovery_kit",
+        ("storage_target", id),
+    )
+    .await?;
+    http::ok(&kit)
 }

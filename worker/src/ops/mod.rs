@@ -8,5 +8,6 @@ pub mod fleet;
 pub mod restores;
 pub mod runs;
 pub mod settle;
+pub mod signin;
 pub mod targets;
 pub mod tasks;

@@ -12,15 +12,15 @@ use crate::store::tasks::TaskRow;
 use crate::store::{storage_targets, tasks};
 use stowage_shared::api::Progress;
 use stowage_shared::artifact::{REPOSITORY_DIR, artifact_path};
-use stowage_shared::protocol::SnapshotRef;
-use stowage_shared::status::BackupFormat;
 use stowage_shared::databases::DumpSection;
 use stowage_shared::protocol::CommandError;
 use stowage_shared::protocol::CommandReport;
+use stowage_shared::protocol::SnapshotRef;
 use stowage_shared::protocol::{
     CommandSpec, DeleteArtifactsReport, RunBackupReport, RunDestination, StoredObject,
 };
 use stowage_shared::retention::{Backup, plan_runs};
+use stowage_shared::status::BackupFormat;
 use stowage_shared::status::{RunStatus, TargetStatus};
 use stowage_shared::tasks::TaskType;
 use stowage_shared::time::Timestamp;

@@ -1,0 +1,449 @@
+//! Repository tasks end to end: the real Worker hands runs to a real agent, which writes
+//! snapshots into each target's restic repository (a local directory and a real S3 server);
+//! Debian's `restic`, given only the recovery kit, lists, checks and restores them. Then Stowage's
+//! own restores (selected paths, original paths), retention and deletes (forget), and the rule
+//! that the repository password shows up nowhere but in the kit.
+
+use anyhow::{Context, Result, ensure};
+use serde_json::json;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+use stowage_shared::api::{
+    BackupRecordOutput, BackupTaskOutput, RestoreRecordOutput, StorageTargetDetail, routes,
+};
+use stowage_shared::recovery::RecoveryKit;
+use stowage_tests::{Fleet, RcloneServer, Server, eventually, snapshot};
+
+const ADMIN_PASSWORD: &str = "correct horse battery";
+
+/// `restic` on a repository directory, with the password in a 0600 file (never an argument).
+fn restic(repo: &Path, password: &str, args: &[&str]) -> Result<String> {
+    let dir = tempfile::tempdir()?;
+    let file = dir.path().join("pass");
+    std::fs::write(&file, password)?;
+    let out = Command::new("restic")
+        .arg("--repo")
+        .arg(repo)
+        .arg("--password-file")
+        .arg(&file)
+        .arg("--no-cache")
+        .args(args)
+        .output()
+        .context("restic is not installed (scripts/install.sh installs Debian's restic)")?;
+    ensure!(
+        out.status.success(),
+        "restic {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+fn snapshot_ids(repo: &Path, password: &str) -> Result<Vec<String>> {
+    let listed: serde_json::Value =
+        serde_json::from_str(&restic(repo, password, &["snapshots", "--json"])?)?;
+    Ok(listed
+        .as_array()
+        .context("snapshots")?
+        .iter()
+        .filter_map(|s| s["id"].as_str().map(str::to_owned))
+        .collect())
+}
+
+async fn run(server: &Server, admin: &str, task: i64) -> Result<BackupRecordOutput> {
+    let started = server
+        .post(&routes::backup_task_run(task), Some(admin), &json!({}))
+        .await?;
+    ensure!(started.status == 201, "{}", started.raw);
+    let record: BackupRecordOutput = started.expect_ok()?;
+    server.settled(admin, record.id, false).await
+}
+
+async fn restore(
+    server: &Server,
+    admin: &str,
+    record: i64,
+    body: serde_json::Value,
+) -> Result<RestoreRecordOutput> {
+    let started = server
+        .post(&routes::backup_record_restore(record), Some(admin), &body)
+        .await?;
+    ensure!(started.status == 201, "{}", started.raw);
+    let r: RestoreRecordOutput = started.expect_ok()?;
+    eventually("the restore to end", Duration::from_secs(60), || async {
+        let r: RestoreRecordOutput = server
+            .get(&routes::restore_record(r.id), Some(admin))
+            .await?
+            .expect_ok()?;
+        Ok((r.status != "running").then_some(r))
+    })
+    .await
+}
+
+fn write_tree(root: &Path) -> Result<()> {
+    std::fs::create_dir_all(root.join("docs/reports"))?;
+    std::fs::create_dir_all(root.join("media"))?;
+    std::fs::write(root.join("docs/readme.txt"), "hello\n")?;
+    std::fs::write(root.join("docs/reports/q1.csv"), "a,b\n1,2\n")?;
+    // Incompressible, so that dedup (not compression) is what keeps the second run small.
+    let mut noise = vec![0u8; 3 << 20];
+    let mut x = 0x9e37_79b9_u32;
+    for b in &mut noise {
+        x ^= x << 13;
+        x ^= x >> 17;
+        x ^= x << 5;
+        *b = x as u8;
+    }
+    std::fs::write(root.join("media/big.bin"), &noise)?;
+    std::fs::write(root.join("media/cache.tmp"), "left out")?;
+    Ok(())
+}
+
+/// Two trees are the same, or the error names the entries that differ (not their bytes).
+fn same_tree(
+    got: &std::collections::BTreeMap<PathBuf, stowage_tests::TreeEntry>,
+    want: &std::collections::BTreeMap<PathBuf, stowage_tests::TreeEntry>,
+) -> Result<()> {
+    let differ: Vec<String> = got
+        .keys()
+        .chain(want.keys())
+        .filter(|k| got.get(*k) != want.get(*k))
+        .map(|k| {
+            let show = |e: Option<&stowage_tests::TreeEntry>| {
+                e.map(|e| format!("{} {:o} {} {}B", e.kind, e.mode, e.mtime, e.body.len()))
+            };
+            format!(
+                "{}: got {:?}, want {:?}",
+                k.display(),
+                show(got.get(k)),
+                show(want.get(k))
+            )
+        })
+        .collect();
+    ensure!(differ.is_empty(), "the trees differ: {differ:#?}");
+    Ok(())
+}
+
+#[tokio::test]
+async fn repository_runs_dedup_and_plain_restic_reads_them() -> Result<()> {
+    let Fleet {
+        server,
+        admin,
+        node,
+        agent,
+    } = Fleet::start("nas-1").await?;
+    let work = tempfile::tempdir()?;
+    let src = work.path().join("data");
+    write_tree(&src)?;
+    let local = work.path().join("local-target");
+    let s3 = RcloneServer::start("s3", &[("RCLONE_AUTH_KEY", "\"repo-key,repo-secret\"")]).await?;
+    std::fs::create_dir(s3.data().join("bucket"))?;
+    let mut targets = Vec::new();
+    for (name, kind, config) in [
+        ("nas-disk", "local_disk", json!({"basePath": local})),
+        (
+            "s3",
+            "s3",
+            json!({"endpoint": format!("http://127.0.0.1:{}", s3.port), "bucket": "bucket",
+                   "accessKeyId": "repo-key", "secretAccessKey": "repo-secret",
+                   "forcePathStyle": true, "prefix": "nightly"}),
+        ),
+    ] {
+        let t: StorageTargetDetail = server
+            .post(
+                routes::STORAGE_TARGETS,
+                Some(&admin),
+                &json!({"name": name, "type": kind, "config": config}),
+            )
+            .await?
+            .expect_ok()?;
+        targets.push(t.summary.id);
+    }
+    // Where plain restic finds each repository: the S3 server keeps objects as files.
+    let repos = [
+        local.join("restic"),
+        s3.data().join("bucket/nightly/restic"),
+    ];
+
+    // No kit before the first repository run: there is nothing to open yet.
+    server
+        .post(
+            &routes::storage_target_recovery_kit(targets[0]),
+            Some(&admin),
+            &json!({"currentPassword": ADMIN_PASSWORD}),
+        )
+        .await?
+        .expect_error(409, "STORAGE_REPOSITORY_MISSING")?;
+
+    // The format is checked; database tasks stay archives for now.
+    server
+        .post(
+            routes::BACKUP_TASKS,
+            Some(&admin),
+            &json!({"name": "bad", "type": "file", "nodeId": node.node.id, "format": "zip",
+                    "sourcePaths": [src], "storageTargetIds": [targets[0]]}),
+        )
+        .await?
+        .expect_error(400, "BACKUP_TASK_INVALID")?;
+    let task: BackupTaskOutput = server
+        .post(
+            routes::BACKUP_TASKS,
+            Some(&admin),
+            &json!({"name": "NAS data", "type": "file", "nodeId": node.node.id,
+                    "format": "repository", "sourcePaths": [src], "excludePatterns": ["*.tmp"],
+                    "storageTargetIds": targets}),
+        )
+        .await?
+        .expect_ok()?;
+    assert_eq!(task.format, "repository");
+
+    let first = run(&server, &admin, task.id).await?;
+    assert_eq!(first.status, "success", "{first:?}");
+    assert_eq!(first.format, "repository");
+    assert_eq!(first.files, 3, "{first:?}");
+    assert!(first.checksum.is_empty());
+    let changes = first
+        .changes
+        .context("a repository run reports its changes")?;
+    assert_eq!((changes.files_new, changes.files_changed), (3, 0));
+    for t in &first.targets {
+        assert_eq!(t.path, "restic");
+        assert_eq!(t.snapshot_id.len(), 64, "{t:?}");
+        // Encrypted and compressed: the random 3 MiB file is most of it.
+        assert!(t.bytes > 3_000_000, "{t:?}");
+    }
+
+    // Change one small file: the second run adds next to nothing.
+    std::fs::write(src.join("docs/readme.txt"), "hello again\n")?;
+    let second = run(&server, &admin, task.id).await?;
+    let changes = second.changes.context("changes")?;
+    assert_eq!(
+        (
+            changes.files_new,
+            changes.files_changed,
+            changes.files_unmodified
+        ),
+        (0, 1, 2),
+        "{second:?}"
+    );
+    for t in &second.targets {
+        assert!(
+            t.bytes < 50_000,
+            "a one-line change added {} bytes",
+            t.bytes
+        );
+    }
+    std::fs::write(src.join("docs/reports/q2.csv"), "c,d\n3,4\n")?;
+    let third = run(&server, &admin, task.id).await?;
+    assert_eq!(third.status, "success", "{third:?}");
+
+    // The recovery kit: the current password is required (and checked), and it is audited.
+    server
+        .post(
+            &routes::storage_target_recovery_kit(targets[1]),
+            Some(&admin),
+            &json!({"currentPassword": "not my password"}),
+        )
+        .await?
+        .expect_error(400, "AUTH_WRONG_PASSWORD")?;
+    let kits: Vec<RecoveryKit> = {
+        let mut kits = Vec::new();
+        for id in &targets {
+            kits.push(
+                server
+                    .post(
+                        &routes::storage_target_recovery_kit(*id),
+                        Some(&admin),
+                        &json!({"currentPassword": ADMIN_PASSWORD}),
+                    )
+                    .await?
+                    .expect_ok()?,
+            );
+        }
+        kits
+    };
+    assert_eq!(kits[0].repository, repos[0].display().to_string());
+    assert_eq!(
+        kits[1].repository,
+        format!("s3:http://127.0.0.1:{}/bucket/nightly/restic", s3.port)
+    );
+    assert_ne!(kits[0].password.expose(), kits[1].password.expose());
+    assert!(!serde_json::to_string(&kits[1])?.contains("repo-secret"));
+
+    // Plain restic: three snapshots on each target, with Stowage's tags, a clean check with
+    // every byte read, and the latest restored equal to the source (without the excluded file).
+    for (repo, kit) in repos.iter().zip(&kits) {
+        let ids = snapshot_ids(repo, kit.password.expose())?;
+        assert_eq!(ids.len(), 3, "{}", repo.display());
+        let tagged = restic(
+            repo,
+            kit.password.expose(),
+            &["snapshots", "--tag", &format!("task-{}", task.id), "--json"],
+        )?;
+        assert_eq!(
+            serde_json::from_str::<serde_json::Value>(&tagged)?
+                .as_array()
+                .map(Vec::len),
+            Some(3)
+        );
+        restic(repo, kit.password.expose(), &["check", "--read-data"])?;
+    }
+    let by_restic = work.path().join("by-restic");
+    let latest = &third.targets[1].snapshot_id;
+    restic(
+        &repos[1],
+        kits[1].password.expose(),
+        &[
+            "restore",
+            latest,
+            "--target",
+            &by_restic.display().to_string(),
+        ],
+    )?;
+    let mut expected = snapshot(&src)?;
+    expected.remove(Path::new("media/cache.tmp"));
+    let relative = src.strip_prefix("/")?;
+    same_tree(&snapshot(&by_restic.join(relative))?, &expected)?;
+
+    // Stowage's selective restore of one folder into a chosen directory, from the S3 copy.
+    let chosen = work.path().join("chosen");
+    std::fs::create_dir(&chosen)?;
+    let part = restore(
+        &server,
+        &admin,
+        third.id,
+        json!({"targetPath": chosen, "storageTargetId": targets[1],
+               "selectedPaths": [src.join("docs/reports")]}),
+    )
+    .await?;
+    assert_eq!(part.status, "success", "{part:?}");
+    let got = snapshot(&chosen.join(relative))?;
+    let want: Vec<PathBuf> = vec![
+        "docs".into(),
+        "docs/reports".into(),
+        "docs/reports/q1.csv".into(),
+        "docs/reports/q2.csv".into(),
+    ];
+    assert_eq!(got.keys().cloned().collect::<Vec<_>>(), want);
+    assert_eq!(got[Path::new("docs/reports/q2.csv")].body, b"c,d\n3,4\n");
+
+    // An archive cannot restore selected paths; a path outside the snapshot fails the restore.
+    let outside = restore(
+        &server,
+        &admin,
+        third.id,
+        json!({"targetPath": chosen, "selectedPaths": ["/not/in/it"]}),
+    )
+    .await?;
+    assert_eq!(outside.status, "failed");
+    assert!(
+        outside.error.contains("is not in the snapshot"),
+        "{outside:?}"
+    );
+    server
+        .post(
+            &routes::backup_record_restore(third.id),
+            Some(&admin),
+            &json!({"selectedPaths": ["relative/path"]}),
+        )
+        .await?
+        .expect_error(400, "RESTORE_TARGET_INVALID")?;
+    // A snapshot is not one file to download.
+    server
+        .get(&routes::backup_record_download(third.id), Some(&admin))
+        .await?
+        .expect_error(400, "BACKUP_RECORD_NOT_DOWNLOADABLE")?;
+
+    // Whole restore to the original paths, after the source was damaged: back as it was.
+    std::fs::remove_dir_all(src.join("docs"))?;
+    std::fs::write(src.join("media/big.bin"), "ransomed")?;
+    let back = restore(&server, &admin, third.id, json!({})).await?;
+    assert_eq!(back.status, "success", "{back:?}");
+    let mut now = snapshot(&src)?;
+    now.remove(Path::new("media/cache.tmp"));
+    same_tree(&now, &expected)?;
+
+    // Retention keeps the newest run: the older two snapshots are forgotten on both targets.
+    let body = json!({"name": task.name, "type": "file", "nodeId": node.node.id,
+        "format": "repository", "sourcePaths": [src], "excludePatterns": ["*.tmp"],
+        "storageTargetIds": targets, "retention": {"keepLast": 1}});
+    server
+        .put(&routes::backup_task(task.id), Some(&admin), &body)
+        .await?
+        .expect_ok::<BackupTaskOutput>()?;
+    let fourth = run(&server, &admin, task.id).await?;
+    assert_eq!(fourth.status, "success");
+    eventually(
+        "retention to forget the older snapshots",
+        Duration::from_secs(60),
+        || async {
+            let left: Vec<Vec<String>> = repos
+                .iter()
+                .zip(&kits)
+                .map(|(r, k)| snapshot_ids(r, k.password.expose()))
+                .collect::<Result<_>>()?;
+            Ok(left.iter().all(|ids| ids.len() == 1).then_some(left))
+        },
+    )
+    .await?;
+    for (i, (repo, kit)) in repos.iter().zip(&kits).enumerate() {
+        assert_eq!(
+            snapshot_ids(repo, kit.password.expose())?,
+            [fourth.targets[i].snapshot_id.clone()]
+        );
+        restic(repo, kit.password.expose(), &["check"])?;
+    }
+    // Deleting the kept record forgets its snapshots too.
+    server
+        .delete(&routes::backup_record(fourth.id), Some(&admin))
+        .await?
+        .expect_ok::<serde_json::Value>()?;
+    for (repo, kit) in repos.iter().zip(&kits) {
+        assert!(snapshot_ids(repo, kit.password.expose())?.is_empty());
+    }
+
+    // The repository passwords: in no answer but the kit, no log, no process's arguments or
+    // environment, and not in D1 in the clear.
+    let mut seen = String::new();
+    for path in [
+        routes::backup_task(task.id),
+        routes::backup_record(third.id),
+        routes::storage_target(targets[0]),
+        routes::storage_target(targets[1]),
+        routes::restore_record(back.id),
+    ] {
+        seen.push_str(&server.get(&path, Some(&admin)).await?.raw);
+    }
+    seen.push_str(&server.log());
+    seen.push_str(&agent.log());
+    for table in [
+        "storage_targets",
+        "agent_commands",
+        "backup_records",
+        "backup_record_targets",
+        "run_logs",
+        "audit_logs",
+    ] {
+        seen.push_str(&serde_json::to_string(
+            &server.query(&format!("SELECT * FROM {table}"))?,
+        )?);
+    }
+    let pid = agent.pid();
+    seen.push_str(&String::from_utf8_lossy(&std::fs::read(format!(
+        "/proc/{pid}/cmdline"
+    ))?));
+    seen.push_str(&String::from_utf8_lossy(&std::fs::read(format!(
+        "/proc/{pid}/environ"
+    ))?));
+    for kit in &kits {
+        assert!(
+            !seen.contains(kit.password.expose()),
+            "a repository password leaked"
+        );
+    }
+    let audited = server.query(
+        "SELECT count(*) AS n FROM audit_logs WHERE action = 'storage_target.recovery_kit' AND result = 'success'",
+    )?;
+    assert_eq!(audited[0]["n"], 2, "{audited:?}");
+    Ok(())
+}

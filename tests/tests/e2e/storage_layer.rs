@@ -152,6 +152,94 @@ async fn open(kind: StorageType, config: serde_json::Value, tools: &Tools) -> Re
         .with_context(|| format!("opening {}", kind.as_str()))
 }
 
+/// A restic repository through the storage layer (rustic_core over `Store`): several packs
+/// uploaded in parallel, listed with sizes and read back by ranges; a second backup adds no
+/// data; Stowage's restore gives the files back; plain restic checks every byte on the server's
+/// own directory.
+async fn repository_round_trip(name: &str, store: &Store, repo: &std::path::Path) -> Result<()> {
+    use stowage_agent::pipeline::Excludes;
+    use stowage_agent::repository::{self, Labels, Location};
+    let src = tempfile::tempdir()?;
+    // Incompressible and larger than two packs.
+    let mut noise = vec![0u8; 20 << 20];
+    let mut x = 0x2545_f491_u32;
+    for b in &mut noise {
+        x ^= x << 13;
+        x ^= x >> 17;
+        x ^= x << 5;
+        *b = x as u8;
+    }
+    std::fs::write(src.path().join("big.bin"), &noise)?;
+    std::fs::write(src.path().join("small.txt"), "small")?;
+    let at = Location {
+        store: std::sync::Arc::new(store.clone()),
+        root: "restic".to_owned(),
+        password: stowage_shared::SecretString::new("layer-repo-pw"),
+    };
+    let labels = |record_id| Labels {
+        host: "layer".to_owned(),
+        task_id: 1,
+        record_id,
+    };
+    let first = repository::backup_files(
+        &at,
+        vec![src.path().to_path_buf()],
+        Excludes::new(&[])?,
+        &labels(1),
+        std::sync::Arc::default(),
+    )
+    .await
+    .with_context(|| format!("{name}: first repository backup"))?;
+    ensure!(first.bytes_added > 20 << 20, "{name}: {first:?}");
+    let second = repository::backup_files(
+        &at,
+        vec![src.path().to_path_buf()],
+        Excludes::new(&[])?,
+        &labels(2),
+        std::sync::Arc::default(),
+    )
+    .await
+    .with_context(|| format!("{name}: second repository backup"))?;
+    ensure!(
+        second.files_unmodified == 2 && second.bytes_added < 10_000,
+        "{name}: {second:?}"
+    );
+    let out = tempfile::tempdir()?;
+    let staged = out.path().join("staged");
+    let restored = repository::restore(
+        &at,
+        &second.snapshot_id,
+        Vec::new(),
+        staged.clone(),
+        std::sync::Arc::default(),
+    )
+    .await
+    .with_context(|| format!("{name}: restore"))?;
+    ensure!(restored.files == 2, "{name}: {restored:?}");
+    let back = staged.join(src.path().strip_prefix("/")?);
+    ensure!(
+        std::fs::read(back.join("big.bin"))? == noise,
+        "{name}: big.bin differs"
+    );
+    let pw = out.path().join("pw");
+    std::fs::write(&pw, "layer-repo-pw")?;
+    let check = std::process::Command::new("restic")
+        .arg("--repo")
+        .arg(repo)
+        .arg("--password-file")
+        .arg(&pw)
+        .args(["--no-cache", "check", "--read-data"])
+        .output()
+        .context("restic is not installed (scripts/install.sh installs it)")?;
+    ensure!(
+        check.status.success(),
+        "{name}: restic check: {}",
+        String::from_utf8_lossy(&check.stderr)
+    );
+    repository::forget(&at, &[first.snapshot_id, second.snapshot_id]).await?;
+    Ok(())
+}
+
 #[tokio::test]
 async fn every_backend_streams_round_trips_and_cleans_up() -> Result<()> {
     let tools = Tools {
@@ -189,6 +277,7 @@ async fn every_backend_streams_round_trips_and_cleans_up() -> Result<()> {
             "local_disk",
             open(StorageType::LocalDisk, json!({"basePath": local.path()}), &tools).await?,
             local.path().to_path_buf(),
+            "restic",
         ),
         (
             "s3 (multipart)",
@@ -201,6 +290,7 @@ async fn every_backend_streams_round_trips_and_cleans_up() -> Result<()> {
             )
             .await?,
             s3.data(),
+            "bucket/p/restic",
         ),
         (
             "webdav",
@@ -212,6 +302,7 @@ async fn every_backend_streams_round_trips_and_cleans_up() -> Result<()> {
             )
             .await?,
             dav.data(),
+            "base/restic",
         ),
         (
             "ftp",
@@ -223,6 +314,7 @@ async fn every_backend_streams_round_trips_and_cleans_up() -> Result<()> {
             )
             .await?,
             ftp.data(),
+            "base/restic",
         ),
         (
             "sftp (password, host key pinned)",
@@ -234,6 +326,7 @@ async fn every_backend_streams_round_trips_and_cleans_up() -> Result<()> {
             )
             .await?,
             sftp.data(),
+            "base/restic",
         ),
         (
             "sftp (private key, fingerprint pinned)",
@@ -245,6 +338,7 @@ async fn every_backend_streams_round_trips_and_cleans_up() -> Result<()> {
             )
             .await?,
             sftp.data(),
+            "restic",
         ),
         (
             "rclone (sftp backend)",
@@ -256,10 +350,15 @@ async fn every_backend_streams_round_trips_and_cleans_up() -> Result<()> {
             )
             .await?,
             sftp.data(),
+            "via-rclone/restic",
         ),
     ];
-    for (name, store, served) in &cases {
+    for (name, store, served, _) in &cases {
         round_trip(name, store, Some(served)).await?;
+    }
+    // After every plain round trip, which checks that nothing was left on its server.
+    for (name, store, served, repo) in &cases {
+        repository_round_trip(name, store, &served.join(repo)).await?;
     }
     // Azure Blob against Azurite, whose directory holds its own database, so only the API is asked.
     let azurite = Azurite::start("backups").await?;

@@ -3,7 +3,7 @@
 //! Both sides build and read these types; nothing else crosses between them.
 
 use crate::api::nodes::{Capabilities, FsListing};
-use crate::api::records::{LogLine, Progress};
+use crate::api::records::{LogLine, Progress, SnapshotChanges};
 use crate::api::storage::{MeasuredUsage, RcloneBackend};
 use crate::secret::SecretString;
 use crate::status::CommandKind;
@@ -254,15 +254,6 @@ pub struct RunTargetReport {
     /// The snapshot written into the target's repository (repository tasks).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub snapshot_id: Option<String>,
-}
-
-/// What a repository run found changed since the task's previous snapshot.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct SnapshotChanges {
-    pub files_new: u64,
-    pub files_changed: u64,
-    pub files_unmodified: u64,
 }
 
 /// What an agent reports for a finished run that stored the artifact somewhere.

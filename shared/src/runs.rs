@@ -150,7 +150,7 @@ mod tests {
     #[test]
     fn a_repository_target_counts_when_it_names_its_snapshot() {
         let mut run = report(Vec::new());
-        run.changes = Some(crate::protocol::SnapshotChanges::default());
+        run.changes = Some(crate::api::records::SnapshotChanges::default());
         let snap = |target_id, id: &str| RunTargetReport {
             snapshot_id: Some(id.to_owned()),
             ..stored(target_id, 7)

@@ -225,7 +225,7 @@ async fn backups_dedup_restore_and_restic_reads_them() {
     forget(&at, &[first.snapshot_id.clone(), first.snapshot_id.clone()])
         .await
         .expect("forget");
-    forget(&at, &[first.snapshot_id.clone()])
+    forget(&at, std::slice::from_ref(&first.snapshot_id))
         .await
         .expect("forget again");
     let listed: serde_json::Value =

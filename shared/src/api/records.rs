@@ -88,6 +88,15 @@ pub struct RecordTargetOutput {
     pub snapshot_id: String,
 }
 
+/// What a repository run found changed since the task's previous snapshot.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SnapshotChanges {
+    pub files_new: u64,
+    pub files_changed: u64,
+    pub files_unmodified: u64,
+}
+
 /// A backup record: one run of a task.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -121,7 +130,7 @@ pub struct BackupRecordOutput {
     pub checksum: String,
     /// Repository runs: files new, changed and unmodified since the task's previous snapshot.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub changes: Option<crate::protocol::SnapshotChanges>,
+    pub changes: Option<SnapshotChanges>,
     pub error: String,
     pub started_at: String,
     pub finished_at: Option<String>,

@@ -302,7 +302,7 @@ pub fn format(row: &RecordRow) -> BackupFormat {
 }
 
 /// A record's file changes (repository runs).
-pub fn changes(row: &RecordRow) -> Option<stowage_shared::protocol::SnapshotChanges> {
+pub fn changes(row: &RecordRow) -> Option<stowage_shared::api::records::SnapshotChanges> {
     // Written only from a parsed report.
     serde_json::from_str(&row.changes).ok()
 }

@@ -92,6 +92,11 @@ const TEXTS: &[(&str, &str, &str)] = &[
     ),
     ("tasks.compression", "Compression", "压缩"),
     ("tasks.format", "Stored as", "存储方式"),
+    ("records.changes", "Files", "文件"),
+    ("records.new", "new", "新增"),
+    ("records.changed", "changed", "修改"),
+    ("records.unmodified", "unchanged", "未变"),
+    ("records.snapshot", "snapshot", "快照"),
     (
         "tasks.format_repository",
         "Repository (deduplicated, encrypted; restic-compatible)",

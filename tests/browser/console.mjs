@@ -168,6 +168,10 @@ try {
     const wrong = await page.textContent("#next-fires");
     check(wrong.startsWith("cronExpr:"), `a wrong expression is explained: ${wrong}`);
     await page.fill("#cron", "0 3 * * *");
+    // New file tasks default to a deduplicated repository; this one is an archive, whose
+    // download below is one file to hash.
+    check((await page.inputValue("#format")) === "repository", "new file tasks default to repository");
+    await page.selectOption("#format", "archive");
     await shot("08-task-form");
     await page.click("#save-task");
     const task = await page.waitForSelector('#tasks tr[data-name="etc"]');

@@ -269,8 +269,12 @@ async fn from_snapshot(
     let placed = match restored {
         Ok(r) => {
             let (staging, policy) = (staging.clone(), tools.paths.clone());
+            let restored: Vec<PathBuf> = taken
+                .iter()
+                .filter_map(|p| p.strip_prefix("/").ok().map(Path::to_path_buf))
+                .collect();
             tokio::task::spawn_blocking(move || {
-                restore::put_in_place_with_dirs(&staging, &root, &policy)
+                restore::put_in_place_with_dirs(&staging, &root, &restored, &policy)
             })
             .await
             .map_err(|e| failed(format!("the restore stopped: {e}")))

@@ -507,10 +507,14 @@ pub fn put_in_place(
 
 /// [`put_in_place`] for a tree staged with its directories' modes and times already set (a
 /// snapshot restore): those are read first and given again once everything is in place, since
-/// moving entries into a directory changes its time.
+/// moving entries into a directory changes its time. Only directories at or under `restored`
+/// (the backed-up or selected paths, relative) get them: the directories above a source (`/srv`
+/// above `/srv/www`, `/tmp` above a temporary source) belong to the host, not to the backup, and
+/// are never changed.
 pub fn put_in_place_with_dirs(
     staging: &Path,
     root: &Path,
+    restored: &[PathBuf],
     policy: &crate::paths::PathPolicy,
 ) -> Result<(), RestoreError> {
     use std::os::unix::fs::MetadataExt;
@@ -522,6 +526,10 @@ pub fn put_in_place_with_dirs(
             let meta = std::fs::symlink_metadata(entry.path()).map_err(RestoreError::Place)?;
             if meta.is_dir() {
                 let child = rel.join(entry.file_name());
+                stack.push(child.clone());
+                if !restored.iter().any(|r| child.starts_with(r)) {
+                    continue;
+                }
                 dirs.insert(
                     child.clone(),
                     DirMeta {
@@ -529,7 +537,6 @@ pub fn put_in_place_with_dirs(
                         mtime: u64::try_from(meta.mtime()).unwrap_or_default(),
                     },
                 );
-                stack.push(child);
             }
         }
     }

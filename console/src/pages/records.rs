@@ -13,7 +13,7 @@ use stowage_shared::api::{
     BackupRecordOutput, BackupTaskOutput, BatchDeleteRequest, BatchDeleted, Deleted, NodeOutput,
     Page, Progress, RestoreRecordOutput, RestoreRequest, routes,
 };
-use stowage_shared::status::{RunStatus, TargetStatus};
+use stowage_shared::status::{BackupFormat, RunStatus, TargetStatus};
 
 const PAGE_SIZE: u64 = 20;
 const STATUSES: [RunStatus; 4] = RunStatus::ALL;
@@ -257,6 +257,8 @@ fn RecordView(record: BackupRecordOutput, reload: impl Fn() + Copy + 'static) ->
     let finished = record.status.has_backup();
     let can_restore = finished && record.removed_at.is_none();
     let record_for_dialog = record.clone();
+    // A snapshot is restored (or read with restic), not downloaded as one file.
+    let downloadable = record.format == BackupFormat::Archive;
     view! {
         <p><a href="/backup-records">"‹ " {t("nav.records")}</a></p>
         <h1>{record.task_name.clone()} " #" {id}</h1>
@@ -278,6 +280,10 @@ fn RecordView(record: BackupRecordOutput, reload: impl Fn() + Copy + 'static) ->
                 {(!record.databases.is_empty()).then(|| view! {
                     <dt>{t("records.databases")}</dt><dd>{record.databases.join(", ")}</dd>
                 })}
+                {record.changes.map(|c| view! {
+                    <dt>{t("records.changes")}</dt>
+                    <dd id="record-changes">{c.files_new} " " {t("records.new")} " · " {c.files_changed} " " {t("records.changed")} " · " {c.files_unmodified} " " {t("records.unmodified")}</dd>
+                })}
                 {record.removed_at.clone().map(|at| view! {
                     <dt>{t("records.removed")}</dt><dd>{format::when(&at)} " · " {record.removal.clone()}</dd>
                 })}
@@ -285,8 +291,10 @@ fn RecordView(record: BackupRecordOutput, reload: impl Fn() + Copy + 'static) ->
             {(!record.error.is_empty()).then(|| view! { <p class="error" role="alert">{record.error.clone()}</p> })}
             {move || live.end.get().is_none().then(|| view! { <ProgressView progress=live.progress last_run /> })}
             <div class="row">
-                {can_restore.then(|| view! {
+                {(can_restore && downloadable).then(|| view! {
                     <button id="download" on:click=download>{t("records.download")}</button>
+                })}
+                {can_restore.then(|| view! {
                     <button id="restore" on:click=move |_| restoring.set(true)>{t("records.restore")}</button>
                 })}
                 <button id="delete-record" class="link delete" disabled=running on:click=remove>{t("action.delete")}</button>
@@ -301,7 +309,11 @@ fn RecordView(record: BackupRecordOutput, reload: impl Fn() + Copy + 'static) ->
                         <tr data-name=target.target_name.clone()>
                             <td>{target.target_name.clone()}</td>
                             <td class=format!("status {}", target.status)>{target.status.as_str()}</td>
-                            <td><code>{target.path.clone()}</code></td>
+                            <td><code>{target.path.clone()}</code>
+                                {(!target.snapshot_id.is_empty()).then(|| view! {
+                                    " " <span class="sub" title=target.snapshot_id.clone()>{t("records.snapshot")} " " <code>{target.snapshot_id[..8.min(target.snapshot_id.len())].to_owned()}</code></span>
+                                })}
+                            </td>
                             <td>{format::bytes(target.bytes)}</td>
                             <td class="error">{target.error.clone()}</td>
                         </tr>

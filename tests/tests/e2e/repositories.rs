@@ -357,8 +357,25 @@ async fn repository_runs_dedup_and_plain_restic_reads_them() -> Result<()> {
     // Whole restore to the original paths, after the source was damaged: back as it was.
     std::fs::remove_dir_all(src.join("docs"))?;
     std::fs::write(src.join("media/big.bin"), "ransomed")?;
+    use std::os::unix::fs::MetadataExt;
+    let host_dirs = |p: &Path| -> Result<(u32, i64)> {
+        let m = std::fs::metadata(p)?;
+        Ok((m.mode() & 0o7777, m.mtime()))
+    };
+    let (tmp_before, parent_before) = (host_dirs(Path::new("/tmp"))?, host_dirs(work.path())?);
     let back = restore(&server, &admin, third.id, json!({})).await?;
     assert_eq!(back.status, "success", "{back:?}");
+    // The directories above the source are the host's, not the backup's: untouched.
+    assert_eq!(
+        host_dirs(Path::new("/tmp"))?.0,
+        tmp_before.0,
+        "/tmp's mode changed"
+    );
+    assert_eq!(
+        host_dirs(work.path())?.0,
+        parent_before.0,
+        "the source's parent changed"
+    );
     let mut now = snapshot(&src)?;
     now.remove(Path::new("media/cache.tmp"));
     same_tree(&now, &expected)?;

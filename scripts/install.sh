@@ -10,6 +10,15 @@ cd "$STOWAGE_ROOT"
 
 say() { printf '==> %s\n' "$*" >&2; }
 
+# Debian packages, with sudo when not root; the package lists are refreshed only when the
+# install fails on stale ones.
+debian_install() {
+  local sudo=""
+  if [ "$(id -u)" != 0 ]; then sudo=sudo; fi
+  $sudo apt-get install -y --no-install-recommends "$@" >/dev/null \
+    || { $sudo apt-get update >/dev/null && $sudo apt-get install -y --no-install-recommends "$@" >/dev/null; }
+}
+
 # One installer at a time per machine (the cargo tools and the venv are shared by every checkout)
 # and per checkout (node_modules).
 take_lock "$STOWAGE_TOOLS/install.lock"
@@ -61,30 +70,21 @@ fi
 # curl: `make dev` drives the Worker's scheduled handler with it every minute.
 if ! command -v curl >/dev/null; then
   say "installing curl (Debian package)"
-  SUDO=""
-  if [ "$(id -u)" != 0 ]; then SUDO=sudo; fi
-  $SUDO apt-get install -y --no-install-recommends curl >/dev/null \
-    || { $SUDO apt-get update >/dev/null && $SUDO apt-get install -y --no-install-recommends curl >/dev/null; }
+  debian_install curl
 fi
 
 # restic: the tests prove that plain restic lists, checks and restores the repositories Stowage
 # writes (and README's "Restore without Stowage" uses it). Debian's package.
 if ! command -v restic >/dev/null; then
   say "installing restic (Debian package, to check repositories with the reference tool)"
-  SUDO=""
-  if [ "$(id -u)" != 0 ]; then SUDO=sudo; fi
-  $SUDO apt-get install -y --no-install-recommends restic >/dev/null \
-    || { $SUDO apt-get update >/dev/null && $SUDO apt-get install -y --no-install-recommends restic >/dev/null; }
+  debian_install restic
 fi
 
 # Chromium for the console's browser tests (driven by npm's playwright-core, which downloads no
 # browser): Debian's package.
 if ! command -v chromium >/dev/null || [ ! -d /usr/share/fonts/truetype/wqy ]; then
   say "installing chromium and a CJK font (Debian packages, for the browser tests and their screenshots)"
-  SUDO=""
-  if [ "$(id -u)" != 0 ]; then SUDO=sudo; fi
-  $SUDO apt-get install -y --no-install-recommends chromium fonts-wqy-zenhei >/dev/null \
-    || { $SUDO apt-get update >/dev/null && $SUDO apt-get install -y --no-install-recommends chromium fonts-wqy-zenhei >/dev/null; }
+  debian_install chromium fonts-wqy-zenhei
 fi
 
 # node_modules is current when npm's own record of the install is newer than the lockfile.

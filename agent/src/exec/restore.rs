@@ -106,29 +106,30 @@ pub(crate) async fn open_checked(
     Ok((store, manifest, config))
 }
 
-async fn run_reported(
-    job: &Job<'_>,
+/// Where a restore puts the files (`destination`, or `/` for the original paths) and where it
+/// stages them: a fresh directory beside the destination or the first source, so that the final
+/// moves are renames on one file system. Every path it will write is checked against the node's
+/// policy first; a staging directory left by a killed restore is removed (nothing in it was ever
+/// put in place).
+async fn root_and_staging(
+    destination: Option<&str>,
+    sources: &[PathBuf],
+    restore_id: i64,
     tools: &Tools,
-    reporter: &Reporter,
-) -> Result<RestoreReport, CommandError> {
-    let (store, manifest, config) = open_checked(job.source, job.sha256, tools).await?;
-    let scrub = |e: &dyn std::fmt::Display| config.scrub(&e.to_string());
-    match job.destination {
-        Some(dest) => tools.paths.check(Path::new(dest), "write to")?,
-        None => {
-            for source in &manifest.sources {
-                tools.paths.check(Path::new(source), "write to")?;
-            }
+) -> Result<(PathBuf, PathBuf), CommandError> {
+    let (root, staging_parent) = match destination {
+        Some(dest) => {
+            tools.paths.check(Path::new(dest), "write to")?;
+            (PathBuf::from(dest), PathBuf::from(dest))
         }
-    }
-    let (root, staging_parent) = match job.destination {
-        Some(dest) => (PathBuf::from(dest), PathBuf::from(dest)),
         None => {
-            let first = manifest
-                .sources
+            for source in sources {
+                tools.paths.check(source, "write to")?;
+            }
+            let first = sources
                 .first()
-                .ok_or_else(|| failed("the manifest lists no sources"))?;
-            let parent = Path::new(first)
+                .ok_or_else(|| failed("the backup names no source paths"))?;
+            let parent = first
                 .parent()
                 .map_or_else(|| PathBuf::from("/"), Path::to_path_buf);
             (PathBuf::from("/"), parent)
@@ -137,11 +138,23 @@ async fn run_reported(
     tokio::fs::create_dir_all(&staging_parent)
         .await
         .map_err(|e| failed(format!("creating {}: {e}", staging_parent.display())))?;
-    let staging = staging_parent.join(format!(".stowage-restore-{}", job.restore_id));
+    let staging = staging_parent.join(format!(".stowage-restore-{restore_id}"));
     if tokio::fs::symlink_metadata(&staging).await.is_ok() {
-        // Left by a restore that was killed: nothing in it was ever put in place.
-        let _ = tokio::fs::remove_dir_all(&staging).await;
+        restore::remove_staging(&staging);
     }
+    Ok((root, staging))
+}
+
+async fn run_reported(
+    job: &Job<'_>,
+    tools: &Tools,
+    reporter: &Reporter,
+) -> Result<RestoreReport, CommandError> {
+    let (store, manifest, config) = open_checked(job.source, job.sha256, tools).await?;
+    let scrub = |e: &dyn std::fmt::Display| config.scrub(&e.to_string());
+    let sources: Vec<PathBuf> = manifest.sources.iter().map(PathBuf::from).collect();
+    let (root, staging) =
+        root_and_staging(job.destination, &sources, job.restore_id, tools).await?;
     reporter.info(format!(
         "restoring {} ({} bytes) from target {} to {}; staging in {}",
         job.source.path,
@@ -216,33 +229,7 @@ async fn from_snapshot(
     } else {
         selected.iter().map(|p| Path::new("/").join(p)).collect()
     };
-    let first = taken
-        .first()
-        .ok_or_else(|| failed("the snapshot names no paths"))?
-        .clone();
-    let (root, staging_parent) = match job.destination {
-        Some(dest) => {
-            tools.paths.check(Path::new(dest), "write to")?;
-            (PathBuf::from(dest), PathBuf::from(dest))
-        }
-        None => {
-            for path in &taken {
-                tools.paths.check(path, "write to")?;
-            }
-            let parent = first
-                .parent()
-                .map_or_else(|| PathBuf::from("/"), Path::to_path_buf);
-            (PathBuf::from("/"), parent)
-        }
-    };
-    tokio::fs::create_dir_all(&staging_parent)
-        .await
-        .map_err(|e| failed(format!("creating {}: {e}", staging_parent.display())))?;
-    let staging = staging_parent.join(format!(".stowage-restore-{}", job.restore_id));
-    if tokio::fs::symlink_metadata(&staging).await.is_ok() {
-        // Left by a restore that was killed: nothing in it was ever put in place.
-        restore::remove_staging(&staging);
-    }
+    let (root, staging) = root_and_staging(job.destination, &taken, job.restore_id, tools).await?;
     reporter.info(format!(
         "restoring {} of snapshot {} from target {} to {}; staging in {}",
         if selected.is_empty() {

@@ -137,6 +137,19 @@ fn run_blocking<T: Send + 'static>(
     async move { task.await.map_err(|e| RepoError::Stopped(e.to_string()))? }
 }
 
+/// The repository on `backend`, not yet opened, with progress into `counters`.
+fn unopened(
+    backend: Arc<StoreBackend>,
+    counters: &Arc<Counters>,
+) -> Result<Repository<()>, RepoError> {
+    let backends = RepositoryBackends::new(backend, None);
+    Ok(Repository::new_with_progress(
+        &RepositoryOptions::default(),
+        &backends,
+        CounterBars(Arc::clone(counters)),
+    )?)
+}
+
 /// Opens the repository at `at`, creating it (with a key restic opens with the same password)
 /// when the target has none yet.
 fn open_or_init(
@@ -144,12 +157,7 @@ fn open_or_init(
     backend: Arc<StoreBackend>,
     counters: &Arc<Counters>,
 ) -> Result<Repository<OpenStatus>, RepoError> {
-    let backends = RepositoryBackends::new(backend, None);
-    let repo = Repository::new_with_progress(
-        &RepositoryOptions::default(),
-        &backends,
-        CounterBars(Arc::clone(counters)),
-    )?;
+    let repo = unopened(backend, counters)?;
     let credentials = Credentials::password(at.password.expose());
     if repo.config_id()?.is_some() {
         return Ok(repo.open(&credentials)?);
@@ -348,7 +356,7 @@ pub async fn restore(
     let id = snapshot_id(id)?;
     let backend = backend(&at);
     run_blocking(move || {
-        let repo = open_or_init_existing(&at, backend, &counters)?.to_indexed()?;
+        let repo = open_existing(&at, backend, &counters)?.to_indexed()?;
         let snap = repo
             .get_snapshots(&[id.to_hex().as_str()])?
             .pop()
@@ -410,7 +418,7 @@ pub async fn snapshot_paths(at: &Location, id: &str) -> Result<Vec<PathBuf>, Rep
     let id = snapshot_id(id)?;
     let backend = backend(&at);
     run_blocking(move || {
-        let repo = open_or_init_existing(&at, backend, &Arc::default())?;
+        let repo = open_existing(&at, backend, &Arc::default())?;
         let snap = repo
             .get_snapshots(&[id.to_hex().as_str()])?
             .pop()
@@ -421,17 +429,12 @@ pub async fn snapshot_paths(at: &Location, id: &str) -> Result<Vec<PathBuf>, Rep
 }
 
 /// Opens a repository that must exist (a restore or a forget never creates one).
-fn open_or_init_existing(
+fn open_existing(
     at: &Location,
     backend: Arc<StoreBackend>,
     counters: &Arc<Counters>,
 ) -> Result<Repository<OpenStatus>, RepoError> {
-    let backends = RepositoryBackends::new(backend, None);
-    let repo = Repository::new_with_progress(
-        &RepositoryOptions::default(),
-        &backends,
-        CounterBars(Arc::clone(counters)),
-    )?;
+    let repo = unopened(backend, counters)?;
     if repo.config_id()?.is_none() {
         return Err(RepoError::Refused(format!(
             "there is no repository at {}/ on the target",
@@ -454,7 +457,7 @@ pub async fn forget(at: &Location, ids: &[String]) -> Result<(), RepoError> {
     let backend = backend(&at);
     run_blocking(move || {
         let counters = Arc::new(Counters::default());
-        let repo = open_or_init_existing(&at, backend, &counters)?;
+        let repo = open_existing(&at, backend, &counters)?;
         let present: std::collections::HashSet<_> =
             repo.list::<rustic_core::repofile::SnapshotId>()?.collect();
         let gone: Vec<_> = ids.into_iter().filter(|id| present.contains(id)).collect();

@@ -407,5 +407,8 @@ CREATE INDEX audit_logs_resource ON audit_logs (resource_type, resource_id, crea
 -- snapshot each record target holds (empty for archives), and what a repository run found
 -- changed (JSON, empty for archives).
 ALTER TABLE storage_targets ADD COLUMN repo_password_sealed TEXT;
+-- When a run first stored a snapshot there: until then, one repository run at a time may write
+-- to the target, so that two first runs never create two repositories in one place.
+ALTER TABLE storage_targets ADD COLUMN repo_ready_at TEXT;
 ALTER TABLE backup_record_targets ADD COLUMN snapshot_id TEXT NOT NULL DEFAULT '';
 ALTER TABLE backup_records ADD COLUMN changes TEXT NOT NULL DEFAULT '';

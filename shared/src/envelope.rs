@@ -183,6 +183,8 @@ error_codes! {
     BackupRecordDownloadFailed = ("BACKUP_RECORD_DOWNLOAD_FAILED", 502),
     /// The storage target holds no restic repository yet (a repository task's first run makes it).
     StorageRepositoryMissing = ("STORAGE_REPOSITORY_MISSING", 409),
+    /// Another run is creating the target's repository: one run at a time until it exists.
+    StorageRepositoryBusy = ("STORAGE_REPOSITORY_BUSY", 409),
     /// The record is a repository snapshot, not one file: restore it (all or selected paths),
     /// or read it with restic.
     BackupRecordNotDownloadable = ("BACKUP_RECORD_NOT_DOWNLOADABLE", 400),

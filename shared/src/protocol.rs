@@ -80,6 +80,9 @@ pub enum CommandSpec {
         record_id: i64,
         task_id: i64,
         task_name: String,
+        /// The node's name in Stowage: a repository snapshot's host.
+        #[serde(default)]
+        node_name: String,
         spec: crate::tasks::TaskSpec,
         /// The database password of a `mysql` or `postgresql` task (the command is sealed).
         #[serde(default)]

@@ -34,6 +34,8 @@ pub struct Run<'a> {
     pub record_id: i64,
     pub task_id: i64,
     pub task_name: &'a str,
+    /// The node's name in Stowage (empty from an older control plane).
+    pub node_name: &'a str,
     pub spec: &'a TaskSpec,
     pub db_password: Option<&'a SecretString>,
 }
@@ -379,7 +381,11 @@ async fn into_repositories(
     };
     let sources: Vec<std::path::PathBuf> = spec.sources.iter().map(Into::into).collect();
     let labels = Labels {
-        host: crate::system::hostname(),
+        host: if run.node_name.is_empty() {
+            crate::system::hostname()
+        } else {
+            run.node_name.to_owned()
+        },
         task_id: run.task_id,
         record_id: run.record_id,
     };

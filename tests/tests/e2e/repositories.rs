@@ -464,3 +464,103 @@ async fn repository_runs_dedup_and_plain_restic_reads_them() -> Result<()> {
     assert_eq!(audited[0]["n"], 2, "{audited:?}");
     Ok(())
 }
+
+#[tokio::test]
+async fn two_nodes_back_up_into_one_repository_at_once() -> Result<()> {
+    let fleet = Fleet::start("node-a").await?;
+    let (node_b, _agent_b) = fleet.enrol("node-b").await?;
+    let (server, admin) = (&fleet.server, fleet.admin.as_str());
+    let s3 = RcloneServer::start("s3", &[("RCLONE_AUTH_KEY", "\"two-key,two-secret\"")]).await?;
+    std::fs::create_dir(s3.data().join("bucket"))?;
+    let target: StorageTargetDetail = server
+        .post(
+            routes::STORAGE_TARGETS,
+            Some(admin),
+            &json!({"name": "shared", "type": "s3", "config": {
+                "endpoint": format!("http://127.0.0.1:{}", s3.port), "bucket": "bucket",
+                "accessKeyId": "two-key", "secretAccessKey": "two-secret", "forcePathStyle": true}}),
+        )
+        .await?
+        .expect_ok()?;
+    // The same large file on both hosts: stored once.
+    let work = tempfile::tempdir()?;
+    let mut tasks = Vec::new();
+    for (name, node) in [("a", fleet.node.node.id), ("b", node_b.node.id)] {
+        let src = work.path().join(name);
+        write_tree(&src)?;
+        std::fs::write(src.join(format!("only-on-{name}.txt")), name)?;
+        let task: BackupTaskOutput = server
+            .post(
+                routes::BACKUP_TASKS,
+                Some(admin),
+                &json!({"name": format!("host {name}"), "type": "file", "nodeId": node,
+                        "format": "repository", "sourcePaths": [src],
+                        "storageTargetIds": [target.summary.id]}),
+            )
+            .await?
+            .expect_ok()?;
+        tasks.push(task.id);
+    }
+
+    // While the repository does not exist yet, the first run creates it alone.
+    let first = server
+        .post(&routes::backup_task_run(tasks[0]), Some(admin), &json!({}))
+        .await?;
+    ensure!(first.status == 201, "{}", first.raw);
+    let first: BackupRecordOutput = first.expect_ok()?;
+    server
+        .post(&routes::backup_task_run(tasks[1]), Some(admin), &json!({}))
+        .await?
+        .expect_error(409, "STORAGE_REPOSITORY_BUSY")?;
+    let first = server.settled(admin, first.id, false).await?;
+    assert_eq!(first.status, "success", "{first:?}");
+
+    // Then both nodes write at once, and both runs succeed.
+    let mut started = Vec::new();
+    for task in &tasks {
+        let r = server
+            .post(&routes::backup_task_run(*task), Some(admin), &json!({}))
+            .await?;
+        ensure!(r.status == 201, "{}", r.raw);
+        started.push(r.expect_ok::<BackupRecordOutput>()?.id);
+    }
+    let mut done = Vec::new();
+    for id in started {
+        done.push(server.settled(admin, id, false).await?);
+    }
+    for r in &done {
+        assert_eq!(r.status, "success", "{r:?}");
+    }
+    // Node b's first run found node a's data already there.
+    assert!(
+        done[1].targets[0].bytes < 100_000,
+        "the shared 3 MiB file was stored again: {:?}",
+        done[1].targets[0]
+    );
+
+    let kit: RecoveryKit = server
+        .post(
+            &routes::storage_target_recovery_kit(target.summary.id),
+            Some(admin),
+            &json!({"currentPassword": ADMIN_PASSWORD}),
+        )
+        .await?
+        .expect_ok()?;
+    let repo = s3.data().join("bucket/restic");
+    let listed: serde_json::Value = serde_json::from_str(&restic(
+        &repo,
+        kit.password.expose(),
+        &["snapshots", "--json"],
+    )?)?;
+    let mut hosts: Vec<&str> = listed
+        .as_array()
+        .context("snapshots")?
+        .iter()
+        .filter_map(|s| s["hostname"].as_str())
+        .collect();
+    hosts.sort_unstable();
+    // Each snapshot names the node that took it (both agents run on this one machine).
+    assert_eq!(hosts, ["node-a", "node-a", "node-b"]);
+    restic(&repo, kit.password.expose(), &["check", "--read-data"])?;
+    Ok(())
+}

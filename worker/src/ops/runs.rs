@@ -84,6 +84,19 @@ pub async fn hand_out(
             .await?
             .ok_or_else(|| ApiError::internal("task target", "a task's target is missing"))?;
         let target = open_config(sealer, &row)?;
+        if repository && row.repo_ready_at.is_none() {
+            // Until a snapshot has landed there, the first run creates the repository: a second
+            // run at the same time would create another one in the same place.
+            if let Some(earlier) = records::earlier_repository_run_on(db, record_id, row.id).await?
+            {
+                let why = format!(
+                    "the repository on {:?} is being created by run {earlier}; one run at a time writes there until it exists, so this run did not start",
+                    row.name
+                );
+                fail_unstarted(db, record_id, &why, now).await?;
+                return Err(ApiError::new(ErrorCode::StorageRepositoryBusy, why));
+            }
+        }
         let repository_password = if repository {
             Some(crate::ops::targets::repository_password(db, sealer, &row).await?)
         } else {
@@ -107,6 +120,7 @@ pub async fn hand_out(
         record_id,
         task_id: task.id,
         task_name: task.name.clone(),
+        node_name: task.node_name.clone().unwrap_or_default(),
         spec,
         db_password,
         destinations,
@@ -195,6 +209,9 @@ pub async fn settle(
                 changes: &changes,
             };
             records::finish(db, record_id, &figures, &outcomes, now).await?;
+            for t in verdict.targets.iter().filter(|t| t.snapshot_id.is_some()) {
+                storage_targets::mark_repository_ready(db, t.target_id, now).await?;
+            }
             if status != RunStatus::Failed
                 && let Some(task_id) = records::get(db, record_id).await?.and_then(|r| r.task_id)
             {

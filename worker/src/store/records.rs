@@ -604,3 +604,27 @@ pub async fn by_command(db: &D1Database, command_id: i64) -> Result<Option<i64>,
     .await?;
     Ok(row.map(|r| r.id))
 }
+
+/// A repository run still going that started before `record_id` and whose task writes to
+/// `target_id`, if any.
+pub async fn earlier_repository_run_on(
+    db: &D1Database,
+    record_id: i64,
+    target_id: i64,
+) -> Result<Option<i64>, StoreError> {
+    #[derive(Deserialize)]
+    struct Id {
+        id: i64,
+    }
+    let row: Option<Id> = first(
+        db,
+        "SELECT r.id FROM backup_records r
+         WHERE r.status = 'running' AND r.id < ?1
+           AND json_extract(r.source, '$.format') = 'repository'
+           AND r.task_id IN (SELECT task_id FROM backup_task_targets WHERE target_id = ?2)
+         ORDER BY r.id LIMIT 1",
+        &[int(record_id), int(target_id)],
+    )
+    .await?;
+    Ok(row.map(|r| r.id))
+}

@@ -28,6 +28,8 @@ pub struct TargetRow {
     pub updated_at: String,
     /// The restic repository's password, sealed; none until the target's first repository run.
     pub repo_password_sealed: Option<String>,
+    /// When a run first stored a snapshot in the target's repository.
+    pub repo_ready_at: Option<String>,
 }
 
 macro_rules! target_select {
@@ -35,7 +37,7 @@ macro_rules! target_select {
         concat!(
             "SELECT id, uid, name, type, description, enabled, starred, config_sealed, config_version,
                     quota_bytes, last_tested_at, last_test_status, last_test_message, created_at, updated_at,
-                    repo_password_sealed
+                    repo_password_sealed, repo_ready_at
              FROM storage_targets ",
             $tail
         )
@@ -233,6 +235,17 @@ pub async fn set_repo_password_once(
         "UPDATE storage_targets SET repo_password_sealed = ?2
          WHERE id = ?1 AND repo_password_sealed IS NULL",
         &[int(id), text(sealed)],
+    )
+    .await
+    .map(drop)
+}
+
+/// Notes that the target's repository exists (a snapshot landed in it), once.
+pub async fn mark_repository_ready(db: &D1Database, id: i64, now: &str) -> Result<(), StoreError> {
+    run(
+        db,
+        "UPDATE storage_targets SET repo_ready_at = ?2 WHERE id = ?1 AND repo_ready_at IS NULL",
+        &[int(id), text(now)],
     )
     .await
     .map(drop)

@@ -91,10 +91,15 @@ pub fn Tasks() -> impl IntoView {
     view! {
         <h1>{t("nav.tasks")}</h1>
         <p><button id="new-task" on:click=move |_| editing.set(Some(None))>{t("tasks.new")}</button></p>
-        {move || editing.get().map(|initial| {
-            let choices = nodes.get().and_then(Result::ok).unwrap_or_default();
-            let stores = targets.get().and_then(Result::ok).unwrap_or_default();
-            view! { <TaskForm initial nodes=choices targets=stores on_saved=saved on_cancel=move || editing.set(None) /> }
+        // The form is made once the nodes and targets are in: made before, it would be made
+        // again when they arrive, and whatever had been typed into it would be gone.
+        {move || editing.get().map(|initial| match (nodes.get(), targets.get()) {
+            (Some(choices), Some(stores)) => {
+                let choices = choices.ok().unwrap_or_default();
+                let stores = stores.ok().unwrap_or_default();
+                view! { <TaskForm initial nodes=choices targets=stores on_saved=saved on_cancel=move || editing.set(None) /> }.into_any()
+            }
+            _ => view! { <p class="empty">{t("loading")}</p> }.into_any(),
         })}
         {move || error.get().map(|failure| view! { <ErrorNote failure /> })}
         <section class="card">

@@ -451,6 +451,22 @@ pub fn plan_restore(
     Ok(steps)
 }
 
+/// The file a database's dump is stored as in a repository snapshot: `/mysql/<db>.sql` or
+/// `/postgresql/<db>.sql`, and PostgreSQL's globals as `/postgresql-globals.sql` (outside the
+/// databases' folder, so no database name can collide with it). `%` and `/` in a name are
+/// percent-encoded, so every database is exactly one file of its folder.
+pub fn snapshot_file(engine: DbEngine, section: &DumpSection) -> String {
+    let folder = match engine {
+        DbEngine::Mysql => "mysql",
+        DbEngine::Postgresql => "postgresql",
+    };
+    if section.globals {
+        return format!("/{folder}-globals.sql");
+    }
+    let name = section.database.replace('%', "%25").replace('/', "%2F");
+    format!("/{folder}/{name}.sql")
+}
+
 /// A MySQL identifier in backticks (names are checked to hold none).
 pub fn mysql_ident(name: &str) -> String {
     format!("`{}`", name.replace('`', "``"))
@@ -505,6 +521,28 @@ pub fn pgpass_field(value: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_database_is_one_file_of_its_folder_in_a_snapshot() {
+        let section = |database: &str, globals| DumpSection {
+            database: database.to_owned(),
+            globals,
+            offset: 0,
+            preamble: 0,
+            bytes: 0,
+        };
+        let pg = |db: &str| snapshot_file(DbEngine::Postgresql, &section(db, false));
+        assert_eq!(snapshot_file(DbEngine::Mysql, &section("shop", false)), "/mysql/shop.sql");
+        assert_eq!(pg("a/../b"), "/postgresql/a%2F..%2Fb.sql");
+        assert_eq!(pg("100%"), "/postgresql/100%25.sql");
+        assert_eq!(pg(".."), "/postgresql/...sql");
+        assert_ne!(pg("a%2Fb"), pg("a/b"));
+        assert_eq!(
+            snapshot_file(DbEngine::Postgresql, &section("", true)),
+            "/postgresql-globals.sql"
+        );
+        assert_ne!(pg("globals"), "/postgresql-globals.sql");
+    }
 
     fn req(host: &str, user: &str, password: &str, port: Option<u16>) -> DiscoverRequest {
         DiscoverRequest {

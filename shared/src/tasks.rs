@@ -339,20 +339,11 @@ fn check_tags(raw: &[String]) -> Result<Vec<String>, FieldError> {
     Ok(out)
 }
 
-fn check_format(raw: &str, kind: TaskType) -> Result<crate::status::BackupFormat, FieldError> {
+fn check_format(raw: &str) -> Result<crate::status::BackupFormat, FieldError> {
     use crate::status::BackupFormat;
     match raw.trim() {
         "" => Ok(BackupFormat::Archive),
         word => match BackupFormat::parse(word) {
-            // Database dumps into repositories come with their own stream source; until then a
-            // database task stays an archive task rather than half-working.
-            Some(BackupFormat::Repository) if kind != TaskType::File => Err(FieldError::new(
-                "format",
-                format!(
-                    "repository is not available for {} tasks yet; use archive",
-                    kind.as_str()
-                ),
-            )),
             Some(format) => Ok(format),
             None => Err(FieldError::new(
                 "format",
@@ -488,7 +479,7 @@ impl BackupTaskRequest {
             schedule,
             spec: TaskSpec {
                 source,
-                format: check_format(&self.format, kind)?,
+                format: check_format(&self.format)?,
                 compression: check_compression(&self.compression, self.compression_level)?,
                 retention: self.retention,
             },

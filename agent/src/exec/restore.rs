@@ -190,6 +190,31 @@ async fn run_reported(
     })
 }
 
+/// The repository a stored snapshot is in, opened on its target.
+pub(crate) async fn open_repository(
+    source: &StoredObject,
+    snapshot: &SnapshotRef,
+    tools: &Tools,
+) -> Result<(Location, StorageConfig), CommandError> {
+    let config = StorageConfig::parse(source.storage_type, &source.config)
+        .map_err(|e| failed(format!("target {}: {e}", source.target_id)))?;
+    if source.path != REPOSITORY_DIR {
+        return Err(failed(format!(
+            "the repository must be at {REPOSITORY_DIR}/ on the target, not {:?}",
+            source.path
+        )));
+    }
+    let store = Store::open(&config, tools)
+        .await
+        .map_err(|e| failed(format!("opening the target: {}", config.scrub(&e.to_string()))))?;
+    let at = Location {
+        store: Arc::new(store),
+        root: REPOSITORY_DIR.to_owned(),
+        password: snapshot.password.clone(),
+    };
+    Ok((at, config))
+}
+
 /// Restores a repository snapshot (all of it, or the selected paths): rustic_core restores into
 /// a staging directory on the destination's file system (every blob checked against its hash,
 /// every path checked to stay inside), then the staged tree is put in place as an archive's is.
@@ -199,28 +224,13 @@ async fn from_snapshot(
     tools: &Tools,
     reporter: &Reporter,
 ) -> Result<RestoreReport, CommandError> {
-    let config = StorageConfig::parse(job.source.storage_type, &job.source.config)
-        .map_err(|e| failed(format!("target {}: {e}", job.source.target_id)))?;
-    let scrub = |e: &dyn std::fmt::Display| config.scrub(&e.to_string());
-    if job.source.path != REPOSITORY_DIR {
-        return Err(failed(format!(
-            "the repository must be at {REPOSITORY_DIR}/ on the target, not {:?}",
-            job.source.path
-        )));
-    }
     let selected = job
         .selected_paths
         .iter()
         .map(|p| repository::inside(p).map_err(|e| failed(e.to_string())))
         .collect::<Result<Vec<PathBuf>, _>>()?;
-    let store = Store::open(&config, tools)
-        .await
-        .map_err(|e| failed(format!("opening the target: {}", scrub(&e))))?;
-    let at = Location {
-        store: Arc::new(store),
-        root: REPOSITORY_DIR.to_owned(),
-        password: snapshot.password.clone(),
-    };
+    let (at, config) = open_repository(job.source, snapshot, tools).await?;
+    let scrub = |e: &dyn std::fmt::Display| config.scrub(&e.to_string());
     // What lands where: the selected paths, or everything the snapshot was taken of.
     let taken = if selected.is_empty() {
         repository::snapshot_paths(&at, &snapshot.id)

@@ -159,8 +159,9 @@ pub async fn run_backup(
             let stored = report.targets.iter().filter(|t| t.bytes.is_some()).count();
             if report.changes.is_some() {
                 return format!(
-                    "finished: {} files, {} bytes read, {} bytes added to the repositories, a snapshot on {stored} of {} targets",
+                    "finished: {} {}, {} bytes read, {} bytes added to the repositories, a snapshot on {stored} of {} targets",
                     report.files,
+                    if report.sections.is_empty() { "files" } else { "database files" },
                     report.source_bytes,
                     report.bytes,
                     report.targets.len()
@@ -365,21 +366,16 @@ async fn run_reported(
     })
 }
 
-/// A repository run: one snapshot into each target's repository, one target after the other
-/// (each reads the sources again; with the task's previous snapshot as parent, unchanged files
-/// are recognised by size and time and not read twice).
+/// A repository run: one snapshot into each target's repository. Files are read once per target,
+/// one target after the other (with the task's previous snapshot as parent, unchanged files are
+/// recognised by size and time and not read again); a dump or an SQLite copy is made once and
+/// written into every repository at the same time ([`repository::streams`]).
 async fn into_repositories(
     run: &Run<'_>,
     read: Reading,
     targets: &mut [Target<'_>],
     reporter: &Reporter,
 ) -> Result<RunBackupReport, CommandError> {
-    let Source::Files { spec, excludes } = read.source else {
-        return Err(failed(
-            "this agent writes only file tasks into repositories; database tasks use archives",
-        ));
-    };
-    let sources: Vec<std::path::PathBuf> = spec.sources.iter().map(Into::into).collect();
     let labels = Labels {
         host: if run.node_name.is_empty() {
             crate::system::hostname()
@@ -389,33 +385,86 @@ async fn into_repositories(
         task_id: run.task_id,
         record_id: run.record_id,
     };
-    let counters = reporter.counters();
-    let mut first: Option<Snapshotted> = None;
-    for target in targets.iter_mut() {
+    // Where each target's repository is, or why it cannot be written.
+    let mut places: Vec<(usize, Location)> = Vec::new();
+    for (i, target) in targets.iter_mut().enumerate() {
         let Ok(store) = &target.store else { continue };
-        let id = target.dest.target_id;
-        let outcome = match (&target.dest.repository_password, target.dest.path.as_str()) {
-            (None, _) => Err("no repository password was sent for this target".to_owned()),
-            (Some(_), path) if path != REPOSITORY_DIR => Err(format!(
-                "the repository must be at {REPOSITORY_DIR}/ on the target, not {path:?}"
-            )),
-            (Some(password), _) => {
-                let at = Location {
+        match (&target.dest.repository_password, target.dest.path.as_str()) {
+            (None, _) => {
+                target.outcome = Some(Err(
+                    "no repository password was sent for this target".to_owned()
+                ));
+            }
+            (Some(_), path) if path != REPOSITORY_DIR => {
+                target.outcome = Some(Err(format!(
+                    "the repository must be at {REPOSITORY_DIR}/ on the target, not {path:?}"
+                )));
+            }
+            (Some(password), _) => places.push((
+                i,
+                Location {
                     store: Arc::new(store.clone()),
                     root: REPOSITORY_DIR.to_owned(),
                     password: password.clone(),
-                };
-                repository::backup_files(
-                    &at,
-                    sources.clone(),
-                    excludes.clone(),
-                    &labels,
-                    Arc::clone(&counters),
-                )
-                .await
-                .map_err(|e| target.config.scrub(&e.to_string()))
+                },
+            )),
+        }
+    }
+    let counters = reporter.counters();
+    let mut sections = Vec::new();
+    let outcomes: Vec<Result<Snapshotted, String>> = match read.source {
+        Source::Files { spec, excludes } => {
+            let sources: Vec<std::path::PathBuf> = spec.sources.iter().map(Into::into).collect();
+            let mut outcomes = Vec::with_capacity(places.len());
+            for (i, at) in &places {
+                outcomes.push(
+                    repository::backup_files(
+                        at,
+                        sources.clone(),
+                        excludes.clone(),
+                        &labels,
+                        Arc::clone(&counters),
+                    )
+                    .await
+                    .map_err(|e| targets[*i].config.scrub(&e.to_string())),
+                );
             }
-        };
+            outcomes
+        }
+        Source::Dump(mut dump) => {
+            let paths = dump.snapshot_files().into_iter().map(Into::into).collect();
+            let locations = places.iter().map(|(_, at)| at.clone()).collect();
+            let (produced, outcomes) = repository::streams::backup_streams(
+                locations,
+                paths,
+                move |out| dump.write_files(&counters, out),
+                &labels,
+            )
+            .await;
+            if let Ok(produced) = &produced {
+                sections = produced.sections.clone();
+            }
+            stream_outcomes(produced.map(drop), outcomes, &places, targets)
+        }
+        Source::Sqlite(path) => {
+            let locations = places.iter().map(|(_, at)| at.clone()).collect();
+            let (produced, outcomes) = repository::streams::backup_streams(
+                locations,
+                vec![path.clone()],
+                move |out| {
+                    crate::pipeline::Files::next_file(out)?;
+                    crate::pipeline::sqlite::snapshot_into(&path, &counters, out)
+                },
+                &labels,
+            )
+            .await;
+            stream_outcomes(produced.map(drop), outcomes, &places, targets)
+        }
+    };
+    let mut first: Option<Snapshotted> = None;
+    for ((i, _), outcome) in places.iter().zip(outcomes) {
+        let target = &mut targets[*i];
+        let id = target.dest.target_id;
         match outcome {
             Ok(snap) => {
                 reporter.info(format!(
@@ -463,11 +512,32 @@ async fn into_repositories(
         files: snap.files,
         source_bytes: snap.total_bytes,
         targets: targets.iter().map(Target::report).collect(),
-        sections: Vec::new(),
+        sections,
         changes: Some(SnapshotChanges {
             files_new: snap.files_new,
             files_changed: snap.files_changed,
             files_unmodified: snap.files_unmodified,
         }),
     })
+}
+
+/// Each target's outcome of a stream snapshot. A failed producer (a dump program that failed)
+/// fails every target: a repository's own failure names it (the file it could not finish), and a
+/// snapshot that came through anyway is not taken for a good one.
+fn stream_outcomes(
+    produced: Result<(), repository::RepoError>,
+    outcomes: Vec<Result<Snapshotted, repository::RepoError>>,
+    places: &[(usize, Location)],
+    targets: &[Target<'_>],
+) -> Vec<Result<Snapshotted, String>> {
+    let scrub = |i: usize, text: String| targets[i].config.scrub(&text);
+    places
+        .iter()
+        .zip(outcomes)
+        .map(|((i, _), outcome)| match (outcome, &produced) {
+            (Err(e), _) => Err(scrub(*i, e.to_string())),
+            (Ok(_), Err(why)) => Err(scrub(*i, why.to_string())),
+            (Ok(snap), Ok(())) => Ok(snap),
+        })
+        .collect()
 }

@@ -16,12 +16,14 @@
 //! said on stderr; everything it says goes to the run's log as it says it.
 
 use crate::dbconn::{self, Prepared};
-use crate::pipeline::Produced;
+use crate::pipeline::{Files, Produced};
 use crate::report::{Counters, LogSink};
 use std::io::{self, BufRead, Read, Write};
 use std::process::{Command, Stdio};
 use stowage_shared::api::LogLevel;
-use stowage_shared::databases::{DbConnection, DbEngine, DumpSection, mysql_ident, pg_ident};
+use stowage_shared::databases::{
+    DbConnection, DbEngine, DumpSection, mysql_ident, pg_ident, snapshot_file,
+};
 use stowage_shared::protocol::CommandError;
 
 /// One program run of a dump, with the text written before its output.
@@ -208,76 +210,122 @@ impl Dump {
         let mut produced = Produced::default();
         for step in &mut self.steps {
             out.write_all(step.preamble.as_bytes())?;
-            let mut child = step
-                .command
-                .spawn()
-                .map_err(|e| io::Error::other(format!("starting {}: {e}", step.label)))?;
-            let stderr = child
-                .stderr
-                .take()
-                .ok_or_else(|| io::Error::other("no stderr"))?;
-            // Read stderr at the same time, or a chatty program would block on a full pipe.
-            let log = self.log.clone();
-            let (conn, tool) = (self.conn.clone(), step.tool.clone());
-            let complaints = std::thread::spawn(move || {
-                let mut tail = Vec::new();
-                let mut reader = io::BufReader::new(stderr);
-                let mut line = Vec::new();
-                let mut logged = 0;
-                while reader.read_until(b'\n', &mut line).unwrap_or(0) > 0 {
-                    if let Some(log) = &log
-                        && logged < STDERR_LOG_LINES
-                    {
-                        log.log(
-                            LogLevel::Warn,
-                            format!("[{tool}] {}", dbconn::reason(&conn, &line)),
-                        );
-                        logged += 1;
-                    }
-                    tail.extend_from_slice(&line);
-                    if tail.len() > 2 * STDERR_TAIL {
-                        tail.drain(..tail.len() - STDERR_TAIL);
-                    }
-                    line.clear();
-                }
-                let start = tail.len().saturating_sub(STDERR_TAIL);
-                tail.split_off(start)
-            });
-            let mut stdout = child
-                .stdout
-                .take()
-                .ok_or_else(|| io::Error::other("no stdout"))?;
-            let copied = copy_counted(&mut stdout, out, counters);
-            drop(stdout);
-            if copied.is_err() {
-                // The pass broke downstream: stop the dump rather than wait for it.
-                let _ = child.kill();
-            }
-            let status = child.wait()?;
-            let said = complaints.join().unwrap_or_default();
-            let bytes = copied?;
-            if !status.success() {
-                return Err(io::Error::other(format!(
-                    "{} failed ({status}): {}",
-                    step.label,
-                    dbconn::reason(&self.conn, &said)
-                )));
-            }
+            let bytes = run_step(step, &self.conn, self.log.as_ref(), counters, out)?;
             let preamble = step.preamble.len() as u64;
-            produced.sections.push(DumpSection {
-                database: step.database.clone(),
-                globals: step.globals,
-                offset,
-                preamble,
-                bytes,
-            });
+            produced.sections.push(step.section(offset, preamble, bytes));
             offset += preamble + bytes;
-            counters.add_file(0);
             produced.items += 1;
             produced.bytes += bytes;
         }
         Ok(produced)
     }
+
+    /// The file each database is stored as in a repository snapshot, in the order
+    /// [`Dump::write_files`] writes them: sorted, as a snapshot's tree must be.
+    pub fn snapshot_files(&mut self) -> Vec<String> {
+        let engine = self.conn.engine;
+        let file = |s: &Step| snapshot_file(engine, &s.section(0, 0, 0));
+        self.steps.sort_by_cached_key(|s| std::path::PathBuf::from(file(s)));
+        self.steps.iter().map(file).collect()
+    }
+
+    /// Runs the steps in the order of [`Dump::snapshot_files`], each into its own file of `out`
+    /// (without the preamble: each file is one database's dump as its program wrote it). The
+    /// sections say where each would lie if the files were laid end to end.
+    pub fn write_files(&mut self, counters: &Counters, out: &mut dyn Files) -> io::Result<Produced> {
+        self.snapshot_files();
+        let mut offset = 0u64;
+        let mut produced = Produced::default();
+        for step in &mut self.steps {
+            out.next_file()?;
+            let bytes = run_step(step, &self.conn, self.log.as_ref(), counters, out)?;
+            produced.sections.push(step.section(offset, 0, bytes));
+            offset += bytes;
+            produced.items += 1;
+            produced.bytes += bytes;
+        }
+        Ok(produced)
+    }
+}
+
+impl Step {
+    fn section(&self, offset: u64, preamble: u64, bytes: u64) -> DumpSection {
+        DumpSection {
+            database: self.database.clone(),
+            globals: self.globals,
+            offset,
+            preamble,
+            bytes,
+        }
+    }
+}
+
+/// Runs one dump program into `out`: its stderr goes to the log as it comes, and a non-zero exit
+/// fails the step with the end of what it said. Returns the bytes it wrote.
+fn run_step(
+    step: &mut Step,
+    conn: &DbConnection,
+    log: Option<&LogSink>,
+    counters: &Counters,
+    out: &mut dyn Write,
+) -> io::Result<u64> {
+    let mut child = step
+        .command
+        .spawn()
+        .map_err(|e| io::Error::other(format!("starting {}: {e}", step.label)))?;
+    let stderr = child
+        .stderr
+        .take()
+        .ok_or_else(|| io::Error::other("no stderr"))?;
+    // Read stderr at the same time, or a chatty program would block on a full pipe.
+    let log = log.cloned();
+    let (said_conn, tool) = (conn.clone(), step.tool.clone());
+    let complaints = std::thread::spawn(move || {
+        let mut tail = Vec::new();
+        let mut reader = io::BufReader::new(stderr);
+        let mut line = Vec::new();
+        let mut logged = 0;
+        while reader.read_until(b'\n', &mut line).unwrap_or(0) > 0 {
+            if let Some(log) = &log
+                && logged < STDERR_LOG_LINES
+            {
+                log.log(
+                    LogLevel::Warn,
+                    format!("[{tool}] {}", dbconn::reason(&said_conn, &line)),
+                );
+                logged += 1;
+            }
+            tail.extend_from_slice(&line);
+            if tail.len() > 2 * STDERR_TAIL {
+                tail.drain(..tail.len() - STDERR_TAIL);
+            }
+            line.clear();
+        }
+        let start = tail.len().saturating_sub(STDERR_TAIL);
+        tail.split_off(start)
+    });
+    let mut stdout = child
+        .stdout
+        .take()
+        .ok_or_else(|| io::Error::other("no stdout"))?;
+    let copied = copy_counted(&mut stdout, out, counters);
+    drop(stdout);
+    if copied.is_err() {
+        // The pass broke downstream: stop the dump rather than wait for it.
+        let _ = child.kill();
+    }
+    let status = child.wait()?;
+    let said = complaints.join().unwrap_or_default();
+    let bytes = copied?;
+    if !status.success() {
+        return Err(io::Error::other(format!(
+            "{} failed ({status}): {}",
+            step.label,
+            dbconn::reason(conn, &said)
+        )));
+    }
+    counters.add_file(0);
+    Ok(bytes)
 }
 
 fn copy_counted(from: &mut impl Read, to: &mut dyn Write, counters: &Counters) -> io::Result<u64> {

@@ -279,6 +279,12 @@ pub enum Source {
     Sqlite(std::path::PathBuf),
 }
 
+/// Where a producer writes several files one after another (the files of a repository
+/// snapshot): each starts with `next_file`.
+pub trait Files: Write {
+    fn next_file(&mut self) -> io::Result<()>;
+}
+
 /// What a source wrote into the pass.
 #[derive(Debug, Default)]
 pub struct Produced {

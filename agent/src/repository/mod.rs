@@ -11,6 +11,7 @@
 //! of the repository's size) would make restore memory grow with the repository.
 
 pub mod backend;
+pub mod streams;
 
 use crate::pipeline::Excludes;
 use crate::report::Counters;
@@ -21,12 +22,13 @@ use rustic_core::repofile::SnapshotFile;
 use rustic_core::{
     BackupOptions, ConfigOptions, Credentials, Id, KeyOptions, LocalDestination, LocalSource,
     LocalSourceFilterOptions, LocalSourceSaveOptions, LsOptions, OpenStatus, ParentOptions,
-    Progress, ProgressBars, ProgressType, ReadSource, ReadSourceEntry, Repository,
+    Progress, ProgressBars, ProgressType, ReadSource, ReadSourceEntry, ReadSourceOpen, Repository,
     RepositoryBackends, RepositoryOptions, RestoreOptions, RusticProgress, RusticResult,
     SnapshotOptions,
 };
+use std::io::Read;
 use std::path::{Component, Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use stowage_shared::SecretString;
 
 /// The size data packs start at, and the most they grow to.
@@ -84,6 +86,58 @@ impl Labels {
     pub fn label(&self) -> String {
         format!("stowage-task-{}", self.task_id)
     }
+
+    fn snapshot_options(&self) -> Result<SnapshotOptions, RepoError> {
+        Ok(SnapshotOptions::default()
+            .host(self.host.clone())
+            .label(self.label())
+            .add_tags(&self.tags())?)
+    }
+}
+
+/// What could not be read while a snapshot was taken. rustic_core warns and leaves such a file
+/// out of the snapshot; Stowage instead discards the snapshot, as an archive run fails on a
+/// file it cannot read: a backup is whole or it is not reported good.
+#[derive(Debug, Clone, Default)]
+struct Faults(Arc<Mutex<Vec<String>>>);
+
+impl Faults {
+    fn add(&self, what: String) {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).push(what);
+    }
+    fn list(&self) -> Vec<String> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+}
+
+/// The snapshot when nothing failed to be read; otherwise it is removed again (its data stays
+/// until a prune, like any forgotten snapshot's) and the run fails on this target, naming
+/// what could not be read.
+fn whole_or_discarded(
+    at: &Location,
+    be: &Arc<StoreBackend>,
+    snapshot: Result<SnapshotFile, RepoError>,
+    faults: &Faults,
+) -> Result<Snapshotted, RepoError> {
+    let snap = snapshot?;
+    let faults = faults.list();
+    if faults.is_empty() {
+        return Ok(snapshotted(&snap));
+    }
+    let discarded = open_existing(at, unopened_hidden(Arc::clone(be))?)
+        .and_then(|repo| Ok(repo.delete_snapshots(&[snap.id])?))
+        .and_then(|()| Ok(be.flush()?));
+    let shown: Vec<&str> = faults.iter().take(5).map(String::as_str).collect();
+    Err(RepoError::Refused(format!(
+        "{} item(s) could not be read, so the snapshot {}: {}{}",
+        faults.len(),
+        match discarded {
+            Ok(()) => "was discarded".to_owned(),
+            Err(e) => format!("is incomplete and could not be removed ({e})"),
+        },
+        shown.join("; "),
+        if faults.len() > shown.len() { "; …" } else { "" }
+    )))
 }
 
 /// What a backup run added to the repository.
@@ -150,14 +204,15 @@ fn unopened(
     )?)
 }
 
+/// The repository on `backend`, not yet opened, reporting no progress.
+fn unopened_hidden(backend: Arc<StoreBackend>) -> Result<Repository<()>, RepoError> {
+    let backends = RepositoryBackends::new(backend, None);
+    Ok(Repository::new(&RepositoryOptions::default(), &backends)?)
+}
+
 /// Opens the repository at `at`, creating it (with a key restic opens with the same password)
 /// when the target has none yet.
-fn open_or_init(
-    at: &Location,
-    backend: Arc<StoreBackend>,
-    counters: &Arc<Counters>,
-) -> Result<Repository<OpenStatus>, RepoError> {
-    let repo = unopened(backend, counters)?;
+fn open_or_init(at: &Location, repo: Repository<()>) -> Result<Repository<OpenStatus>, RepoError> {
     let credentials = Credentials::password(at.password.expose());
     if repo.config_id()?.is_some() {
         return Ok(repo.open(&credentials)?);
@@ -182,22 +237,67 @@ fn backend(at: &Location) -> Arc<StoreBackend> {
 struct Filtered {
     inner: LocalSource,
     excludes: Excludes,
+    faults: Faults,
 }
 
 struct FilteredIter {
     inner: <LocalSource as ReadSource>::Iter,
     excludes: Excludes,
     skipping: Option<PathBuf>,
+    faults: Faults,
+}
+
+/// A file of the walk, opened when rustic_core reads it; what fails is noted in the faults.
+struct Watched<O> {
+    inner: O,
+    path: PathBuf,
+    faults: Faults,
+}
+
+struct WatchedReader<R> {
+    inner: R,
+    path: PathBuf,
+    faults: Faults,
+}
+
+impl<O: ReadSourceOpen> ReadSourceOpen for Watched<O> {
+    type Reader = WatchedReader<O::Reader>;
+
+    fn open(self) -> RusticResult<Self::Reader> {
+        match self.inner.open() {
+            Ok(inner) => Ok(WatchedReader {
+                inner,
+                path: self.path,
+                faults: self.faults,
+            }),
+            Err(e) => {
+                self.faults.add(format!("{}: {e}", self.path.display()));
+                Err(e)
+            }
+        }
+    }
+}
+
+impl<R: Read> Read for WatchedReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        self.inner.read(buf).inspect_err(|e| {
+            self.faults.add(format!("{}: {e}", self.path.display()));
+        })
+    }
 }
 
 impl Iterator for FilteredIter {
-    type Item = RusticResult<ReadSourceEntry<<LocalSource as ReadSource>::Open>>;
+    type Item = RusticResult<ReadSourceEntry<Watched<<LocalSource as ReadSource>::Open>>>;
 
     fn next(&mut self) -> Option<Self::Item> {
         loop {
             let entry = match self.inner.next()? {
                 Ok(entry) => entry,
-                Err(e) => return Some(Err(e)),
+                Err(e) => {
+                    // The walker could not read a directory or an entry's metadata.
+                    self.faults.add(e.to_string().lines().next().unwrap_or_default().to_owned());
+                    return Some(Err(e));
+                }
             };
             // The walk is sorted by path: everything under a skipped directory comes right
             // after it.
@@ -213,13 +313,19 @@ impl Iterator for FilteredIter {
                 }
                 continue;
             }
-            return Some(Ok(entry));
+            let ReadSourceEntry { path, node, open } = entry;
+            let open = open.map(|inner| Watched {
+                inner,
+                path: path.clone(),
+                faults: self.faults.clone(),
+            });
+            return Some(Ok(ReadSourceEntry { path, node, open }));
         }
     }
 }
 
 impl ReadSource for Filtered {
-    type Open = <LocalSource as ReadSource>::Open;
+    type Open = Watched<<LocalSource as ReadSource>::Open>;
     type Iter = FilteredIter;
 
     fn size(&self) -> RusticResult<Option<u64>> {
@@ -232,6 +338,7 @@ impl ReadSource for Filtered {
             inner: self.inner.entries(),
             excludes: self.excludes.clone(),
             skipping: None,
+            faults: self.faults.clone(),
         }
     }
 }
@@ -271,13 +378,10 @@ pub async fn backup_files(
         }
         paths.sort();
         paths.dedup();
-        let repo = open_or_init(&at, Arc::clone(&backend), &counters)?.to_indexed_ids()?;
-        let snap = SnapshotFile::from_options(
-            &SnapshotOptions::default()
-                .host(labels.host.clone())
-                .label(labels.label())
-                .add_tags(&labels.tags())?,
-        )?;
+        let repo = open_or_init(&at, unopened(Arc::clone(&backend), &counters)?)?
+            .to_indexed_ids()?;
+        let snap = SnapshotFile::from_options(&labels.snapshot_options()?)?;
+        let faults = Faults::default();
         let source = Filtered {
             inner: LocalSource::new(
                 LocalSourceSaveOptions::default(),
@@ -286,13 +390,16 @@ pub async fn backup_files(
                 &paths,
             )?,
             excludes,
+            faults: faults.clone(),
         };
         let opts = BackupOptions::default()
             .no_scan(true)
             .parent_opts(ParentOptions::default());
-        let snap = repo.archive(&opts, &source, snap, &paths)?;
-        backend.flush()?;
-        Ok(snapshotted(&snap))
+        let snap = repo
+            .archive(&opts, &source, snap, &paths)
+            .map_err(RepoError::from)
+            .and_then(|snap| Ok(backend.flush().map(|()| snap)?));
+        whole_or_discarded(&at, &backend, snap, &faults)
     })
     .await
 }
@@ -356,7 +463,7 @@ pub async fn restore(
     let id = snapshot_id(id)?;
     let backend = backend(&at);
     run_blocking(move || {
-        let repo = open_existing(&at, backend, &counters)?.to_indexed()?;
+        let repo = open_existing(&at, unopened(backend, &counters)?)?.to_indexed()?;
         let snap = repo
             .get_snapshots(&[id.to_hex().as_str()])?
             .pop()
@@ -412,13 +519,80 @@ pub async fn restore(
     .await
 }
 
+/// Writes the files at `paths` (absolute, as the snapshot holds them) of snapshot `id` into
+/// `out`, one after another, and returns `out` with each file's length. Every blob is
+/// authenticated as it is read (a damaged pack fails the read, never passes wrong bytes on).
+pub async fn read_files<W: std::io::Write + Send + 'static>(
+    at: &Location,
+    id: &str,
+    paths: Vec<PathBuf>,
+    out: W,
+    counters: Arc<Counters>,
+) -> Result<(W, Vec<u64>), RepoError> {
+    let at = at.clone();
+    let id = snapshot_id(id)?;
+    let backend = backend(&at);
+    run_blocking(move || {
+        let repo = open_existing(&at, unopened_hidden(backend)?)?.to_indexed()?;
+        let snap = repo
+            .get_snapshots(&[id.to_hex().as_str()])?
+            .pop()
+            .ok_or_else(|| RepoError::Refused(format!("snapshot {id} is not in the repository")))?;
+        let mut out = Counted {
+            inner: out,
+            bytes: 0,
+            counters,
+        };
+        let mut lengths = Vec::with_capacity(paths.len());
+        for path in &paths {
+            let node = repo
+                .node_from_snapshot_and_path(&snap, &path.to_string_lossy())
+                .map_err(|_| {
+                    RepoError::Refused(format!("{} is not in the snapshot", path.display()))
+                })?;
+            if !node.is_file() {
+                return Err(RepoError::Refused(format!(
+                    "{} in the snapshot is not a file",
+                    path.display()
+                )));
+            }
+            let before = out.bytes;
+            repo.dump(&node, &mut out)?;
+            lengths.push(out.bytes - before);
+        }
+        std::io::Write::flush(&mut out)
+            .map_err(|e| RepoError::Refused(format!("writing: {e}")))?;
+        Ok((out.inner, lengths))
+    })
+    .await
+}
+
+/// A writer that counts what passes, into the run's progress too.
+struct Counted<W> {
+    inner: W,
+    bytes: u64,
+    counters: Arc<Counters>,
+}
+
+impl<W: std::io::Write> std::io::Write for Counted<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.bytes += n as u64;
+        self.counters.add_source(n as u64);
+        Ok(n)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
+}
+
 /// The paths snapshot `id` was taken of.
 pub async fn snapshot_paths(at: &Location, id: &str) -> Result<Vec<PathBuf>, RepoError> {
     let at = at.clone();
     let id = snapshot_id(id)?;
     let backend = backend(&at);
     run_blocking(move || {
-        let repo = open_existing(&at, backend, &Arc::default())?;
+        let repo = open_existing(&at, unopened_hidden(backend)?)?;
         let snap = repo
             .get_snapshots(&[id.to_hex().as_str()])?
             .pop()
@@ -429,12 +603,7 @@ pub async fn snapshot_paths(at: &Location, id: &str) -> Result<Vec<PathBuf>, Rep
 }
 
 /// Opens a repository that must exist (a restore or a forget never creates one).
-fn open_existing(
-    at: &Location,
-    backend: Arc<StoreBackend>,
-    counters: &Arc<Counters>,
-) -> Result<Repository<OpenStatus>, RepoError> {
-    let repo = unopened(backend, counters)?;
+fn open_existing(at: &Location, repo: Repository<()>) -> Result<Repository<OpenStatus>, RepoError> {
     if repo.config_id()?.is_none() {
         return Err(RepoError::Refused(format!(
             "there is no repository at {}/ on the target",
@@ -456,8 +625,7 @@ pub async fn forget(at: &Location, ids: &[String]) -> Result<(), RepoError> {
     ids.dedup();
     let backend = backend(&at);
     run_blocking(move || {
-        let counters = Arc::new(Counters::default());
-        let repo = open_existing(&at, backend, &counters)?;
+        let repo = open_existing(&at, unopened_hidden(backend)?)?;
         let present: std::collections::HashSet<_> =
             repo.list::<rustic_core::repofile::SnapshotId>()?.collect();
         let gone: Vec<_> = ids.into_iter().filter(|id| present.contains(id)).collect();

@@ -278,3 +278,128 @@ async fn a_wrong_password_or_no_repository_is_refused() {
     assert!(!err.to_string().contains(PASSWORD));
     assert!(snapshot_id("abc").is_err());
 }
+
+/// Streams written into two repositories at once: each gets the same files, plain `restic`
+/// reads them, and Stowage reads them back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn streams_land_in_every_repository_and_restic_dumps_them() {
+    use crate::pipeline::Files;
+    let (one, two) = (
+        tempfile::tempdir().expect("tmp"),
+        tempfile::tempdir().expect("tmp"),
+    );
+    let targets = vec![local(one.path()).await, local(two.path()).await];
+    let big: Vec<u8> = (0..3_000_000u32).map(|i| (i * 7 % 251) as u8).collect();
+    let small = b"CREATE TABLE t (i int);\n".to_vec();
+    let (big2, small2) = (big.clone(), small.clone());
+    let paths = vec![
+        PathBuf::from("/mysql/a%2Fb.sql"),
+        PathBuf::from("/mysql/shop.sql"),
+    ];
+    let (produced, snapshots) = streams::backup_streams(
+        targets.clone(),
+        paths.clone(),
+        move |out| {
+            out.next_file()?;
+            for piece in big2.chunks(100_000) {
+                std::io::Write::write_all(out, piece)?;
+            }
+            out.next_file()?;
+            std::io::Write::write_all(out, &small2)?;
+            Ok(7)
+        },
+        &labels(1),
+    )
+    .await;
+    assert_eq!(produced.expect("produced"), 7);
+    for (at, (dir, snap)) in targets
+        .iter()
+        .zip([one.path(), two.path()].into_iter().zip(snapshots))
+    {
+        let snap = snap.expect("a snapshot in each repository");
+        assert_eq!((snap.files, snap.files_new), (2, 2));
+        let repo = dir.join("restic");
+        let dumped = Command::new("restic")
+            .args(["--repo", &repo.to_string_lossy(), "--no-cache", "--password-file"])
+            .arg({
+                let pw = dir.join("pw");
+                std::fs::write(&pw, PASSWORD).expect("pw");
+                pw
+            })
+            .args(["dump", &snap.snapshot_id, "/mysql/a%2Fb.sql"])
+            .output()
+            .expect("restic is not installed: scripts/install.sh installs Debian's restic");
+        assert!(dumped.status.success(), "{}", String::from_utf8_lossy(&dumped.stderr));
+        assert!(dumped.stdout == big, "restic dumps the stream byte for byte");
+        restic(&repo, &["check", "--read-data"]);
+        let (out, lengths) = read_files(
+            at,
+            &snap.snapshot_id,
+            paths.clone(),
+            Vec::new(),
+            Arc::default(),
+        )
+        .await
+        .expect("read back");
+        assert_eq!(lengths, vec![big.len() as u64, small.len() as u64]);
+        assert!(out == [big.as_slice(), small.as_slice()].concat());
+    }
+}
+
+/// A producer that fails halfway (a dump program that exits non-zero) leaves no snapshot
+/// behind: the file it cut short is never stored as whole.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_stream_leaves_no_snapshot() {
+    use crate::pipeline::Files;
+    let dir = tempfile::tempdir().expect("tmp");
+    let at = local(dir.path()).await;
+    let (produced, snapshots) = streams::backup_streams(
+        vec![at.clone()],
+        vec![PathBuf::from("/postgresql/a.sql"), PathBuf::from("/postgresql/b.sql")],
+        |out| {
+            out.next_file()?;
+            std::io::Write::write_all(out, &vec![1u8; 2_000_000])?;
+            out.next_file()?;
+            std::io::Write::write_all(out, b"half a dump")?;
+            Err::<(), _>(std::io::Error::other("pg_dump failed (exit status: 1)"))
+        },
+        &labels(2),
+    )
+    .await;
+    let why = produced.expect_err("the producer failed").to_string();
+    assert!(why.contains("pg_dump failed"), "{why}");
+    let why = snapshots
+        .into_iter()
+        .next()
+        .expect("one outcome")
+        .expect_err("no snapshot")
+        .to_string();
+    assert!(why.contains("/postgresql/b.sql"), "{why}");
+    assert!(why.contains("discarded"), "{why}");
+    let listed = restic(&dir.path().join("restic"), &["snapshots", "--json"]);
+    assert_eq!(listed.trim(), "[]", "no snapshot is left: {listed}");
+}
+
+/// A file the walk finds but cannot read fails the snapshot, as it fails an archive run,
+/// instead of being left out quietly. `/proc/self/mem` fails every read at offset 0 (EIO),
+/// whoever the tests run as.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreadable_file_fails_the_snapshot() {
+    let (repo_dir, src) = (tempfile::tempdir().expect("tmp"), tempfile::tempdir().expect("tmp"));
+    let at = local(repo_dir.path()).await;
+    std::fs::write(src.path().join("fine.txt"), b"fine").expect("write");
+    assert!(std::fs::read("/proc/self/mem").is_err(), "/proc/self/mem reads");
+    let outcome = backup_files(
+        &at,
+        vec![src.path().to_path_buf(), PathBuf::from("/proc/self/mem")],
+        Excludes::new(&[]).expect("excludes"),
+        &labels(3),
+        Arc::default(),
+    )
+    .await;
+    let why = outcome.expect_err("the snapshot fails").to_string();
+    assert!(why.contains("/proc/self/mem"), "{why}");
+    assert!(why.contains("discarded"), "{why}");
+    let listed = restic(&repo_dir.path().join("restic"), &["snapshots", "--json"]);
+    assert_eq!(listed.trim(), "[]", "no snapshot is left: {listed}");
+}

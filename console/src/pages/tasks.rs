@@ -183,7 +183,7 @@ fn TaskForm(
     let cron = RwSignal::new(start.cron_expr.clone());
     let zone = RwSignal::new(start.time_zone.clone());
     let compression = RwSignal::new(start.compression.clone());
-    // New file tasks are deduplicated repositories; database tasks write archives.
+    // New tasks are deduplicated, encrypted repositories; a task keeps the format it has.
     let stored_as = RwSignal::new(if id.is_some() {
         start.format.as_str().to_owned()
     } else {
@@ -222,11 +222,7 @@ fn TaskForm(
             storage_target_ids: chosen.get_untracked().into_iter().collect(),
             cron_expr: cron.get_untracked().trim().to_owned(),
             time_zone: zone.get_untracked().trim().to_owned(),
-            format: if kind.get_untracked() == "file" {
-                stored_as.get_untracked()
-            } else {
-                BackupFormat::Archive.as_str().to_owned()
-            },
+            format: stored_as.get_untracked(),
             compression: compression.get_untracked(),
             compression_level: start.compression_level,
             retention: Retention {
@@ -385,14 +381,12 @@ fn TaskForm(
                     <div class="row">
                         <label>{t("tasks.keep_last")}<input id="keep-last" type="number" min="0" bind:value=keep_last /></label>
                         <label>{t("tasks.keep_days")}<input id="keep-days" type="number" min="0" bind:value=keep_days /></label>
-                        {move || (kind.get() == "file").then(|| view! {
-                            <label>{t("tasks.format")}
-                                <select id="format" prop:value=move || stored_as.get() on:change=move |ev| stored_as.set(event_target_value(&ev))>
-                                    <option value="repository">{t("tasks.format_repository")}</option>
-                                    <option value="archive">{t("tasks.format_archive")}</option>
-                                </select>
-                            </label>
-                        })}
+                        <label>{t("tasks.format")}
+                            <select id="format" prop:value=move || stored_as.get() on:change=move |ev| stored_as.set(event_target_value(&ev))>
+                                <option value="repository">{t("tasks.format_repository")}</option>
+                                <option value="archive">{t("tasks.format_archive")}</option>
+                            </select>
+                        </label>
                         <label>{t("tasks.compression")}
                             <select id="compression" prop:value=move || compression.get() on:change=move |ev| compression.set(event_target_value(&ev))>
                                 <option value="zstd">"zstd"</option>

@@ -532,7 +532,10 @@ mod tests {
             bytes: 0,
         };
         let pg = |db: &str| snapshot_file(DbEngine::Postgresql, &section(db, false));
-        assert_eq!(snapshot_file(DbEngine::Mysql, &section("shop", false)), "/mysql/shop.sql");
+        assert_eq!(
+            snapshot_file(DbEngine::Mysql, &section("shop", false)),
+            "/mysql/shop.sql"
+        );
         assert_eq!(pg("a/../b"), "/postgresql/a%2F..%2Fb.sql");
         assert_eq!(pg("100%"), "/postgresql/100%25.sql");
         assert_eq!(pg(".."), "/postgresql/...sql");

@@ -204,9 +204,12 @@ pub(crate) async fn open_repository(
             source.path
         )));
     }
-    let store = Store::open(&config, tools)
-        .await
-        .map_err(|e| failed(format!("opening the target: {}", config.scrub(&e.to_string()))))?;
+    let store = Store::open(&config, tools).await.map_err(|e| {
+        failed(format!(
+            "opening the target: {}",
+            config.scrub(&e.to_string())
+        ))
+    })?;
     let at = Location {
         store: Arc::new(store),
         root: REPOSITORY_DIR.to_owned(),

@@ -10,8 +10,8 @@ use crate::restore::database;
 use crate::storage::Tools;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
-use stowage_shared::databases::{check_connection, check_database_name};
 use stowage_shared::databases::{DumpSection, RestoreStep, snapshot_file};
+use stowage_shared::databases::{check_connection, check_database_name};
 use stowage_shared::protocol::{
     CommandError, DbRestoreTarget, RestoreReport, SnapshotRef, StoredObject,
 };
@@ -291,10 +291,15 @@ async fn from_snapshot(
             let file = private_file(&staged.0).map_err(|e| failed(format!("staging: {e}")))?;
             let encoder = zstd::stream::write::Encoder::new(file, 1)
                 .map_err(|e| failed(format!("staging: {e}")))?;
-            let (encoder, lengths) =
-                repository::read_files(&at, &snapshot.id, files.clone(), encoder, reporter.counters())
-                    .await
-                    .map_err(|e| failed(format!("{}; nothing was restored", scrub(&e))))?;
+            let (encoder, lengths) = repository::read_files(
+                &at,
+                &snapshot.id,
+                files.clone(),
+                encoder,
+                reporter.counters(),
+            )
+            .await
+            .map_err(|e| failed(format!("{}; nothing was restored", scrub(&e))))?;
             encoder
                 .finish()
                 .and_then(|f| f.sync_all())

@@ -212,7 +212,9 @@ impl Dump {
             out.write_all(step.preamble.as_bytes())?;
             let bytes = run_step(step, &self.conn, self.log.as_ref(), counters, out)?;
             let preamble = step.preamble.len() as u64;
-            produced.sections.push(step.section(offset, preamble, bytes));
+            produced
+                .sections
+                .push(step.section(offset, preamble, bytes));
             offset += preamble + bytes;
             produced.items += 1;
             produced.bytes += bytes;
@@ -225,14 +227,19 @@ impl Dump {
     pub fn snapshot_files(&mut self) -> Vec<String> {
         let engine = self.conn.engine;
         let file = |s: &Step| snapshot_file(engine, &s.section(0, 0, 0));
-        self.steps.sort_by_cached_key(|s| std::path::PathBuf::from(file(s)));
+        self.steps
+            .sort_by_cached_key(|s| std::path::PathBuf::from(file(s)));
         self.steps.iter().map(file).collect()
     }
 
     /// Runs the steps in the order of [`Dump::snapshot_files`], each into its own file of `out`
     /// (without the preamble: each file is one database's dump as its program wrote it). The
     /// sections say where each would lie if the files were laid end to end.
-    pub fn write_files(&mut self, counters: &Counters, out: &mut dyn Files) -> io::Result<Produced> {
+    pub fn write_files(
+        &mut self,
+        counters: &Counters,
+        out: &mut dyn Files,
+    ) -> io::Result<Produced> {
         self.snapshot_files();
         let mut offset = 0u64;
         let mut produced = Produced::default();

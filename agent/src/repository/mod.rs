@@ -136,7 +136,11 @@ fn whole_or_discarded(
             Err(e) => format!("is incomplete and could not be removed ({e})"),
         },
         shown.join("; "),
-        if faults.len() > shown.len() { "; …" } else { "" }
+        if faults.len() > shown.len() {
+            "; …"
+        } else {
+            ""
+        }
     )))
 }
 
@@ -295,7 +299,8 @@ impl Iterator for FilteredIter {
                 Ok(entry) => entry,
                 Err(e) => {
                     // The walker could not read a directory or an entry's metadata.
-                    self.faults.add(e.to_string().lines().next().unwrap_or_default().to_owned());
+                    self.faults
+                        .add(e.to_string().lines().next().unwrap_or_default().to_owned());
                     return Some(Err(e));
                 }
             };
@@ -378,8 +383,8 @@ pub async fn backup_files(
         }
         paths.sort();
         paths.dedup();
-        let repo = open_or_init(&at, unopened(Arc::clone(&backend), &counters)?)?
-            .to_indexed_ids()?;
+        let repo =
+            open_or_init(&at, unopened(Arc::clone(&backend), &counters)?)?.to_indexed_ids()?;
         let snap = SnapshotFile::from_options(&labels.snapshot_options()?)?;
         let faults = Faults::default();
         let source = Filtered {
@@ -560,8 +565,7 @@ pub async fn read_files<W: std::io::Write + Send + 'static>(
             repo.dump(&node, &mut out)?;
             lengths.push(out.bytes - before);
         }
-        std::io::Write::flush(&mut out)
-            .map_err(|e| RepoError::Refused(format!("writing: {e}")))?;
+        std::io::Write::flush(&mut out).map_err(|e| RepoError::Refused(format!("writing: {e}")))?;
         Ok((out.inner, lengths))
     })
     .await

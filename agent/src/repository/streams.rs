@@ -215,10 +215,7 @@ pub async fn backup_streams<T: Send + 'static>(
     paths: Vec<PathBuf>,
     produce: impl FnOnce(&mut StreamWriter) -> io::Result<T> + Send + 'static,
     labels: &Labels,
-) -> (
-    Result<T, RepoError>,
-    Vec<Result<Snapshotted, RepoError>>,
-) {
+) -> (Result<T, RepoError>, Vec<Result<Snapshotted, RepoError>>) {
     let count = targets.len();
     if paths.windows(2).any(|w| w[0] >= w[1]) || paths.iter().any(|p| !p.is_absolute()) {
         let why = || RepoError::Refused("stream paths must be absolute and sorted".to_owned());
@@ -273,7 +270,9 @@ pub async fn backup_streams<T: Send + 'static>(
                 .map(|t| {
                     t.join().unwrap_or_else(|_| {
                         (
-                            Err(RepoError::Stopped("the repository thread panicked".to_owned())),
+                            Err(RepoError::Stopped(
+                                "the repository thread panicked".to_owned(),
+                            )),
                             Faults::default(),
                         )
                     })
@@ -282,11 +281,15 @@ pub async fn backup_streams<T: Send + 'static>(
             (produced, snapshots)
         });
         let mut results = Vec::with_capacity(snapshots.len());
-        for ((snapshot, faults), (at, be)) in snapshots.into_iter().zip(targets.iter().zip(&backends))
+        for ((snapshot, faults), (at, be)) in
+            snapshots.into_iter().zip(targets.iter().zip(&backends))
         {
             results.push(super::whole_or_discarded(at, be, snapshot, &faults));
         }
-        Ok((produced.map_err(|e| RepoError::Refused(e.to_string())), results))
+        Ok((
+            produced.map_err(|e| RepoError::Refused(e.to_string())),
+            results,
+        ))
     })
     .await;
     match outcome {
@@ -311,8 +314,7 @@ fn store_streams(
     labels: &Labels,
     paths: &[PathBuf],
 ) -> Result<SnapshotFile, RepoError> {
-    let repo = open_or_init(at, unopened_hidden(Arc::clone(be))?)?
-        .to_indexed_ids()?;
+    let repo = open_or_init(at, unopened_hidden(Arc::clone(be))?)?.to_indexed_ids()?;
     let snap = SnapshotFile::from_options(&labels.snapshot_options()?)?;
     let opts = BackupOptions::default()
         .no_scan(true)

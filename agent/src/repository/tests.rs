@@ -320,7 +320,12 @@ async fn streams_land_in_every_repository_and_restic_dumps_them() {
         assert_eq!((snap.files, snap.files_new), (2, 2));
         let repo = dir.join("restic");
         let dumped = Command::new("restic")
-            .args(["--repo", &repo.to_string_lossy(), "--no-cache", "--password-file"])
+            .args([
+                "--repo",
+                &repo.to_string_lossy(),
+                "--no-cache",
+                "--password-file",
+            ])
             .arg({
                 let pw = dir.join("pw");
                 std::fs::write(&pw, PASSWORD).expect("pw");
@@ -329,8 +334,15 @@ async fn streams_land_in_every_repository_and_restic_dumps_them() {
             .args(["dump", &snap.snapshot_id, "/mysql/a%2Fb.sql"])
             .output()
             .expect("restic is not installed: scripts/install.sh installs Debian's restic");
-        assert!(dumped.status.success(), "{}", String::from_utf8_lossy(&dumped.stderr));
-        assert!(dumped.stdout == big, "restic dumps the stream byte for byte");
+        assert!(
+            dumped.status.success(),
+            "{}",
+            String::from_utf8_lossy(&dumped.stderr)
+        );
+        assert!(
+            dumped.stdout == big,
+            "restic dumps the stream byte for byte"
+        );
         restic(&repo, &["check", "--read-data"]);
         let (out, lengths) = read_files(
             at,
@@ -355,7 +367,10 @@ async fn a_failed_stream_leaves_no_snapshot() {
     let at = local(dir.path()).await;
     let (produced, snapshots) = streams::backup_streams(
         vec![at.clone()],
-        vec![PathBuf::from("/postgresql/a.sql"), PathBuf::from("/postgresql/b.sql")],
+        vec![
+            PathBuf::from("/postgresql/a.sql"),
+            PathBuf::from("/postgresql/b.sql"),
+        ],
         |out| {
             out.next_file()?;
             std::io::Write::write_all(out, &vec![1u8; 2_000_000])?;
@@ -385,10 +400,16 @@ async fn a_failed_stream_leaves_no_snapshot() {
 /// whoever the tests run as.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unreadable_file_fails_the_snapshot() {
-    let (repo_dir, src) = (tempfile::tempdir().expect("tmp"), tempfile::tempdir().expect("tmp"));
+    let (repo_dir, src) = (
+        tempfile::tempdir().expect("tmp"),
+        tempfile::tempdir().expect("tmp"),
+    );
     let at = local(repo_dir.path()).await;
     std::fs::write(src.path().join("fine.txt"), b"fine").expect("write");
-    assert!(std::fs::read("/proc/self/mem").is_err(), "/proc/self/mem reads");
+    assert!(
+        std::fs::read("/proc/self/mem").is_err(),
+        "/proc/self/mem reads"
+    );
     let outcome = backup_files(
         &at,
         vec![src.path().to_path_buf(), PathBuf::from("/proc/self/mem")],

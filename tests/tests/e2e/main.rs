@@ -17,6 +17,7 @@ mod operations;
 mod rclone_backends;
 mod records;
 mod repositories;
+mod repository_databases;
 mod runs;
 mod schema;
 mod ssh;

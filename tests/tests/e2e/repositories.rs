@@ -175,7 +175,7 @@ async fn repository_runs_dedup_and_plain_restic_reads_them() -> Result<()> {
         .await?
         .expect_error(409, "STORAGE_REPOSITORY_MISSING")?;
 
-    // The format is checked; database tasks stay archives for now.
+    // The format is checked.
     server
         .post(
             routes::BACKUP_TASKS,

@@ -66,6 +66,48 @@ impl StoreBackend {
         }
     }
 
+    /// `rel` (a path inside the repository) as a path on the target.
+    pub fn raw_path(&self, rel: &str) -> String {
+        format!("{}/{}", self.root, rel.trim_matches('/'))
+    }
+
+    /// Files the repository has under `rel` that rustic_core does not know (restic's `locks/`),
+    /// as paths on the target.
+    pub fn list_raw(&self, rel: &str) -> Result<Vec<String>, super::RepoError> {
+        let dir = self.raw_path(rel);
+        self.handle
+            .block_on(self.store.list_sized(&dir, false))
+            .map(|listed| listed.into_iter().map(|(path, _)| path).collect())
+            .map_err(|e| super::RepoError::Rustic(format!("listing {dir}: {e}")))
+    }
+
+    pub fn read_raw(&self, path: &str) -> Result<Vec<u8>, super::RepoError> {
+        self.handle
+            .block_on(self.store.read(path))
+            .map_err(|e| super::RepoError::Rustic(format!("reading {path}: {e}")))
+    }
+
+    pub fn write_raw(&self, path: &str, bytes: Vec<u8>) -> Result<(), super::RepoError> {
+        self.handle
+            .block_on(self.store.write(path, &bytes))
+            .map_err(|e| super::RepoError::Rustic(format!("writing {path}: {e}")))
+    }
+
+    pub fn delete_raw(&self, path: &str) -> Result<(), super::RepoError> {
+        self.handle
+            .block_on(self.store.delete(path))
+            .map_err(|e| super::RepoError::Rustic(format!("removing {path}: {e}")))
+    }
+
+    /// The bytes of every pack the repository holds.
+    pub fn pack_bytes(&self) -> Result<u64, super::RepoError> {
+        let dir = self.dir(FileType::Pack);
+        self.handle
+            .block_on(self.store.list_sized(&dir, true))
+            .map(|listed| listed.iter().map(|(_, size)| size).sum())
+            .map_err(|e| super::RepoError::Rustic(format!("listing {dir}: {e}")))
+    }
+
     /// Waits for every pack upload in flight; the first failure among them is the answer.
     pub fn flush(&self) -> RusticResult<()> {
         let pending: Vec<_> = std::mem::take(

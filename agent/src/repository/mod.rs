@@ -11,6 +11,7 @@
 //! of the repository's size) would make restore memory grow with the repository.
 
 pub mod backend;
+mod lock;
 pub mod streams;
 
 use crate::pipeline::Excludes;
@@ -383,8 +384,9 @@ pub async fn backup_files(
         }
         paths.sort();
         paths.dedup();
-        let repo =
-            open_or_init(&at, unopened(Arc::clone(&backend), &counters)?)?.to_indexed_ids()?;
+        let repo = open_or_init(&at, unopened(Arc::clone(&backend), &counters)?)?;
+        let _lock = lock::acquire(&backend, &repo.key(), false)?;
+        let repo = repo.to_indexed_ids()?;
         let snap = SnapshotFile::from_options(&labels.snapshot_options()?)?;
         let faults = Faults::default();
         let source = Filtered {
@@ -468,7 +470,9 @@ pub async fn restore(
     let id = snapshot_id(id)?;
     let backend = backend(&at);
     run_blocking(move || {
-        let repo = open_existing(&at, unopened(backend, &counters)?)?.to_indexed()?;
+        let repo = open_existing(&at, unopened(Arc::clone(&backend), &counters)?)?;
+        let _lock = lock::acquire(&backend, &repo.key(), false)?;
+        let repo = repo.to_indexed()?;
         let snap = repo
             .get_snapshots(&[id.to_hex().as_str()])?
             .pop()
@@ -538,7 +542,9 @@ pub async fn read_files<W: std::io::Write + Send + 'static>(
     let id = snapshot_id(id)?;
     let backend = backend(&at);
     run_blocking(move || {
-        let repo = open_existing(&at, unopened_hidden(backend)?)?.to_indexed()?;
+        let repo = open_existing(&at, unopened_hidden(Arc::clone(&backend))?)?;
+        let _lock = lock::acquire(&backend, &repo.key(), false)?;
+        let repo = repo.to_indexed()?;
         let snap = repo
             .get_snapshots(&[id.to_hex().as_str()])?
             .pop()
@@ -629,7 +635,9 @@ pub async fn forget(at: &Location, ids: &[String]) -> Result<(), RepoError> {
     ids.dedup();
     let backend = backend(&at);
     run_blocking(move || {
-        let repo = open_existing(&at, unopened_hidden(backend)?)?;
+        let repo = open_existing(&at, unopened_hidden(Arc::clone(&backend))?)?;
+        // Removing snapshot files cannot hurt a backup writing beside it: a shared lock.
+        let _lock = lock::acquire(&backend, &repo.key(), false)?;
         let present: std::collections::HashSet<_> =
             repo.list::<rustic_core::repofile::SnapshotId>()?.collect();
         let gone: Vec<_> = ids.into_iter().filter(|id| present.contains(id)).collect();
@@ -637,6 +645,39 @@ pub async fn forget(at: &Location, ids: &[String]) -> Result<(), RepoError> {
             repo.delete_snapshots(&gone)?;
         }
         Ok(())
+    })
+    .await
+}
+
+/// What a prune did: the bytes the repository's packs took before and after.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Pruned {
+    pub bytes_before: u64,
+    pub bytes_after: u64,
+    pub snapshots: u64,
+}
+
+/// Removes the data no snapshot uses any more (restic's `prune`), under an exclusive lock:
+/// refused while anyone else holds a lock. Unused packs are deleted at once rather than after
+/// rustic_core's 23-hour grace, which exists for writers that take no locks; Stowage's writers
+/// take them and the control plane never hands out a run into a repository being pruned.
+pub async fn prune(at: &Location) -> Result<Pruned, RepoError> {
+    let at = at.clone();
+    let backend = backend(&at);
+    run_blocking(move || {
+        let repo = open_existing(&at, unopened_hidden(Arc::clone(&backend))?)?;
+        let _lock = lock::acquire(&backend, &repo.key(), true)?;
+        let bytes_before = backend.pack_bytes()?;
+        let opts = rustic_core::PruneOptions::default().instant_delete(true);
+        let plan = repo.prune_plan(&opts)?;
+        repo.prune(&opts, plan)?;
+        backend.flush()?;
+        let snapshots = repo.list::<rustic_core::repofile::SnapshotId>()?.count() as u64;
+        Ok(Pruned {
+            bytes_before,
+            bytes_after: backend.pack_bytes()?,
+            snapshots,
+        })
     })
     .await
 }

@@ -424,3 +424,151 @@ async fn an_unreadable_file_fails_the_snapshot() {
     let listed = restic(&repo_dir.path().join("restic"), &["snapshots", "--json"]);
     assert_eq!(listed.trim(), "[]", "no snapshot is left: {listed}");
 }
+
+/// Stowage's locks and restic's keep each other out: restic's `prune` refuses while Stowage
+/// holds a lock, and Stowage's prune refuses while a `restic backup` holds one. A prune then
+/// removes what only forgotten snapshots used, and restic finds the repository sound.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn locks_keep_restic_and_stowage_apart_and_prune_frees_forgotten_data() {
+    let (repo_dir, src) = (
+        tempfile::tempdir().expect("tmp"),
+        tempfile::tempdir().expect("tmp"),
+    );
+    let at = local(repo_dir.path()).await;
+    let repo = repo_dir.path().join("restic");
+    let big = src.path().join("big.bin");
+    let mut ids = Vec::new();
+    for round in 0..3u8 {
+        // Each round a different incompressible file: forgetting a snapshot frees its data.
+        let mut x = 0x1234_5678_u32 ^ u32::from(round);
+        let data: Vec<u8> = (0..2_000_000)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 17;
+                x ^= x << 5;
+                x as u8
+            })
+            .collect();
+        std::fs::write(&big, data).expect("write");
+        let snap = backup_files(
+            &at,
+            vec![src.path().to_path_buf()],
+            Excludes::new(&[]).expect("excludes"),
+            &labels(10 + i64::from(round)),
+            Arc::default(),
+        )
+        .await
+        .expect("backup");
+        ids.push(snap.snapshot_id);
+    }
+
+    // Stowage holds a lock: restic's exclusive prune is refused, its shared backup is not.
+    let be = backend(&at);
+    let held = {
+        let be = Arc::clone(&be);
+        let at = at.clone();
+        tokio::task::spawn_blocking(move || {
+            let repo = open_existing(&at, unopened_hidden(Arc::clone(&be))?)?;
+            lock::acquire(&be, &repo.key(), false)
+        })
+        .await
+        .expect("join")
+        .expect("a shared lock")
+    };
+    assert_eq!(restic(&repo, &["list", "locks"]).lines().count(), 1);
+    let mut pw = tempfile::NamedTempFile::new().expect("pw");
+    std::io::Write::write_all(&mut pw, PASSWORD.as_bytes()).expect("pw");
+    let refused = Command::new("restic")
+        .args([
+            "--repo",
+            &repo.to_string_lossy(),
+            "--no-cache",
+            "--password-file",
+        ])
+        .arg(pw.path())
+        .arg("prune")
+        .output()
+        .expect("restic");
+    assert!(
+        !refused.status.success(),
+        "restic pruned under Stowage's lock"
+    );
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("locked"),
+        "{}",
+        String::from_utf8_lossy(&refused.stderr)
+    );
+    drop(held);
+    assert_eq!(
+        restic(&repo, &["list", "locks"]).trim(),
+        "",
+        "the lock is gone"
+    );
+
+    // restic holds a lock (a backup reading stdin): Stowage's prune is refused.
+    let mut reading = Command::new("restic")
+        .args([
+            "--repo",
+            &repo.to_string_lossy(),
+            "--no-cache",
+            "--password-file",
+        ])
+        .arg(pw.path())
+        .args(["backup", "--stdin", "--stdin-filename", "held.txt"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("restic");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while restic(&repo, &["list", "locks", "--no-lock"])
+        .trim()
+        .is_empty()
+    {
+        assert!(std::time::Instant::now() < deadline, "restic took no lock");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let why = prune(&at)
+        .await
+        .expect_err("refused under restic's lock")
+        .to_string();
+    assert!(why.contains("locked"), "{why}");
+    let mut stdin = reading.stdin.take().expect("stdin");
+    std::io::Write::write_all(&mut stdin, b"held while Stowage was refused\n").expect("write");
+    drop(stdin);
+    let done = reading.wait_with_output().expect("restic");
+    assert!(
+        done.status.success(),
+        "{}",
+        String::from_utf8_lossy(&done.stderr)
+    );
+
+    // Forget the first two of Stowage's snapshots, then prune: their data goes.
+    forget(&at, &ids[..2]).await.expect("forget");
+    let pruned = prune(&at).await.expect("prune");
+    assert!(
+        pruned.bytes_after + 3_000_000 < pruned.bytes_before,
+        "{pruned:?}"
+    );
+    assert_eq!(pruned.snapshots, 2, "the third snapshot and restic's own");
+    restic(&repo, &["check", "--read-data"]);
+    let restored = tempfile::tempdir().expect("tmp");
+    restic(
+        &repo,
+        &[
+            "restore",
+            &ids[2],
+            "--target",
+            &restored.path().to_string_lossy(),
+        ],
+    );
+    assert_eq!(
+        std::fs::read(restored.path().join(big.strip_prefix("/").expect("abs"))).expect("read"),
+        std::fs::read(&big).expect("read")
+    );
+    assert_eq!(
+        restic(&repo, &["list", "locks"]).trim(),
+        "",
+        "no lock is left behind"
+    );
+}

@@ -1,0 +1,213 @@
+//! restic's lock files, which rustic_core neither writes nor reads: while Stowage writes to a
+//! repository (backup, forget) or reads from it (restore) it holds a shared lock, and while it
+//! prunes an exclusive one, so that a user's own `restic prune` waits for Stowage and a Stowage
+//! prune never removes data a `restic backup` is writing. (Between Stowage's own nodes the control
+//! plane already keeps prunes and writers apart; the locks are for everyone else.)
+//!
+//! The format is restic's: `locks/<id>` holds the JSON
+//! `{"time", "exclusive", "hostname", "username", "pid"}` encrypted with the repository's master
+//! key (AES-256-CTR + Poly1305-AES, the nonce first), `<id>` being the SHA-256 of the encrypted
+//! bytes. restic counts a lock older than 30 minutes as stale, so a held lock is written anew
+//! every 5 minutes. No library writes restic locks from Rust (rustic_core chose lock-free
+//! two-phase deletes instead), hence this module; the cipher is the `aes256ctr_poly1305aes`
+//! crate rustic_core itself uses.
+
+use super::RepoError;
+use super::backend::StoreBackend;
+use aes256ctr_poly1305aes::Aes256CtrPoly1305Aes;
+use aes256ctr_poly1305aes::aead::Aead;
+use rustic_core::repofile::MasterKey;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use std::sync::Arc;
+use std::sync::mpsc::{RecvTimeoutError, Sender, channel};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+/// After this long without being renewed, restic (and Stowage) take a lock for abandoned.
+const STALE_AFTER: Duration = Duration::from_secs(30 * 60);
+/// How often a held lock is written anew.
+const REFRESH_EVERY: Duration = Duration::from_secs(5 * 60);
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct LockFile {
+    time: String,
+    exclusive: bool,
+    #[serde(default)]
+    hostname: String,
+    #[serde(default)]
+    username: String,
+    #[serde(default)]
+    pid: i64,
+}
+
+/// The AEAD of a master key: its 64 bytes are the encryption key, then Poly1305's k and r.
+fn cipher(key: &MasterKey) -> Result<Aes256CtrPoly1305Aes, RepoError> {
+    let parts = [&key.encrypt[..], &key.mac.k[..], &key.mac.r[..]].concat();
+    let bytes: [u8; 64] = parts.try_into().map_err(|_| {
+        RepoError::Rustic("the repository's master key has the wrong length".into())
+    })?;
+    Ok(Aes256CtrPoly1305Aes::new(&bytes.into()))
+}
+
+fn encrypt(key: &MasterKey, plain: &[u8]) -> Result<Vec<u8>, RepoError> {
+    let mut nonce = [0u8; 16];
+    getrandom::getrandom(&mut nonce)
+        .map_err(|e| RepoError::Rustic(format!("no randomness for a lock: {e}")))?;
+    let sealed = cipher(key)?
+        .encrypt((&nonce).into(), plain)
+        .map_err(|_| RepoError::Rustic("encrypting a lock failed".into()))?;
+    Ok([nonce.as_slice(), &sealed].concat())
+}
+
+fn decrypt(key: &MasterKey, data: &[u8]) -> Option<Vec<u8>> {
+    if data.len() < 32 {
+        return None;
+    }
+    let plain = cipher(key)
+        .ok()?
+        .decrypt(data[..16].into(), &data[16..])
+        .ok()?;
+    // Repository version 2 may store it compressed: a version byte 2, then zstd.
+    match plain.first() {
+        Some(2) => zstd::decode_all(&plain[1..]).ok(),
+        _ => Some(plain),
+    }
+}
+
+/// The lock at `path`, if it is one this key opens and it is not stale.
+fn live_lock(be: &StoreBackend, key: &MasterKey, path: &str) -> Option<LockFile> {
+    let data = be.read_raw(path).ok()?;
+    let lock: LockFile = serde_json::from_slice(&decrypt(key, &data)?).ok()?;
+    let time = chrono::DateTime::parse_from_rfc3339(&lock.time).ok()?;
+    let age = chrono::Utc::now().signed_duration_since(time);
+    let stale = age.to_std().is_ok_and(|age| age > STALE_AFTER)
+        // A lock of a process of this host that no longer runs is abandoned too.
+        || (lock.hostname == crate::system::hostname()
+            && lock.pid > 0
+            && !std::path::Path::new(&format!("/proc/{}", lock.pid)).exists());
+    (!stale).then_some(lock)
+}
+
+/// A held lock: renewed in the background, removed when dropped.
+#[derive(Debug)]
+pub struct Held {
+    stop: Option<Sender<()>>,
+    renewer: Option<JoinHandle<()>>,
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        drop(self.stop.take());
+        if let Some(renewer) = self.renewer.take() {
+            let _ = renewer.join();
+        }
+    }
+}
+
+/// Writes a lock into the repository and returns its path.
+fn write_lock(be: &StoreBackend, key: &MasterKey, exclusive: bool) -> Result<String, RepoError> {
+    let lock = LockFile {
+        time: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true),
+        exclusive,
+        hostname: crate::system::hostname(),
+        username: "stowage".to_owned(),
+        pid: i64::from(std::process::id()),
+    };
+    let plain = serde_json::to_vec(&lock).map_err(|e| RepoError::Rustic(e.to_string()))?;
+    let sealed = encrypt(key, &plain)?;
+    let id = hex::encode(Sha256::digest(&sealed));
+    let path = be.raw_path(&format!("locks/{id}"));
+    be.write_raw(&path, sealed)?;
+    Ok(path)
+}
+
+/// The first live lock other than `own` that conflicts with taking one (`exclusive` or not).
+fn conflicting(
+    be: &StoreBackend,
+    key: &MasterKey,
+    exclusive: bool,
+    own: Option<&str>,
+) -> Result<Option<LockFile>, RepoError> {
+    for path in be.list_raw("locks")? {
+        if Some(path.as_str()) == own {
+            continue;
+        }
+        if let Some(lock) = live_lock(be, key, &path)
+            && (exclusive || lock.exclusive)
+        {
+            return Ok(Some(lock));
+        }
+    }
+    Ok(None)
+}
+
+fn refused(lock: &LockFile) -> RepoError {
+    RepoError::Refused(format!(
+        "the repository is locked {}by {}@{} (pid {}) since {}; nothing was changed",
+        if lock.exclusive { "exclusively " } else { "" },
+        lock.username,
+        lock.hostname,
+        lock.pid,
+        lock.time
+    ))
+}
+
+/// Takes a lock (shared, or `exclusive`) on the repository, as restic would: refused when a live
+/// lock conflicts, checked again after writing ours (two lockers at once both back off rather
+/// than both proceed).
+pub fn acquire(
+    be: &Arc<StoreBackend>,
+    key: &MasterKey,
+    exclusive: bool,
+) -> Result<Held, RepoError> {
+    if let Some(lock) = conflicting(be, key, exclusive, None)? {
+        return Err(refused(&lock));
+    }
+    let path = write_lock(be, key, exclusive)?;
+    if let Some(lock) = conflicting(be, key, exclusive, Some(&path))? {
+        let _ = be.delete_raw(&path);
+        return Err(refused(&lock));
+    }
+    let (stop, stopped) = channel::<()>();
+    let (be, key) = (Arc::clone(be), key.clone());
+    let renewer = std::thread::spawn(move || {
+        let mut current = path;
+        loop {
+            match stopped.recv_timeout(REFRESH_EVERY) {
+                Err(RecvTimeoutError::Timeout) => {
+                    // restic renews the same way: a new lock first, then the old one goes.
+                    if let Ok(renewed) = write_lock(&be, &key, exclusive) {
+                        let _ = be.delete_raw(&current);
+                        current = renewed;
+                    }
+                }
+                Ok(()) | Err(RecvTimeoutError::Disconnected) => break,
+            }
+        }
+        let _ = be.delete_raw(&current);
+    });
+    Ok(Held {
+        stop: Some(stop),
+        renewer: Some(renewer),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_lock_round_trips_through_the_cipher_and_a_wrong_key_opens_nothing() {
+        let key = MasterKey::new();
+        let sealed = encrypt(&key, br#"{"time":"x","exclusive":true}"#).expect("sealed");
+        assert_eq!(
+            decrypt(&key, &sealed).expect("opens"),
+            br#"{"time":"x","exclusive":true}"#
+        );
+        assert!(decrypt(&MasterKey::new(), &sealed).is_none());
+        let mut tampered = sealed.clone();
+        tampered[20] ^= 1;
+        assert!(decrypt(&key, &tampered).is_none());
+    }
+}

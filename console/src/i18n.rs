@@ -356,6 +356,11 @@ const TEXTS: &[(&str, &str, &str)] = &[
         "审计记录保留天数（0 = 永久）",
     ),
     (
+        "settings.prune_days",
+        "Prune repositories every (days, 0 = never)",
+        "仓库清理间隔天数（0 = 从不）",
+    ),
+    (
         "settings.default_channels",
         "Channels for task events",
         "任务事件的通知渠道",

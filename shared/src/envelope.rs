@@ -183,8 +183,12 @@ error_codes! {
     BackupRecordDownloadFailed = ("BACKUP_RECORD_DOWNLOAD_FAILED", 502),
     /// The storage target holds no restic repository yet (a repository task's first run makes it).
     StorageRepositoryMissing = ("STORAGE_REPOSITORY_MISSING", 409),
-    /// Another run is creating the target's repository: one run at a time until it exists.
+    /// The target's repository is busy: another run is creating it (one run at a time until it
+    /// exists), or it is being pruned (no run writes while a prune runs, no prune while a run
+    /// writes).
     StorageRepositoryBusy = ("STORAGE_REPOSITORY_BUSY", 409),
+    /// A prune of the target's repository failed on the agent; the message says why.
+    StorageRepositoryPruneFailed = ("STORAGE_REPOSITORY_PRUNE_FAILED", 502),
     /// The record is a repository snapshot, not one file: restore it (all or selected paths),
     /// or read it with restic.
     BackupRecordNotDownloadable = ("BACKUP_RECORD_NOT_DOWNLOADABLE", 400),

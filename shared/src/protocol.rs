@@ -73,6 +73,16 @@ pub enum CommandSpec {
     },
     /// Report the backends the node's rclone has, with their options (`rclone config providers`).
     RcloneBackends,
+    /// Remove the data no snapshot uses any more from a target's repository (restic's `prune`),
+    /// under an exclusive restic lock.
+    #[serde(rename_all = "camelCase")]
+    PruneRepository {
+        target_id: i64,
+        storage_type: crate::storage::StorageType,
+        config: serde_json::Value,
+        path: String,
+        password: SecretString,
+    },
     /// Run a backup: read the source once (a tar of files, the dumps of databases, an SQLite
     /// copy) and store the artifact on every destination.
     #[serde(rename_all = "camelCase")]
@@ -285,6 +295,7 @@ impl CommandSpec {
             CommandSpec::StorageTest { .. } => CommandKind::StorageTest,
             CommandSpec::StorageUsage { .. } => CommandKind::StorageUsage,
             CommandSpec::RcloneBackends => CommandKind::RcloneBackends,
+            CommandSpec::PruneRepository { .. } => CommandKind::PruneRepository,
             CommandSpec::RunBackup { .. } => CommandKind::RunBackup,
             CommandSpec::DeleteArtifacts { .. } => CommandKind::DeleteArtifacts,
             CommandSpec::Restore { .. } | CommandSpec::RestoreDatabase { .. } => {
@@ -346,6 +357,18 @@ pub enum CommandReport {
     DiscoverDatabases(Vec<String>),
     Relay(RelayReport),
     Restore(RestoreReport),
+    PruneRepository(PruneReport),
+}
+
+/// What a prune did to a repository.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PruneReport {
+    /// Bytes of the repository's data packs before and after.
+    pub bytes_before: u64,
+    pub bytes_after: u64,
+    /// Snapshots the repository holds (every task's and host's).
+    pub snapshots: u64,
 }
 
 impl CommandReport {
@@ -360,6 +383,7 @@ impl CommandReport {
             CommandReport::DiscoverDatabases(_) => CommandKind::DiscoverDatabases,
             CommandReport::Relay(_) => CommandKind::Relay,
             CommandReport::Restore(_) => CommandKind::Restore,
+            CommandReport::PruneRepository(_) => CommandKind::PruneRepository,
         }
     }
 
@@ -376,6 +400,7 @@ impl CommandReport {
             CommandKind::DiscoverDatabases => CommandReport::DiscoverDatabases(read(json)?),
             CommandKind::Relay => CommandReport::Relay(read(json)?),
             CommandKind::Restore => CommandReport::Restore(read(json)?),
+            CommandKind::PruneRepository => CommandReport::PruneRepository(read(json)?),
         })
     }
 }

@@ -45,6 +45,14 @@ pub struct Settings {
     pub agent_heartbeat_secs: Option<u32>,
     pub agent_poll_secs: Option<u32>,
     pub node_offline_after_secs: Option<u32>,
+    /// Days between prunes of each repository (removing the data only forgotten snapshots
+    /// used); 0 never prunes on a schedule.
+    #[serde(default = "default_prune_days")]
+    pub repository_prune_days: u32,
+}
+
+fn default_prune_days() -> u32 {
+    7
 }
 
 impl Default for Settings {
@@ -60,6 +68,7 @@ impl Default for Settings {
             agent_heartbeat_secs: None,
             agent_poll_secs: None,
             node_offline_after_secs: None,
+            repository_prune_days: default_prune_days(),
         }
     }
 }
@@ -79,6 +88,7 @@ pub const KEYS: &[&str] = &[
     "agentHeartbeatSecs",
     "agentPollSecs",
     "nodeOfflineAfterSecs",
+    "repositoryPruneDays",
 ];
 
 fn decode<T: serde::de::DeserializeOwned>(
@@ -185,6 +195,16 @@ impl Settings {
             "agentPollSecs" => self.agent_poll_secs = seconds("agentPollSecs", value)?,
             "nodeOfflineAfterSecs" => {
                 self.node_offline_after_secs = seconds("nodeOfflineAfterSecs", value)?;
+            }
+            "repositoryPruneDays" => {
+                let n: u32 = decode("repositoryPruneDays", value)?;
+                if n > 365 {
+                    return Err(FieldError::new(
+                        "repositoryPruneDays",
+                        "must be 0 (never) to 365 days",
+                    ));
+                }
+                self.repository_prune_days = n;
             }
             _ => {
                 return Err(FieldError::new(

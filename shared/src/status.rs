@@ -170,6 +170,7 @@ words! {
         ListDir = "list_dir",
         StorageTest = "storage_test",
         StorageUsage = "storage_usage",
+        PruneRepository = "prune_repository",
         RcloneBackends = "rclone_backends",
         RunBackup = "run_backup",
         DeleteArtifacts = "delete_artifacts",

@@ -32,6 +32,8 @@ pub struct TickReport {
     pub log_lines_purged: usize,
     pub audit_rows_purged: usize,
     pub deliveries_purged: usize,
+    pub prunes_started: usize,
+    pub prunes_lost: usize,
 }
 
 pub async fn tick(state: &AppState, now: Timestamp) -> Result<TickReport, ApiError> {
@@ -82,12 +84,16 @@ pub async fn tick(state: &AppState, now: Timestamp) -> Result<TickReport, ApiErr
         )
         .await?,
         restores_failed: restores::fail_lost(&state.db, &now_text).await?,
+        prunes_lost: crate::ops::prune::fail_lost(&state.db, now).await?,
         // A relay nobody finished within the hour was abandoned.
         relays_purged: relays::purge(&state.db, &time::format(now - Duration::hours(1))).await?,
         // Last: runs started now are not failed as lost by this same tick.
         schedule: crate::scheduler::run_due(state, now).await?,
         ..TickReport::default()
     };
+    // After the schedule: a run that is due now is handed out before a prune could hold its
+    // repository.
+    report.prunes_started = crate::ops::prune::start_due(&state.db, &state.config, now).await?;
     // What finished (or failed to start) is handed out, then everything due is sent.
     report.records_handed_out = notify::sweep(state, &settings, now).await?;
     report.notifications = notify::deliver_due(state, now).await?;

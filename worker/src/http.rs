@@ -167,6 +167,11 @@ pub fn created<T: Serialize>(data: &T) -> Result<Response, ApiError> {
     respond(201, data)
 }
 
+/// Work that was started and goes on without the caller.
+pub fn accepted<T: Serialize>(data: &T) -> Result<Response, ApiError> {
+    respond(202, data)
+}
+
 fn respond<T: Serialize>(status: u16, data: &T) -> Result<Response, ApiError> {
     let bytes = serde_json::to_vec(&Envelope::ok(data))
         .map_err(|e| ApiError::internal("encode response", e))?;

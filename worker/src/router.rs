@@ -107,6 +107,7 @@ routes! {
     StorageTargetTest: Post routes::STORAGE_TARGET_TEST, Router("storage_target.test") => api::storage_targets::test_saved;
     StorageTargetUsage: Get routes::STORAGE_TARGET_USAGE, None => api::storage_targets::usage;
     StorageTargetRecoveryKit: Post routes::STORAGE_TARGET_RECOVERY_KIT, Refusals("storage_target.recovery_kit") => api::storage_targets::recovery_kit;
+    StorageTargetPrune: Post routes::STORAGE_TARGET_PRUNE, Refusals("storage_target.prune") => api::storage_targets::prune;
     Notifications: Get routes::NOTIFICATIONS, None => api::notifications::list;
     NotificationCreate: Post routes::NOTIFICATIONS, Refusals("notification.create") => api::notifications::create;
     NotificationTestPending: Post routes::NOTIFICATIONS_TEST, Refusals("notification.test") => api::notifications::test_pending;

@@ -4,6 +4,7 @@
 pub mod delete_artifacts;
 pub mod discover;
 pub mod list_dir;
+pub mod prune;
 pub mod relay;
 pub mod restore;
 pub mod restore_database;
@@ -130,6 +131,15 @@ pub async fn execute(
         )
         .await
         .map(CommandReport::Restore),
+        CommandSpec::PruneRepository {
+            target_id: _,
+            storage_type,
+            config,
+            path,
+            password,
+        } => prune::prune(*storage_type, config, path, password, tools)
+            .await
+            .map(CommandReport::PruneRepository),
         CommandSpec::RcloneBackends => rclone_backends(tools)
             .await
             .map(CommandReport::RcloneBackends),

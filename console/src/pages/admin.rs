@@ -175,6 +175,7 @@ fn SettingsForm(settings: Settings) -> impl IntoView {
     let language = RwSignal::new(settings.language);
     let log_days = RwSignal::new(settings.log_retention_days.to_string());
     let audit_days = RwSignal::new(settings.audit_retention_days.to_string());
+    let prune_days = RwSignal::new(settings.repository_prune_days.to_string());
     let defaults = RwSignal::new(settings.default_notification_channels.clone());
     let heartbeat = RwSignal::new(
         settings
@@ -212,6 +213,7 @@ fn SettingsForm(settings: Settings) -> impl IntoView {
                 language: language.get_untracked(),
                 log_retention_days: days("logRetentionDays", &log_days.get_untracked())?,
                 audit_retention_days: days("auditRetentionDays", &audit_days.get_untracked())?,
+                repository_prune_days: days("repositoryPruneDays", &prune_days.get_untracked())?,
                 default_notification_channels: defaults.get_untracked(),
                 agent_heartbeat_secs: optional(&heartbeat.get_untracked())?,
                 agent_poll_secs: optional(&poll.get_untracked())?,
@@ -258,6 +260,7 @@ fn SettingsForm(settings: Settings) -> impl IntoView {
                 <div class="row">
                     <label>{t("settings.log_days")}<input id="log-days" type="number" min="0" bind:value=log_days /></label>
                     <label>{t("settings.audit_days")}<input id="audit-days" type="number" min="0" bind:value=audit_days /></label>
+                    <label>{t("settings.prune_days")}<input id="prune-days" type="number" min="0" max="365" bind:value=prune_days /></label>
                 </div>
                 <fieldset>
                     <legend>{t("settings.default_channels")}</legend>

@@ -106,6 +106,10 @@ pub const STORAGE_TARGET_RECOVERY_KIT: &str = "/api/storage-targets/:id/recovery
 pub fn storage_target_recovery_kit(id: i64) -> String {
     with_id(STORAGE_TARGET_RECOVERY_KIT, id)
 }
+pub const STORAGE_TARGET_PRUNE: &str = "/api/storage-targets/:id/prune";
+pub fn storage_target_prune(id: i64) -> String {
+    with_id(STORAGE_TARGET_PRUNE, id)
+}
 pub const STORAGE_TARGET_USAGE: &str = "/api/storage-targets/:id/usage";
 pub fn storage_target_usage(id: i64) -> String {
     with_id(STORAGE_TARGET_USAGE, id)

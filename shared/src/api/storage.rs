@@ -183,6 +183,34 @@ pub struct StorageTargetSummary {
     pub last_test_message: String,
     pub created_at: String,
     pub updated_at: String,
+    /// The target's restic repository, once a repository run wrote one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub repository: Option<RepositoryState>,
+}
+
+/// A target's restic repository: when it was made, and its prunes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RepositoryState {
+    pub ready_at: String,
+    /// A prune is under way (no repository run is handed out meanwhile).
+    pub pruning: bool,
+    /// When the tick prunes next (none: scheduled prunes are off).
+    pub prune_due_at: Option<String>,
+    pub pruned_at: Option<String>,
+    /// Bytes the last successful prune removed from the repository's packs.
+    pub prune_freed_bytes: u64,
+    /// Why the last prune failed (empty when it did not).
+    pub prune_error: String,
+}
+
+/// `POST /api/storage-targets/:id/prune`: the prune was started on a node.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PruneStarted {
+    pub target_id: i64,
+    pub node_id: i64,
+    pub started_at: String,
 }
 
 /// A storage target with its configuration, secrets masked.

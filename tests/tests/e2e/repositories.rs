@@ -564,3 +564,198 @@ async fn two_nodes_back_up_into_one_repository_at_once() -> Result<()> {
     restic(&repo, kit.password.expose(), &["check", "--read-data"])?;
     Ok(())
 }
+
+/// Incompressible bytes from `seed`, so that each run's file is new data to the repository.
+fn noise(seed: u32, len: usize) -> Vec<u8> {
+    let mut x = 0x9e37_79b9_u32 ^ seed.wrapping_mul(0x85eb_ca6b);
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            x as u8
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn retention_and_prune_keep_exactly_the_kept_snapshots_and_free_the_rest() -> Result<()> {
+    use nix::sys::signal::Signal;
+    let Fleet {
+        server,
+        admin,
+        node,
+        agent,
+    } = Fleet::start("prune-1").await?;
+    let work = tempfile::tempdir()?;
+    let src = work.path().join("data");
+    std::fs::create_dir_all(&src)?;
+    std::fs::write(src.join("steady.txt"), "the same every run\n")?;
+    let local = work.path().join("target");
+    let target: StorageTargetDetail = server
+        .post(
+            routes::STORAGE_TARGETS,
+            Some(&admin),
+            &json!({"name": "disk", "type": "local_disk", "config": {"basePath": local}}),
+        )
+        .await?
+        .expect_ok()?;
+    let target_id = target.summary.id;
+    server
+        .post(
+            &routes::storage_target_prune(target_id),
+            Some(&admin),
+            &json!({}),
+        )
+        .await?
+        .expect_error(409, "STORAGE_REPOSITORY_MISSING")?;
+    let task: BackupTaskOutput = server
+        .post(
+            routes::BACKUP_TASKS,
+            Some(&admin),
+            &json!({"name": "rotating", "type": "file", "nodeId": node.node.id,
+                    "format": "repository", "sourcePaths": [src],
+                    "storageTargetIds": [target_id], "retention": {"keepLast": 1}}),
+        )
+        .await?
+        .expect_ok()?;
+    // Each run a new 2 MiB file: once retention forgets a snapshot, its file is garbage.
+    let mut last = None;
+    for seed in 0..3 {
+        std::fs::write(src.join("big.bin"), noise(seed, 2 << 20))?;
+        let record = run(&server, &admin, task.id).await?;
+        ensure!(record.status == "success", "{record:?}");
+        last = Some(record);
+    }
+    let last = last.context("runs")?;
+    let kit: RecoveryKit = server
+        .post(
+            &routes::storage_target_recovery_kit(target_id),
+            Some(&admin),
+            &json!({"currentPassword": ADMIN_PASSWORD}),
+        )
+        .await?
+        .expect_ok()?;
+    let repo = local.join("restic");
+    let password = kit.password.expose();
+    eventually(
+        "retention to forget the older snapshots",
+        Duration::from_secs(60),
+        || async { Ok((snapshot_ids(&repo, password)?.len() == 1).then_some(())) },
+    )
+    .await?;
+    let target: StorageTargetDetail = server
+        .get(&routes::storage_target(target_id), Some(&admin))
+        .await?
+        .expect_ok()?;
+    let state = target
+        .summary
+        .repository
+        .context("the repository's state")?;
+    ensure!(!state.pruning && state.pruned_at.is_none(), "{state:?}");
+    ensure!(
+        state.prune_due_at.is_some(),
+        "a weekly prune is scheduled: {state:?}"
+    );
+
+    // The lease, with the agent held still: no prune while a run is under way ...
+    agent.signal(Signal::SIGSTOP)?;
+    let held = server
+        .post(&routes::backup_task_run(task.id), Some(&admin), &json!({}))
+        .await?
+        .expect_ok::<BackupRecordOutput>()?;
+    let refused = server
+        .post(
+            &routes::storage_target_prune(target_id),
+            Some(&admin),
+            &json!({}),
+        )
+        .await?;
+    agent.signal(Signal::SIGCONT)?;
+    refused.expect_error(409, "STORAGE_REPOSITORY_BUSY")?;
+    let held = server.settled(&admin, held.id, false).await?;
+    ensure!(held.status == "success", "{held:?}");
+    eventually(
+        "retention after the held run",
+        Duration::from_secs(60),
+        || async { Ok((snapshot_ids(&repo, password)?.len() == 1).then_some(())) },
+    )
+    .await?;
+
+    // ... and no run while a prune is under way.
+    agent.signal(Signal::SIGSTOP)?;
+    let started = server
+        .post(
+            &routes::storage_target_prune(target_id),
+            Some(&admin),
+            &json!({}),
+        )
+        .await?;
+    let blocked = server
+        .post(&routes::backup_task_run(task.id), Some(&admin), &json!({}))
+        .await?;
+    let during: StorageTargetDetail = server
+        .get(&routes::storage_target(target_id), Some(&admin))
+        .await?
+        .expect_ok()?;
+    agent.signal(Signal::SIGCONT)?;
+    ensure!(started.status == 202, "{}", started.raw);
+    blocked.expect_error(409, "STORAGE_REPOSITORY_BUSY")?;
+    ensure!(
+        during
+            .summary
+            .repository
+            .as_ref()
+            .is_some_and(|r| r.pruning),
+        "{during:?}"
+    );
+    let pruned = eventually("the prune to end", Duration::from_secs(90), || async {
+        let t: StorageTargetDetail = server
+            .get(&routes::storage_target(target_id), Some(&admin))
+            .await?
+            .expect_ok()?;
+        let state = t.summary.repository.context("state")?;
+        Ok((!state.pruning).then_some(state))
+    })
+    .await?;
+    ensure!(pruned.prune_error.is_empty(), "{pruned:?}");
+    ensure!(pruned.pruned_at.is_some(), "{pruned:?}");
+    // The first two runs' files (2 MiB each, incompressible) are gone; the third run's file is
+    // the held run's too, which is kept.
+    ensure!(
+        pruned.prune_freed_bytes >= 4 << 20,
+        "freed only {} bytes",
+        pruned.prune_freed_bytes
+    );
+    let kept = snapshot_ids(&repo, password)?;
+    ensure!(
+        kept == [held.targets[0].snapshot_id.clone()],
+        "{kept:?} after {last:?}"
+    );
+    restic(&repo, password, &["check", "--read-data"])?;
+    let by_restic = work.path().join("by-restic");
+    restic(
+        &repo,
+        password,
+        &[
+            "restore",
+            &kept[0],
+            "--target",
+            &by_restic.display().to_string(),
+        ],
+    )?;
+    same_tree(
+        &snapshot(&by_restic.join(src.strip_prefix("/")?))?,
+        &snapshot(&src)?,
+    )?;
+    ensure!(
+        restic(&repo, password, &["list", "locks"])?
+            .trim()
+            .is_empty(),
+        "a lock was left behind"
+    );
+    // The repository takes runs again.
+    let after = run(&server, &admin, task.id).await?;
+    ensure!(after.status == "success", "{after:?}");
+    Ok(())
+}

@@ -61,5 +61,11 @@ pub async fn update(mut ctx: Ctx<'_>) -> Result<Response, ApiError> {
         &detail,
     );
     settings::save(&db, &changed, &now, audit::insert(&db, &entry)?).await?;
+    if keys.contains(&"repositoryPruneDays") {
+        // Every repository's next prune follows the new interval from now (none when off).
+        let days = i64::from(next.repository_prune_days);
+        let due = (days > 0).then(|| time::format(ctx.now + chrono::Duration::days(days)));
+        crate::store::storage_targets::reschedule_prunes(&db, due.as_deref()).await?;
+    }
     http::ok(&next)
 }

@@ -467,3 +467,23 @@ pub async fn recovery_kit(mut ctx: Ctx<'_>) -> Result<Response, ApiError> {
     .await?;
     http::ok(&kit)
 }
+
+/// `POST /api/storage-targets/:id/prune[?nodeId=N]` (admin): prunes the target's repository now,
+/// on the node named or one whose tasks use the target. Refused while a run or a restore uses
+/// the repository, or a prune is under way (`409 STORAGE_REPOSITORY_BUSY`).
+pub async fn prune(ctx: Ctx<'_>) -> Result<Response, ApiError> {
+    let (AppState { db, config }, principal) = ctx.signed_in(Role::Admin).await?;
+    let id = ctx.id()?;
+    let node = node_param(&ctx)?;
+    let row = find(&db, id).await?;
+    let sealer = config.sealer()?;
+    let started = crate::ops::prune::start(&db, &config, &sealer, &row, node, ctx.now).await?;
+    ctx.audit_success(
+        &db,
+        &principal,
+        "storage_target.prune",
+        ("storage_target", id),
+    )
+    .await?;
+    http::accepted(&started)
+}

@@ -5,6 +5,7 @@
 pub mod commands;
 pub mod downloads;
 pub mod fleet;
+pub mod prune;
 pub mod restores;
 pub mod runs;
 pub mod settle;

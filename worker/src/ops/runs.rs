@@ -97,6 +97,14 @@ pub async fn hand_out(
                 return Err(ApiError::new(ErrorCode::StorageRepositoryBusy, why));
             }
         }
+        if repository && storage_targets::pruning(&row, &crate::ops::prune::stale_before(now)) {
+            let why = format!(
+                "the repository on {:?} is being pruned; no run writes there until the prune ends, so this run did not start",
+                row.name
+            );
+            fail_unstarted(db, record_id, &why, now).await?;
+            return Err(ApiError::new(ErrorCode::StorageRepositoryBusy, why));
+        }
         let repository_password = if repository {
             Some(crate::ops::targets::repository_password(db, sealer, &row).await?)
         } else {
@@ -209,8 +217,17 @@ pub async fn settle(
                 changes: &changes,
             };
             records::finish(db, record_id, &figures, &outcomes, now).await?;
-            for t in verdict.targets.iter().filter(|t| t.snapshot_id.is_some()) {
-                storage_targets::mark_repository_ready(db, t.target_id, now).await?;
+            if verdict.targets.iter().any(|t| t.snapshot_id.is_some()) {
+                let prune_due = crate::ops::prune::next_due(db, at).await?;
+                for t in verdict.targets.iter().filter(|t| t.snapshot_id.is_some()) {
+                    storage_targets::mark_repository_ready(
+                        db,
+                        t.target_id,
+                        now,
+                        prune_due.as_deref(),
+                    )
+                    .await?;
+                }
             }
             if status != RunStatus::Failed
                 && let Some(task_id) = records::get(db, record_id).await?.and_then(|r| r.task_id)

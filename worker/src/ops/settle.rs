@@ -2,7 +2,7 @@
 //! download it belongs to. One match over every command kind, so that a new command must say
 //! here what its outcome settles.
 
-use super::{downloads, restores, runs};
+use super::{downloads, prune, restores, runs};
 use crate::config::Config;
 use crate::error::ApiError;
 use stowage_shared::protocol::{CommandReport, CommandResult};
@@ -46,6 +46,14 @@ pub async fn settle(
         (CommandKind::Restore, Err(error)) => {
             restores::settle(db, command_id, Err(error), &now).await?;
             Ok(true)
+        }
+        (_, Ok(Report::PruneRepository(report))) => {
+            prune::settle(db, command_id, Ok(report), at).await?;
+            Ok(false)
+        }
+        (CommandKind::PruneRepository, Err(error)) => {
+            prune::settle(db, command_id, Err(error), at).await?;
+            Ok(false)
         }
         (_, Ok(Report::Relay(report))) => {
             downloads::settle(db, command_id, Ok(report)).await?;

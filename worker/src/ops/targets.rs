@@ -7,7 +7,7 @@ use crate::secrets::Sealer;
 use crate::store::storage_targets::{self as targets, Fields, TargetRow};
 use serde_json::Value;
 use stowage_shared::SecretString;
-use stowage_shared::api::{StorageTargetDetail, StorageTargetSummary};
+use stowage_shared::api::{RepositoryState, StorageTargetDetail, StorageTargetSummary};
 use stowage_shared::storage::StorageConfig;
 use stowage_shared::time::Timestamp;
 use stowage_shared::{ErrorCode, time};
@@ -173,5 +173,14 @@ pub fn summary(row: &TargetRow) -> StorageTargetSummary {
         last_test_message: row.last_test_message.clone(),
         created_at: row.created_at.clone(),
         updated_at: row.updated_at.clone(),
+        repository: row.repo_ready_at.as_ref().map(|ready_at| RepositoryState {
+            ready_at: ready_at.clone(),
+            // A lease older than the prune lease is an abandoned one, not a prune.
+            pruning: row.prune_started_at.is_some() && row.prune_command_id.is_some(),
+            prune_due_at: row.prune_due_at.clone(),
+            pruned_at: row.pruned_at.clone(),
+            prune_freed_bytes: u64::try_from(row.prune_freed_bytes).unwrap_or(0),
+            prune_error: row.prune_error.clone(),
+        }),
     }
 }

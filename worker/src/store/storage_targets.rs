@@ -2,7 +2,7 @@
 //! in the clear.
 
 use super::StoreError;
-use super::{all, first, int, run, text};
+use super::{all, first, int, opt_text, run, text};
 use serde::Deserialize;
 use stowage_shared::status::TestStatus;
 use stowage_shared::storage::StorageType;
@@ -30,6 +30,13 @@ pub struct TargetRow {
     pub repo_password_sealed: Option<String>,
     /// When a run first stored a snapshot in the target's repository.
     pub repo_ready_at: Option<String>,
+    /// The prune lease: when the prune under way started, and its command.
+    pub prune_started_at: Option<String>,
+    pub prune_command_id: Option<i64>,
+    pub prune_due_at: Option<String>,
+    pub pruned_at: Option<String>,
+    pub prune_freed_bytes: i64,
+    pub prune_error: String,
 }
 
 macro_rules! target_select {
@@ -37,7 +44,8 @@ macro_rules! target_select {
         concat!(
             "SELECT id, uid, name, type, description, enabled, starred, config_sealed, config_version,
                     quota_bytes, last_tested_at, last_test_status, last_test_message, created_at, updated_at,
-                    repo_password_sealed, repo_ready_at
+                    repo_password_sealed, repo_ready_at, prune_started_at, prune_command_id,
+                    prune_due_at, pruned_at, prune_freed_bytes, prune_error
              FROM storage_targets ",
             $tail
         )
@@ -241,11 +249,179 @@ pub async fn set_repo_password_once(
 }
 
 /// Notes that the target's repository exists (a snapshot landed in it), once.
-pub async fn mark_repository_ready(db: &D1Database, id: i64, now: &str) -> Result<(), StoreError> {
+/// Notes that a snapshot landed in the target's repository: the first time, the repository is
+/// ready (any number of runs may write from now on) and its first prune is due at `prune_due`.
+pub async fn mark_repository_ready(
+    db: &D1Database,
+    id: i64,
+    now: &str,
+    prune_due: Option<&str>,
+) -> Result<(), StoreError> {
     run(
         db,
-        "UPDATE storage_targets SET repo_ready_at = ?2 WHERE id = ?1 AND repo_ready_at IS NULL",
-        &[int(id), text(now)],
+        "UPDATE storage_targets SET repo_ready_at = ?2, prune_due_at = ?3
+         WHERE id = ?1 AND repo_ready_at IS NULL",
+        &[int(id), text(now), opt_text(prune_due)],
+    )
+    .await
+    .map(drop)
+}
+
+/// Whether the prune lease of target `id` is held (a prune started after `stale_before`).
+pub fn pruning(row: &TargetRow, stale_before: &str) -> bool {
+    row.prune_started_at
+        .as_deref()
+        .is_some_and(|started| started >= stale_before)
+}
+
+/// Takes the prune lease of target `id`: only when its repository exists, no prune holds the
+/// lease (one older than `stale_before` is abandoned), and no repository run or restore that
+/// reads or writes the target is going. One statement, so a run being handed out and a prune
+/// being started can never both go ahead.
+pub async fn claim_prune(
+    db: &D1Database,
+    id: i64,
+    now: &str,
+    stale_before: &str,
+) -> Result<bool, StoreError> {
+    #[derive(Deserialize)]
+    struct Claimed {}
+    let row: Option<Claimed> = first(
+        db,
+        "UPDATE storage_targets SET prune_started_at = ?2, prune_command_id = NULL
+         WHERE id = ?1 AND repo_ready_at IS NOT NULL
+           AND (prune_started_at IS NULL OR prune_started_at < ?3)
+           AND NOT EXISTS (
+             SELECT 1 FROM backup_records r
+             WHERE r.status = 'running' AND json_extract(r.source, '$.format') = 'repository'
+               AND (r.task_id IN (SELECT task_id FROM backup_task_targets WHERE target_id = ?1)
+                    OR r.id IN (SELECT record_id FROM backup_record_targets WHERE target_id = ?1)))
+           AND NOT EXISTS (
+             SELECT 1 FROM restore_records WHERE status = 'running' AND target_id = ?1)
+         RETURNING id",
+        &[int(id), text(now), text(stale_before)],
+    )
+    .await?;
+    Ok(row.is_some())
+}
+
+pub async fn attach_prune(db: &D1Database, id: i64, command_id: i64) -> Result<(), StoreError> {
+    run(
+        db,
+        "UPDATE storage_targets SET prune_command_id = ?2 WHERE id = ?1",
+        &[int(id), int(command_id)],
+    )
+    .await
+    .map(drop)
+}
+
+/// Gives the prune lease back without a prune (it could not be handed to a node).
+pub async fn release_prune(db: &D1Database, id: i64, retry_at: &str) -> Result<(), StoreError> {
+    run(
+        db,
+        "UPDATE storage_targets SET prune_started_at = NULL, prune_command_id = NULL,
+                prune_due_at = ?2
+         WHERE id = ?1",
+        &[int(id), text(retry_at)],
+    )
+    .await
+    .map(drop)
+}
+
+/// Moves a target's next prune to `retry_at` (it could not start now).
+pub async fn postpone_prune(db: &D1Database, id: i64, retry_at: &str) -> Result<(), StoreError> {
+    run(
+        db,
+        "UPDATE storage_targets SET prune_due_at = ?2 WHERE id = ?1",
+        &[int(id), text(retry_at)],
+    )
+    .await
+    .map(drop)
+}
+
+/// Ends the prunes whose command expired without an outcome. Returns how many.
+pub async fn fail_lost_prunes(
+    db: &D1Database,
+    now: &str,
+    retry_at: &str,
+) -> Result<usize, StoreError> {
+    #[derive(Deserialize)]
+    struct Ended {}
+    let ended: Vec<Ended> = all(
+        db,
+        "UPDATE storage_targets
+         SET prune_started_at = NULL, prune_command_id = NULL, prune_due_at = ?2,
+             prune_error = 'the node stopped answering before the prune ended (at ' || ?1 || ')'
+         WHERE prune_command_id IN (SELECT id FROM agent_commands WHERE status = 'expired')
+         RETURNING id",
+        &[text(now), text(retry_at)],
+    )
+    .await?;
+    Ok(ended.len())
+}
+
+/// How a prune ended.
+#[derive(Debug)]
+pub struct PruneEnd<'a> {
+    /// Bytes freed, or why it failed.
+    pub outcome: Result<i64, &'a str>,
+    pub now: &'a str,
+    pub next_due: Option<&'a str>,
+}
+
+/// Ends the prune of command `command_id` and gives the lease back.
+pub async fn finish_prune(
+    db: &D1Database,
+    command_id: i64,
+    end: &PruneEnd<'_>,
+) -> Result<(), StoreError> {
+    let (freed, error) = match end.outcome {
+        Ok(freed) => (Some(freed), ""),
+        Err(why) => (None, why),
+    };
+    run(
+        db,
+        "UPDATE storage_targets
+         SET prune_started_at = NULL, prune_command_id = NULL, prune_due_at = ?2,
+             pruned_at = CASE WHEN ?3 IS NULL THEN pruned_at ELSE ?4 END,
+             prune_freed_bytes = COALESCE(?3, prune_freed_bytes), prune_error = ?5
+         WHERE prune_command_id = ?1",
+        &[
+            int(command_id),
+            opt_text(end.next_due),
+            freed.map_or(worker::wasm_bindgen::JsValue::NULL, int),
+            text(end.now),
+            text(error),
+        ],
+    )
+    .await
+    .map(drop)
+}
+
+/// Targets whose repository prune is due and not under way.
+pub async fn due_prunes(
+    db: &D1Database,
+    now: &str,
+    stale_before: &str,
+) -> Result<Vec<TargetRow>, StoreError> {
+    all(
+        db,
+        target_select!(
+            "WHERE repo_ready_at IS NOT NULL AND prune_due_at IS NOT NULL AND prune_due_at <= ?1
+               AND (prune_started_at IS NULL OR prune_started_at < ?2)
+             ORDER BY prune_due_at LIMIT 5"
+        ),
+        &[text(now), text(stale_before)],
+    )
+    .await
+}
+
+/// Moves every repository's next scheduled prune to `due` (prunes turned on or off).
+pub async fn reschedule_prunes(db: &D1Database, due: Option<&str>) -> Result<(), StoreError> {
+    run(
+        db,
+        "UPDATE storage_targets SET prune_due_at = ?1 WHERE repo_ready_at IS NOT NULL",
+        &[opt_text(due)],
     )
     .await
     .map(drop)

@@ -8,7 +8,9 @@
 //! `{"time", "exclusive", "hostname", "username", "pid"}` encrypted with the repository's master
 //! key (AES-256-CTR + Poly1305-AES, the nonce first), `<id>` being the SHA-256 of the encrypted
 //! bytes. restic counts a lock older than 30 minutes as stale, so a held lock is written anew
-//! every 5 minutes. No library writes restic locks from Rust (rustic_core chose lock-free
+//! every 5 minutes. A stale lock (older than that, or of a process of this host that is gone,
+//! e.g. a killed agent's) is removed by the next Stowage operation on the repository, as
+//! `restic unlock` removes it. No library writes restic locks from Rust (rustic_core chose lock-free
 //! two-phase deletes instead), hence this module; the cipher is the `aes256ctr_poly1305aes`
 //! crate rustic_core itself uses.
 
@@ -75,18 +77,45 @@ fn decrypt(key: &MasterKey, data: &[u8]) -> Option<Vec<u8>> {
     }
 }
 
-/// The lock at `path`, if it is one this key opens and it is not stale.
-fn live_lock(be: &StoreBackend, key: &MasterKey, path: &str) -> Option<LockFile> {
-    let data = be.read_raw(path).ok()?;
-    let lock: LockFile = serde_json::from_slice(&decrypt(key, &data)?).ok()?;
-    let time = chrono::DateTime::parse_from_rfc3339(&lock.time).ok()?;
+/// Whether process `pid` of this host still runs (a zombie, killed but not yet reaped, does not).
+fn running(pid: i64) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+        // The state follows the command name, which is in parentheses and may hold anything.
+        stat.rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().next())
+            .is_some_and(|state| state != "Z" && state != "X")
+    })
+}
+
+/// What a file of `locks/` is.
+enum Found {
+    Live(LockFile),
+    /// Older than restic's stale timeout, or held by a process of this host that is gone.
+    Stale,
+    /// Not a lock this key opens (half written, say): neither honoured nor removed.
+    Unreadable,
+}
+
+fn found(be: &StoreBackend, key: &MasterKey, path: &str) -> Found {
+    let Some(lock) = be
+        .read_raw(path)
+        .ok()
+        .and_then(|data| decrypt(key, &data))
+        .and_then(|plain| serde_json::from_slice::<LockFile>(&plain).ok())
+    else {
+        return Found::Unreadable;
+    };
+    let Ok(time) = chrono::DateTime::parse_from_rfc3339(&lock.time) else {
+        return Found::Unreadable;
+    };
     let age = chrono::Utc::now().signed_duration_since(time);
     let stale = age.to_std().is_ok_and(|age| age > STALE_AFTER)
-        // A lock of a process of this host that no longer runs is abandoned too.
-        || (lock.hostname == crate::system::hostname()
-            && lock.pid > 0
-            && !std::path::Path::new(&format!("/proc/{}", lock.pid)).exists());
-    (!stale).then_some(lock)
+        || (lock.hostname == crate::system::hostname() && lock.pid > 0 && !running(lock.pid));
+    if stale {
+        Found::Stale
+    } else {
+        Found::Live(lock)
+    }
 }
 
 /// A held lock: renewed in the background, removed when dropped.
@@ -123,6 +152,7 @@ fn write_lock(be: &StoreBackend, key: &MasterKey, exclusive: bool) -> Result<Str
 }
 
 /// The first live lock other than `own` that conflicts with taking one (`exclusive` or not).
+/// Stale locks (a killed process's, say) are removed on the way, as `restic unlock` would.
 fn conflicting(
     be: &StoreBackend,
     key: &MasterKey,
@@ -133,10 +163,12 @@ fn conflicting(
         if Some(path.as_str()) == own {
             continue;
         }
-        if let Some(lock) = live_lock(be, key, &path)
-            && (exclusive || lock.exclusive)
-        {
-            return Ok(Some(lock));
+        match found(be, key, &path) {
+            Found::Live(lock) if exclusive || lock.exclusive => return Ok(Some(lock)),
+            Found::Stale => {
+                let _ = be.delete_raw(&path);
+            }
+            Found::Live(_) | Found::Unreadable => {}
         }
     }
     Ok(None)
@@ -196,6 +228,26 @@ pub fn acquire(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_killed_process_not_yet_reaped_does_not_run() {
+        assert!(running(i64::from(std::process::id())));
+        let mut child = std::process::Command::new("true").spawn().expect("true");
+        let pid = i64::from(child.id());
+        // Until it is reaped, an exited child is a zombie: /proc still lists it.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| !s.contains(") Z"))
+        {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the child never exited"
+            );
+            std::thread::yield_now();
+        }
+        assert!(!running(pid), "a zombie counts as gone");
+        child.wait().expect("reaped");
+        assert!(!running(pid));
+    }
 
     #[test]
     fn a_lock_round_trips_through_the_cipher_and_a_wrong_key_opens_nothing() {

@@ -759,3 +759,161 @@ async fn retention_and_prune_keep_exactly_the_kept_snapshots_and_free_the_rest()
     ensure!(after.status == "success", "{after:?}");
     Ok(())
 }
+
+#[tokio::test]
+async fn a_killed_agent_fails_its_run_and_leaves_the_repository_sound() -> Result<()> {
+    use nix::sys::signal::Signal;
+    use stowage_tests::{AgentProcess, ServerOptions};
+    let server = Server::start_with(
+        ServerOptions::default()
+            .var("HEARTBEAT_SECS", 1)
+            .var("POLL_SECS", 1)
+            .var("LEASE_SECS", 3)
+            .var("OFFLINE_AFTER_SECS", 3),
+    )
+    .await?;
+    let admin = server.admin("admin", ADMIN_PASSWORD).await?;
+    let node: stowage_shared::api::NodeWithToken = server
+        .post(routes::NODES, Some(&admin), &json!({"name": "doomed"}))
+        .await?
+        .expect_ok()?;
+    let agent = AgentProcess::start(&server.base_url, node.token.expose())?;
+    server.wait_online(&admin, node.node.id).await?;
+    let work = tempfile::tempdir()?;
+    let src = work.path().join("data");
+    write_tree(&src)?;
+    let local = work.path().join("target");
+    let target: StorageTargetDetail = server
+        .post(
+            routes::STORAGE_TARGETS,
+            Some(&admin),
+            &json!({"name": "disk", "type": "local_disk", "config": {"basePath": local}}),
+        )
+        .await?
+        .expect_ok()?;
+    let task: BackupTaskOutput = server
+        .post(
+            routes::BACKUP_TASKS,
+            Some(&admin),
+            &json!({"name": "big", "type": "file", "nodeId": node.node.id,
+                    "format": "repository", "sourcePaths": [src],
+                    "storageTargetIds": [target.summary.id]}),
+        )
+        .await?
+        .expect_ok()?;
+    let first = run(&server, &admin, task.id).await?;
+    ensure!(first.status == "success", "{first:?}");
+    let packs = |dir: &Path| -> usize {
+        walk(dir)
+            .iter()
+            .filter(|p| p.starts_with(dir.join("data")))
+            .count()
+    };
+    let repo = local.join("restic");
+    let before = packs(&repo);
+
+    // 256 MiB of new data: the agent is killed once packs of it have landed, mid-run.
+    std::fs::write(src.join("media/huge.bin"), noise(7, 256 << 20))?;
+    let started: BackupRecordOutput = server
+        .post(&routes::backup_task_run(task.id), Some(&admin), &json!({}))
+        .await?
+        .expect_ok()?;
+    eventually(
+        "packs of the run to land",
+        Duration::from_secs(60),
+        || async {
+            let r: BackupRecordOutput = server
+                .get(&routes::backup_record(started.id), Some(&admin))
+                .await?
+                .expect_ok()?;
+            ensure!(
+                r.status == "running",
+                "the run ended before the kill: {r:?}"
+            );
+            Ok((packs(&repo) > before).then_some(()))
+        },
+    )
+    .await?;
+    let mut agent = agent;
+    agent.signal(Signal::SIGKILL)?;
+    agent.wait_exit(Duration::from_secs(10)).await?;
+    let killed = server.settled(&admin, started.id, true).await?;
+    ensure!(killed.status == "failed", "{killed:?}");
+
+    // What the killed run wrote is unreferenced data, nothing worse: restic's check is clean,
+    // and only the first snapshot exists. (Its lock stays behind until it is removed as
+    // stale: the check reads without taking one.)
+    let kit: RecoveryKit = server
+        .post(
+            &routes::storage_target_recovery_kit(target.summary.id),
+            Some(&admin),
+            &json!({"currentPassword": ADMIN_PASSWORD}),
+        )
+        .await?
+        .expect_ok()?;
+    let password = kit.password.expose();
+    ensure!(
+        restic(&repo, password, &["list", "locks", "--no-lock"])?
+            .lines()
+            .count()
+            == 1,
+        "the killed agent's lock"
+    );
+    restic(&repo, password, &["--no-lock", "check", "--read-data"])?;
+    ensure!(
+        restic(&repo, password, &["--no-lock", "snapshots", "--json"])?
+            .contains(&first.targets[0].snapshot_id)
+    );
+    ensure!(
+        restic(&repo, password, &["--no-lock", "list", "snapshots"])?
+            .lines()
+            .count()
+            == 1,
+        "the killed run left a snapshot"
+    );
+
+    // The agent comes back; the next run removes the stale lock, succeeds, and restic (taking
+    // its own exclusive lock now) reads it whole.
+    let _agent = AgentProcess::start(&server.base_url, node.token.expose())?;
+    server.wait_online(&admin, node.node.id).await?;
+    let next = run(&server, &admin, task.id).await?;
+    ensure!(next.status == "success", "{next:?}");
+    restic(&repo, password, &["check", "--read-data"])?;
+    let by_restic = work.path().join("by-restic");
+    restic(
+        &repo,
+        password,
+        &[
+            "restore",
+            &next.targets[0].snapshot_id,
+            "--target",
+            &by_restic.display().to_string(),
+        ],
+    )?;
+    ensure!(
+        std::fs::read(
+            by_restic
+                .join(src.strip_prefix("/")?)
+                .join("media/huge.bin")
+        )? == std::fs::read(src.join("media/huge.bin"))?,
+        "the large file restored differs"
+    );
+    Ok(())
+}
+
+/// Every file under `dir`.
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                out.push(p);
+            }
+        }
+    }
+    out
+}

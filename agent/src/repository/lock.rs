@@ -205,16 +205,12 @@ pub fn acquire(
     let (be, key) = (Arc::clone(be), key.clone());
     let renewer = std::thread::spawn(move || {
         let mut current = path;
-        loop {
-            match stopped.recv_timeout(REFRESH_EVERY) {
-                Err(RecvTimeoutError::Timeout) => {
-                    // restic renews the same way: a new lock first, then the old one goes.
-                    if let Ok(renewed) = write_lock(&be, &key, exclusive) {
-                        let _ = be.delete_raw(&current);
-                        current = renewed;
-                    }
-                }
-                Ok(()) | Err(RecvTimeoutError::Disconnected) => break,
+        // Until the holder drops the sender (or sends): renew at every timeout.
+        while let Err(RecvTimeoutError::Timeout) = stopped.recv_timeout(REFRESH_EVERY) {
+            // restic renews the same way: a new lock first, then the old one goes.
+            if let Ok(renewed) = write_lock(&be, &key, exclusive) {
+                let _ = be.delete_raw(&current);
+                current = renewed;
             }
         }
         let _ = be.delete_raw(&current);

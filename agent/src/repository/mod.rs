@@ -684,3 +684,172 @@ pub async fn prune(at: &Location) -> Result<Pruned, RepoError> {
 
 #[cfg(test)]
 mod tests;
+
+/// What a check found.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Checked {
+    pub errors: Vec<String>,
+    pub warnings: Vec<String>,
+    /// Pack files named by an error (hex ids).
+    pub damaged_packs: Vec<String>,
+    /// Snapshots (full ids) that hold data in a damaged pack, or whose trees cannot be read.
+    pub affected: Vec<String>,
+    /// Snapshots checked.
+    pub snapshots: u64,
+}
+
+/// Checks the repository (restic's `check`): the structure every time (index against pack
+/// files, every tree of the snapshots checked), and with `read_percent` > 0 that share of the
+/// snapshots' pack data read back and hashed (100: all of it). `snapshot` narrows the check to
+/// one snapshot's trees and packs. When something is damaged, every snapshot of the repository
+/// that needs a damaged pack is named.
+pub async fn check(
+    at: &Location,
+    snapshot: Option<&str>,
+    read_percent: u8,
+) -> Result<Checked, RepoError> {
+    let at = at.clone();
+    let only = snapshot.map(snapshot_id).transpose()?;
+    let backend = backend(&at);
+    run_blocking(move || {
+        let repo = open_existing(&at, unopened_hidden(Arc::clone(&backend))?)?;
+        let _lock = lock::acquire(&backend, &repo.key(), false)?;
+        let snaps = match only {
+            Some(id) => repo.get_snapshots(&[id.to_hex().as_str()])?,
+            None => repo.get_all_snapshots()?,
+        };
+        if let Some(id) = only
+            && snaps.is_empty()
+        {
+            return Err(RepoError::Refused(format!(
+                "snapshot {id} is not in the repository"
+            )));
+        }
+        let subset = if read_percent >= 100 {
+            rustic_core::ReadSubsetOption::All
+        } else {
+            rustic_core::ReadSubsetOption::Percentage(f64::from(read_percent))
+        };
+        let opts = rustic_core::CheckOptions::default()
+            .read_data(read_percent > 0)
+            .read_data_subset(subset);
+        let results = repo.check_with_trees(opts, snaps.iter().map(|s| s.tree).collect())?;
+        let mut checked = Checked {
+            snapshots: snaps.len() as u64,
+            ..Checked::default()
+        };
+        for (level, finding) in &results.0 {
+            // rustic_core exports neither the level's nor the finding's type by name: the
+            // level is told by its Debug form, the finding by its message.
+            let text = finding_text(&finding.to_string());
+            if format!("{level:?}") == "Warn" {
+                checked.warnings.push(text);
+            } else {
+                checked.errors.push(text);
+            }
+        }
+        if checked.errors.is_empty() {
+            return Ok(checked);
+        }
+        let packs: std::collections::HashSet<String> = repo
+            .list::<rustic_core::repofile::PackId>()?
+            .map(|id| id.to_hex().as_str().to_owned())
+            .collect();
+        // Findings name packs by the first 8 digits of their id.
+        let mut damaged: Vec<String> = checked
+            .errors
+            .iter()
+            .flat_map(|e| hex_words(e))
+            .filter_map(|word| {
+                let mut matching = packs.iter().filter(|id| id.starts_with(&word));
+                match (matching.next(), matching.next()) {
+                    (Some(id), None) => Some(id.clone()),
+                    _ => None,
+                }
+            })
+            .collect();
+        damaged.sort();
+        damaged.dedup();
+        checked.affected = affected_snapshots(repo, &damaged)?;
+        checked.damaged_packs = damaged;
+        Ok(checked)
+    })
+    .await
+}
+
+/// The words of `text` that could be (the start of) an id: 8 to 64 hex digits.
+fn hex_words(text: &str) -> Vec<String> {
+    text.split(|c: char| !c.is_ascii_hexdigit())
+        .filter(|w| (8..=64).contains(&w.len()))
+        .map(str::to_ascii_lowercase)
+        .collect()
+}
+
+/// A check finding as one line: rustic_core's message without its backtrace and boilerplate.
+fn finding_text(full: &str) -> String {
+    let cut = [
+        "Backtrace:",
+        "Some additional details",
+        "For more information",
+    ]
+    .iter()
+    .filter_map(|marker| full.find(marker))
+    .min()
+    .unwrap_or(full.len());
+    let text: Vec<&str> = full[..cut]
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && *l != "Message:")
+        .collect();
+    let mut line = text.join(" ");
+    if line.len() > 400 {
+        let mut end = 400;
+        while !line.is_char_boundary(end) {
+            end -= 1;
+        }
+        line.truncate(end);
+        line.push('…');
+    }
+    line
+}
+
+/// Every snapshot of the repository that needs one of the `damaged` packs (for a tree or a
+/// file's content), or whose trees cannot be read at all.
+fn affected_snapshots(
+    repo: Repository<OpenStatus>,
+    damaged: &[String],
+) -> Result<Vec<String>, RepoError> {
+    let repo = repo.to_indexed()?;
+    let in_damaged = |pack: rustic_core::repofile::PackId| {
+        damaged.iter().any(|d| d.as_str() == pack.to_hex().as_str())
+    };
+    let mut affected = Vec::new();
+    for snap in repo.get_all_snapshots()? {
+        let id = snap.id.to_hex().as_str().to_owned();
+        let needs_damaged = (|| -> Result<bool, RepoError> {
+            if in_damaged(repo.get_index_entry(&snap.tree)?.pack) {
+                return Ok(true);
+            }
+            let root = repo.node_from_snapshot_and_path(&snap, "")?;
+            for entry in repo.ls(&root, &LsOptions::default().recursive(true))? {
+                let (_, node) = entry?;
+                if let Some(tree) = node.subtree
+                    && in_damaged(repo.get_index_entry(&tree)?.pack)
+                {
+                    return Ok(true);
+                }
+                for blob in node.content.iter().flatten() {
+                    if in_damaged(repo.get_index_entry(blob)?.pack) {
+                        return Ok(true);
+                    }
+                }
+            }
+            Ok(false)
+        })();
+        // A snapshot whose trees cannot be read is damaged too.
+        if needs_damaged.unwrap_or(true) {
+            affected.push(id);
+        }
+    }
+    Ok(affected)
+}

@@ -572,3 +572,119 @@ async fn locks_keep_restic_and_stowage_apart_and_prune_frees_forgotten_data() {
         "no lock is left behind"
     );
 }
+
+/// Every pack file of a local repository.
+fn pack_files(repo: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for dir in std::fs::read_dir(repo.join("data"))
+        .expect("data")
+        .flatten()
+    {
+        for f in std::fs::read_dir(dir.path()).expect("dir").flatten() {
+            out.push(f.path());
+        }
+    }
+    out.sort();
+    out
+}
+
+/// A damaged pack: the check reports it and names exactly the snapshots that need it; a check
+/// of a snapshot that does not need it passes; and restic agrees that the data is damaged.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_damaged_pack_is_found_and_the_snapshots_needing_it_are_named() {
+    let (repo_dir, src) = (
+        tempfile::tempdir().expect("tmp"),
+        tempfile::tempdir().expect("tmp"),
+    );
+    let at = local(repo_dir.path()).await;
+    let repo = repo_dir.path().join("restic");
+    let mut ids = Vec::new();
+    let mut packs_after = Vec::new();
+    for round in 0..2u32 {
+        let mut x = 0xdead_beef_u32 ^ round;
+        let data: Vec<u8> = (0..3_000_000)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 17;
+                x ^= x << 5;
+                x as u8
+            })
+            .collect();
+        std::fs::write(src.path().join(format!("part-{round}.bin")), data).expect("write");
+        let snap = backup_files(
+            &at,
+            vec![src.path().to_path_buf()],
+            Excludes::new(&[]).expect("excludes"),
+            &labels(20 + i64::from(round)),
+            Arc::default(),
+        )
+        .await
+        .expect("backup");
+        ids.push(snap.snapshot_id);
+        packs_after.push(pack_files(&repo));
+    }
+    let clean = check(&at, None, 100).await.expect("check");
+    assert!(clean.errors.is_empty(), "{clean:?}");
+    assert_eq!(clean.snapshots, 2);
+
+    // Damage the largest pack the second run added (part-1.bin's data): same size, other bytes.
+    let victim = packs_after[1]
+        .iter()
+        .filter(|p| !packs_after[0].contains(p))
+        .max_by_key(|p| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0))
+        .expect("a new pack")
+        .clone();
+    let mut bytes = std::fs::read(&victim).expect("read");
+    let middle = bytes.len() / 2;
+    for b in &mut bytes[middle..middle + 64] {
+        *b ^= 0xff;
+    }
+    std::fs::write(&victim, bytes).expect("write");
+    let name = victim
+        .file_name()
+        .expect("name")
+        .to_string_lossy()
+        .into_owned();
+
+    // The structure alone looks whole; reading the data finds the damage.
+    let structure = check(&at, None, 0).await.expect("check");
+    assert!(structure.errors.is_empty(), "{structure:?}");
+    let found = check(&at, None, 100).await.expect("check");
+    assert!(!found.errors.is_empty(), "{found:?}");
+    assert_eq!(
+        found.damaged_packs,
+        std::slice::from_ref(&name),
+        "{found:?}"
+    );
+    assert_eq!(
+        found.affected,
+        [ids[1].clone()],
+        "only the second snapshot needs it"
+    );
+    let first = check(&at, Some(&ids[0]), 100).await.expect("check");
+    assert!(
+        first.errors.is_empty(),
+        "the first snapshot is whole: {first:?}"
+    );
+    let second = check(&at, Some(&ids[1]), 100).await.expect("check");
+    assert_eq!(second.affected, [ids[1].clone()], "{second:?}");
+
+    let mut pw = tempfile::NamedTempFile::new().expect("pw");
+    std::io::Write::write_all(&mut pw, PASSWORD.as_bytes()).expect("pw");
+    let by_restic = Command::new("restic")
+        .args([
+            "--repo",
+            &repo.to_string_lossy(),
+            "--no-cache",
+            "--password-file",
+        ])
+        .arg(pw.path())
+        .args(["check", "--read-data"])
+        .output()
+        .expect("restic");
+    assert!(!by_restic.status.success(), "restic finds the damage too");
+    assert!(
+        String::from_utf8_lossy(&by_restic.stdout).contains(&name[..8])
+            || String::from_utf8_lossy(&by_restic.stderr).contains(&name[..8])
+    );
+}

@@ -187,6 +187,11 @@ error_codes! {
     /// exists), or it is being pruned (no run writes while a prune runs, no prune while a run
     /// writes).
     StorageRepositoryBusy = ("STORAGE_REPOSITORY_BUSY", 409),
+    /// Only repository backups can be checked this way (an archive is checked against its
+    /// SHA-256 whenever it is restored or downloaded).
+    BackupRecordNotVerifiable = ("BACKUP_RECORD_NOT_VERIFIABLE", 400),
+    /// No verification record has this id.
+    VerifyRecordNotFound = ("VERIFY_RECORD_NOT_FOUND", 404),
     /// A prune of the target's repository failed on the agent; the message says why.
     StorageRepositoryPruneFailed = ("STORAGE_REPOSITORY_PRUNE_FAILED", 502),
     /// The record is a repository snapshot, not one file: restore it (all or selected paths),

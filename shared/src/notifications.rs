@@ -76,13 +76,15 @@ pub enum Event {
     NodeOffline,
     NodeOnline,
     StorageTestFailed,
+    /// A repository check (of one record's snapshot, or of a whole target) found damage.
+    VerifyFailed,
     /// A test message from `POST /api/notifications/test`.
     Test,
 }
 
 impl Event {
     /// The events a channel can subscribe to (not `test`, which goes to the one channel tested).
-    pub const SUBSCRIBABLE: [Event; 8] = [
+    pub const SUBSCRIBABLE: [Event; 9] = [
         Event::BackupSuccess,
         Event::BackupFailed,
         Event::BackupPartial,
@@ -91,6 +93,7 @@ impl Event {
         Event::NodeOffline,
         Event::NodeOnline,
         Event::StorageTestFailed,
+        Event::VerifyFailed,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -103,6 +106,7 @@ impl Event {
             Event::NodeOffline => "node_offline",
             Event::NodeOnline => "node_online",
             Event::StorageTestFailed => "storage_test_failed",
+            Event::VerifyFailed => "verify_failed",
             Event::Test => "test",
         }
     }
@@ -123,6 +127,7 @@ impl Event {
                 | Event::RestoreFailed
                 | Event::NodeOffline
                 | Event::StorageTestFailed
+                | Event::VerifyFailed
         )
     }
 
@@ -576,6 +581,18 @@ fn body_of(lines: &[(&str, String)]) -> String {
         .join("\n")
 }
 
+/// What a `verify_failed` message says.
+#[derive(Debug, Clone)]
+pub struct VerifyFacts<'a> {
+    pub verify_id: i64,
+    pub target_name: &'a str,
+    /// Empty for a check of a whole target.
+    pub task_name: &'a str,
+    pub error: &'a str,
+    pub affected: usize,
+    pub finished_at: &'a str,
+}
+
 impl Message {
     pub fn backup(site_name: &str, site_url: &str, f: &BackupFacts<'_>) -> Self {
         let event = match f.status {
@@ -730,6 +747,33 @@ impl Message {
             fields,
             link,
             occurred_at: now.to_owned(),
+        }
+    }
+
+    /// A check found damage in a target's repository.
+    pub fn verify_failed(site_name: &str, site_url: &str, f: &VerifyFacts<'_>) -> Self {
+        let link = link(site_url, format!("/verify/records/{}", f.verify_id));
+        let body = body_of(&[
+            ("Storage target", f.target_name.to_owned()),
+            ("Task", f.task_name.to_owned()),
+            ("Problem", f.error.to_owned()),
+            ("Snapshots affected", f.affected.to_string()),
+            ("Check", link.clone().unwrap_or_default()),
+        ]);
+        let fields = fields_of([
+            ("verifyId", json!(f.verify_id)),
+            ("storageTargetName", json!(f.target_name)),
+            ("taskName", json!(f.task_name)),
+            ("error", json!(f.error)),
+            ("snapshotsAffected", json!(f.affected)),
+        ]);
+        Self {
+            event: Event::VerifyFailed,
+            title: format!("[{site_name}] Backup check failed: {}", f.target_name),
+            body,
+            fields,
+            link,
+            occurred_at: f.finished_at.to_owned(),
         }
     }
 

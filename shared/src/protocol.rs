@@ -73,6 +73,18 @@ pub enum CommandSpec {
     },
     /// Report the backends the node's rclone has, with their options (`rclone config providers`).
     RcloneBackends,
+    /// Check a target's repository (restic's `check`): its structure, and `readDataPercent` of
+    /// the data read back (of one snapshot's packs when `snapshotId` is given).
+    #[serde(rename_all = "camelCase")]
+    VerifyRepository {
+        verify_id: i64,
+        storage_type: crate::storage::StorageType,
+        config: serde_json::Value,
+        path: String,
+        password: SecretString,
+        snapshot_id: Option<String>,
+        read_data_percent: u8,
+    },
     /// Remove the data no snapshot uses any more from a target's repository (restic's `prune`),
     /// under an exclusive restic lock.
     #[serde(rename_all = "camelCase")]
@@ -296,6 +308,7 @@ impl CommandSpec {
             CommandSpec::StorageUsage { .. } => CommandKind::StorageUsage,
             CommandSpec::RcloneBackends => CommandKind::RcloneBackends,
             CommandSpec::PruneRepository { .. } => CommandKind::PruneRepository,
+            CommandSpec::VerifyRepository { .. } => CommandKind::Verify,
             CommandSpec::RunBackup { .. } => CommandKind::RunBackup,
             CommandSpec::DeleteArtifacts { .. } => CommandKind::DeleteArtifacts,
             CommandSpec::Restore { .. } | CommandSpec::RestoreDatabase { .. } => {
@@ -358,6 +371,21 @@ pub enum CommandReport {
     Relay(RelayReport),
     Restore(RestoreReport),
     PruneRepository(PruneReport),
+    Verify(VerifyReport),
+}
+
+/// What a repository check found.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct VerifyReport {
+    /// Snapshots whose trees (and data, as far as it was read) were checked.
+    pub snapshots: u64,
+    pub errors: Vec<String>,
+    pub warnings: Vec<String>,
+    /// Pack files found damaged (full ids).
+    pub damaged_packs: Vec<String>,
+    /// Snapshots (full ids) that need a damaged pack.
+    pub affected_snapshots: Vec<String>,
 }
 
 /// What a prune did to a repository.
@@ -384,6 +412,7 @@ impl CommandReport {
             CommandReport::Relay(_) => CommandKind::Relay,
             CommandReport::Restore(_) => CommandKind::Restore,
             CommandReport::PruneRepository(_) => CommandKind::PruneRepository,
+            CommandReport::Verify(_) => CommandKind::Verify,
         }
     }
 
@@ -401,6 +430,7 @@ impl CommandReport {
             CommandKind::Relay => CommandReport::Relay(read(json)?),
             CommandKind::Restore => CommandReport::Restore(read(json)?),
             CommandKind::PruneRepository => CommandReport::PruneRepository(read(json)?),
+            CommandKind::Verify => CommandReport::Verify(read(json)?),
         })
     }
 }

@@ -171,6 +171,8 @@ words! {
         StorageTest = "storage_test",
         StorageUsage = "storage_usage",
         PruneRepository = "prune_repository",
+        /// A repository check (restic's `check`).
+        Verify = "verify",
         RcloneBackends = "rclone_backends",
         RunBackup = "run_backup",
         DeleteArtifacts = "delete_artifacts",

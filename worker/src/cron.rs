@@ -34,6 +34,7 @@ pub struct TickReport {
     pub deliveries_purged: usize,
     pub prunes_started: usize,
     pub prunes_lost: usize,
+    pub checks_failed: usize,
 }
 
 pub async fn tick(state: &AppState, now: Timestamp) -> Result<TickReport, ApiError> {
@@ -85,6 +86,7 @@ pub async fn tick(state: &AppState, now: Timestamp) -> Result<TickReport, ApiErr
         .await?,
         restores_failed: restores::fail_lost(&state.db, &now_text).await?,
         prunes_lost: crate::ops::prune::fail_lost(&state.db, now).await?,
+        checks_failed: crate::store::verifies::fail_lost(&state.db, &now_text).await?,
         // A relay nobody finished within the hour was abandoned.
         relays_purged: relays::purge(&state.db, &time::format(now - Duration::hours(1))).await?,
         // Last: runs started now are not failed as lost by this same tick.

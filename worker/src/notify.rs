@@ -21,6 +21,7 @@ use stowage_shared::notifications::{
 };
 use stowage_shared::settings::Settings;
 use stowage_shared::time::{self, Timestamp};
+use worker::D1Database;
 use worker::{Env, Headers, Method, Request, RequestInit};
 
 /// How long one attempt may take before it counts as failed.
@@ -161,10 +162,20 @@ pub async fn emit(
     event_key: &str,
     now: Timestamp,
 ) -> Result<(), ApiError> {
-    let channels = store::subscribed(&state.db, message.event.as_str()).await?;
+    emit_to(&state.db, message, event_key, now).await
+}
+
+/// [`emit`] with the database alone.
+pub async fn emit_to(
+    db: &D1Database,
+    message: &Message,
+    event_key: &str,
+    now: Timestamp,
+) -> Result<(), ApiError> {
+    let channels = store::subscribed(db, message.event.as_str()).await?;
     let text = encode(message)?;
     let list = deliveries(channels.iter(), message.event, event_key, &text);
-    store::enqueue(&state.db, &list, &time::format(now))
+    store::enqueue(db, &list, &time::format(now))
         .await
         .map_err(ApiError::from)
 }

@@ -89,6 +89,9 @@ routes! {
     BackupRecordsBatchDelete: Post routes::BACKUP_RECORDS_BATCH_DELETE, Refusals("backup_record.delete") => api::records::batch_delete;
     BackupRecordLogs: Get routes::BACKUP_RECORD_LOGS, None => |ctx| api::logs::stream(ctx, Kind::Backup);
     BackupRecordRestore: Post routes::BACKUP_RECORD_RESTORE, Refusals("backup_record.restore") => api::restores::start;
+    BackupRecordVerify: Post routes::BACKUP_RECORD_VERIFY, Refusals("backup_record.verify") => api::verifies::record;
+    VerifyRecords: Get routes::VERIFY_RECORDS, None => api::verifies::list;
+    VerifyRecord: Get routes::VERIFY_RECORD, None => api::verifies::get;
     RestoreRecords: Get routes::RESTORE_RECORDS, None => api::restores::list;
     RestoreRecord: Get routes::RESTORE_RECORD, None => api::restores::get;
     RestoreRecordLogs: Get routes::RESTORE_RECORD_LOGS, None => |ctx| api::logs::stream(ctx, Kind::Restore);
@@ -108,6 +111,7 @@ routes! {
     StorageTargetUsage: Get routes::STORAGE_TARGET_USAGE, None => api::storage_targets::usage;
     StorageTargetRecoveryKit: Post routes::STORAGE_TARGET_RECOVERY_KIT, Refusals("storage_target.recovery_kit") => api::storage_targets::recovery_kit;
     StorageTargetPrune: Post routes::STORAGE_TARGET_PRUNE, Refusals("storage_target.prune") => api::storage_targets::prune;
+    StorageTargetVerify: Post routes::STORAGE_TARGET_VERIFY, Refusals("storage_target.verify") => api::verifies::target;
     Notifications: Get routes::NOTIFICATIONS, None => api::notifications::list;
     NotificationCreate: Post routes::NOTIFICATIONS, Refusals("notification.create") => api::notifications::create;
     NotificationTestPending: Post routes::NOTIFICATIONS_TEST, Refusals("notification.test") => api::notifications::test_pending;

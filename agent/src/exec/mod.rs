@@ -4,7 +4,7 @@
 pub mod delete_artifacts;
 pub mod discover;
 pub mod list_dir;
-pub mod prune;
+pub mod maintenance;
 pub mod relay;
 pub mod restore;
 pub mod restore_database;
@@ -137,9 +137,38 @@ pub async fn execute(
             config,
             path,
             password,
-        } => prune::prune(*storage_type, config, path, password, tools)
-            .await
-            .map(CommandReport::PruneRepository),
+        } => maintenance::prune(
+            &maintenance::Repo {
+                storage_type: *storage_type,
+                config,
+                path,
+                password,
+            },
+            tools,
+        )
+        .await
+        .map(CommandReport::PruneRepository),
+        CommandSpec::VerifyRepository {
+            verify_id: _,
+            storage_type,
+            config,
+            path,
+            password,
+            snapshot_id,
+            read_data_percent,
+        } => maintenance::verify(
+            &maintenance::Repo {
+                storage_type: *storage_type,
+                config,
+                path,
+                password,
+            },
+            snapshot_id.as_deref(),
+            *read_data_percent,
+            tools,
+        )
+        .await
+        .map(CommandReport::Verify),
         CommandSpec::RcloneBackends => rclone_backends(tools)
             .await
             .map(CommandReport::RcloneBackends),

@@ -106,6 +106,19 @@ pub const STORAGE_TARGET_RECOVERY_KIT: &str = "/api/storage-targets/:id/recovery
 pub fn storage_target_recovery_kit(id: i64) -> String {
     with_id(STORAGE_TARGET_RECOVERY_KIT, id)
 }
+pub const STORAGE_TARGET_VERIFY: &str = "/api/storage-targets/:id/verify";
+pub fn storage_target_verify(id: i64) -> String {
+    with_id(STORAGE_TARGET_VERIFY, id)
+}
+pub const BACKUP_RECORD_VERIFY: &str = "/api/backup/records/:id/verify";
+pub fn backup_record_verify(id: i64) -> String {
+    with_id(BACKUP_RECORD_VERIFY, id)
+}
+pub const VERIFY_RECORDS: &str = "/api/verify/records";
+pub const VERIFY_RECORD: &str = "/api/verify/records/:id";
+pub fn verify_record(id: i64) -> String {
+    with_id(VERIFY_RECORD, id)
+}
 pub const STORAGE_TARGET_PRUNE: &str = "/api/storage-targets/:id/prune";
 pub fn storage_target_prune(id: i64) -> String {
     with_id(STORAGE_TARGET_PRUNE, id)

@@ -235,3 +235,48 @@ pub struct MeasuredUsage {
     pub truncated: bool,
     pub disk: Option<DiskUsage>,
 }
+
+/// `POST /api/backup/records/:id/verify` and `POST /api/storage-targets/:id/verify`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct VerifyRequest {
+    /// The copy to check (a record on several targets); the first stored copy by default.
+    #[serde(default)]
+    pub storage_target_id: Option<i64>,
+    /// Share of the data read back and hashed, 0 to 100 (a record: 100 by default; a target:
+    /// the setting `repositoryCheckReadPercent`).
+    #[serde(default)]
+    pub read_data_percent: Option<u8>,
+    /// The node that checks (by default one whose tasks use the target).
+    #[serde(default)]
+    pub node_id: Option<i64>,
+}
+
+/// One check of a repository: of a record's snapshot, or of a whole target.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct VerifyRecordOutput {
+    pub id: i64,
+    /// The record whose snapshot was checked (none: the whole repository).
+    pub backup_record_id: Option<i64>,
+    pub task_id: Option<i64>,
+    pub task_name: String,
+    pub storage_target_id: i64,
+    pub storage_target_name: String,
+    pub node_id: i64,
+    /// `running`, `success` or `failed`.
+    pub status: crate::status::RunStatus,
+    pub read_data_percent: u8,
+    pub snapshots: u64,
+    pub errors: Vec<String>,
+    pub warnings: Vec<String>,
+    pub damaged_packs: Vec<String>,
+    pub affected_snapshots: Vec<String>,
+    /// The records whose snapshot on this target needs damaged data.
+    pub affected_records: Vec<i64>,
+    /// Why the check could not run or what it found, in one line.
+    pub error: String,
+    pub triggered_by: String,
+    pub started_at: String,
+    pub finished_at: Option<String>,
+}

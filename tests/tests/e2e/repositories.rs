@@ -917,3 +917,224 @@ fn walk(dir: &Path) -> Vec<PathBuf> {
     }
     out
 }
+
+async fn verified(
+    server: &Server,
+    admin: &str,
+    path: &str,
+    body: serde_json::Value,
+) -> Result<stowage_shared::api::VerifyRecordOutput> {
+    let started = server.post(path, Some(admin), &body).await?;
+    ensure!(started.status == 201, "{}", started.raw);
+    let v: stowage_shared::api::VerifyRecordOutput = started.expect_ok()?;
+    eventually("the check to end", Duration::from_secs(60), || async {
+        let v: stowage_shared::api::VerifyRecordOutput = server
+            .get(&routes::verify_record(v.id), Some(admin))
+            .await?
+            .expect_ok()?;
+        Ok((v.status != "running").then_some(v))
+    })
+    .await
+}
+
+#[tokio::test]
+async fn a_damaged_pack_fails_the_check_and_names_the_records_that_need_it() -> Result<()> {
+    let Fleet {
+        server,
+        admin,
+        node,
+        agent: _agent,
+    } = Fleet::start("checked").await?;
+    let rx = stowage_tests::Receivers::start()?;
+    let channel = server
+        .post(
+            routes::NOTIFICATIONS,
+            Some(&admin),
+            &json!({"name": "checks", "type": "webhook", "events": ["verify_failed"],
+                    "config": {"url": rx.url("/checks")}}),
+        )
+        .await?;
+    ensure!(channel.status == 201, "{}", channel.raw);
+    let work = tempfile::tempdir()?;
+    let src = work.path().join("data");
+    std::fs::create_dir_all(&src)?;
+    let local = work.path().join("target");
+    let target: StorageTargetDetail = server
+        .post(
+            routes::STORAGE_TARGETS,
+            Some(&admin),
+            &json!({"name": "disk", "type": "local_disk", "config": {"basePath": local}}),
+        )
+        .await?
+        .expect_ok()?;
+    let target_id = target.summary.id;
+    let task: BackupTaskOutput = server
+        .post(
+            routes::BACKUP_TASKS,
+            Some(&admin),
+            &json!({"name": "checked", "type": "file", "nodeId": node.node.id,
+                    "format": "repository", "sourcePaths": [src],
+                    "storageTargetIds": [target_id]}),
+        )
+        .await?
+        .expect_ok()?;
+    let packs = |dir: &Path| -> Vec<PathBuf> {
+        let mut p: Vec<PathBuf> = walk(dir)
+            .into_iter()
+            .filter(|p| p.starts_with(dir.join("data")))
+            .collect();
+        p.sort();
+        p
+    };
+    let repo = local.join("restic");
+    std::fs::write(src.join("first.bin"), noise(1, 3 << 20))?;
+    let first = run(&server, &admin, task.id).await?;
+    let after_first = packs(&repo);
+    std::fs::write(src.join("second.bin"), noise(2, 3 << 20))?;
+    let second = run(&server, &admin, task.id).await?;
+    ensure!(first.status == "success" && second.status == "success");
+
+    // Whole: a record's check reads all of its data; a target's check its structure and a share.
+    let ok = verified(
+        &server,
+        &admin,
+        &routes::backup_record_verify(second.id),
+        json!({}),
+    )
+    .await?;
+    ensure!(
+        ok.status == "success" && ok.read_data_percent == 100,
+        "{ok:?}"
+    );
+    ensure!(ok.snapshots == 1 && ok.errors.is_empty(), "{ok:?}");
+    let whole = verified(
+        &server,
+        &admin,
+        &routes::storage_target_verify(target_id),
+        json!({"readDataPercent": 100}),
+    )
+    .await?;
+    ensure!(
+        whole.status == "success" && whole.snapshots == 2,
+        "{whole:?}"
+    );
+
+    // The largest pack the second run added loses 64 bytes to damage.
+    let victim = packs(&repo)
+        .into_iter()
+        .filter(|p| !after_first.contains(p))
+        .max_by_key(|p| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0))
+        .context("a pack of the second run")?;
+    let mut bytes = std::fs::read(&victim)?;
+    let middle = bytes.len() / 2;
+    for b in &mut bytes[middle..middle + 64] {
+        *b ^= 0x5a;
+    }
+    std::fs::write(&victim, bytes)?;
+    let name = victim
+        .file_name()
+        .context("name")?
+        .to_string_lossy()
+        .into_owned();
+
+    let bad = verified(
+        &server,
+        &admin,
+        &routes::backup_record_verify(second.id),
+        json!({}),
+    )
+    .await?;
+    ensure!(bad.status == "failed", "{bad:?}");
+    ensure!(bad.damaged_packs == [name.clone()], "{bad:?}");
+    ensure!(bad.affected_records == [second.id], "{bad:?}");
+    ensure!(!bad.error.is_empty() && !bad.errors.is_empty(), "{bad:?}");
+    let fine = verified(
+        &server,
+        &admin,
+        &routes::backup_record_verify(first.id),
+        json!({}),
+    )
+    .await?;
+    ensure!(
+        fine.status == "success",
+        "the first run's data is intact: {fine:?}"
+    );
+    let target_check = verified(
+        &server,
+        &admin,
+        &routes::storage_target_verify(target_id),
+        json!({"readDataPercent": 100}),
+    )
+    .await?;
+    ensure!(target_check.status == "failed", "{target_check:?}");
+    ensure!(
+        target_check.affected_records == [second.id],
+        "{target_check:?}"
+    );
+
+    // The list filters; the channel heard of both failures.
+    let failed: Vec<stowage_shared::api::VerifyRecordOutput> = server
+        .get(
+            &format!(
+                "{}?taskId={}&status=failed",
+                routes::VERIFY_RECORDS,
+                task.id
+            ),
+            Some(&admin),
+        )
+        .await?
+        .expect_ok()?;
+    ensure!(failed.len() == 1 && failed[0].id == bad.id, "{failed:?}");
+    let for_first: Vec<stowage_shared::api::VerifyRecordOutput> = server
+        .get(
+            &format!("{}?backupRecordId={}", routes::VERIFY_RECORDS, first.id),
+            Some(&admin),
+        )
+        .await?
+        .expect_ok()?;
+    ensure!(
+        for_first.len() == 1 && for_first[0].id == fine.id,
+        "{for_first:?}"
+    );
+    server
+        .get(
+            &format!("{}?status=partial", routes::VERIFY_RECORDS),
+            Some(&admin),
+        )
+        .await?
+        .expect_error(400, "INVALID_INPUT")?;
+    let told = eventually(
+        "the channel to hear of the damage",
+        Duration::from_secs(30),
+        || async {
+            server.trigger_cron().await?;
+            let got = rx.requests("/checks")?;
+            Ok((got.len() >= 2).then_some(got))
+        },
+    )
+    .await?;
+    let msg: serde_json::Value = serde_json::from_str(&told[0].body)?;
+    ensure!(msg["event"] == "verify_failed", "{msg}");
+    ensure!(msg["fields"]["snapshotsAffected"] == 1, "{msg}");
+
+    // An archive record is not checked this way.
+    let archive: BackupTaskOutput = server
+        .post(
+            routes::BACKUP_TASKS,
+            Some(&admin),
+            &json!({"name": "tarball", "type": "file", "nodeId": node.node.id,
+                    "sourcePaths": [src], "storageTargetIds": [target_id]}),
+        )
+        .await?
+        .expect_ok()?;
+    let tarball = run(&server, &admin, archive.id).await?;
+    server
+        .post(
+            &routes::backup_record_verify(tarball.id),
+            Some(&admin),
+            &json!({}),
+        )
+        .await?
+        .expect_error(400, "BACKUP_RECORD_NOT_VERIFIABLE")?;
+    Ok(())
+}

@@ -18,6 +18,7 @@ pub mod settings;
 pub mod storage_targets;
 pub mod system;
 pub mod tasks;
+pub mod verifies;
 
 use crate::auth::Principal;
 use crate::config::AppState;

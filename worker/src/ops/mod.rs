@@ -12,3 +12,4 @@ pub mod settle;
 pub mod signin;
 pub mod targets;
 pub mod tasks;
+pub mod verifies;

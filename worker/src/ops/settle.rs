@@ -2,7 +2,7 @@
 //! download it belongs to. One match over every command kind, so that a new command must say
 //! here what its outcome settles.
 
-use super::{downloads, prune, restores, runs};
+use super::{downloads, prune, restores, runs, verifies};
 use crate::config::Config;
 use crate::error::ApiError;
 use stowage_shared::protocol::{CommandReport, CommandResult};
@@ -54,6 +54,14 @@ pub async fn settle(
         (CommandKind::PruneRepository, Err(error)) => {
             prune::settle(db, command_id, Err(error), at).await?;
             Ok(false)
+        }
+        (_, Ok(Report::Verify(report))) => {
+            verifies::settle(db, command_id, Ok(report), at).await?;
+            Ok(true)
+        }
+        (CommandKind::Verify, Err(error)) => {
+            verifies::settle(db, command_id, Err(error), at).await?;
+            Ok(true)
         }
         (_, Ok(Report::Relay(report))) => {
             downloads::settle(db, command_id, Ok(report)).await?;

@@ -19,6 +19,7 @@ pub mod system;
 pub mod tasks;
 pub mod throttle;
 pub mod users;
+pub mod verifies;
 
 use serde::de::DeserializeOwned;
 use worker::wasm_bindgen::JsValue;

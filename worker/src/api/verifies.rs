@@ -1,0 +1,172 @@
+//! Checks of repositories: `POST /api/backup/records/:id/verify` checks one record's snapshot,
+//! `POST /api/storage-targets/:id/verify` a whole target's repository; `GET /api/verify/records`
+//! lists the checks (`?taskId&backupRecordId&status`), `GET /api/verify/records/:id` shows one.
+
+use super::Ctx;
+use crate::config::AppState;
+use crate::error::ApiError;
+use crate::http;
+use crate::ops::runs::{Purpose, StoredCopy, stored_copy};
+use crate::ops::verifies::{Check, output, start};
+use crate::store::storage_targets;
+use crate::store::verifies;
+use stowage_shared::ErrorCode;
+use stowage_shared::api::{Role, VerifyRequest};
+use stowage_shared::status::RunStatus;
+use worker::Response;
+
+/// How much of a target's data a check of the whole repository reads unless told.
+const TARGET_READ_PERCENT: u8 = 10;
+
+async fn answer(db: &worker::D1Database, id: i64) -> Result<Response, ApiError> {
+    let row = verifies::get(db, id).await?.ok_or_else(|| {
+        ApiError::new(
+            ErrorCode::VerifyRecordNotFound,
+            format!("verification record {id} does not exist"),
+        )
+    })?;
+    http::created(&output(&row))
+}
+
+/// `POST /api/backup/records/:id/verify` `{storageTargetId?, readDataPercent? (100), nodeId?}`.
+pub async fn record(mut ctx: Ctx<'_>) -> Result<Response, ApiError> {
+    let (AppState { db, config }, principal) = ctx.signed_in(Role::Operator).await?;
+    let record_id = ctx.id()?;
+    let body: VerifyRequest =
+        http::read_optional_json(&mut ctx.req, config.max_json_body, ErrorCode::InvalidInput)
+            .await?;
+    let sealer = config.sealer()?;
+    let StoredCopy { record, copy, .. } = stored_copy(
+        &db,
+        &sealer,
+        record_id,
+        body.storage_target_id,
+        Purpose::Restore,
+    )
+    .await?;
+    if copy.snapshot_id.is_empty() {
+        return Err(ApiError::new(
+            ErrorCode::BackupRecordNotVerifiable,
+            format!(
+                "record {record_id} is an archive: its SHA-256 is checked whenever it is restored or downloaded; only repository snapshots are checked this way"
+            ),
+        ));
+    }
+    let target = storage_targets::get(&db, copy.target_id)
+        .await?
+        .ok_or_else(|| crate::ops::targets::not_found(copy.target_id))?;
+    let id = start(
+        &db,
+        &config,
+        &sealer,
+        &Check {
+            target: &target,
+            record: Some((
+                record.id,
+                record.task_id,
+                &record.task_name,
+                &copy.snapshot_id,
+            )),
+            read_data_percent: body.read_data_percent.unwrap_or(100),
+            // The node that wrote the snapshot reaches the target (a local disk is only its).
+            node: body.node_id.or(Some(record.node_id)),
+            triggered_by: &principal.user.username,
+        },
+        ctx.now,
+    )
+    .await?;
+    ctx.audit_success(
+        &db,
+        &principal,
+        "backup_record.verify",
+        ("backup_record", record_id),
+    )
+    .await?;
+    answer(&db, id).await
+}
+
+/// `POST /api/storage-targets/:id/verify` `{readDataPercent? (10), nodeId?}` (admin).
+pub async fn target(mut ctx: Ctx<'_>) -> Result<Response, ApiError> {
+    let (AppState { db, config }, principal) = ctx.signed_in(Role::Admin).await?;
+    let id = ctx.id()?;
+    let body: VerifyRequest =
+        http::read_optional_json(&mut ctx.req, config.max_json_body, ErrorCode::InvalidInput)
+            .await?;
+    if body.storage_target_id.is_some_and(|t| t != id) {
+        return Err(ApiError::new(
+            ErrorCode::InvalidInput,
+            "storageTargetId does not apply here: the target is the one in the path",
+        ));
+    }
+    let sealer = config.sealer()?;
+    let target = crate::ops::targets::find(&db, id).await?;
+    let verify_id = start(
+        &db,
+        &config,
+        &sealer,
+        &Check {
+            target: &target,
+            record: None,
+            read_data_percent: body.read_data_percent.unwrap_or(TARGET_READ_PERCENT),
+            node: body.node_id,
+            triggered_by: &principal.user.username,
+        },
+        ctx.now,
+    )
+    .await?;
+    ctx.audit_success(
+        &db,
+        &principal,
+        "storage_target.verify",
+        ("storage_target", id),
+    )
+    .await?;
+    answer(&db, verify_id).await
+}
+
+fn id_param(ctx: &Ctx<'_>, name: &str) -> Result<i64, ApiError> {
+    match ctx.query(name)? {
+        Some(raw) => raw.parse::<i64>().ok().filter(|v| *v > 0).ok_or_else(|| {
+            ApiError::new(
+                ErrorCode::InvalidInput,
+                format!("{name} must be a numeric id"),
+            )
+        }),
+        None => Ok(0),
+    }
+}
+
+/// `GET /api/verify/records[?taskId&backupRecordId&status]`, newest first.
+pub async fn list(ctx: Ctx<'_>) -> Result<Response, ApiError> {
+    let (AppState { db, .. }, _) = ctx.signed_in(Role::Viewer).await?;
+    let task = id_param(&ctx, "taskId")?;
+    let record = id_param(&ctx, "backupRecordId")?;
+    let status = match ctx.query("status")? {
+        Some(raw) => Some(
+            RunStatus::parse(&raw)
+                .filter(|s| *s != RunStatus::Partial)
+                .ok_or_else(|| {
+                    ApiError::new(
+                        ErrorCode::InvalidInput,
+                        "status must be running, success or failed",
+                    )
+                })?,
+        ),
+        None => None,
+    };
+    let rows = verifies::list(&db, task, record, status.map(RunStatus::as_str), 200).await?;
+    http::ok(&rows.iter().map(output).collect::<Vec<_>>())
+}
+
+/// `GET /api/verify/records/:id`.
+pub async fn get(ctx: Ctx<'_>) -> Result<Response, ApiError> {
+    let (AppState { db, .. }, _) = ctx.signed_in(Role::Viewer).await?;
+    let id = ctx.id()?;
+    let row = verifies::get(&db, id).await?.ok_or_else(|| {
+        ApiError::new(
+            ErrorCode::VerifyRecordNotFound,
+            format!("verification record {id} does not exist"),
+        )
+    })?;
+    http::ok(&output(&row))
+}

@@ -1,0 +1,223 @@
+//! Checks of repositories (restic's `check`, run by a node): of one record's snapshot (its trees
+//! and all of its data by default) or of a whole target (its structure and a share of its data).
+//! Each check is a verification record; one that finds damage names the records whose snapshot
+//! needs the damaged data and raises `verify_failed`.
+
+use crate::config::Config;
+use crate::error::ApiError;
+use crate::ops::fleet::{Needs, choose_for_target};
+use crate::ops::targets::{open_config, repository_password};
+use crate::secrets::Sealer;
+use crate::store::storage_targets::TargetRow;
+use crate::store::verifies::{self, Found, NewVerify, VerifyRow};
+use stowage_shared::ErrorCode;
+use stowage_shared::api::VerifyRecordOutput;
+use stowage_shared::artifact::REPOSITORY_DIR;
+use stowage_shared::notifications::{Message, VerifyFacts};
+use stowage_shared::protocol::{CommandError, CommandSpec, VerifyReport};
+use stowage_shared::status::RunStatus;
+use stowage_shared::time::{self, Timestamp};
+use worker::D1Database;
+
+/// What to check.
+#[derive(Debug)]
+pub struct Check<'a> {
+    pub target: &'a TargetRow,
+    /// A record's snapshot on the target, with the record's task; none: the whole repository.
+    pub record: Option<(i64, Option<i64>, &'a str, &'a str)>,
+    pub read_data_percent: u8,
+    pub node: Option<i64>,
+    pub triggered_by: &'a str,
+}
+
+/// Starts a check on a node that uses the target. Returns the verification record's id.
+pub async fn start(
+    db: &D1Database,
+    config: &Config,
+    sealer: &Sealer,
+    check: &Check<'_>,
+    now: Timestamp,
+) -> Result<i64, ApiError> {
+    let row = check.target;
+    if row.repo_ready_at.is_none() {
+        return Err(ApiError::new(
+            ErrorCode::StorageRepositoryMissing,
+            format!("storage target {:?} holds no repository to check", row.name),
+        ));
+    }
+    if check.read_data_percent > 100 {
+        return Err(ApiError::new(
+            ErrorCode::InvalidInput,
+            "readDataPercent must be 0 to 100",
+        ));
+    }
+    let target = open_config(sealer, row)?;
+    let node_id = choose_for_target(
+        db,
+        config,
+        now,
+        check.node,
+        row.id,
+        Needs::storage(target.kind()),
+    )
+    .await?;
+    let password = repository_password(db, sealer, row).await?;
+    let (record_id, task_id, task_name, snapshot) = match check.record {
+        Some((record, task, name, snapshot)) => {
+            (Some(record), task, name, Some(snapshot.to_owned()))
+        }
+        None => (None, None, "", None),
+    };
+    let verify_id = verifies::start(
+        db,
+        &NewVerify {
+            backup_record_id: record_id,
+            task_id,
+            task_name,
+            target_id: row.id,
+            target_name: &row.name,
+            node_id,
+            read_data_percent: check.read_data_percent,
+            triggered_by: check.triggered_by,
+        },
+        &time::format(now),
+    )
+    .await?;
+    let spec = CommandSpec::VerifyRepository {
+        verify_id,
+        storage_type: target.kind(),
+        config: target.to_json(),
+        path: REPOSITORY_DIR.to_owned(),
+        password,
+        snapshot_id: snapshot,
+        read_data_percent: check.read_data_percent,
+    };
+    let command_id = crate::ops::commands::enqueue(db, sealer, node_id, &spec, now).await?;
+    verifies::attach(db, verify_id, command_id).await?;
+    Ok(verify_id)
+}
+
+fn json_list<T: serde::Serialize>(list: &[T]) -> Result<String, ApiError> {
+    serde_json::to_string(list).map_err(|e| ApiError::internal("encode check findings", e))
+}
+
+/// Settles the check of command `command_id`; on damage (or a check that could not run), the
+/// channels subscribed to `verify_failed` hear of it.
+pub async fn settle(
+    db: &D1Database,
+    command_id: i64,
+    outcome: Result<&VerifyReport, &CommandError>,
+    at: Timestamp,
+) -> Result<(), ApiError> {
+    let Some(row) = verifies::by_command(db, command_id).await? else {
+        return Ok(());
+    };
+    let now = time::format(at);
+    let empty: &[String] = &[];
+    let (status, report_error, snapshots, errors, warnings, damaged, affected) = match outcome {
+        Ok(r) if r.errors.is_empty() => (
+            RunStatus::Success,
+            String::new(),
+            r.snapshots,
+            empty,
+            &r.warnings[..],
+            empty,
+            empty,
+        ),
+        Ok(r) => (
+            RunStatus::Failed,
+            format!(
+                "{} problem(s) found{}: {}",
+                r.errors.len(),
+                if r.damaged_packs.is_empty() {
+                    String::new()
+                } else {
+                    format!(" in {} pack(s)", r.damaged_packs.len())
+                },
+                r.errors.first().cloned().unwrap_or_default()
+            ),
+            r.snapshots,
+            &r.errors[..],
+            &r.warnings[..],
+            &r.damaged_packs[..],
+            &r.affected_snapshots[..],
+        ),
+        Err(e) => (
+            RunStatus::Failed,
+            e.message.clone(),
+            0,
+            empty,
+            empty,
+            empty,
+            empty,
+        ),
+    };
+    let affected_json = json_list(affected)?;
+    let records = if affected.is_empty() {
+        Vec::new()
+    } else {
+        verifies::records_of_snapshots(db, row.target_id, &affected_json).await?
+    };
+    let ended = verifies::finish(
+        db,
+        row.id,
+        &Found {
+            status,
+            snapshots: i64::try_from(snapshots).unwrap_or(i64::MAX),
+            errors: &json_list(errors)?,
+            warnings: &json_list(warnings)?,
+            damaged_packs: &json_list(damaged)?,
+            affected_snapshots: &affected_json,
+            affected_records: &json_list(&records)?,
+            error: &report_error,
+        },
+        &now,
+    )
+    .await?;
+    if ended && status == RunStatus::Failed {
+        let settings = crate::store::settings::load(db).await?;
+        let message = Message::verify_failed(
+            &settings.site_name,
+            &settings.site_url,
+            &VerifyFacts {
+                verify_id: row.id,
+                target_name: &row.target_name,
+                task_name: &row.task_name,
+                error: &report_error,
+                affected: affected.len(),
+                finished_at: &now,
+            },
+        );
+        crate::notify::emit_to(db, &message, &format!("verify:{}", row.id), at).await?;
+    }
+    Ok(())
+}
+
+fn list_of<T: serde::de::DeserializeOwned>(json: &str) -> Vec<T> {
+    // Written only from encoded lists.
+    serde_json::from_str(json).unwrap_or_default()
+}
+
+pub fn output(row: &VerifyRow) -> VerifyRecordOutput {
+    VerifyRecordOutput {
+        id: row.id,
+        backup_record_id: row.backup_record_id,
+        task_id: row.task_id,
+        task_name: row.task_name.clone(),
+        storage_target_id: row.target_id,
+        storage_target_name: row.target_name.clone(),
+        node_id: row.node_id,
+        status: row.status,
+        read_data_percent: u8::try_from(row.read_data_percent).unwrap_or(100),
+        snapshots: u64::try_from(row.snapshots).unwrap_or(0),
+        errors: list_of(&row.errors),
+        warnings: list_of(&row.warnings),
+        damaged_packs: list_of(&row.damaged_packs),
+        affected_snapshots: list_of(&row.affected_snapshots),
+        affected_records: list_of(&row.affected_records),
+        error: row.error.clone(),
+        triggered_by: row.triggered_by.clone(),
+        started_at: row.started_at.clone(),
+        finished_at: row.finished_at.clone(),
+    }
+}

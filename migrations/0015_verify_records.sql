@@ -26,3 +26,6 @@ CREATE TABLE verify_records (
 CREATE INDEX verify_records_started ON verify_records (started_at);
 CREATE INDEX verify_records_record ON verify_records (backup_record_id);
 CREATE INDEX verify_records_command ON verify_records (command_id);
+-- When the tick next checks each target's whole repository (set when the repository is first
+-- written; moved on by every scheduled check).
+ALTER TABLE storage_targets ADD COLUMN check_due_at TEXT;

@@ -361,6 +361,16 @@ const TEXTS: &[(&str, &str, &str)] = &[
         "仓库清理间隔天数（0 = 从不）",
     ),
     (
+        "settings.check_days",
+        "Check repositories every (days, 0 = never)",
+        "仓库校验间隔天数（0 = 从不）",
+    ),
+    (
+        "settings.check_percent",
+        "Share of the data a scheduled check reads (%)",
+        "定期校验读取的数据比例（%）",
+    ),
+    (
         "settings.default_channels",
         "Channels for task events",
         "任务事件的通知渠道",

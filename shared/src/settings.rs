@@ -49,10 +49,25 @@ pub struct Settings {
     /// used); 0 never prunes on a schedule.
     #[serde(default = "default_prune_days")]
     pub repository_prune_days: u32,
+    /// Days between checks of each whole repository (structure, and a share of the data read
+    /// back); 0 never checks on a schedule.
+    #[serde(default = "default_check_days")]
+    pub repository_check_days: u32,
+    /// Percent of a repository's data a scheduled check reads back (0 to 100).
+    #[serde(default = "default_check_read_percent")]
+    pub repository_check_read_percent: u8,
 }
 
 fn default_prune_days() -> u32 {
     7
+}
+
+fn default_check_days() -> u32 {
+    7
+}
+
+fn default_check_read_percent() -> u8 {
+    10
 }
 
 impl Default for Settings {
@@ -69,6 +84,8 @@ impl Default for Settings {
             agent_poll_secs: None,
             node_offline_after_secs: None,
             repository_prune_days: default_prune_days(),
+            repository_check_days: default_check_days(),
+            repository_check_read_percent: default_check_read_percent(),
         }
     }
 }
@@ -89,6 +106,8 @@ pub const KEYS: &[&str] = &[
     "agentPollSecs",
     "nodeOfflineAfterSecs",
     "repositoryPruneDays",
+    "repositoryCheckDays",
+    "repositoryCheckReadPercent",
 ];
 
 fn decode<T: serde::de::DeserializeOwned>(
@@ -205,6 +224,26 @@ impl Settings {
                     ));
                 }
                 self.repository_prune_days = n;
+            }
+            "repositoryCheckDays" => {
+                let n: u32 = decode("repositoryCheckDays", value)?;
+                if n > 365 {
+                    return Err(FieldError::new(
+                        "repositoryCheckDays",
+                        "must be 0 (never) to 365 days",
+                    ));
+                }
+                self.repository_check_days = n;
+            }
+            "repositoryCheckReadPercent" => {
+                let n: u8 = decode("repositoryCheckReadPercent", value)?;
+                if n > 100 {
+                    return Err(FieldError::new(
+                        "repositoryCheckReadPercent",
+                        "must be 0 to 100 (percent of the data read back)",
+                    ));
+                }
+                self.repository_check_read_percent = n;
             }
             _ => {
                 return Err(FieldError::new(

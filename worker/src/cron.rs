@@ -35,6 +35,7 @@ pub struct TickReport {
     pub prunes_started: usize,
     pub prunes_lost: usize,
     pub checks_failed: usize,
+    pub checks_started: usize,
 }
 
 pub async fn tick(state: &AppState, now: Timestamp) -> Result<TickReport, ApiError> {
@@ -96,6 +97,7 @@ pub async fn tick(state: &AppState, now: Timestamp) -> Result<TickReport, ApiErr
     // After the schedule: a run that is due now is handed out before a prune could hold its
     // repository.
     report.prunes_started = crate::ops::prune::start_due(&state.db, &state.config, now).await?;
+    report.checks_started = crate::ops::verifies::start_due(&state.db, &state.config, now).await?;
     // What finished (or failed to start) is handed out, then everything due is sent.
     report.records_handed_out = notify::sweep(state, &settings, now).await?;
     report.notifications = notify::deliver_due(state, now).await?;

@@ -176,6 +176,8 @@ fn SettingsForm(settings: Settings) -> impl IntoView {
     let log_days = RwSignal::new(settings.log_retention_days.to_string());
     let audit_days = RwSignal::new(settings.audit_retention_days.to_string());
     let prune_days = RwSignal::new(settings.repository_prune_days.to_string());
+    let check_days = RwSignal::new(settings.repository_check_days.to_string());
+    let check_percent = RwSignal::new(settings.repository_check_read_percent.to_string());
     let defaults = RwSignal::new(settings.default_notification_channels.clone());
     let heartbeat = RwSignal::new(
         settings
@@ -214,6 +216,14 @@ fn SettingsForm(settings: Settings) -> impl IntoView {
                 log_retention_days: days("logRetentionDays", &log_days.get_untracked())?,
                 audit_retention_days: days("auditRetentionDays", &audit_days.get_untracked())?,
                 repository_prune_days: days("repositoryPruneDays", &prune_days.get_untracked())?,
+                repository_check_days: days("repositoryCheckDays", &check_days.get_untracked())?,
+                repository_check_read_percent: check_percent
+                    .get_untracked()
+                    .trim()
+                    .parse::<u8>()
+                    .ok()
+                    .filter(|p| *p <= 100)
+                    .ok_or_else(|| "repositoryCheckReadPercent: 0 to 100".to_owned())?,
                 default_notification_channels: defaults.get_untracked(),
                 agent_heartbeat_secs: optional(&heartbeat.get_untracked())?,
                 agent_poll_secs: optional(&poll.get_untracked())?,
@@ -261,6 +271,10 @@ fn SettingsForm(settings: Settings) -> impl IntoView {
                     <label>{t("settings.log_days")}<input id="log-days" type="number" min="0" bind:value=log_days /></label>
                     <label>{t("settings.audit_days")}<input id="audit-days" type="number" min="0" bind:value=audit_days /></label>
                     <label>{t("settings.prune_days")}<input id="prune-days" type="number" min="0" max="365" bind:value=prune_days /></label>
+                </div>
+                <div class="row">
+                    <label>{t("settings.check_days")}<input id="check-days" type="number" min="0" max="365" bind:value=check_days /></label>
+                    <label>{t("settings.check_percent")}<input id="check-percent" type="number" min="0" max="100" bind:value=check_percent /></label>
                 </div>
                 <fieldset>
                     <legend>{t("settings.default_channels")}</legend>

@@ -202,6 +202,8 @@ pub struct RepositoryState {
     pub prune_freed_bytes: u64,
     /// Why the last prune failed (empty when it did not).
     pub prune_error: String,
+    /// When the tick next checks the whole repository (none: scheduled checks are off).
+    pub check_due_at: Option<String>,
 }
 
 /// `POST /api/storage-targets/:id/prune`: the prune was started on a node.

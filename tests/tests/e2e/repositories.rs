@@ -1072,7 +1072,47 @@ async fn a_damaged_pack_fails_the_check_and_names_the_records_that_need_it() -> 
         "{target_check:?}"
     );
 
-    // The list filters; the channel heard of both failures.
+    // The scheduled check of the whole repository (due in a week; made due now) finds it too.
+    let t: StorageTargetDetail = server
+        .get(&routes::storage_target(target_id), Some(&admin))
+        .await?
+        .expect_ok()?;
+    ensure!(
+        t.summary
+            .repository
+            .as_ref()
+            .and_then(|r| r.check_due_at.as_ref())
+            .is_some(),
+        "{t:?}"
+    );
+    server
+        .put(
+            routes::SETTINGS,
+            Some(&admin),
+            &json!({"repositoryCheckReadPercent": 100}),
+        )
+        .await?
+        .expect_ok::<serde_json::Value>()?;
+    server.query(&format!(
+        "UPDATE storage_targets SET check_due_at = '2000-01-01T00:00:00.000Z' WHERE id = {target_id}"
+    ))?;
+    let scheduled = eventually("the scheduled check", Duration::from_secs(60), || async {
+        server.trigger_cron().await?;
+        let all: Vec<stowage_shared::api::VerifyRecordOutput> = server
+            .get(routes::VERIFY_RECORDS, Some(&admin))
+            .await?
+            .expect_ok()?;
+        Ok(all
+            .into_iter()
+            .find(|v| v.triggered_by == "schedule" && v.status != "running"))
+    })
+    .await?;
+    ensure!(
+        scheduled.status == "failed" && scheduled.affected_records == [second.id],
+        "{scheduled:?}"
+    );
+
+    // The list filters; the channel heard of the failures.
     let failed: Vec<stowage_shared::api::VerifyRecordOutput> = server
         .get(
             &format!(

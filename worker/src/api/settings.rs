@@ -67,5 +67,10 @@ pub async fn update(mut ctx: Ctx<'_>) -> Result<Response, ApiError> {
         let due = (days > 0).then(|| time::format(ctx.now + chrono::Duration::days(days)));
         crate::store::storage_targets::reschedule_prunes(&db, due.as_deref()).await?;
     }
+    if keys.contains(&"repositoryCheckDays") {
+        let days = i64::from(next.repository_check_days);
+        let due = (days > 0).then(|| time::format(ctx.now + chrono::Duration::days(days)));
+        crate::store::storage_targets::reschedule_checks(&db, due.as_deref()).await?;
+    }
     http::ok(&next)
 }

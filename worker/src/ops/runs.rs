@@ -218,13 +218,19 @@ pub async fn settle(
             };
             records::finish(db, record_id, &figures, &outcomes, now).await?;
             if verdict.targets.iter().any(|t| t.snapshot_id.is_some()) {
-                let prune_due = crate::ops::prune::next_due(db, at).await?;
+                let settings = crate::store::settings::load(db).await?;
+                let after = |days: u32| {
+                    (days > 0).then(|| time::format(at + chrono::Duration::days(i64::from(days))))
+                };
+                let prune_due = after(settings.repository_prune_days);
+                let check_due = after(settings.repository_check_days);
                 for t in verdict.targets.iter().filter(|t| t.snapshot_id.is_some()) {
                     storage_targets::mark_repository_ready(
                         db,
                         t.target_id,
                         now,
                         prune_due.as_deref(),
+                        check_due.as_deref(),
                     )
                     .await?;
                 }

@@ -221,3 +221,47 @@ pub fn output(row: &VerifyRow) -> VerifyRecordOutput {
         finished_at: row.finished_at.clone(),
     }
 }
+
+/// The tick's part: starts the scheduled checks of whole repositories that are due (the
+/// setting `repositoryCheckDays`, reading `repositoryCheckReadPercent` of the data). A check
+/// that cannot start now is tried again a day later. Returns the checks started.
+pub async fn start_due(
+    db: &D1Database,
+    config: &Config,
+    now: Timestamp,
+) -> Result<usize, ApiError> {
+    let due = crate::store::storage_targets::due_checks(
+        db,
+        &time::format(now),
+        &crate::ops::prune::stale_before(now),
+    )
+    .await?;
+    if due.is_empty() {
+        return Ok(0);
+    }
+    let settings = crate::store::settings::load(db).await?;
+    let sealer = config.sealer()?;
+    let mut started = 0;
+    for row in &due {
+        let check = Check {
+            target: row,
+            record: None,
+            read_data_percent: settings.repository_check_read_percent.min(100),
+            node: None,
+            triggered_by: "schedule",
+        };
+        let next = match start(db, config, &sealer, &check, now).await {
+            Ok(_) => {
+                started += 1;
+                let days = i64::from(settings.repository_check_days.max(1));
+                now + chrono::Duration::days(days)
+            }
+            Err(e) => {
+                worker::console_warn!("check of target {} not started: {e}", row.id);
+                now + chrono::Duration::days(1)
+            }
+        };
+        crate::store::storage_targets::set_check_due(db, row.id, Some(&time::format(next))).await?;
+    }
+    Ok(started)
+}

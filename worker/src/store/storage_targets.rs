@@ -37,6 +37,7 @@ pub struct TargetRow {
     pub pruned_at: Option<String>,
     pub prune_freed_bytes: i64,
     pub prune_error: String,
+    pub check_due_at: Option<String>,
 }
 
 macro_rules! target_select {
@@ -45,7 +46,7 @@ macro_rules! target_select {
             "SELECT id, uid, name, type, description, enabled, starred, config_sealed, config_version,
                     quota_bytes, last_tested_at, last_test_status, last_test_message, created_at, updated_at,
                     repo_password_sealed, repo_ready_at, prune_started_at, prune_command_id,
-                    prune_due_at, pruned_at, prune_freed_bytes, prune_error
+                    prune_due_at, pruned_at, prune_freed_bytes, prune_error, check_due_at
              FROM storage_targets ",
             $tail
         )
@@ -250,18 +251,62 @@ pub async fn set_repo_password_once(
 
 /// Notes that the target's repository exists (a snapshot landed in it), once.
 /// Notes that a snapshot landed in the target's repository: the first time, the repository is
-/// ready (any number of runs may write from now on) and its first prune is due at `prune_due`.
+/// ready (any number of runs may write from now on), and its first prune and check are due.
 pub async fn mark_repository_ready(
     db: &D1Database,
     id: i64,
     now: &str,
     prune_due: Option<&str>,
+    check_due: Option<&str>,
 ) -> Result<(), StoreError> {
     run(
         db,
-        "UPDATE storage_targets SET repo_ready_at = ?2, prune_due_at = ?3
+        "UPDATE storage_targets SET repo_ready_at = ?2, prune_due_at = ?3, check_due_at = ?4
          WHERE id = ?1 AND repo_ready_at IS NULL",
-        &[int(id), text(now), opt_text(prune_due)],
+        &[int(id), text(now), opt_text(prune_due), opt_text(check_due)],
+    )
+    .await
+    .map(drop)
+}
+
+/// Targets whose scheduled check is due: not while a prune holds the repository, nor while a
+/// check of it is still going.
+pub async fn due_checks(
+    db: &D1Database,
+    now: &str,
+    stale_before: &str,
+) -> Result<Vec<TargetRow>, StoreError> {
+    all(
+        db,
+        target_select!(
+            "WHERE repo_ready_at IS NOT NULL AND check_due_at IS NOT NULL AND check_due_at <= ?1
+               AND (prune_started_at IS NULL OR prune_started_at < ?2)
+               AND NOT EXISTS (SELECT 1 FROM verify_records v
+                               WHERE v.target_id = storage_targets.id AND v.status = 'running')
+             ORDER BY check_due_at LIMIT 5"
+        ),
+        &[text(now), text(stale_before)],
+    )
+    .await
+}
+
+/// Sets a target's next scheduled check.
+pub async fn set_check_due(db: &D1Database, id: i64, due: Option<&str>) -> Result<(), StoreError> {
+    run(
+        db,
+        "UPDATE storage_targets SET check_due_at = ?2 WHERE id = ?1",
+        &[int(id), opt_text(due)],
+    )
+    .await
+    .map(drop)
+}
+
+/// Moves every repository's next scheduled check to `due` (checks turned on, off or changed).
+pub async fn reschedule_checks(db: &D1Database, due: Option<&str>) -> Result<(), StoreError> {
+    run(
+        db,
+        "UPDATE storage_targets SET check_due_at = ?1 WHERE repo_ready_at IS NOT NULL",
+        &[opt_text(due)],
     )
     .await
     .map(drop)
@@ -298,6 +343,8 @@ pub async fn claim_prune(
                     OR r.id IN (SELECT record_id FROM backup_record_targets WHERE target_id = ?1)))
            AND NOT EXISTS (
              SELECT 1 FROM restore_records WHERE status = 'running' AND target_id = ?1)
+           AND NOT EXISTS (
+             SELECT 1 FROM verify_records WHERE status = 'running' AND target_id = ?1)
          RETURNING id",
         &[int(id), text(now), text(stale_before)],
     )

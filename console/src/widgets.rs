@@ -82,3 +82,13 @@ pub fn open_download(url: &str) {
         }
     }
 }
+
+/// Resolves after `ms` milliseconds (the browser's timer), for polling work that has no stream.
+pub async fn pause(ms: i32) {
+    let promise = js_sys::Promise::new(&mut |resolve, _| {
+        if let Some(window) = web_sys::window() {
+            let _ = window.set_timeout_with_callback_and_timeout_and_arguments_0(&resolve, ms);
+        }
+    });
+    let _ = wasm_bindgen_futures::JsFuture::from(promise).await;
+}

@@ -11,7 +11,7 @@ use leptos_router::hooks::{use_navigate, use_params_map};
 use std::collections::BTreeSet;
 use stowage_shared::api::{
     BackupRecordOutput, BackupTaskOutput, BatchDeleteRequest, BatchDeleted, Deleted, NodeOutput,
-    Page, Progress, RestoreRecordOutput, RestoreRequest, routes,
+    Page, Progress, RestoreRecordOutput, RestoreRequest, VerifyRecordOutput, routes,
 };
 use stowage_shared::status::{BackupFormat, RunStatus, TargetStatus};
 
@@ -254,6 +254,36 @@ fn RecordView(record: BackupRecordOutput, reload: impl Fn() + Copy + 'static) ->
     };
     let restoring = RwSignal::new(false);
     let restore = RwSignal::new(None::<RestoreRecordOutput>);
+    // A repository record's check: started here, followed until it ends.
+    let checking = RwSignal::new(None::<Result<VerifyRecordOutput, Failure>>);
+    let verify = move |_| {
+        leptos::task::spawn_local(async move {
+            let started = api::post::<VerifyRecordOutput>(
+                &routes::backup_record_verify(id),
+                &serde_json::json!({}),
+            )
+            .await;
+            let mut check = match started {
+                Ok(check) => check,
+                Err(failure) => {
+                    checking.set(Some(Err(failure)));
+                    return;
+                }
+            };
+            while checking.try_set(Some(Ok(check.clone()))).is_none()
+                && check.status == RunStatus::Running
+            {
+                crate::widgets::pause(1000).await;
+                match api::get::<VerifyRecordOutput>(&routes::verify_record(check.id)).await {
+                    Ok(next) => check = next,
+                    Err(failure) => {
+                        let _ = checking.try_set(Some(Err(failure)));
+                        return;
+                    }
+                }
+            }
+        });
+    };
     let finished = record.status.has_backup();
     let can_restore = finished && record.removed_at.is_none();
     let record_for_dialog = record.clone();
@@ -297,9 +327,16 @@ fn RecordView(record: BackupRecordOutput, reload: impl Fn() + Copy + 'static) ->
                 {can_restore.then(|| view! {
                     <button id="restore" on:click=move |_| restoring.set(true)>{t("records.restore")}</button>
                 })}
+                {(can_restore && !downloadable).then(|| view! {
+                    <button id="verify" class="link" on:click=verify>{t("records.verify")}</button>
+                })}
                 <button id="delete-record" class="link delete" disabled=running on:click=remove>{t("action.delete")}</button>
             </div>
             {move || error.get().map(|failure| view! { <ErrorNote failure /> })}
+            {move || checking.get().map(|c| match c {
+                Ok(check) => view! { <CheckView check /> }.into_any(),
+                Err(failure) => view! { <ErrorNote failure /> }.into_any(),
+            })}
         </section>
         <section class="card">
             <h2>{t("records.targets")}</h2>
@@ -329,6 +366,33 @@ fn RecordView(record: BackupRecordOutput, reload: impl Fn() + Copy + 'static) ->
             <h2>{t("records.log")} {move || running.then(|| view! { " " <span class="sub live">{t("records.live")}</span> })}</h2>
             <LogView id="log" live />
         </section>
+    }
+}
+
+/// Where a check stands, or what it found.
+#[component]
+fn CheckView(check: VerifyRecordOutput) -> impl IntoView {
+    let (class, text_key) = match check.status {
+        RunStatus::Running => ("status running", "records.verify_running"),
+        RunStatus::Success => ("status success", "records.verify_whole"),
+        _ => ("status failed", "records.verify_damaged"),
+    };
+    view! {
+        <p id="verify-result" class=class data-status=check.status.as_str()>
+            {t(text_key)}
+            {(check.status == RunStatus::Success).then(|| format!(
+                " — {} snapshot(s), {}% of the data read back",
+                check.snapshots, check.read_data_percent
+            ))}
+            {(check.status == RunStatus::Failed).then(|| format!(" — {}", check.error))}
+            {(!check.affected_records.is_empty()).then(|| view! {
+                <span class="sub"> " " {t("records.verify_affected")} " "
+                    {check.affected_records.iter().map(|r| view! {
+                        <a href=format!("/backup-records/{r}")>{format!("#{r}")}</a> " "
+                    }).collect_view()}
+                </span>
+            })}
+        </p>
     }
 }
 

@@ -6,15 +6,15 @@
 use crate::api::{self, Failure};
 use crate::format;
 use crate::forms::{Field, Input, MASK, Values, config_of, fields_view, values_of};
-use crate::i18n::t;
+use crate::i18n::{t, text, use_lang};
 use crate::widgets::{ErrorNote, confirm, list_view};
 use leptos::prelude::*;
 use leptos_router::hooks::use_query_map;
 use std::collections::BTreeMap;
 use stowage_shared::api::{
     Deleted, GoogleDriveAuthRequest, GoogleDriveAuthUrl, GoogleDriveComplete, NodeOutput,
-    RcloneBackendsOutput, StorageTargetDetail, StorageTargetRequest, StorageTargetSummary,
-    StorageTestResult, StorageUsageOutput, routes,
+    PruneStarted, RcloneBackendsOutput, RepositoryState, StorageTargetDetail, StorageTargetRequest,
+    StorageTargetSummary, StorageTestResult, StorageUsageOutput, VerifyRecordOutput, routes,
 };
 use stowage_shared::storage::StorageType;
 
@@ -156,6 +156,48 @@ pub fn StorageTargets() -> impl IntoView {
             });
         });
     };
+    // A prune or a check of a target's repository: started here, shown as started or refused.
+    let upkeep = RwSignal::new(BTreeMap::<i64, Result<String, Failure>>::new());
+    let lang = use_lang();
+    let say = move |key: &'static str| text(lang.get_untracked(), key);
+    let prune = move |id: i64| {
+        leptos::task::spawn_local(async move {
+            let answer = api::post::<PruneStarted>(&routes::storage_target_prune(id), &())
+                .await
+                .map(|p| {
+                    format!(
+                        "{} {} (node {})",
+                        say("storage.prune"),
+                        say("storage.started"),
+                        p.node_id
+                    )
+                });
+            upkeep.update(|u| {
+                u.insert(id, answer);
+            });
+            list.refetch();
+        });
+    };
+    let check = move |id: i64| {
+        leptos::task::spawn_local(async move {
+            let answer = api::post::<VerifyRecordOutput>(
+                &routes::storage_target_verify(id),
+                &serde_json::json!({}),
+            )
+            .await
+            .map(|v| {
+                format!(
+                    "{} {} ({}% of the data)",
+                    say("storage.check"),
+                    say("storage.started"),
+                    v.read_data_percent
+                )
+            });
+            upkeep.update(|u| {
+                u.insert(id, answer);
+            });
+        });
+    };
     let star = move |id: i64| {
         leptos::task::spawn_local(async move {
             match api::call::<StorageTargetSummary>(
@@ -249,6 +291,7 @@ pub fn StorageTargets() -> impl IntoView {
                                 let name = target.name.clone();
                                 let status_class = format!("status {}", target.last_test_status);
                                 let starred = target.starred;
+                                let has_repository = target.repository.is_some();
                                 view! {
                                     <tr data-name=target.name.clone()>
                                         <td>
@@ -257,7 +300,11 @@ pub fn StorageTargets() -> impl IntoView {
                                                 {if starred { "★" } else { "☆" }}
                                             </button>
                                         </td>
-                                        <td>{target.name.clone()} <div class="sub">{target.description.clone()}</div></td>
+                                        <td>{target.name.clone()} <div class="sub">{target.description.clone()}</div>
+                                            {target.repository.clone().map(|r| view! {
+                                                <div class="sub repository">{repository_text(&r, say)}</div>
+                                            })}
+                                        </td>
                                         <td>{target.kind.clone()}</td>
                                         <td class=status_class title=target.last_test_message.clone()>
                                             {target.last_test_status.as_str()}
@@ -270,6 +317,10 @@ pub fn StorageTargets() -> impl IntoView {
                                                 }.into_any(),
                                                 Err(failure) => view! { <ErrorNote failure /> }.into_any(),
                                             })}
+                                            {move || upkeep.get().get(&id).cloned().map(|r| match r {
+                                                Ok(text) => view! { <span class="status running upkeep">{text}</span> }.into_any(),
+                                                Err(failure) => view! { <ErrorNote failure /> }.into_any(),
+                                            })}
                                             {move || usage.get().get(&id).cloned().map(|u| match u {
                                                 None => view! { <span class="hint usage">{t("loading")}</span> }.into_any(),
                                                 Some(Ok(u)) => view! { <span class="usage">{usage_text(&u)}</span> }.into_any(),
@@ -279,6 +330,10 @@ pub fn StorageTargets() -> impl IntoView {
                                         <td class="actions">
                                             <button class="test" on:click=move |_| test(id)>{t("storage.test")}</button>
                                             <button class="link usage-button" on:click=move |_| measure(id)>{t("storage.usage")}</button>
+                                            {has_repository.then(|| view! {
+                                                <button class="link prune" on:click=move |_| prune(id)>{t("storage.prune")}</button>
+                                                <button class="link check" on:click=move |_| check(id)>{t("storage.check")}</button>
+                                            })}
                                             <button class="link edit" on:click=move |_| edit(id)>{t("action.edit")}</button>
                                             <button class="link delete" on:click=move |_| remove(id, name.clone())>{t("action.delete")}</button>
                                         </td>
@@ -291,6 +346,36 @@ pub fn StorageTargets() -> impl IntoView {
             })}
         </section>
     }
+}
+
+/// A repository's state in one line: its prunes.
+fn repository_text(r: &RepositoryState, say: impl Fn(&'static str) -> String) -> String {
+    let mut parts = vec![say("storage.repository")];
+    if r.pruning {
+        parts.push(say("storage.pruning"));
+    } else {
+        match &r.pruned_at {
+            Some(at) => parts.push(format!(
+                "{} {} ({} {})",
+                say("storage.pruned"),
+                format::when(at),
+                say("storage.freed"),
+                format::bytes(r.prune_freed_bytes)
+            )),
+            None => parts.push(say("storage.never_pruned")),
+        }
+    }
+    if let Some(due) = &r.prune_due_at {
+        parts.push(format!(
+            "{} {}",
+            say("storage.next_prune"),
+            format::when(due)
+        ));
+    }
+    if !r.prune_error.is_empty() {
+        parts.push(r.prune_error.clone());
+    }
+    parts.join(" · ")
 }
 
 fn usage_text(u: &StorageUsageOutput) -> String {

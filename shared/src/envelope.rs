@@ -190,6 +190,8 @@ error_codes! {
     /// Only repository backups can be checked this way (an archive is checked against its
     /// SHA-256 whenever it is restored or downloaded).
     BackupRecordNotVerifiable = ("BACKUP_RECORD_NOT_VERIFIABLE", 400),
+    /// The record is an archive, one file: it is downloaded or restored, not browsed.
+    BackupRecordNotBrowsable = ("BACKUP_RECORD_NOT_BROWSABLE", 400),
     /// No verification record has this id.
     VerifyRecordNotFound = ("VERIFY_RECORD_NOT_FOUND", 404),
     /// A prune of the target's repository failed on the agent; the message says why.

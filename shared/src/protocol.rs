@@ -73,6 +73,9 @@ pub enum CommandSpec {
     },
     /// Report the backends the node's rclone has, with their options (`rclone config providers`).
     RcloneBackends,
+    /// List one directory of a stored snapshot (`path` absolute, as the snapshot holds it).
+    #[serde(rename_all = "camelCase")]
+    ListSnapshot { source: StoredObject, path: String },
     /// Check a target's repository (restic's `check`): its structure, and `readDataPercent` of
     /// the data read back (of one snapshot's packs when `snapshotId` is given).
     #[serde(rename_all = "camelCase")]
@@ -309,6 +312,7 @@ impl CommandSpec {
             CommandSpec::RcloneBackends => CommandKind::RcloneBackends,
             CommandSpec::PruneRepository { .. } => CommandKind::PruneRepository,
             CommandSpec::VerifyRepository { .. } => CommandKind::Verify,
+            CommandSpec::ListSnapshot { .. } => CommandKind::ListSnapshot,
             CommandSpec::RunBackup { .. } => CommandKind::RunBackup,
             CommandSpec::DeleteArtifacts { .. } => CommandKind::DeleteArtifacts,
             CommandSpec::Restore { .. } | CommandSpec::RestoreDatabase { .. } => {
@@ -372,6 +376,7 @@ pub enum CommandReport {
     Restore(RestoreReport),
     PruneRepository(PruneReport),
     Verify(VerifyReport),
+    ListSnapshot(FsListing),
 }
 
 /// What a repository check found.
@@ -413,6 +418,7 @@ impl CommandReport {
             CommandReport::Restore(_) => CommandKind::Restore,
             CommandReport::PruneRepository(_) => CommandKind::PruneRepository,
             CommandReport::Verify(_) => CommandKind::Verify,
+            CommandReport::ListSnapshot(_) => CommandKind::ListSnapshot,
         }
     }
 
@@ -431,6 +437,7 @@ impl CommandReport {
             CommandKind::Restore => CommandReport::Restore(read(json)?),
             CommandKind::PruneRepository => CommandReport::PruneRepository(read(json)?),
             CommandKind::Verify => CommandReport::Verify(read(json)?),
+            CommandKind::ListSnapshot => CommandReport::ListSnapshot(read(json)?),
         })
     }
 }

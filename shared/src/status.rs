@@ -173,6 +173,7 @@ words! {
         PruneRepository = "prune_repository",
         /// A repository check (restic's `check`).
         Verify = "verify",
+        ListSnapshot = "list_snapshot",
         RcloneBackends = "rclone_backends",
         RunBackup = "run_backup",
         DeleteArtifacts = "delete_artifacts",

@@ -90,6 +90,7 @@ routes! {
     BackupRecordLogs: Get routes::BACKUP_RECORD_LOGS, None => |ctx| api::logs::stream(ctx, Kind::Backup);
     BackupRecordRestore: Post routes::BACKUP_RECORD_RESTORE, Refusals("backup_record.restore") => api::restores::start;
     BackupRecordVerify: Post routes::BACKUP_RECORD_VERIFY, Refusals("backup_record.verify") => api::verifies::record;
+    BackupRecordFiles: Get routes::BACKUP_RECORD_FILES, None => api::verifies::files;
     VerifyRecords: Get routes::VERIFY_RECORDS, None => api::verifies::list;
     VerifyRecord: Get routes::VERIFY_RECORD, None => api::verifies::get;
     RestoreRecords: Get routes::RESTORE_RECORDS, None => api::restores::list;

@@ -1,4 +1,4 @@
-//! `prune_repository` and `verify_repository`: maintenance of a target's repository. A prune
+//! `prune_repository`, `verify_repository` and `list_snapshot`: work on a target's repository. A prune
 //! removes the data no snapshot uses any more, under an exclusive restic lock (refused while
 //! anyone else holds a lock); a check reads the repository back under a shared one.
 
@@ -91,4 +91,40 @@ pub async fn verify(
         damaged_packs: checked.damaged_packs,
         affected_snapshots: checked.affected,
     })
+}
+
+/// One directory of a stored snapshot.
+pub async fn list_snapshot(
+    source: &stowage_shared::protocol::StoredObject,
+    path: &str,
+    tools: &Tools,
+) -> Result<stowage_shared::api::FsListing, CommandError> {
+    let failed = |message: String| CommandError {
+        code: ErrorCode::NodeFsNotFound,
+        message,
+    };
+    let Some(snapshot) = &source.snapshot else {
+        return Err(failed(
+            "an archive is one file, not a snapshot to browse".to_owned(),
+        ));
+    };
+    let (at, config) = open(
+        &Repo {
+            storage_type: source.storage_type,
+            config: &source.config,
+            path: &source.path,
+            password: &snapshot.password,
+        },
+        tools,
+        failed,
+    )
+    .await?;
+    repository::list_dir(
+        &at,
+        &snapshot.id,
+        path,
+        stowage_shared::api::FS_LIST_MAX_ENTRIES,
+    )
+    .await
+    .map_err(|e| failed(config.scrub(&e.to_string())))
 }

@@ -169,6 +169,11 @@ pub async fn execute(
         )
         .await
         .map(CommandReport::Verify),
+        CommandSpec::ListSnapshot { source, path } => {
+            maintenance::list_snapshot(source, path, tools)
+                .await
+                .map(CommandReport::ListSnapshot)
+        }
         CommandSpec::RcloneBackends => rclone_backends(tools)
             .await
             .map(CommandReport::RcloneBackends),

@@ -853,3 +853,83 @@ fn affected_snapshots(
     }
     Ok(affected)
 }
+
+/// One directory of snapshot `id` at `path` (absolute, as the snapshot holds it): directories
+/// first, then by name, at most `max` entries. A stream's file (a dump) shows its real size,
+/// summed from its content, where the tree records none.
+pub async fn list_dir(
+    at: &Location,
+    id: &str,
+    path: &str,
+    max: usize,
+) -> Result<stowage_shared::api::FsListing, RepoError> {
+    use stowage_shared::api::{FsEntry, FsListing};
+    let at = at.clone();
+    let id = snapshot_id(id)?;
+    let path = path.to_owned();
+    let backend = backend(&at);
+    run_blocking(move || {
+        let repo = open_existing(&at, unopened_hidden(Arc::clone(&backend))?)?;
+        let _lock = lock::acquire(&backend, &repo.key(), false)?;
+        let repo = repo.to_indexed()?;
+        let snap = repo
+            .get_snapshots(&[id.to_hex().as_str()])?
+            .pop()
+            .ok_or_else(|| RepoError::Refused(format!("snapshot {id} is not in the repository")))?;
+        let inside = path.trim_start_matches('/');
+        if !inside.is_empty() && !plain(Path::new(inside)) {
+            return Err(RepoError::Refused(format!("{path:?} is not a plain path")));
+        }
+        let dir = repo
+            .node_from_snapshot_and_path(&snap, inside)
+            .map_err(|_| RepoError::Refused(format!("{path} is not in the snapshot")))?;
+        let subtree = dir.subtree.ok_or_else(|| {
+            RepoError::Refused(format!("{path} in the snapshot is not a directory"))
+        })?;
+        let tree = repo.get_tree(&subtree)?;
+        let base = if inside.is_empty() {
+            String::new()
+        } else {
+            format!("/{inside}")
+        };
+        let mut entries = Vec::with_capacity(tree.nodes.len().min(max));
+        for node in &tree.nodes {
+            let name = node.name().to_string_lossy().into_owned();
+            let size = if node.is_file() && node.meta.size == 0 {
+                let mut sum = 0u64;
+                for blob in node.content.iter().flatten() {
+                    sum += u64::from(repo.get_index_entry(blob)?.location.data_length());
+                }
+                sum
+            } else {
+                node.meta.size
+            };
+            entries.push(FsEntry {
+                path: format!("{base}/{name}"),
+                name,
+                is_dir: node.is_dir(),
+                size,
+                modified_at: node.meta.mtime.and_then(|t| {
+                    chrono::DateTime::from_timestamp(
+                        t.as_second(),
+                        t.subsec_nanosecond().max(0) as u32,
+                    )
+                    .map(stowage_shared::time::format)
+                }),
+            });
+        }
+        entries.sort_by(|a, b| b.is_dir.cmp(&a.is_dir).then_with(|| a.name.cmp(&b.name)));
+        let truncated = entries.len() > max;
+        entries.truncate(max);
+        Ok(FsListing {
+            path: if base.is_empty() {
+                "/".to_owned()
+            } else {
+                base
+            },
+            entries,
+            truncated,
+        })
+    })
+    .await
+}

@@ -110,6 +110,10 @@ pub const STORAGE_TARGET_VERIFY: &str = "/api/storage-targets/:id/verify";
 pub fn storage_target_verify(id: i64) -> String {
     with_id(STORAGE_TARGET_VERIFY, id)
 }
+pub const BACKUP_RECORD_FILES: &str = "/api/backup/records/:id/files";
+pub fn backup_record_files(id: i64) -> String {
+    with_id(BACKUP_RECORD_FILES, id)
+}
 pub const BACKUP_RECORD_VERIFY: &str = "/api/backup/records/:id/verify";
 pub fn backup_record_verify(id: i64) -> String {
     with_id(BACKUP_RECORD_VERIFY, id)

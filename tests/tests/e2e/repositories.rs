@@ -305,6 +305,68 @@ async fn repository_runs_dedup_and_plain_restic_reads_them() -> Result<()> {
     let relative = src.strip_prefix("/")?;
     same_tree(&snapshot(&by_restic.join(relative))?, &expected)?;
 
+    // Browsing the snapshot through the agent: the source's folders, a file's size, and the
+    // errors of a path that is not there or not absolute.
+    let listing: stowage_shared::api::FsListing = server
+        .get(
+            &format!(
+                "{}?path={}",
+                routes::backup_record_files(third.id),
+                src.display()
+            ),
+            Some(&admin),
+        )
+        .await?
+        .expect_ok()?;
+    let names: Vec<(&str, bool)> = listing
+        .entries
+        .iter()
+        .map(|e| (e.name.as_str(), e.is_dir))
+        .collect();
+    assert_eq!(names, [("docs", true), ("media", true)], "{listing:?}");
+    let media: stowage_shared::api::FsListing = server
+        .get(
+            &format!(
+                "{}?path={}/media&storageTargetId={}",
+                routes::backup_record_files(third.id),
+                src.display(),
+                targets[1]
+            ),
+            Some(&admin),
+        )
+        .await?
+        .expect_ok()?;
+    assert_eq!(
+        media.entries.len(),
+        1,
+        "the excluded file is not there: {media:?}"
+    );
+    assert_eq!(
+        (media.entries[0].name.as_str(), media.entries[0].size),
+        ("big.bin", 3 << 20)
+    );
+    server
+        .get(
+            &format!(
+                "{}?path={}/nowhere",
+                routes::backup_record_files(third.id),
+                src.display()
+            ),
+            Some(&admin),
+        )
+        .await?
+        .expect_error(404, "NODE_FS_NOT_FOUND")?;
+    server
+        .get(
+            &format!(
+                "{}?path=relative/path",
+                routes::backup_record_files(third.id)
+            ),
+            Some(&admin),
+        )
+        .await?
+        .expect_error(400, "NODE_FS_PATH_INVALID")?;
+
     // Stowage's selective restore of one folder into a chosen directory, from the S3 copy.
     let chosen = work.path().join("chosen");
     std::fs::create_dir(&chosen)?;

@@ -258,6 +258,19 @@ async fn database_tasks_store_snapshots_that_stowage_and_plain_restic_restore() 
         ensure!(mysql_state(&my_plain)? == my_before, "restic's copy differs");
         restic(&kits[0], &["check", "--read-data"])?;
 
+        // Browsed through the agent, the dump shows its real size (the tree records none).
+        let listed: stowage_shared::api::FsListing = server
+            .get(&format!("{}?path=/mysql", routes::backup_record_files(second.id)), Some(&admin))
+            .await?
+            .expect_ok()?;
+        ensure!(
+            listed.entries.len() == 1
+                && listed.entries[0].name == format!("{my}.sql")
+                && listed.entries[0].size == dumped.len() as u64,
+            "{listed:?} (the dump is {} bytes)",
+            dumped.len()
+        );
+
         // Stowage: over the damaged original, and from the second copy under a new name.
         sql("mysql", Some(&my), "DELETE FROM orders WHERE id % 3 = 0; UPDATE orders SET note = 'x'")?;
         restore(&server, &admin, second.id, json!({})).await?;

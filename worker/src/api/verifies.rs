@@ -1,4 +1,5 @@
-//! Checks of repositories: `POST /api/backup/records/:id/verify` checks one record's snapshot,
+//! A record's snapshot, browsed and checked: `GET /api/backup/records/:id/files?path=` lists one
+//! of its directories through an agent. Checks of repositories: `POST /api/backup/records/:id/verify` checks one record's snapshot,
 //! `POST /api/storage-targets/:id/verify` a whole target's repository; `GET /api/verify/records`
 //! lists the checks (`?taskId&backupRecordId&status`), `GET /api/verify/records/:id` shows one.
 
@@ -6,6 +7,7 @@ use super::Ctx;
 use crate::config::AppState;
 use crate::error::ApiError;
 use crate::http;
+use crate::ops::fleet::{Needs, choose_for_target};
 use crate::ops::runs::{Purpose, StoredCopy, stored_copy};
 use crate::ops::verifies::{Check, output, start};
 use crate::store::storage_targets;
@@ -169,4 +171,78 @@ pub async fn get(ctx: Ctx<'_>) -> Result<Response, ApiError> {
         )
     })?;
     http::ok(&output(&row))
+}
+
+/// Errors of a snapshot listing the caller can act on keep their code.
+const LIST_ERRORS: crate::ops::commands::ErrorPolicy = crate::ops::commands::ErrorPolicy {
+    passes: &[ErrorCode::NodeFsNotFound],
+    fallback: ErrorCode::NodeFsReadError,
+};
+
+/// `GET /api/backup/records/:id/files?path=/dir[&storageTargetId=N]` (operator: the repository's
+/// password goes to an agent): one directory of a repository record's snapshot, directories first.
+pub async fn files(ctx: Ctx<'_>) -> Result<Response, ApiError> {
+    let (AppState { db, config }, _) = ctx.signed_in(Role::Operator).await?;
+    let record_id = ctx.id()?;
+    let path =
+        stowage_shared::validate::absolute_path(ctx.query("path")?.as_deref().unwrap_or("/"))
+            .map_err(|e| {
+                ApiError::new(ErrorCode::NodeFsPathInvalid, format!("path {}", e.reason))
+            })?;
+    let requested = match ctx.query("storageTargetId")? {
+        Some(raw) => Some(raw.parse::<i64>().map_err(|_| {
+            ApiError::new(
+                ErrorCode::InvalidInput,
+                "storageTargetId must be a numeric id",
+            )
+        })?),
+        None => None,
+    };
+    let sealer = config.sealer()?;
+    let StoredCopy {
+        record,
+        copy,
+        target,
+    } = stored_copy(&db, &sealer, record_id, requested, Purpose::Restore).await?;
+    let snapshot = crate::ops::runs::snapshot_of(&db, &sealer, &copy)
+        .await?
+        .ok_or_else(|| {
+            ApiError::new(
+                ErrorCode::BackupRecordNotBrowsable,
+                format!("record {record_id} is an archive, one file: download or restore it"),
+            )
+        })?;
+    let node = choose_for_target(
+        &db,
+        &config,
+        ctx.now,
+        Some(record.node_id),
+        copy.target_id,
+        Needs::storage(target.kind()),
+    )
+    .await?;
+    let spec = stowage_shared::protocol::CommandSpec::ListSnapshot {
+        source: stowage_shared::protocol::StoredObject {
+            target_id: copy.target_id,
+            storage_type: target.kind(),
+            config: target.to_json(),
+            path: copy.path.clone(),
+            snapshot: Some(snapshot),
+        },
+        path,
+    };
+    let answer = crate::ops::commands::call(
+        &db,
+        &sealer,
+        node,
+        &spec,
+        config.timings.rpc_wait,
+        ctx.now,
+        LIST_ERRORS,
+    )
+    .await?;
+    match answer {
+        stowage_shared::protocol::CommandReport::ListSnapshot(listing) => http::ok(&listing),
+        other => Err(crate::ops::commands::unexpected(&other)),
+    }
 }

@@ -76,6 +76,7 @@ pub async fn settle(
             _,
             Ok(
                 Report::ListDir(_)
+                | Report::ListSnapshot(_)
                 | Report::StorageTest(_)
                 | Report::StorageUsage(_)
                 | Report::RcloneBackends(_)
@@ -84,6 +85,7 @@ pub async fn settle(
         )
         | (
             CommandKind::ListDir
+            | CommandKind::ListSnapshot
             | CommandKind::StorageTest
             | CommandKind::StorageUsage
             | CommandKind::RcloneBackends

@@ -20,7 +20,8 @@ pub struct Repo<'a> {
     pub password: &'a SecretString,
 }
 
-async fn open(
+/// Opens the repository a command names, on its target.
+pub(crate) async fn open(
     repo: &Repo<'_>,
     tools: &Tools,
     failed: impl Fn(String) -> CommandError,
@@ -93,32 +94,26 @@ pub async fn verify(
     })
 }
 
-/// One directory of a stored snapshot.
+/// One directory of a stored snapshot: a path the snapshot does not hold is `NODE_FS_NOT_FOUND`,
+/// a repository or target that cannot be read `NODE_FS_READ_ERROR`.
 pub async fn list_snapshot(
     source: &stowage_shared::protocol::StoredObject,
     path: &str,
     tools: &Tools,
 ) -> Result<stowage_shared::api::FsListing, CommandError> {
-    let failed = |message: String| CommandError {
-        code: ErrorCode::NodeFsNotFound,
-        message,
-    };
+    let error = |code: ErrorCode| move |message: String| CommandError { code, message };
     let Some(snapshot) = &source.snapshot else {
-        return Err(failed(
+        return Err(error(ErrorCode::NodeFsNotFound)(
             "an archive is one file, not a snapshot to browse".to_owned(),
         ));
     };
-    let (at, config) = open(
-        &Repo {
-            storage_type: source.storage_type,
-            config: &source.config,
-            path: &source.path,
-            password: &snapshot.password,
-        },
-        tools,
-        failed,
-    )
-    .await?;
+    let repo = Repo {
+        storage_type: source.storage_type,
+        config: &source.config,
+        path: &source.path,
+        password: &snapshot.password,
+    };
+    let (at, config) = open(&repo, tools, error(ErrorCode::NodeFsReadError)).await?;
     repository::list_dir(
         &at,
         &snapshot.id,
@@ -126,5 +121,11 @@ pub async fn list_snapshot(
         stowage_shared::api::FS_LIST_MAX_ENTRIES,
     )
     .await
-    .map_err(|e| failed(config.scrub(&e.to_string())))
+    .map_err(|e| {
+        let code = match e {
+            repository::RepoError::Refused(_) => ErrorCode::NodeFsNotFound,
+            _ => ErrorCode::NodeFsReadError,
+        };
+        error(code)(config.scrub(&e.to_string()))
+    })
 }

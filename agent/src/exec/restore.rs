@@ -9,9 +9,7 @@ use crate::repository::{self, Location};
 use crate::restore::{self, Expected};
 use crate::storage::{Store, Tools};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use stowage_shared::ErrorCode;
-use stowage_shared::artifact::REPOSITORY_DIR;
 use stowage_shared::artifact::{BackupManifest, manifest_path};
 use stowage_shared::protocol::SnapshotRef;
 use stowage_shared::protocol::{CommandError, RestoreReport, StoredObject};
@@ -196,26 +194,13 @@ pub(crate) async fn open_repository(
     snapshot: &SnapshotRef,
     tools: &Tools,
 ) -> Result<(Location, StorageConfig), CommandError> {
-    let config = StorageConfig::parse(source.storage_type, &source.config)
-        .map_err(|e| failed(format!("target {}: {e}", source.target_id)))?;
-    if source.path != REPOSITORY_DIR {
-        return Err(failed(format!(
-            "the repository must be at {REPOSITORY_DIR}/ on the target, not {:?}",
-            source.path
-        )));
-    }
-    let store = Store::open(&config, tools).await.map_err(|e| {
-        failed(format!(
-            "opening the target: {}",
-            config.scrub(&e.to_string())
-        ))
-    })?;
-    let at = Location {
-        store: Arc::new(store),
-        root: REPOSITORY_DIR.to_owned(),
-        password: snapshot.password.clone(),
+    let repo = super::maintenance::Repo {
+        storage_type: source.storage_type,
+        config: &source.config,
+        path: &source.path,
+        password: &snapshot.password,
     };
-    Ok((at, config))
+    super::maintenance::open(&repo, tools, failed).await
 }
 
 /// Restores a repository snapshot (all of it, or the selected paths): rustic_core restores into

@@ -77,6 +77,19 @@ fn read_all(root: &Path) -> Vec<(PathBuf, Vec<u8>)> {
     out
 }
 
+/// Incompressible bytes from `seed` (xorshift): each seed is new data to a repository.
+fn noise(seed: u32, len: usize) -> Vec<u8> {
+    let mut x = 0x9e37_79b9_u32 ^ seed.wrapping_mul(0x85eb_ca6b);
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            x as u8
+        })
+        .collect()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn backups_dedup_restore_and_restic_reads_them() {
     let work = tempfile::tempdir().expect("tempdir");
@@ -440,16 +453,7 @@ async fn locks_keep_restic_and_stowage_apart_and_prune_frees_forgotten_data() {
     let mut ids = Vec::new();
     for round in 0..3u8 {
         // Each round a different incompressible file: forgetting a snapshot frees its data.
-        let mut x = 0x1234_5678_u32 ^ u32::from(round);
-        let data: Vec<u8> = (0..2_000_000)
-            .map(|_| {
-                x ^= x << 13;
-                x ^= x >> 17;
-                x ^= x << 5;
-                x as u8
-            })
-            .collect();
-        std::fs::write(&big, data).expect("write");
+        std::fs::write(&big, noise(u32::from(round), 2_000_000)).expect("write");
         let snap = backup_files(
             &at,
             vec![src.path().to_path_buf()],
@@ -601,15 +605,7 @@ async fn a_damaged_pack_is_found_and_the_snapshots_needing_it_are_named() {
     let mut ids = Vec::new();
     let mut packs_after = Vec::new();
     for round in 0..2u32 {
-        let mut x = 0xdead_beef_u32 ^ round;
-        let data: Vec<u8> = (0..3_000_000)
-            .map(|_| {
-                x ^= x << 13;
-                x ^= x >> 17;
-                x ^= x << 5;
-                x as u8
-            })
-            .collect();
+        let data = noise(100 + round, 3_000_000);
         std::fs::write(src.path().join(format!("part-{round}.bin")), data).expect("write");
         let snap = backup_files(
             &at,

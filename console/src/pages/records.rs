@@ -11,7 +11,7 @@ use leptos_router::hooks::{use_navigate, use_params_map};
 use std::collections::BTreeSet;
 use stowage_shared::api::{
     BackupRecordOutput, BackupTaskOutput, BatchDeleteRequest, BatchDeleted, Deleted, NodeOutput,
-    Page, Progress, RestoreRecordOutput, RestoreRequest, VerifyRecordOutput, routes,
+    FsListing, Page, Progress, RestoreRecordOutput, RestoreRequest, VerifyRecordOutput, routes,
 };
 use stowage_shared::status::{BackupFormat, RunStatus, TargetStatus};
 
@@ -254,6 +254,8 @@ fn RecordView(record: BackupRecordOutput, reload: impl Fn() + Copy + 'static) ->
     };
     let restoring = RwSignal::new(false);
     let restore = RwSignal::new(None::<RestoreRecordOutput>);
+    // Files and folders picked in the snapshot browser, for a selective restore.
+    let picked = RwSignal::new(BTreeSet::<String>::new());
     // A repository record's check: started here, followed until it ends.
     let checking = RwSignal::new(None::<Result<VerifyRecordOutput, Failure>>);
     let verify = move |_| {
@@ -358,13 +360,75 @@ fn RecordView(record: BackupRecordOutput, reload: impl Fn() + Copy + 'static) ->
                 </tbody>
             </table>
         </section>
+        {(can_restore && !downloadable).then(|| view! { <SnapshotBrowser record_id=id picked /> })}
         {move || restoring.get().then(|| view! {
-            <RestoreDialog record=record_for_dialog.clone() on_started=move |r| { restore.set(Some(r)); restoring.set(false); } on_cancel=move || restoring.set(false) />
+            <RestoreDialog record=record_for_dialog.clone() selected=picked.get_untracked().into_iter().collect()
+                on_started=move |r| { restore.set(Some(r)); restoring.set(false); } on_cancel=move || restoring.set(false) />
         })}
         {move || restore.get().map(|r| view! { <RestoreView restore=r /> })}
         <section class="card">
             <h2>{t("records.log")} {move || running.then(|| view! { " " <span class="sub live">{t("records.live")}</span> })}</h2>
             <LogView id="log" live />
+        </section>
+    }
+}
+
+/// A repository record's snapshot, browsed through the agent one folder at a time; the boxes
+/// pick files and folders for a selective restore.
+#[component]
+fn SnapshotBrowser(record_id: i64, picked: RwSignal<BTreeSet<String>>) -> impl IntoView {
+    let at = RwSignal::new("/".to_owned());
+    let listing = LocalResource::new(move || {
+        let path = at.get();
+        async move {
+            let q = format!(
+                "{}?path={}",
+                routes::backup_record_files(record_id),
+                String::from(js_sys::encode_uri_component(&path))
+            );
+            api::get::<FsListing>(&q).await
+        }
+    });
+    let up = move |_| {
+        at.update(|p| {
+            let parent = p.rsplit_once('/').map_or("", |(head, _)| head);
+            *p = if parent.is_empty() { "/".to_owned() } else { parent.to_owned() };
+        });
+    };
+    view! {
+        <section class="card" id="snapshot-browser">
+            <h2>{t("browse.title")}</h2>
+            <p><button id="browse-up" class="link" on:click=up disabled=move || at.get() == "/">"‹ .."</button>
+                " " <code id="browse-path">{move || at.get()}</code>
+                " · " <span id="browse-picked">{move || picked.get().len()}</span> " " {t("browse.picked")}</p>
+            {move || listing.get().map(|answer| match answer {
+                Ok(list) => view! {
+                    <ul id="browse-entries" class="entries">
+                        {list.entries.into_iter().map(|entry| {
+                            let path = entry.path.clone();
+                            let (for_check, for_change, for_dir) = (path.clone(), path.clone(), path.clone());
+                            view! {
+                                <li data-name=entry.name.clone()>
+                                    <input type="checkbox" class="pick" aria-label=entry.name.clone()
+                                        prop:checked=move || picked.get().contains(&for_check)
+                                        on:change=move |ev| {
+                                            let on = event_target_checked(&ev);
+                                            picked.update(|set| { if on { set.insert(for_change.clone()); } else { set.remove(&for_change); } });
+                                        } />
+                                    " "
+                                    {if entry.is_dir {
+                                        view! { <button class="link dir" on:click=move |_| at.set(for_dir.clone())>{format!("{}/", entry.name)}</button> }.into_any()
+                                    } else {
+                                        view! { <span class="file">{entry.name.clone()}</span> " " <span class="sub">{format::bytes(entry.size)}</span> }.into_any()
+                                    }}
+                                </li>
+                            }
+                        }).collect_view()}
+                    </ul>
+                    {list.truncated.then(|| view! { <p class="hint">{t("browse.truncated")}</p> })}
+                }.into_any(),
+                Err(failure) => view! { <ErrorNote failure /> }.into_any(),
+            })}
         </section>
     }
 }
@@ -447,6 +511,8 @@ fn LogView(id: &'static str, live: Live) -> impl IntoView {
 #[component]
 fn RestoreDialog(
     record: BackupRecordOutput,
+    /// Paths picked in the snapshot browser: only these are restored (all when empty).
+    selected: Vec<String>,
     on_started: impl Fn(RestoreRecordOutput) + Copy + 'static,
     on_cancel: impl Fn() + Copy + 'static,
 ) -> impl IntoView {
@@ -467,6 +533,7 @@ fn RestoreDialog(
     let error = RwSignal::new(None::<Failure>);
     let id = record.id;
     let kind = record.kind.clone();
+    let selected_for_body = selected.clone();
     let submit = move |ev: leptos::ev::SubmitEvent| {
         ev.prevent_default();
         let body = RestoreRequest {
@@ -477,6 +544,7 @@ fn RestoreDialog(
             databases: databases.get_untracked().into_iter().collect(),
             target_database: Some(rename.get_untracked().trim().to_owned())
                 .filter(|n| !n.is_empty()),
+            selected_paths: selected_for_body.clone(),
             ..RestoreRequest::default()
         };
         leptos::task::spawn_local(async move {
@@ -538,6 +606,10 @@ fn RestoreDialog(
                     </label>
                 </div>
                 <p class="sub">{kind}</p>
+                {(!selected.is_empty()).then(|| view! {
+                    <p id="restore-selected" class="hint">{t("browse.only")} " "
+                        {selected.iter().map(|p| view! { <code>{p.clone()}</code> " " }).collect_view()}</p>
+                })}
                 {move || error.get().map(|failure| view! { <ErrorNote failure /> })}
                 <button id="start-restore" type="submit">{t("records.restore")}</button>
                 " "

@@ -159,7 +159,11 @@ const TEXTS: &[(&str, &str, &str)] = &[
     ("records.verify", "Check the data", "校验数据"),
     ("browse.title", "Files in this snapshot", "快照中的文件"),
     ("browse.picked", "picked for a restore", "已选择用于恢复"),
-    ("browse.truncated", "Only the first 2,000 entries are shown.", "只显示前 2000 项。"),
+    (
+        "browse.truncated",
+        "Only the first 2,000 entries are shown.",
+        "只显示前 2000 项。",
+    ),
     ("browse.only", "Only these are restored:", "只恢复这些："),
     (
         "records.verify_running",

@@ -13,7 +13,7 @@ import { readFileSync, writeFileSync } from "node:fs";
 const [phase, base, shots] = process.argv.slice(2);
 const password = process.env.STOWAGE_TEST_PASSWORD;
 if (!phase || !base || !shots || !password) {
-  console.error("usage: console.mjs <setup|node|backup|admin> <base url> <screenshots dir> (STOWAGE_TEST_PASSWORD set)");
+  console.error("usage: console.mjs <setup|node|backup|admin|repository> <base url> <screenshots dir> (STOWAGE_TEST_PASSWORD set)");
   process.exit(2);
 }
 
@@ -354,6 +354,48 @@ try {
     await page.click("#sign-out");
     await page.waitForSelector("#username");
     done.admin = true;
+  } else if (phase === "repository") {
+    // A repository record (made by the test through the API): browse its snapshot, pick one
+    // folder, restore only that; check its data; see the target's repository and prune it.
+    const src = process.env.STOWAGE_TEST_SRC;
+    const record = process.env.STOWAGE_TEST_RECORD;
+    await page.waitForSelector("#username");
+    await signIn("admin", process.env.STOWAGE_TEST_NEW_PASSWORD);
+    await page.waitForSelector("#stat-tasks");
+    await page.goto(`${base}/backup-records/${record}`, { waitUntil: "load" });
+    check(!(await page.$("#download")), "a snapshot is not downloaded as one file");
+    await page.waitForSelector("#browse-entries li");
+    let at = "";
+    // Each click waits for its folder to be listed (the previous listing stays up while the next
+    // one loads, so the path alone is not the sign).
+    for (const step of src.split("/").filter(Boolean)) {
+      await page.click(`#browse-entries li[data-name="${step}"] button.dir`);
+      at = `${at}/${step}`;
+      await page.waitForFunction((p) => document.querySelector("#browse-path")?.textContent === p, at);
+    }
+    await page.waitForSelector('#browse-entries li[data-name="nested"]');
+    const names = await page.$$eval("#browse-entries li", (l) => l.map((e) => e.dataset.name));
+    check(JSON.stringify(names) === JSON.stringify(["nested", "hosts"]), `folders first, then files: ${names}`);
+    await page.check('#browse-entries li[data-name="nested"] input.pick');
+    check((await page.textContent("#browse-picked")).trim() === "1", "one path picked");
+    await shot("24-snapshot-browser");
+    await page.click("#restore");
+    check((await page.textContent("#restore-selected")).includes(`${src}/nested`), "the dialog names the pick");
+    await page.check("#restore-elsewhere");
+    await page.fill("#restore-path", process.env.STOWAGE_TEST_PICKED);
+    await page.click("#start-restore");
+    await page.waitForSelector('#restore-log .log-end[data-status="success"]', { timeout: 60000 });
+    await page.click("#verify");
+    await page.waitForSelector('#verify-result[data-status="success"]', { timeout: 60000 });
+    const verdict = (await page.textContent("#verify-result")).trim();
+    await shot("25-checked");
+    await page.click("nav >> text=Storage targets");
+    const line = await (await page.waitForSelector('#targets tr[data-name="repo-disk"] .repository')).textContent();
+    check(line.includes("restic repository") && line.includes("next prune"), `the repository's state: ${line}`);
+    await page.click('#targets tr[data-name="repo-disk"] button.prune');
+    await page.waitForSelector('#targets tr[data-name="repo-disk"] .upkeep');
+    await shot("26-prune-started");
+    done.repository = { verdict, line };
   } else {
     throw new Error(`unknown phase ${phase}`);
   }

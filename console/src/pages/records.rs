@@ -10,8 +10,8 @@ use leptos::prelude::*;
 use leptos_router::hooks::{use_navigate, use_params_map};
 use std::collections::BTreeSet;
 use stowage_shared::api::{
-    BackupRecordOutput, BackupTaskOutput, BatchDeleteRequest, BatchDeleted, Deleted, NodeOutput,
-    FsListing, Page, Progress, RestoreRecordOutput, RestoreRequest, VerifyRecordOutput, routes,
+    BackupRecordOutput, BackupTaskOutput, BatchDeleteRequest, BatchDeleted, Deleted, FsListing,
+    NodeOutput, Page, Progress, RestoreRecordOutput, RestoreRequest, VerifyRecordOutput, routes,
 };
 use stowage_shared::status::{BackupFormat, RunStatus, TargetStatus};
 
@@ -392,7 +392,11 @@ fn SnapshotBrowser(record_id: i64, picked: RwSignal<BTreeSet<String>>) -> impl I
     let up = move |_| {
         at.update(|p| {
             let parent = p.rsplit_once('/').map_or("", |(head, _)| head);
-            *p = if parent.is_empty() { "/".to_owned() } else { parent.to_owned() };
+            *p = if parent.is_empty() {
+                "/".to_owned()
+            } else {
+                parent.to_owned()
+            };
         });
     };
     view! {

@@ -9,11 +9,12 @@ use anyhow::{Context, Result, ensure};
 use serde_json::Value;
 use std::path::Path;
 use std::process::Command;
+use std::time::Duration;
 use stowage_shared::api::{
     AuthPayload, BackupRecordOutput, BackupTaskOutput, NodeOutput, Page, RestoreRecordOutput,
-    routes,
+    StorageTargetDetail, routes,
 };
-use stowage_tests::{AgentProcess, Receivers, Server, ServerOptions, repo_root};
+use stowage_tests::{AgentProcess, Receivers, Server, ServerOptions, eventually, repo_root};
 
 const PASSWORD: &str = "console correct horse";
 const NEW_PASSWORD: &str = "console battery staple";
@@ -30,6 +31,9 @@ struct Env<'a> {
     restore: &'a Path,
     /// The webhook receiver's URL.
     hook: String,
+    /// The repository phase: its record, and where the picked folder is restored.
+    record: i64,
+    picked: &'a Path,
 }
 
 /// Runs one phase of the browser script and returns what it printed.
@@ -56,6 +60,8 @@ fn browser(phase: &str, server: &Server, env: &Env<'_>) -> Result<Value> {
         .env("STOWAGE_TEST_SRC", env.src)
         .env("STOWAGE_TEST_STORE", env.store)
         .env("STOWAGE_TEST_RESTORE", env.restore)
+        .env("STOWAGE_TEST_RECORD", env.record.to_string())
+        .env("STOWAGE_TEST_PICKED", env.picked)
         .env("STOWAGE_TEST_HOOK", &env.hook)
         .env("STOWAGE_TEST_NEW_PASSWORD", NEW_PASSWORD)
         .current_dir(&root)
@@ -96,12 +102,16 @@ async fn the_console_sets_up_backs_up_downloads_restores_and_counts_it() -> Resu
     std::fs::write(src.path().join("hosts"), "127.0.0.1 localhost\n")?;
     std::fs::create_dir(src.path().join("nested"))?;
     std::fs::write(src.path().join("nested/motd"), "welcome\n")?;
-    let env = Env {
+    let picked = tempfile::tempdir()?;
+    let repo_store = tempfile::tempdir()?;
+    let mut env = Env {
         dir: scratch.path(),
         src: src.path(),
         store: store.path(),
         restore: restored.path(),
         hook: rx.url("/hook"),
+        record: 0,
+        picked: picked.path(),
     };
 
     let first = browser("setup", &server, &env)?;
@@ -196,5 +206,72 @@ async fn the_console_sets_up_backs_up_downloads_restores_and_counts_it() -> Resu
         .await?
         .expect_ok()?;
     assert_eq!(records.total, 0, "the browser deleted the backup");
+
+    // A repository record: browsed, restored in part, checked and its repository pruned, all
+    // from the console.
+    let admin = auth.token.expose();
+    let target: StorageTargetDetail = server
+        .post(
+            routes::STORAGE_TARGETS,
+            Some(admin),
+            &serde_json::json!({"name": "repo-disk", "type": "local_disk",
+                                "config": {"basePath": repo_store.path()}}),
+        )
+        .await?
+        .expect_ok()?;
+    let task: BackupTaskOutput = server
+        .post(
+            routes::BACKUP_TASKS,
+            Some(admin),
+            &serde_json::json!({"name": "deduplicated", "type": "file", "nodeId": node.id,
+                                "format": "repository", "sourcePaths": [src.path()],
+                                "storageTargetIds": [target.summary.id]}),
+        )
+        .await?
+        .expect_ok()?;
+    let started: BackupRecordOutput = server
+        .post(
+            &routes::backup_task_run(task.id),
+            Some(admin),
+            &serde_json::json!({}),
+        )
+        .await?
+        .expect_ok()?;
+    let record = server.settled(admin, started.id, false).await?;
+    assert_eq!(record.status, "success", "{record:?}");
+    env.record = record.id;
+    let fifth = browser("repository", &server, &env)?;
+    assert!(
+        fifth["repository"]["verdict"]
+            .as_str()
+            .is_some_and(|v| v.contains("whole")),
+        "{fifth}"
+    );
+    let beneath = picked
+        .path()
+        .join(src.path().strip_prefix("/").unwrap_or(src.path()));
+    assert_eq!(
+        std::fs::read_to_string(beneath.join("nested/motd"))?,
+        "welcome\n"
+    );
+    assert!(
+        !beneath.join("hosts").exists(),
+        "only the picked folder is restored"
+    );
+    eventually(
+        "the prune started in the browser to end",
+        Duration::from_secs(60),
+        || async {
+            let t: StorageTargetDetail = server
+                .get(&routes::storage_target(target.summary.id), Some(admin))
+                .await?
+                .expect_ok()?;
+            Ok(t.summary
+                .repository
+                .filter(|r| !r.pruning && r.pruned_at.is_some())
+                .map(drop))
+        },
+    )
+    .await?;
     Ok(())
 }

@@ -77,6 +77,19 @@ fn read_all(root: &Path) -> Vec<(PathBuf, Vec<u8>)> {
     out
 }
 
+/// A snapshot of all of `dir`, for record `record_id`.
+async fn snapshot_of(at: &Location, dir: &Path, record_id: i64) -> Snapshotted {
+    backup_files(
+        at,
+        vec![dir.to_path_buf()],
+        Excludes::new(&[]).expect("excludes"),
+        &labels(record_id),
+        Arc::default(),
+    )
+    .await
+    .expect("backup")
+}
+
 /// Incompressible bytes from `seed` (xorshift): each seed is new data to a repository.
 fn noise(seed: u32, len: usize) -> Vec<u8> {
     let mut x = 0x9e37_79b9_u32 ^ seed.wrapping_mul(0x85eb_ca6b);
@@ -454,15 +467,7 @@ async fn locks_keep_restic_and_stowage_apart_and_prune_frees_forgotten_data() {
     for round in 0..3u8 {
         // Each round a different incompressible file: forgetting a snapshot frees its data.
         std::fs::write(&big, noise(u32::from(round), 2_000_000)).expect("write");
-        let snap = backup_files(
-            &at,
-            vec![src.path().to_path_buf()],
-            Excludes::new(&[]).expect("excludes"),
-            &labels(10 + i64::from(round)),
-            Arc::default(),
-        )
-        .await
-        .expect("backup");
+        let snap = snapshot_of(&at, src.path(), 10 + i64::from(round)).await;
         ids.push(snap.snapshot_id);
     }
 
@@ -607,15 +612,7 @@ async fn a_damaged_pack_is_found_and_the_snapshots_needing_it_are_named() {
     for round in 0..2u32 {
         let data = noise(100 + round, 3_000_000);
         std::fs::write(src.path().join(format!("part-{round}.bin")), data).expect("write");
-        let snap = backup_files(
-            &at,
-            vec![src.path().to_path_buf()],
-            Excludes::new(&[]).expect("excludes"),
-            &labels(20 + i64::from(round)),
-            Arc::default(),
-        )
-        .await
-        .expect("backup");
+        let snap = snapshot_of(&at, src.path(), 20 + i64::from(round)).await;
         ids.push(snap.snapshot_id);
         packs_after.push(pack_files(&repo));
     }

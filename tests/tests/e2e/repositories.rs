@@ -627,6 +627,19 @@ async fn two_nodes_back_up_into_one_repository_at_once() -> Result<()> {
     Ok(())
 }
 
+/// A local-disk target named "disk" at `dir`.
+async fn disk_target(server: &Server, admin: &str, dir: &Path) -> Result<i64> {
+    let target: StorageTargetDetail = server
+        .post(
+            routes::STORAGE_TARGETS,
+            Some(admin),
+            &json!({"name": "disk", "type": "local_disk", "config": {"basePath": dir}}),
+        )
+        .await?
+        .expect_ok()?;
+    Ok(target.summary.id)
+}
+
 /// Incompressible bytes from `seed`, so that each run's file is new data to the repository.
 fn noise(seed: u32, len: usize) -> Vec<u8> {
     let mut x = 0x9e37_79b9_u32 ^ seed.wrapping_mul(0x85eb_ca6b);
@@ -654,15 +667,7 @@ async fn retention_and_prune_keep_exactly_the_kept_snapshots_and_free_the_rest()
     std::fs::create_dir_all(&src)?;
     std::fs::write(src.join("steady.txt"), "the same every run\n")?;
     let local = work.path().join("target");
-    let target: StorageTargetDetail = server
-        .post(
-            routes::STORAGE_TARGETS,
-            Some(&admin),
-            &json!({"name": "disk", "type": "local_disk", "config": {"basePath": local}}),
-        )
-        .await?
-        .expect_ok()?;
-    let target_id = target.summary.id;
+    let target_id = disk_target(&server, &admin, &local).await?;
     server
         .post(
             &routes::storage_target_prune(target_id),
@@ -845,21 +850,14 @@ async fn a_killed_agent_fails_its_run_and_leaves_the_repository_sound() -> Resul
     let src = work.path().join("data");
     write_tree(&src)?;
     let local = work.path().join("target");
-    let target: StorageTargetDetail = server
-        .post(
-            routes::STORAGE_TARGETS,
-            Some(&admin),
-            &json!({"name": "disk", "type": "local_disk", "config": {"basePath": local}}),
-        )
-        .await?
-        .expect_ok()?;
+    let target_id = disk_target(&server, &admin, &local).await?;
     let task: BackupTaskOutput = server
         .post(
             routes::BACKUP_TASKS,
             Some(&admin),
             &json!({"name": "big", "type": "file", "nodeId": node.node.id,
                     "format": "repository", "sourcePaths": [src],
-                    "storageTargetIds": [target.summary.id]}),
+                    "storageTargetIds": [target_id]}),
         )
         .await?
         .expect_ok()?;
@@ -907,7 +905,7 @@ async fn a_killed_agent_fails_its_run_and_leaves_the_repository_sound() -> Resul
     // stale: the check reads without taking one.)
     let kit: RecoveryKit = server
         .post(
-            &routes::storage_target_recovery_kit(target.summary.id),
+            &routes::storage_target_recovery_kit(target_id),
             Some(&admin),
             &json!({"currentPassword": ADMIN_PASSWORD}),
         )
@@ -1021,15 +1019,7 @@ async fn a_damaged_pack_fails_the_check_and_names_the_records_that_need_it() -> 
     let src = work.path().join("data");
     std::fs::create_dir_all(&src)?;
     let local = work.path().join("target");
-    let target: StorageTargetDetail = server
-        .post(
-            routes::STORAGE_TARGETS,
-            Some(&admin),
-            &json!({"name": "disk", "type": "local_disk", "config": {"basePath": local}}),
-        )
-        .await?
-        .expect_ok()?;
-    let target_id = target.summary.id;
+    let target_id = disk_target(&server, &admin, &local).await?;
     let task: BackupTaskOutput = server
         .post(
             routes::BACKUP_TASKS,

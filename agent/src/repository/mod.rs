@@ -440,6 +440,16 @@ fn snapshot_id(raw: &str) -> Result<rustic_core::repofile::SnapshotId, RepoError
     Ok(raw.parse::<Id>()?.into())
 }
 
+/// Snapshot `id` of `repo`, or why there is none.
+fn snapshot_in<S: rustic_core::Open>(
+    repo: &Repository<S>,
+    id: rustic_core::repofile::SnapshotId,
+) -> Result<SnapshotFile, RepoError> {
+    repo.get_snapshots(&[id.to_hex().as_str()])?
+        .pop()
+        .ok_or_else(|| RepoError::Refused(format!("snapshot {id} is not in the repository")))
+}
+
 /// Whether `path` (from a snapshot's tree) is a plain relative path: no root, no `..`, no `.`.
 fn plain(path: &Path) -> bool {
     path.components().all(|c| matches!(c, Component::Normal(_)))
@@ -473,10 +483,7 @@ pub async fn restore(
         let repo = open_existing(&at, unopened(Arc::clone(&backend), &counters)?)?;
         let _lock = lock::acquire(&backend, &repo.key(), false)?;
         let repo = repo.to_indexed()?;
-        let snap = repo
-            .get_snapshots(&[id.to_hex().as_str()])?
-            .pop()
-            .ok_or_else(|| RepoError::Refused(format!("snapshot {id} is not in the repository")))?;
+        let snap = snapshot_in(&repo, id)?;
         let root = repo.node_from_snapshot_and_path(&snap, "")?;
         let keep = |path: &Path| {
             selected.is_empty()
@@ -545,10 +552,7 @@ pub async fn read_files<W: std::io::Write + Send + 'static>(
         let repo = open_existing(&at, unopened_hidden(Arc::clone(&backend))?)?;
         let _lock = lock::acquire(&backend, &repo.key(), false)?;
         let repo = repo.to_indexed()?;
-        let snap = repo
-            .get_snapshots(&[id.to_hex().as_str()])?
-            .pop()
-            .ok_or_else(|| RepoError::Refused(format!("snapshot {id} is not in the repository")))?;
+        let snap = snapshot_in(&repo, id)?;
         let mut out = Counted {
             inner: out,
             bytes: 0,
@@ -603,10 +607,7 @@ pub async fn snapshot_paths(at: &Location, id: &str) -> Result<Vec<PathBuf>, Rep
     let backend = backend(&at);
     run_blocking(move || {
         let repo = open_existing(&at, unopened_hidden(backend)?)?;
-        let snap = repo
-            .get_snapshots(&[id.to_hex().as_str()])?
-            .pop()
-            .ok_or_else(|| RepoError::Refused(format!("snapshot {id} is not in the repository")))?;
+        let snap = snapshot_in(&repo, id)?;
         Ok(snap.paths.iter().map(PathBuf::from).collect())
     })
     .await
@@ -872,10 +873,7 @@ pub async fn list_dir(
         let repo = open_existing(&at, unopened_hidden(Arc::clone(&backend))?)?;
         let _lock = lock::acquire(&backend, &repo.key(), false)?;
         let repo = repo.to_indexed()?;
-        let snap = repo
-            .get_snapshots(&[id.to_hex().as_str()])?
-            .pop()
-            .ok_or_else(|| RepoError::Refused(format!("snapshot {id} is not in the repository")))?;
+        let snap = snapshot_in(&repo, id)?;
         let inside = path.trim_start_matches('/');
         if !inside.is_empty() && !plain(Path::new(inside)) {
             return Err(RepoError::Refused(format!("{path:?} is not a plain path")));

@@ -215,7 +215,10 @@ async fn database_tasks_store_snapshots_that_stowage_and_plain_restic_restore() 
             target(&server, &admin, "disk-b", &work.path().join("b")).await?,
         ];
 
-        // MariaDB: ~6 MB of rows, so that an unchanged re-dump shows the dedup.
+        // MariaDB: ~6 MB of rows. Without its comments (`--skip-comments` drops the dump's date)
+        // an unchanged re-dump is the same bytes, so it must add only the snapshot's trees: with
+        // the date in, what it adds depends on where the chunker cuts near the end (measured
+        // from a fifth to over a quarter of the first run), too loose a figure to test.
         sql("mysql", None, &format!("CREATE DATABASE {my}"))?;
         sql(
             "mysql",
@@ -231,7 +234,7 @@ async fn database_tasks_store_snapshots_that_stowage_and_plain_restic_restore() 
             &admin,
             json!({"name": "shop", "type": "mysql", "nodeId": node.node.id, "format": "repository",
                    "storageTargetIds": targets, "dbHost": "127.0.0.1", "dbUser": "root",
-                   "dbNames": [my]}),
+                   "dbNames": [my], "dbOptions": ["--skip-comments"]}),
         )
         .await?;
         let first = run(&server, &admin, my_task).await?;
@@ -240,7 +243,7 @@ async fn database_tasks_store_snapshots_that_stowage_and_plain_restic_restore() 
         good(&second, 1)?;
         for (a, b) in first.targets.iter().zip(&second.targets) {
             ensure!(
-                b.bytes * 4 < a.bytes,
+                a.bytes > 1_000_000 && b.bytes < 64 * 1024,
                 "an unchanged re-dump added {} bytes after {}",
                 b.bytes,
                 a.bytes

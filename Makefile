@@ -12,7 +12,8 @@ help:
 	@echo "make dev     install what is missing, build, migrate local D1, serve on http://127.0.0.1:$(PORT)"
 	@echo "make test    fmt, clippy (host + wasm32), unit, end-to-end tests, deploy dry run"
 	@echo "make bench   the agent's backup and restore against tar|zstd, memory, 3 targets vs 1 (SIZES=\"256M 1G\"),"
-	@echo "             and its database dumps against pg_dump/mariadb-dump | zstd (DB_SIZE=256M)"
+	@echo "             its database dumps against pg_dump/mariadb-dump | zstd (DB_SIZE=256M),"
+	@echo "             and its repositories against restic (first, no-change, 1 % changed, restore)"
 
 install:
 	@scripts/install.sh
@@ -36,6 +37,8 @@ SIZES ?= 256M 1G
 bench:
 	@command -v zstd >/dev/null || { echo "==> installing the zstd CLI (the baseline) from Debian's packages"; \
 	  apt-get update -qq && apt-get install -y -qq zstd; }
+	@command -v restic >/dev/null || { echo "==> installing restic (the repository baseline) from Debian's packages"; \
+	  apt-get update -qq && apt-get install -y -qq restic; }
 	cargo build --locked --release -p stowage-agent --example bench
 	./target/release/examples/bench $(SIZES)
 

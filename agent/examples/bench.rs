@@ -7,16 +7,24 @@
 //! - the agent's peak resident memory (VmHWM, read by the measured process itself);
 //! - a backup to three targets against one;
 //! - database dumps (`DB_SIZE`, default 256M of dump, in the machine's PostgreSQL and MariaDB):
-//!   the agent's dump pass against the dump program alone into `zstd -3 -T0`.
+//!   the agent's dump pass against the dump program alone into `zstd -3 -T0`;
+//! - repositories, median of three rounds on a fresh repository each: the agent's repository
+//!   engine (rustic_core over the agent's storage layer) against Debian's `restic` — first
+//!   backup, no-change backup, backup after 1 % of the files changed, restore of the last
+//!   snapshot — with wall time, CPU seconds and peak RSS, and each repository's size after the
+//!   three backups against its size after the first.
 //!
 //! Every agent measurement runs in a child process (this binary with `child ...`), so memory is
-//! the pass's own and not the benchmark's.
+//! the pass's own and not the benchmark's. Repository rows measure both contenders alike, as
+//! their parent sees them (`child measure`, getrusage of its only child).
 
+use nix::sys::resource::{UsageWho, getrusage};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
 use std::time::Instant;
 use stowage_agent::pipeline::{self, Destination};
+use stowage_agent::repository::{self, Labels, Location};
 use stowage_agent::restore::{Expected, restore_blocking};
 use stowage_agent::storage::{Store, Tools};
 use stowage_shared::SecretString;
@@ -277,8 +285,82 @@ fn child(args: &[String]) -> Result<(), Error> {
             );
             Ok(())
         }
-        _ => Err("child backup|restore|dump ...".into()),
+        Some("measure") => measure_program(&args[1..]),
+        Some("repo-backup") => {
+            // Targets separated by commas get the snapshot one after the other, as a run does.
+            let (targets, src, password) = (&args[1], &args[2], &args[3]);
+            let runtime = tokio::runtime::Runtime::new()?;
+            runtime.block_on(async {
+                for target in targets.split(',') {
+                    let at = repo_location(target, password).await?;
+                    let labels = Labels {
+                        host: "bench".into(),
+                        task_id: 1,
+                        record_id: 1,
+                    };
+                    let snap = repository::backup_files(
+                        &at,
+                        vec![PathBuf::from(src)],
+                        pipeline::Excludes::new(&[])?,
+                        &labels,
+                        Arc::default(),
+                    )
+                    .await
+                    .map_err(|e| e.to_string())?;
+                    println!("{} {}", snap.snapshot_id, snap.bytes_added);
+                }
+                Ok(())
+            })
+        }
+        Some("repo-restore") => {
+            let (target, id, dest, password) = (&args[1], &args[2], &args[3], &args[4]);
+            let runtime = tokio::runtime::Runtime::new()?;
+            runtime.block_on(async {
+                let at = repo_location(target, password).await?;
+                let restored =
+                    repository::restore(&at, id, vec![], PathBuf::from(dest), Arc::default())
+                        .await
+                        .map_err(|e| e.to_string())?;
+                println!("{} {}", restored.files, restored.bytes);
+                Ok(())
+            })
+        }
+        _ => Err("child backup|restore|dump|measure|repo-backup|repo-restore ...".into()),
     }
+}
+
+/// The repository `restic/` of a local-disk target at `target`, with the password in the file
+/// `password` (restic reads the same file: no password in an argument).
+async fn repo_location(target: &str, password: &str) -> Result<Location, Error> {
+    let config = StorageConfig::LocalDisk(LocalDiskConfig {
+        base_path: target.to_owned(),
+    });
+    Ok(Location {
+        store: Arc::new(Store::open(&config, &Tools::default()).await?),
+        root: "restic".into(),
+        password: SecretString::new(std::fs::read_to_string(password)?.trim()),
+    })
+}
+
+/// `child measure PROGRAM ARGS...`: runs the program and prints `seconds peak_rss_kib
+/// cpu_seconds` as its parent sees them (it is this process's only child, so the children's
+/// getrusage is its own), then the program's own output.
+fn measure_program(args: &[String]) -> Result<(), Error> {
+    let started = Instant::now();
+    let out = Command::new(&args[0]).args(&args[1..]).output()?;
+    let wall = started.elapsed().as_secs_f64();
+    if !out.status.success() {
+        return Err(format!("{args:?} failed: {}", String::from_utf8_lossy(&out.stderr)).into());
+    }
+    let usage = getrusage(UsageWho::RUSAGE_CHILDREN)?;
+    let secs = |t: nix::sys::time::TimeVal| t.tv_sec() as f64 + t.tv_usec() as f64 / 1e6;
+    println!(
+        "{wall} {} {}",
+        usage.max_rss(),
+        secs(usage.user_time()) + secs(usage.system_time())
+    );
+    print!("{}", String::from_utf8(out.stdout)?);
+    Ok(())
 }
 
 /// The benchmark's connection to the machine's server: its superuser over TCP (PostgreSQL trusts
@@ -681,6 +763,262 @@ fn measure_dump(work: &Path, engine: &'static str, rows: u64) -> Result<DbRow, E
     })
 }
 
+/// Rounds of the repository rows (each on fresh repositories: a first backup is only first once).
+const REPO_RUNS: usize = 3;
+const REPO_STEPS: [&str; 4] = [
+    "first backup",
+    "no-change backup",
+    "after 1 % changed",
+    "restore",
+];
+
+/// One contender's runs of one step.
+#[derive(Default)]
+struct Runs {
+    wall: Vec<f64>,
+    cpu: Vec<f64>,
+    rss: u64,
+}
+
+impl Runs {
+    /// Takes `child measure`'s first three figures; returns the program's own output after them.
+    fn add(&mut self, out: Vec<String>) -> Result<Vec<String>, Error> {
+        self.wall.push(out[0].parse()?);
+        self.rss = self.rss.max(out[1].parse()?);
+        self.cpu.push(out[2].parse()?);
+        Ok(out[3..].to_vec())
+    }
+}
+
+struct RepoRow {
+    size: u64,
+    files: u64,
+    changed: u64,
+    restic: [Runs; 4],
+    agent: [Runs; 4],
+    /// The agent's first backup into two targets (each gets its own snapshot, in turn).
+    two_targets: Runs,
+    /// Each repository's bytes after the first backup and after all three: (restic, agent).
+    full: (u64, u64),
+    after: (u64, u64),
+}
+
+/// Bytes of the files under `dir`.
+fn dir_bytes(dir: &Path) -> Result<u64, Error> {
+    let mut total = 0;
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for entry in std::fs::read_dir(&d)? {
+            let entry = entry?;
+            let meta = entry.metadata()?;
+            if meta.is_dir() {
+                stack.push(entry.path());
+            } else {
+                total += meta.len();
+            }
+        }
+    }
+    Ok(total)
+}
+
+/// The files under `dir`, sorted.
+fn files_under(dir: &Path) -> Result<Vec<PathBuf>, Error> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for entry in std::fs::read_dir(&d)? {
+            let entry = entry?;
+            if entry.file_type()?.is_dir() {
+                stack.push(entry.path());
+            } else {
+                out.push(entry.path());
+            }
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+/// Rewrites every hundredth small file of `src` with new text of the same length (a new file
+/// renamed over the old: `src` is a hard-linked copy, and the generated dataset stays as it
+/// is). Returns how many files changed.
+fn change_one_percent(src: &Path, round: u64) -> Result<u64, Error> {
+    let mut rng = Rng(0xD1B5_4A32_D192_ED03 ^ (round + 1));
+    let mut changed = 0;
+    for path in files_under(&src.join("small"))?.iter().step_by(100) {
+        let len = usize::try_from(std::fs::metadata(path)?.len())?;
+        let fresh = path.with_extension("new");
+        std::fs::write(&fresh, texty(&mut rng, len))?;
+        std::fs::rename(&fresh, path)?;
+        changed += 1;
+    }
+    Ok(changed)
+}
+
+/// Runs `program args` through `child measure`, with `cache` as the cache home of both restic
+/// and rustic_core (so that no earlier round's cache helps).
+fn measured(cache: &Path, program: &Path, args: &[&str]) -> Result<Vec<String>, Error> {
+    let out = Command::new(std::env::current_exe()?)
+        .env("XDG_CACHE_HOME", cache)
+        .args(["child", "measure"])
+        .arg(program)
+        .args(args)
+        .output()?;
+    if !out.status.success() {
+        return Err(format!(
+            "measuring {} {args:?} failed: {}",
+            program.display(),
+            String::from_utf8_lossy(&out.stderr)
+        )
+        .into());
+    }
+    Ok(String::from_utf8(out.stdout)?
+        .split_whitespace()
+        .map(str::to_owned)
+        .collect())
+}
+
+/// Fails unless the restored tree `restored` holds exactly the files of `src`, byte for byte.
+fn same_tree(src: &Path, restored: &Path) -> Result<(), Error> {
+    let out = Command::new("diff")
+        .args(["-r", "-q"])
+        .arg(src)
+        .arg(restored)
+        .output()?;
+    if !out.status.success() {
+        return Err(format!(
+            "{} differs from {}: {}",
+            restored.display(),
+            src.display(),
+            String::from_utf8_lossy(&out.stdout)
+                .lines()
+                .take(5)
+                .collect::<Vec<_>>()
+                .join("; ")
+        )
+        .into());
+    }
+    Ok(())
+}
+
+/// The repository rows: the agent's repository engine against Debian's `restic`, step by step
+/// in turns, on a hard-linked copy of the dataset.
+fn measure_repository(work: &Path, size: u64) -> Result<RepoRow, Error> {
+    let (data, files, bytes) = dataset(work, size)?;
+    let restic = PathBuf::from("restic");
+    let me = std::env::current_exe()?;
+    let password = work.join("repo-password");
+    std::fs::write(&password, "stowage bench repository password\n")?;
+    let pw = password.to_string_lossy().into_owned();
+    let src = work.join("repo-src");
+    let src_s = src.to_string_lossy().into_owned();
+    let (mut r, mut a): ([Runs; 4], [Runs; 4]) = Default::default();
+    let mut two_targets = Runs::default();
+    let (mut full, mut after, mut changed) = ((0, 0), (0, 0), 0);
+    for round in 0..REPO_RUNS {
+        if src.exists() {
+            std::fs::remove_dir_all(&src)?;
+        }
+        let status = Command::new("cp")
+            .arg("-al")
+            .arg(&data)
+            .arg(&src)
+            .status()?;
+        if !status.success() {
+            return Err("cp -al of the dataset failed".into());
+        }
+        let cache = fresh(&work.join("repo-cache"))?;
+        let restic_repo = fresh(&work.join("restic-repo"))?.join("restic");
+        let rrepo = restic_repo.to_string_lossy().into_owned();
+        let agent_target = fresh(&work.join("agent-repo"))?;
+        let target = agent_target.to_string_lossy().into_owned();
+        let base = ["-r", &rrepo, "--password-file", &pw, "-q"];
+        measured(&cache, &restic, &[&base[..], &["init"]].concat())?;
+        let mut last = String::new();
+        for step in 0..3 {
+            if step == 2 {
+                changed = change_one_percent(&src, round as u64)?;
+            }
+            settle()?;
+            r[step].add(measured(
+                &cache,
+                &restic,
+                &[&base[..], &["backup", &src_s]].concat(),
+            )?)?;
+            settle()?;
+            let out = a[step].add(measured(
+                &cache,
+                &me,
+                &["child", "repo-backup", &target, &src_s, &pw],
+            )?)?;
+            last = out.first().cloned().ok_or("no snapshot id")?;
+            if step == 0 {
+                full = (dir_bytes(&restic_repo)?, dir_bytes(&agent_target)?);
+            }
+        }
+        after = (dir_bytes(&restic_repo)?, dir_bytes(&agent_target)?);
+        // The same first backup into two new targets, one after the other.
+        let two: Vec<String> = (1..=2)
+            .map(|i| {
+                fresh(&work.join(format!("agent-two-{i}")))
+                    .map(|d| d.to_string_lossy().into_owned())
+            })
+            .collect::<Result<_, _>>()?;
+        settle()?;
+        two_targets.add(measured(
+            &cache,
+            &me,
+            &["child", "repo-backup", &two.join(","), &src_s, &pw],
+        )?)?;
+        let (rd, ad) = (
+            fresh(&work.join("restore-restic"))?,
+            fresh(&work.join("restore-agent"))?,
+        );
+        let (rds, ads) = (
+            rd.to_string_lossy().into_owned(),
+            ad.to_string_lossy().into_owned(),
+        );
+        settle()?;
+        r[3].add(measured(
+            &cache,
+            &restic,
+            &[&base[..], &["restore", "latest", "--target", &rds]].concat(),
+        )?)?;
+        settle()?;
+        a[3].add(measured(
+            &cache,
+            &me,
+            &["child", "repo-restore", &target, &last, &ads, &pw],
+        )?)?;
+        // Both restore the snapshot's absolute paths under the directory they were given.
+        let inner = src.strip_prefix("/").unwrap_or(&src);
+        same_tree(&src, &rd.join(inner))?;
+        same_tree(&src, &ad.join(inner))?;
+    }
+    for dir in [
+        "repo-src",
+        "repo-cache",
+        "restic-repo",
+        "agent-repo",
+        "restore-restic",
+        "restore-agent",
+        "agent-two-1",
+        "agent-two-2",
+    ] {
+        let _ = std::fs::remove_dir_all(work.join(dir));
+    }
+    Ok(RepoRow {
+        size: bytes,
+        files,
+        changed,
+        restic: r,
+        agent: a,
+        two_targets,
+        full,
+        after,
+    })
+}
+
 fn main() -> Result<(), Error> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     if args.first().map(String::as_str) == Some("child") {
@@ -688,6 +1026,8 @@ fn main() -> Result<(), Error> {
     }
     let work = PathBuf::from(std::env::var("BENCH_DIR").unwrap_or_else(|_| "target/bench".into()));
     std::fs::create_dir_all(&work)?;
+    // Absolute: restic and rustic_core record the paths they are given in the snapshot.
+    let work = std::fs::canonicalize(&work)?;
     let sizes: Vec<u64> = if args.is_empty() {
         vec![parse_size("256M")?, parse_size("1G")?]
     } else {
@@ -695,22 +1035,60 @@ fn main() -> Result<(), Error> {
             .map(|a| parse_size(a))
             .collect::<Result<_, _>>()?
     };
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    // `BENCH_ONLY=archive,database,repository` (any of them) runs only those parts.
+    let only = std::env::var("BENCH_ONLY").unwrap_or_default();
+    let wants = |part: &str| only.is_empty() || only.split(',').any(|p| p.trim() == part);
     let mut rows = Vec::new();
-    for size in sizes {
-        rows.push(measure(&work, size)?);
+    let mut repo_rows = Vec::new();
+    for &size in &sizes {
+        if wants("archive") {
+            rows.push(measure(&work, size)?);
+        }
+        if wants("repository") {
+            repo_rows.push(measure_repository(&work, size)?);
+        }
     }
     let db_size = parse_size(&std::env::var("DB_SIZE").unwrap_or_else(|_| "256M".into()))?;
     let mut db_rows = Vec::new();
     let mut db_missing = Vec::new();
-    for engine in ["postgresql", "mysql"] {
-        match measure_dump(&work, engine, db_size / DUMP_BYTES_PER_ROW) {
-            Ok(row) => db_rows.push(row),
-            Err(e) => db_missing.push(format!("{engine}: not measured ({e})")),
+    if wants("database") {
+        for engine in ["postgresql", "mysql"] {
+            match measure_dump(&work, engine, db_size / DUMP_BYTES_PER_ROW) {
+                Ok(row) => db_rows.push(row),
+                Err(e) => db_missing.push(format!("{engine}: not measured ({e})")),
+            }
         }
     }
-    let mib = |b: u64| b as f64 / f64::from(1u32 << 20);
-    let rate = |b: u64, s: f64| mib(b) / s;
+    if !rows.is_empty() {
+        print_archives(&rows, &work);
+    }
+    if !db_rows.is_empty() || !db_missing.is_empty() {
+        print_dumps(&db_rows, &db_missing);
+    }
+    if !repo_rows.is_empty() {
+        print_repository(&repo_rows);
+    }
+    println!();
+    if !rows.is_empty() {
+        archive_goals(&rows);
+    }
+    dump_goals(&db_rows);
+    repository_goals(&repo_rows);
+    Ok(())
+}
+
+fn mark(ok: bool) -> &'static str {
+    if ok { "meets" } else { "MISSES" }
+}
+fn mib(b: u64) -> f64 {
+    b as f64 / f64::from(1u32 << 20)
+}
+fn rate(b: u64, s: f64) -> f64 {
+    mib(b) / s
+}
+
+fn print_archives(rows: &[Row], work: &Path) {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     println!(
         "\nStowage agent benchmark ({cores} cores, zstd level {LEVEL}, median of {RUNS} runs, page cache warm;\n\
          backups and restores on {}; 1 vs 3 targets on {})\n",
@@ -725,7 +1103,7 @@ fn main() -> Result<(), Error> {
         "| dataset | files | artifact | tar\\|zstd -T0 | agent backup | ratio | zstd -d\\|tar -x | agent restore | ratio | 3 targets / 1 | peak RSS backup (1 / 3 targets) | peak RSS restore |"
     );
     println!("|---|---|---|---|---|---|---|---|---|---|---|---|");
-    for r in &rows {
+    for r in rows {
         println!(
             "| {:.0} MiB | {} | {:.0} MiB | {:.0} MiB/s | {:.0} MiB/s | {:.2}x | {:.0} MiB/s | {:.0} MiB/s | {:.2}x | {:.2}x | {:.1} / {:.1} MiB | {:.1} MiB |",
             mib(r.size),
@@ -746,7 +1124,7 @@ fn main() -> Result<(), Error> {
     println!();
     println!("| dataset | CPU s: tar\\|zstd | agent backup | zstd -d\\|tar -x | agent restore |");
     println!("|---|---|---|---|---|");
-    for r in &rows {
+    for r in rows {
         println!(
             "| {:.0} MiB | {:.2} | {:.2} | {:.2} | {:.2} |",
             mib(r.size),
@@ -756,12 +1134,15 @@ fn main() -> Result<(), Error> {
             r.agent_restore_cpu
         );
     }
+}
+
+fn print_dumps(db_rows: &[DbRow], db_missing: &[String]) {
     println!();
     println!(
         "| database | dump | artifact | dump tool \\| zstd -T0 | agent dump pass | ratio | CPU s: tool \\| zstd | agent + tool | peak RSS (agent) |"
     );
     println!("|---|---|---|---|---|---|---|---|---|");
-    for r in &db_rows {
+    for r in db_rows {
         println!(
             "| {} | {:.0} MiB | {:.0} MiB | {:.0} MiB/s | {:.0} MiB/s | {:.2}x | {:.2} | {:.2} | {:.1} MiB |",
             r.engine,
@@ -775,17 +1156,18 @@ fn main() -> Result<(), Error> {
             r.rss as f64 / 1024.0
         );
     }
-    for line in &db_missing {
+    for line in db_missing {
         println!("{line}");
     }
+}
+
+fn archive_goals(rows: &[Row]) {
     let worst = |f: fn(&Row) -> f64| rows.iter().map(f).fold(f64::INFINITY, f64::min);
     let most = |f: fn(&Row) -> f64| rows.iter().map(f).fold(0.0, f64::max);
     let backup = worst(|r| r.tar_zstd / r.agent_backup);
     let restore = worst(|r| r.unzstd_tar / r.agent_restore);
     let fan = most(|r| r.agent_backup3 / r.fan_one);
     let rss = most(|r| r.rss_backup.max(r.rss_backup3).max(r.rss_restore) as f64 / 1024.0);
-    let mark = |ok: bool| if ok { "meets" } else { "MISSES" };
-    println!();
     println!(
         "backup  >= 0.90x tar|zstd:     {backup:.2}x ({})",
         mark(backup >= 0.9)
@@ -802,14 +1184,6 @@ fn main() -> Result<(), Error> {
         "peak RSS <= 64 MiB:            {rss:.1} MiB ({})",
         mark(rss <= 64.0)
     );
-    for r in &db_rows {
-        let ratio = r.baseline / r.agent;
-        println!(
-            "{:<10} dump >= 0.90x:   {ratio:.2}x ({})",
-            r.engine,
-            mark(ratio >= 0.9)
-        );
-    }
     if rows.len() >= 2 {
         let (a, b) = (&rows[0], &rows[rows.len() - 1]);
         println!(
@@ -819,5 +1193,110 @@ fn main() -> Result<(), Error> {
             b.rss_backup as f64 / 1024.0
         );
     }
-    Ok(())
+}
+
+fn dump_goals(db_rows: &[DbRow]) {
+    for r in db_rows {
+        let ratio = r.baseline / r.agent;
+        println!(
+            "{:<10} dump >= 0.90x:   {ratio:.2}x ({})",
+            r.engine,
+            mark(ratio >= 0.9)
+        );
+    }
+}
+
+fn print_repository(rows: &[RepoRow]) {
+    println!(
+        "\nRepositories: the agent (rustic_core 0.13 over its storage layer, local disk) against \
+         Debian's restic, median of {REPO_RUNS} rounds, each on fresh repositories\n"
+    );
+    println!(
+        "| dataset | step | restic | agent | ratio | CPU s: restic | agent | peak RSS: restic | agent |"
+    );
+    println!("|---|---|---|---|---|---|---|---|---|");
+    for row in rows {
+        for (step, name) in REPO_STEPS.iter().enumerate() {
+            let (r, a) = (
+                median(row.restic[step].wall.clone()),
+                median(row.agent[step].wall.clone()),
+            );
+            let label = if step == 2 {
+                format!("{name} ({} files)", row.changed)
+            } else {
+                (*name).to_owned()
+            };
+            println!(
+                "| {:.0} MiB, {} files | {label} | {r:.2} s | {a:.2} s | {:.2}x | {:.2} | {:.2} | {:.0} MiB | {:.0} MiB |",
+                mib(row.size),
+                row.files,
+                r / a,
+                median(row.restic[step].cpu.clone()),
+                median(row.agent[step].cpu.clone()),
+                row.restic[step].rss as f64 / 1024.0,
+                row.agent[step].rss as f64 / 1024.0,
+            );
+        }
+    }
+    println!();
+    println!(
+        "| dataset | agent first backup: 1 target | 2 targets | ratio | peak RSS, 2 targets |"
+    );
+    println!("|---|---|---|---|---|");
+    for row in rows {
+        let (one, two) = (
+            median(row.agent[0].wall.clone()),
+            median(row.two_targets.wall.clone()),
+        );
+        println!(
+            "| {:.0} MiB | {one:.2} s | {two:.2} s | {:.2}x | {:.0} MiB |",
+            mib(row.size),
+            two / one,
+            row.two_targets.rss as f64 / 1024.0
+        );
+    }
+    println!();
+    println!(
+        "| dataset | repository after 1 backup: restic | agent | after 3: restic | agent | growth: restic | agent |"
+    );
+    println!("|---|---|---|---|---|---|---|");
+    for row in rows {
+        println!(
+            "| {:.0} MiB | {:.1} MiB | {:.1} MiB | {:.1} MiB | {:.1} MiB | {:.3}x | {:.3}x |",
+            mib(row.size),
+            mib(row.full.0),
+            mib(row.full.1),
+            mib(row.after.0),
+            mib(row.after.1),
+            row.after.0 as f64 / row.full.0 as f64,
+            row.after.1 as f64 / row.full.1 as f64,
+        );
+    }
+}
+
+/// The issue's goals for the repository rows: at least restic's speed and at most its memory in
+/// every step, and three backups in at most 1.1 times one full repository.
+fn repository_goals(rows: &[RepoRow]) {
+    for row in rows {
+        let size = mib(row.size);
+        for (step, name) in REPO_STEPS.iter().enumerate() {
+            let (r, a) = (
+                median(row.restic[step].wall.clone()),
+                median(row.agent[step].wall.clone()),
+            );
+            let speed = r / a;
+            println!(
+                "repository {size:.0} MiB {name:<18} time >= restic's speed: {speed:.2}x ({}), peak RSS <= restic's: {:.0} / {:.0} MiB ({})",
+                mark(speed >= 1.0),
+                row.agent[step].rss as f64 / 1024.0,
+                row.restic[step].rss as f64 / 1024.0,
+                mark(row.agent[step].rss <= row.restic[step].rss)
+            );
+        }
+        let growth = row.after.1 as f64 / row.full.1 as f64;
+        println!(
+            "repository {size:.0} MiB after 3 backups <= 1.10x one full: {growth:.3}x ({})",
+            mark(growth <= 1.1)
+        );
+    }
 }

@@ -52,14 +52,19 @@ fn cipher(key: &MasterKey) -> Result<Aes256CtrPoly1305Aes, RepoError> {
     Ok(Aes256CtrPoly1305Aes::new(&bytes.into()))
 }
 
-fn encrypt(key: &MasterKey, plain: &[u8]) -> Result<Vec<u8>, RepoError> {
+/// restic's encryption of `plain` under `cipher`: a random nonce, then the sealed bytes.
+pub(super) fn seal(cipher: &Aes256CtrPoly1305Aes, plain: &[u8]) -> Result<Vec<u8>, RepoError> {
     let mut nonce = [0u8; 16];
     getrandom::getrandom(&mut nonce)
-        .map_err(|e| RepoError::Rustic(format!("no randomness for a lock: {e}")))?;
-    let sealed = cipher(key)?
+        .map_err(|e| RepoError::Rustic(format!("no randomness: {e}")))?;
+    let sealed = cipher
         .encrypt((&nonce).into(), plain)
-        .map_err(|_| RepoError::Rustic("encrypting a lock failed".into()))?;
+        .map_err(|_| RepoError::Rustic("encrypting failed".into()))?;
     Ok([nonce.as_slice(), &sealed].concat())
+}
+
+fn encrypt(key: &MasterKey, plain: &[u8]) -> Result<Vec<u8>, RepoError> {
+    seal(&cipher(key)?, plain)
 }
 
 fn decrypt(key: &MasterKey, data: &[u8]) -> Option<Vec<u8>> {

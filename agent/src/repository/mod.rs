@@ -11,6 +11,7 @@
 //! of the repository's size) would make restore memory grow with the repository.
 
 pub mod backend;
+mod keyfile;
 mod lock;
 pub mod streams;
 
@@ -19,7 +20,7 @@ use crate::report::Counters;
 use crate::storage::Store;
 use backend::StoreBackend;
 use bytesize::ByteSize;
-use rustic_core::repofile::SnapshotFile;
+use rustic_core::repofile::{MasterKey, SnapshotFile};
 use rustic_core::{
     BackupOptions, ConfigOptions, Credentials, Id, KeyOptions, LocalDestination, LocalSource,
     LocalSourceFilterOptions, LocalSourceSaveOptions, LsOptions, OpenStatus, ParentOptions,
@@ -33,8 +34,8 @@ use std::sync::{Arc, Mutex};
 use stowage_shared::SecretString;
 
 /// The size data packs start at, and the most they grow to.
-pub const PACK_SIZE: u64 = 8 * 1024 * 1024;
-pub const PACK_SIZE_LIMIT: u64 = 16 * 1024 * 1024;
+pub const PACK_SIZE: u64 = 4 * 1024 * 1024;
+pub const PACK_SIZE_LIMIT: u64 = 8 * 1024 * 1024;
 
 #[derive(Debug, thiserror::Error)]
 pub enum RepoError {
@@ -217,16 +218,28 @@ fn unopened_hidden(backend: Arc<StoreBackend>) -> Result<Repository<()>, RepoErr
 
 /// Opens the repository at `at`, creating it (with a key restic opens with the same password)
 /// when the target has none yet.
-fn open_or_init(at: &Location, repo: Repository<()>) -> Result<Repository<OpenStatus>, RepoError> {
-    let credentials = Credentials::password(at.password.expose());
+fn open_or_init(
+    at: &Location,
+    be: &StoreBackend,
+    repo: Repository<()>,
+) -> Result<Repository<OpenStatus>, RepoError> {
     if repo.config_id()?.is_some() {
-        return Ok(repo.open(&credentials)?);
+        return Ok(repo.open(&Credentials::password(at.password.expose()))?);
     }
     let config = ConfigOptions::default()
         .set_version(2u32)
         .set_datapack_size(ByteSize::b(PACK_SIZE))
         .set_datapack_size_limit(ByteSize::b(PACK_SIZE_LIMIT));
-    Ok(repo.init(&credentials, &KeyOptions::default(), &config)?)
+    // Created with the master key (rustic_core then writes no key file), and the key file for
+    // the password written by Stowage, with a KDF cost that suits a random password.
+    let master = MasterKey::new();
+    let repo = repo.init(
+        &Credentials::Masterkey(master.clone()),
+        &KeyOptions::default(),
+        &config,
+    )?;
+    keyfile::write(be, &master, &at.password)?;
+    Ok(repo)
 }
 
 fn backend(at: &Location) -> Arc<StoreBackend> {
@@ -384,7 +397,7 @@ pub async fn backup_files(
         }
         paths.sort();
         paths.dedup();
-        let repo = open_or_init(&at, unopened(Arc::clone(&backend), &counters)?)?;
+        let repo = open_or_init(&at, &backend, unopened(Arc::clone(&backend), &counters)?)?;
         let _lock = lock::acquire(&backend, &repo.key(), false)?;
         let repo = repo.to_indexed_ids()?;
         let snap = SnapshotFile::from_options(&labels.snapshot_options()?)?;
@@ -893,15 +906,7 @@ pub async fn list_dir(
         let mut entries = Vec::with_capacity(tree.nodes.len().min(max));
         for node in &tree.nodes {
             let name = node.name().to_string_lossy().into_owned();
-            let size = if node.is_file() && node.meta.size == 0 {
-                let mut sum = 0u64;
-                for blob in node.content.iter().flatten() {
-                    sum += u64::from(repo.get_index_entry(blob)?.location.data_length());
-                }
-                sum
-            } else {
-                node.meta.size
-            };
+            let size = file_length(&repo, node)?;
             entries.push(FsEntry {
                 path: format!("{base}/{name}"),
                 name,
@@ -928,6 +933,187 @@ pub async fn list_dir(
             entries,
             truncated,
         })
+    })
+    .await
+}
+
+/// A file node's length: the recorded size, or for a stream's file (rustic_core records 0, the
+/// size being unknown until the stream ended) the sum of its content's blobs in the index.
+fn file_length<S: rustic_core::IndexedFull>(
+    repo: &Repository<S>,
+    node: &rustic_core::repofile::Node,
+) -> Result<u64, RepoError> {
+    if !node.is_file() || node.meta.size != 0 {
+        return Ok(node.meta.size);
+    }
+    let mut sum = 0u64;
+    for blob in node.content.iter().flatten() {
+        sum += u64::from(repo.get_index_entry(blob)?.location.data_length());
+    }
+    Ok(sum)
+}
+
+/// A file's content from the repository, blob by blob (each authenticated as it is read), as a
+/// `Read` — what `tar` needs to append an entry. It yields exactly `left` bytes, or fails: a tar
+/// entry must hold the length its header announced.
+struct BlobReader<'a, S> {
+    repo: &'a Repository<S>,
+    blobs: std::slice::Iter<'a, rustic_core::DataId>,
+    current: bytes::Bytes,
+    left: u64,
+}
+
+impl<'a, S: rustic_core::IndexedFull> BlobReader<'a, S> {
+    fn new(
+        repo: &'a Repository<S>,
+        node: &'a rustic_core::repofile::Node,
+    ) -> Result<Self, RepoError> {
+        Ok(Self {
+            repo,
+            blobs: node.content.as_deref().unwrap_or_default().iter(),
+            current: bytes::Bytes::new(),
+            left: file_length(repo, node)?,
+        })
+    }
+}
+
+impl<S: rustic_core::IndexedFull> Read for BlobReader<'_, S> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if self.left == 0 {
+            return Ok(0);
+        }
+        while self.current.is_empty() {
+            let Some(id) = self.blobs.next() else {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::UnexpectedEof,
+                    format!("the file's content ends {} bytes short", self.left),
+                ));
+            };
+            self.current = self
+                .repo
+                .get_blob_cached(
+                    &rustic_core::BlobId::from(*id),
+                    rustic_core::repofile::BlobType::Data,
+                )
+                .map_err(std::io::Error::other)?;
+        }
+        let n = buf
+            .len()
+            .min(self.current.len())
+            .min(usize::try_from(self.left).unwrap_or(usize::MAX));
+        buf[..n].copy_from_slice(&self.current.split_to(n));
+        self.left -= n as u64;
+        Ok(n)
+    }
+}
+
+/// What [`export`] wrote.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Exported {
+    pub is_dir: bool,
+    pub files: u64,
+    /// The files' bytes (a folder's tar stream is longer by its headers).
+    pub bytes: u64,
+}
+
+/// Writes the file at `path` of snapshot `id` (absolute, as the snapshot holds it; `/` is the
+/// whole snapshot) into `out(false)` as it is, or the folder there (into `out(true)`) with everything under it as a tar
+/// stream whose paths start with the folder's name. Directories, files and symbolic links go
+/// into the tar with their modes and times; devices, FIFOs and sockets are left out (a restore
+/// recreates them). Every blob is authenticated as it is read: a damaged pack fails the export,
+/// never passes wrong bytes on.
+pub async fn export<W: std::io::Write + Send + 'static>(
+    at: &Location,
+    id: &str,
+    path: &str,
+    out: impl FnOnce(bool) -> W + Send + 'static,
+) -> Result<Exported, RepoError> {
+    let at = at.clone();
+    let id = snapshot_id(id)?;
+    let path = path.to_owned();
+    let backend = backend(&at);
+    run_blocking(move || {
+        let repo = open_existing(&at, unopened_hidden(Arc::clone(&backend))?)?;
+        let _lock = lock::acquire(&backend, &repo.key(), false)?;
+        let repo = repo.to_indexed()?;
+        let snap = snapshot_in(&repo, id)?;
+        let inside = path.trim_start_matches('/');
+        if !inside.is_empty() && !plain(Path::new(inside)) {
+            return Err(RepoError::Refused(format!("{path:?} is not a plain path")));
+        }
+        let node = repo
+            .node_from_snapshot_and_path(&snap, inside)
+            .map_err(|_| RepoError::Refused(format!("{path} is not in the snapshot")))?;
+        let written = |e: std::io::Error| RepoError::Refused(format!("sending {path}: {e}"));
+        if node.is_file() {
+            let mut out = out(false);
+            let mut reader = BlobReader::new(&repo, &node)?;
+            let bytes = std::io::copy(&mut reader, &mut out).map_err(written)?;
+            out.flush().map_err(written)?;
+            return Ok(Exported {
+                is_dir: false,
+                files: 1,
+                bytes,
+            });
+        }
+        if !node.is_dir() {
+            return Err(RepoError::Refused(format!(
+                "{path} in the snapshot is neither a file nor a folder"
+            )));
+        }
+        let top = Path::new(inside)
+            .file_name()
+            .map_or_else(|| PathBuf::from("snapshot"), PathBuf::from);
+        let mut tar = tar::Builder::new(out(true));
+        let mut done = Exported {
+            is_dir: true,
+            ..Exported::default()
+        };
+        let header = |node: &rustic_core::repofile::Node, kind: tar::EntryType, default: u32| {
+            let mut h = tar::Header::new_gnu();
+            h.set_entry_type(kind);
+            h.set_mode(node.meta.mode.map_or(default, |m| m & 0o777));
+            h.set_mtime(
+                node.meta
+                    .mtime
+                    .map_or(0, |t| t.as_second().max(0).unsigned_abs()),
+            );
+            h.set_size(0);
+            h
+        };
+        let mut h = header(&node, tar::EntryType::Directory, 0o755);
+        tar.append_data(&mut h, &top, std::io::empty())
+            .map_err(written)?;
+        for entry in repo.ls(&node, &LsOptions::default().recursive(true))? {
+            let (rel, item) = entry?;
+            if !plain(&rel) || item.name().to_string_lossy().contains('/') {
+                return Err(RepoError::Refused(format!(
+                    "the snapshot holds a path that would leave the folder: {}",
+                    rel.display()
+                )));
+            }
+            let name = top.join(&rel);
+            if item.is_dir() {
+                let mut h = header(&item, tar::EntryType::Directory, 0o755);
+                tar.append_data(&mut h, &name, std::io::empty())
+                    .map_err(written)?;
+            } else if item.is_file() {
+                let reader = BlobReader::new(&repo, &item)?;
+                let len = reader.left;
+                let mut h = header(&item, tar::EntryType::Regular, 0o644);
+                h.set_size(len);
+                tar.append_data(&mut h, &name, reader).map_err(written)?;
+                done.files += 1;
+                done.bytes += len;
+            } else if item.is_symlink() {
+                let mut h = header(&item, tar::EntryType::Symlink, 0o777);
+                tar.append_link(&mut h, &name, item.node_type.to_link())
+                    .map_err(written)?;
+            }
+        }
+        let mut out = tar.into_inner().map_err(written)?;
+        out.flush().map_err(written)?;
+        Ok(done)
     })
     .await
 }

@@ -314,7 +314,7 @@ fn store_streams(
     labels: &Labels,
     paths: &[PathBuf],
 ) -> Result<SnapshotFile, RepoError> {
-    let repo = open_or_init(at, unopened_hidden(Arc::clone(be))?)?;
+    let repo = open_or_init(at, be, unopened_hidden(Arc::clone(be))?)?;
     let _lock = super::lock::acquire(be, &repo.key(), false)?;
     let repo = repo.to_indexed_ids()?;
     let snap = SnapshotFile::from_options(&labels.snapshot_options()?)?;

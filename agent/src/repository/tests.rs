@@ -303,6 +303,31 @@ async fn a_wrong_password_or_no_repository_is_refused() {
     .expect_err("wrong password");
     assert!(!err.to_string().contains(PASSWORD));
     assert!(snapshot_id("abc").is_err());
+
+    // The one key file is restic's, named by its hash, with Stowage's KDF cost (not rustic_core's
+    // 2^17), and restic opens the repository with it.
+    let keys: Vec<PathBuf> = std::fs::read_dir(work.path().join("target/restic/keys"))
+        .expect("keys")
+        .map(|e| e.expect("entry").path())
+        .collect();
+    assert_eq!(keys.len(), 1, "{keys:?}");
+    let bytes = std::fs::read(&keys[0]).expect("key file");
+    assert_eq!(
+        keys[0].file_name().and_then(|n| n.to_str()),
+        Some(hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&bytes)).as_str())
+    );
+    let file: serde_json::Value = serde_json::from_slice(&bytes).expect("json");
+    assert_eq!(
+        (&file["kdf"], &file["N"], &file["r"], &file["p"]),
+        (
+            &serde_json::json!("scrypt"),
+            &serde_json::json!(32768),
+            &serde_json::json!(8),
+            &serde_json::json!(1)
+        )
+    );
+    let listed = restic(&work.path().join("target/restic"), &["key", "list"]);
+    assert!(listed.contains("stowage"), "{listed}");
 }
 
 /// Streams written into two repositories at once: each gets the same files, plain `restic`

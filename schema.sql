@@ -302,7 +302,8 @@ CREATE TABLE relays (
                CHECK (status IN ('waiting', 'sending', 'done', 'failed')),
     chunks     INTEGER NOT NULL DEFAULT 0,
     error      TEXT    NOT NULL DEFAULT '',
-    created_at TEXT    NOT NULL
+    created_at TEXT    NOT NULL,
+    kind       TEXT    NOT NULL DEFAULT 'file' CHECK (kind IN ('file', 'tar'))
 );
 CREATE INDEX relays_command ON relays (command_id);
 -- When a relayed download last took a chunk: the tick purges only relays that nobody has read

@@ -161,18 +161,20 @@ impl Client {
     }
 
     /// Posts chunk `seq` of a relayed download.
+    /// Chunk `seq` of a relay; `tar` on the first one says it carries a tar stream.
     pub async fn post_relay_chunk(
         &self,
         relay_id: i64,
-        seq: u64,
+        (seq, tar): (u64, bool),
         bytes: Vec<u8>,
     ) -> Result<serde_json::Value, ClientError> {
-        self.post_raw(
-            &routes::agent_relay_chunk(relay_id, seq),
-            bytes,
-            "application/octet-stream",
-        )
-        .await
+        let route = if tar && seq == 0 {
+            routes::agent_relay_tar_chunk(relay_id)
+        } else {
+            routes::agent_relay_chunk(relay_id, seq)
+        };
+        self.post_raw(&route, bytes, "application/octet-stream")
+            .await
     }
 
     pub async fn report(

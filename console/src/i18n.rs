@@ -159,6 +159,8 @@ const TEXTS: &[(&str, &str, &str)] = &[
     ("records.verify", "Check the data", "校验数据"),
     ("browse.title", "Files in this snapshot", "快照中的文件"),
     ("browse.picked", "picked for a restore", "已选择用于恢复"),
+    ("browse.download", "download", "下载"),
+    ("browse.download_tar", "download as tar", "下载为 tar"),
     (
         "browse.truncated",
         "Only the first 2,000 entries are shown.",

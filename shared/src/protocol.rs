@@ -123,7 +123,14 @@ pub enum CommandSpec {
     },
     /// Send a stored artifact through the Worker to a download that is waiting for it.
     #[serde(rename_all = "camelCase")]
-    Relay { relay_id: i64, source: StoredObject },
+    Relay {
+        relay_id: i64,
+        source: StoredObject,
+        /// Snapshots only: the file to send as it is, or the folder to send as a tar stream
+        /// (an absolute path as the snapshot holds it; `/` is the whole snapshot).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        entry: Option<String>,
+    },
     /// Restore a stored artifact: fetch it, check its SHA-256 while unpacking into a staging
     /// directory, and only then move the files into place.
     #[serde(rename_all = "camelCase")]

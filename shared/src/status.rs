@@ -134,6 +134,15 @@ words! {
 }
 
 words! {
+    /// What a relayed download carries: a stored file as it is, or a snapshot's folder as a tar
+    /// stream (the agent says which with its first chunk).
+    RelayKind {
+        File = "file",
+        Tar = "tar",
+    }
+}
+
+words! {
     /// The last connection test of a storage target.
     TestStatus {
         Unknown = "unknown",

@@ -84,7 +84,11 @@ pub async fn execute(
         CommandSpec::DiscoverDatabases { connection } => discover::discover(connection)
             .await
             .map(CommandReport::DiscoverDatabases),
-        CommandSpec::Relay { relay_id, source } => relay::relay(*relay_id, source, tools, client)
+        CommandSpec::Relay {
+            relay_id,
+            source,
+            entry,
+        } => relay::relay(*relay_id, source, entry.as_deref(), tools, client)
             .await
             .map(CommandReport::Relay),
         CommandSpec::Restore {

@@ -1,12 +1,15 @@
-//! `relay`: reads a stored artifact and posts it to the Worker in chunks, for a download waiting
-//! there. The Worker holds a few chunks at most; when it says it is busy, the agent waits, so the
-//! download's pace sets the agent's.
+//! `relay`: reads a stored artifact — or a file or folder (as a tar stream) of a repository
+//! snapshot — and posts it to the Worker in chunks, for a download waiting there. The Worker
+//! holds a few chunks at most; when it says it is busy, the agent waits, so the download's pace
+//! sets the agent's.
 
+use super::maintenance::{self, Repo};
 use crate::client::Client;
+use crate::repository;
 use crate::storage::{Store, Tools};
 use std::time::{Duration, Instant};
 use stowage_shared::ErrorCode;
-use stowage_shared::protocol::{CommandError, RELAY_CHUNK, RelayReport, StoredObject};
+use stowage_shared::protocol::{CommandError, RELAY_CHUNK, RelayReport, SnapshotRef, StoredObject};
 use stowage_shared::storage::StorageConfig;
 use tokio::io::AsyncReadExt;
 
@@ -23,14 +26,14 @@ fn failed(message: impl Into<String>) -> CommandError {
 pub async fn relay(
     relay_id: i64,
     source: &StoredObject,
+    entry: Option<&str>,
     tools: &Tools,
     client: Option<&Client>,
 ) -> Result<RelayReport, CommandError> {
     let client = client.ok_or_else(|| failed("no server to relay to"))?;
-    if source.snapshot.is_some() {
-        return Err(failed(
-            "this agent cannot relay a repository snapshot; restore it, or use restic",
-        ));
+    if let Some(snapshot) = &source.snapshot {
+        let entry = entry.ok_or_else(|| failed("name the file or folder of the snapshot"))?;
+        return relay_from_snapshot(relay_id, source, snapshot, entry, tools, client).await;
     }
     let config = StorageConfig::parse(source.storage_type, &source.config)
         .map_err(|e| failed(format!("target {}: {e}", source.target_id)))?;
@@ -63,7 +66,7 @@ pub async fn relay(
             break;
         }
         let len = chunk.len();
-        send(client, relay_id, seq, chunk).await?;
+        send(client, relay_id, (seq, false), chunk).await?;
         seq += 1;
         bytes += len as u64;
         if len < RELAY_CHUNK {
@@ -73,10 +76,99 @@ pub async fn relay(
     Ok(RelayReport { chunks: seq, bytes })
 }
 
+/// A file or folder of a snapshot: rustic_core writes it on a blocking thread into a channel of
+/// chunks, which this task posts in order. A failed post drops the channel, which stops the
+/// export; a failed export fails the command after the chunks sent, so the download is cut
+/// short, never completed with wrong bytes.
+async fn relay_from_snapshot(
+    relay_id: i64,
+    source: &StoredObject,
+    snapshot: &SnapshotRef,
+    entry: &str,
+    tools: &Tools,
+    client: &Client,
+) -> Result<RelayReport, CommandError> {
+    let repo = Repo {
+        storage_type: source.storage_type,
+        config: &source.config,
+        path: &source.path,
+        password: &snapshot.password,
+    };
+    let (at, config) = maintenance::open(&repo, tools, failed).await?;
+    let (tx, mut rx) = tokio::sync::mpsc::channel(2);
+    let export = tokio::spawn({
+        let (at, id, entry) = (at.clone(), snapshot.id.clone(), entry.to_owned());
+        async move { repository::export(&at, &id, &entry, move |tar| Chunks::new(tx, tar)).await }
+    });
+    let (mut seq, mut bytes) = (0u64, 0u64);
+    while let Some((chunk, tar)) = rx.recv().await {
+        let len = chunk.len() as u64;
+        if let Err(e) = send(client, relay_id, (seq, tar), chunk).await {
+            export.abort();
+            return Err(e);
+        }
+        seq += 1;
+        bytes += len;
+    }
+    match export.await {
+        Ok(Ok(_)) => {}
+        Ok(Err(e)) => return Err(failed(config.scrub(&e.to_string()))),
+        Err(e) => return Err(failed(format!("the export stopped: {e}"))),
+    }
+    // An empty file still answers the download: one empty chunk.
+    if seq == 0 {
+        send(client, relay_id, (0, false), Vec::new()).await?;
+        seq = 1;
+    }
+    Ok(RelayReport { chunks: seq, bytes })
+}
+
+/// A blocking writer that cuts what it is given into [`RELAY_CHUNK`] pieces for the channel,
+/// each marked with whether the download is a tar stream.
+struct Chunks {
+    tx: tokio::sync::mpsc::Sender<(Vec<u8>, bool)>,
+    tar: bool,
+    buf: Vec<u8>,
+}
+
+impl Chunks {
+    fn new(tx: tokio::sync::mpsc::Sender<(Vec<u8>, bool)>, tar: bool) -> Self {
+        Self {
+            tx,
+            tar,
+            buf: Vec::with_capacity(RELAY_CHUNK),
+        }
+    }
+    fn pass(&mut self) -> std::io::Result<()> {
+        let chunk = std::mem::replace(&mut self.buf, Vec::with_capacity(RELAY_CHUNK));
+        self.tx
+            .blocking_send((chunk, self.tar))
+            .map_err(|_| std::io::Error::other("the download was given up"))
+    }
+}
+
+impl std::io::Write for Chunks {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        let n = data.len().min(RELAY_CHUNK - self.buf.len());
+        self.buf.extend_from_slice(&data[..n]);
+        if self.buf.len() == RELAY_CHUNK {
+            self.pass()?;
+        }
+        Ok(n)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        if self.buf.is_empty() {
+            Ok(())
+        } else {
+            self.pass()
+        }
+    }
+}
+
 async fn send(
     client: &Client,
     relay_id: i64,
-    seq: u64,
+    seq: (u64, bool),
     chunk: Vec<u8>,
 ) -> Result<(), CommandError> {
     let started = Instant::now();

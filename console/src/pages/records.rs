@@ -378,6 +378,22 @@ fn RecordView(record: BackupRecordOutput, reload: impl Fn() + Copy + 'static) ->
 #[component]
 fn SnapshotBrowser(record_id: i64, picked: RwSignal<BTreeSet<String>>) -> impl IntoView {
     let at = RwSignal::new("/".to_owned());
+    let error = RwSignal::new(None::<Failure>);
+    // A file as it is, a folder as a tar stream, read out of the snapshot by an agent.
+    let fetch = move |path: String| {
+        leptos::task::spawn_local(async move {
+            match api::ticketed(&routes::backup_record_download(record_id)).await {
+                Ok(url) => {
+                    error.set(None);
+                    crate::widgets::open_download(&format!(
+                        "{url}&path={}",
+                        String::from(js_sys::encode_uri_component(&path))
+                    ));
+                }
+                Err(failure) => error.set(Some(failure)),
+            }
+        });
+    };
     let listing = LocalResource::new(move || {
         let path = at.get();
         async move {
@@ -411,6 +427,7 @@ fn SnapshotBrowser(record_id: i64, picked: RwSignal<BTreeSet<String>>) -> impl I
                         {list.entries.into_iter().map(|entry| {
                             let path = entry.path.clone();
                             let (for_check, for_change, for_dir) = (path.clone(), path.clone(), path.clone());
+                            let for_fetch = path.clone();
                             view! {
                                 <li data-name=entry.name.clone()>
                                     <input type="checkbox" class="pick" aria-label=entry.name.clone()
@@ -425,6 +442,10 @@ fn SnapshotBrowser(record_id: i64, picked: RwSignal<BTreeSet<String>>) -> impl I
                                     } else {
                                         view! { <span class="file">{entry.name.clone()}</span> " " <span class="sub">{format::bytes(entry.size)}</span> }.into_any()
                                     }}
+                                    " "
+                                    <button class="link fetch" on:click=move |_| fetch(for_fetch.clone())>
+                                        {t(if entry.is_dir { "browse.download_tar" } else { "browse.download" })}
+                                    </button>
                                 </li>
                             }
                         }).collect_view()}
@@ -433,6 +454,7 @@ fn SnapshotBrowser(record_id: i64, picked: RwSignal<BTreeSet<String>>) -> impl I
                 }.into_any(),
                 Err(failure) => view! { <ErrorNote failure /> }.into_any(),
             })}
+            {move || error.get().map(|failure| view! { <ErrorNote failure /> })}
         </section>
     }
 }

@@ -98,6 +98,10 @@ pub const AGENT_RELAY_CHUNK: &str = "/api/agent/relays/:id";
 pub fn agent_relay_chunk(id: i64, seq: u64) -> String {
     format!("{}?seq={seq}", with_id(AGENT_RELAY_CHUNK, id))
 }
+/// The first chunk of a relay that carries a snapshot's folder as a tar stream.
+pub fn agent_relay_tar_chunk(id: i64) -> String {
+    format!("{}&kind=tar", agent_relay_chunk(id, 0))
+}
 pub const STORAGE_TARGET_TEST: &str = "/api/storage-targets/:id/test";
 pub fn storage_target_test(id: i64) -> String {
     with_id(STORAGE_TARGET_TEST, id)
@@ -169,5 +173,9 @@ mod tests {
         assert_eq!(node(7), "/api/nodes/7");
         assert_eq!(backup_record_logs(3), "/api/backup/records/3/logs/stream");
         assert_eq!(agent_relay_chunk(2, 5), "/api/agent/relays/2?seq=5");
+        assert_eq!(
+            agent_relay_tar_chunk(2),
+            "/api/agent/relays/2?seq=0&kind=tar"
+        );
     }
 }

@@ -22,6 +22,7 @@ use stowage_shared::protocol::{
     MIN_AGENT_PROTOCOL_VERSION, PollResponse, ResultAccepted, RunLogBatch,
 };
 use stowage_shared::protocol::{RELAY_CHUNK, RELAY_MAX_WAITING};
+use stowage_shared::status::RelayKind;
 use stowage_shared::time::Timestamp;
 use stowage_shared::{ErrorCode, time};
 use worker::{D1Database, Response};
@@ -294,7 +295,8 @@ pub async fn log_batch(mut ctx: Ctx<'_>, kind: logs::Kind) -> Result<Response, A
     http::ok(&LogBatchAccepted { live })
 }
 
-/// `POST /api/agent/relays/:id?seq=N`: one chunk of a relayed download (raw bytes).
+/// `POST /api/agent/relays/:id?seq=N[&kind=tar]`: one chunk of a relayed download (raw bytes);
+/// the first says what the download carries.
 pub async fn chunk(mut ctx: Ctx<'_>) -> Result<Response, ApiError> {
     let (AppState { db, .. }, node) = super::agent::agent(&ctx).await?;
     let id = ctx.id()?;
@@ -303,9 +305,14 @@ pub async fn chunk(mut ctx: Ctx<'_>) -> Result<Response, ApiError> {
         .and_then(|s| s.parse::<i64>().ok())
         .filter(|s| *s >= 0)
         .ok_or_else(|| ApiError::new(ErrorCode::InvalidInput, "seq must be a chunk number"))?;
+    let kind = match ctx.query("kind")? {
+        None => RelayKind::File,
+        Some(raw) => RelayKind::parse(&raw)
+            .ok_or_else(|| ApiError::new(ErrorCode::InvalidInput, "kind must be file or tar"))?,
+    };
     let bytes = http::read_bytes(&mut ctx.req, RELAY_CHUNK).await?;
     let data = base64::engine::general_purpose::STANDARD.encode(bytes);
-    match relays::put_chunk(&db, id, node.id, seq, &data, RELAY_MAX_WAITING).await? {
+    match relays::put_chunk(&db, id, node.id, (seq, kind), &data, RELAY_MAX_WAITING).await? {
         Put::Stored => http::ok(&serde_json::json!({ "stored": true })),
         Put::Busy => Err(ApiError::new(
             ErrorCode::RelayBusy,

@@ -1,4 +1,7 @@
-//! `GET /api/backup/records/:id/download`: the artifact, streamed, whatever the target.
+//! `GET /api/backup/records/:id/download`: the artifact, streamed, whatever the target; for a
+//! repository record `?path=/…` names a file of the snapshot (sent as it is) or a folder (sent
+//! as a tar stream; `/` is the whole snapshot), always relayed by an agent that reads the
+//! repository.
 //!
 //! - S3-compatible targets answer with a redirect to a presigned URL valid for five minutes, so
 //!   the bytes go straight from the bucket to the browser.
@@ -18,7 +21,7 @@ use crate::store::relays::{self};
 use base64::Engine;
 use stowage_shared::api::Role;
 use stowage_shared::protocol::{CommandSpec, StoredObject};
-use stowage_shared::status::RelayStatus;
+use stowage_shared::status::{RelayKind, RelayStatus};
 use stowage_shared::storage::{S3Config, StorageConfig};
 use stowage_shared::{ErrorCode, time};
 use worker::{D1Database, Headers, Response};
@@ -82,18 +85,43 @@ pub async fn download(ctx: Ctx<'_>) -> Result<Response, ApiError> {
         })?),
         None => None,
     };
+    let entry = match ctx.query("path")? {
+        Some(raw) => Some(stowage_shared::validate::absolute_path(&raw).map_err(|e| {
+            ApiError::new(ErrorCode::NodeFsPathInvalid, format!("path {}", e.reason))
+        })?),
+        None => None,
+    };
+    let purpose = if entry.is_some() {
+        Purpose::Export
+    } else {
+        Purpose::Download
+    };
     let StoredCopy {
         record,
         copy: chosen,
         target,
-    } = stored_copy(&db, &sealer, id, requested, Purpose::Download).await?;
-    let file_name = chosen
-        .path
+    } = stored_copy(&db, &sealer, id, requested, purpose).await?;
+    let snapshot = match &entry {
+        None => None,
+        Some(_) => Some(
+            crate::ops::runs::snapshot_of(&db, &sealer, &chosen)
+                .await?
+                .ok_or_else(|| {
+                    ApiError::new(
+                        ErrorCode::BackupRecordNotBrowsable,
+                        format!("record {id} is an archive, one file: download it without a path"),
+                    )
+                })?,
+        ),
+    };
+    let file_name = entry
+        .as_deref()
+        .unwrap_or(&chosen.path)
         .rsplit('/')
-        .next()
-        .unwrap_or("backup")
-        .replace(['"', '\\'], "_");
-    let via_agent = ctx.query("via")?.as_deref() == Some("agent");
+        .find(|part| !part.is_empty())
+        .map_or_else(|| format!("record-{id}"), str::to_owned)
+        .replace(|c: char| c == '"' || c == '\\' || c.is_control(), "_");
+    let via_agent = ctx.query("via")?.as_deref() == Some("agent") || snapshot.is_some();
     ctx.audit_success(
         &db,
         &principal,
@@ -133,6 +161,7 @@ pub async fn download(ctx: Ctx<'_>) -> Result<Response, ApiError> {
     };
     let now = time::format(ctx.now);
     let relay_id = relays::start(&db, id, node_id, &now).await?;
+    let is_snapshot = snapshot.is_some();
     let command = CommandSpec::Relay {
         relay_id,
         source: StoredObject {
@@ -140,9 +169,9 @@ pub async fn download(ctx: Ctx<'_>) -> Result<Response, ApiError> {
             storage_type: target.kind(),
             config: target.to_json(),
             path: chosen.path.clone(),
-            // stored_copy refuses snapshots for download.
-            snapshot: None,
+            snapshot,
         },
+        entry,
     };
     let command_id =
         crate::ops::commands::enqueue(&db, &sealer, node_id, &command, ctx.now).await?;
@@ -150,14 +179,14 @@ pub async fn download(ctx: Ctx<'_>) -> Result<Response, ApiError> {
 
     // Answer with an error, not a broken 200, when the agent cannot even start.
     let mut waited = 0;
-    loop {
+    let kind = loop {
         let relay = relays::get(&db, relay_id)
             .await?
             .ok_or_else(|| ApiError::internal("relay", "the relay row vanished"))?;
         match relay.status {
             RelayStatus::Failed => return Err(failed(relay.error)),
-            RelayStatus::Done => break,
-            _ if relay.waiting > 0 => break,
+            RelayStatus::Done => break relay.kind,
+            _ if relay.waiting > 0 => break relay.kind,
             _ if waited >= FIRST_CHUNK_WAIT_MS => {
                 crate::store::commands::abandon(&db, command_id, &now).await?;
                 relays::finish(&db, relay_id, Err("the download waited too long")).await?;
@@ -170,7 +199,7 @@ pub async fn download(ctx: Ctx<'_>) -> Result<Response, ApiError> {
         }
         worker::Delay::from(std::time::Duration::from_millis(STEP_MS)).await;
         waited += STEP_MS;
-    }
+    };
     let body = futures_util::stream::try_unfold(
         Relay {
             db,
@@ -180,13 +209,21 @@ pub async fn download(ctx: Ctx<'_>) -> Result<Response, ApiError> {
         |mut r| async move { Ok::<_, worker::Error>(r.next().await?.map(|bytes| (bytes, r))) },
     );
     let headers = Headers::new();
-    headers.set("Content-Type", "application/octet-stream")?;
+    let (content_type, file_name) = match kind {
+        RelayKind::Tar => ("application/x-tar", format!("{file_name}.tar")),
+        RelayKind::File => ("application/octet-stream", file_name),
+    };
+    headers.set("Content-Type", content_type)?;
     headers.set(
         "Content-Disposition",
         &format!("attachment; filename=\"{file_name}\""),
     )?;
-    headers.set("Content-Length", &record.bytes.to_string())?;
-    headers.set("X-Checksum-Sha256", &record.checksum)?;
+    // A snapshot's file is read out of the repository blob by blob (each authenticated): its
+    // length and hash are not known before it is sent.
+    if !is_snapshot {
+        headers.set("Content-Length", &record.bytes.to_string())?;
+        headers.set("X-Checksum-Sha256", &record.checksum)?;
+    }
     headers.set("Cache-Control", "no-store")?;
     Ok(Response::from_stream(body)?.with_headers(headers))
 }

@@ -599,6 +599,8 @@ pub async fn settle_removal(
 pub enum Purpose {
     Restore,
     Download,
+    /// A file or folder of a snapshot, downloaded (archives are refused by the caller).
+    Export,
 }
 
 /// One stored copy of a finished record, with its target's config.
@@ -620,7 +622,7 @@ pub async fn stored_copy(
 ) -> Result<StoredCopy, ApiError> {
     let verb = match purpose {
         Purpose::Restore => "restore",
-        Purpose::Download => "download",
+        Purpose::Download | Purpose::Export => "download",
     };
     let record = records::get(db, id).await?.ok_or_else(|| not_found(id))?;
     let invalid = |why: String| ApiError::new(ErrorCode::RestoreSourceInvalid, why);
@@ -652,7 +654,7 @@ pub async fn stored_copy(
         return Err(ApiError::new(
             ErrorCode::BackupRecordNotDownloadable,
             format!(
-                "record {id} is a snapshot in a restic repository, not one file: restore it (all of it or selected paths), or read it with restic using the target's recovery kit"
+                "record {id} is a snapshot in a restic repository, not one file: download a file or folder of it (?path=/…), restore it (all of it or selected paths), or read it with restic using the target's recovery kit"
             ),
         ));
     }
@@ -668,7 +670,9 @@ pub async fn stored_copy(
         .await?
         .ok_or_else(|| match purpose {
             Purpose::Restore => invalid(gone.clone()),
-            Purpose::Download => ApiError::new(ErrorCode::BackupRecordDownloadFailed, gone.clone()),
+            Purpose::Download | Purpose::Export => {
+                ApiError::new(ErrorCode::BackupRecordDownloadFailed, gone.clone())
+            }
         })?;
     let target = open_config(sealer, &row)?;
     Ok(StoredCopy {

@@ -3,7 +3,7 @@
 use super::StoreError;
 use super::{first, int, run, text};
 use serde::Deserialize;
-use stowage_shared::status::RelayStatus;
+use stowage_shared::status::{RelayKind, RelayStatus};
 use worker::D1Database;
 
 pub async fn start(
@@ -39,6 +39,7 @@ pub async fn attach(db: &D1Database, id: i64, command_id: i64) -> Result<(), Sto
 #[derive(Debug, Clone, Deserialize)]
 pub struct RelayRow {
     pub status: RelayStatus,
+    pub kind: RelayKind,
     pub chunks: i64,
     pub error: String,
     /// Chunks stored and not yet sent.
@@ -48,7 +49,7 @@ pub struct RelayRow {
 pub async fn get(db: &D1Database, id: i64) -> Result<Option<RelayRow>, StoreError> {
     first(
         db,
-        "SELECT status, chunks, error,
+        "SELECT status, kind, chunks, error,
                 (SELECT count(*) FROM relay_chunks WHERE relay_id = ?1) AS waiting
          FROM relays WHERE id = ?1",
         &[int(id)],
@@ -67,19 +68,20 @@ pub enum Put {
 }
 
 /// Stores chunk `seq` of a relay the node is sending, unless `max_waiting` chunks wait already.
+/// The first chunk says what the download carries.
 pub async fn put_chunk(
     db: &D1Database,
     id: i64,
     node_id: i64,
-    seq: i64,
+    (seq, kind): (i64, RelayKind),
     data: &str,
     max_waiting: i64,
 ) -> Result<Put, StoreError> {
     let live = run(
         db,
-        "UPDATE relays SET status = 'sending'
+        "UPDATE relays SET status = 'sending', kind = CASE WHEN ?3 = 0 THEN ?4 ELSE kind END
          WHERE id = ?1 AND node_id = ?2 AND status IN ('waiting', 'sending')",
-        &[int(id), int(node_id)],
+        &[int(id), int(node_id), int(seq), text(kind.as_str())],
     )
     .await?;
     if live == 0 {

@@ -302,8 +302,7 @@ CREATE TABLE relays (
                CHECK (status IN ('waiting', 'sending', 'done', 'failed')),
     chunks     INTEGER NOT NULL DEFAULT 0,
     error      TEXT    NOT NULL DEFAULT '',
-    created_at TEXT    NOT NULL,
-    kind       TEXT    NOT NULL DEFAULT 'file' CHECK (kind IN ('file', 'tar'))
+    created_at TEXT    NOT NULL
 );
 CREATE INDEX relays_command ON relays (command_id);
 -- When a relayed download last took a chunk: the tick purges only relays that nobody has read
@@ -457,3 +456,6 @@ CREATE INDEX verify_records_command ON verify_records (command_id);
 -- When the tick next checks each target's whole repository (set when the repository is first
 -- written; moved on by every scheduled check).
 ALTER TABLE storage_targets ADD COLUMN check_due_at TEXT;
+-- What a relayed download carries: `file` (an archive, or a file of a snapshot) or `tar` (a
+-- snapshot's folder, streamed as a tar by the agent, which says so with its first chunk).
+ALTER TABLE relays ADD COLUMN kind TEXT NOT NULL DEFAULT 'file' CHECK (kind IN ('file', 'tar'));

@@ -381,13 +381,17 @@ fn bench_connection(engine: &str) -> Result<DbConnection, Error> {
 }
 
 fn run_child(args: &[&str]) -> Result<Vec<String>, Error> {
-    let out = Command::new(std::env::current_exe()?)
-        .arg("child")
-        .args(args)
-        .output()?;
+    let mut command = Command::new(std::env::current_exe()?);
+    command.arg("child").args(args);
+    words_of(command)
+}
+
+/// Runs `command` and answers the words it printed, or why it failed.
+fn words_of(mut command: Command) -> Result<Vec<String>, Error> {
+    let out = command.output()?;
     if !out.status.success() {
         return Err(format!(
-            "child {args:?} failed: {}",
+            "{command:?} failed: {}",
             String::from_utf8_lossy(&out.stderr)
         )
         .into());
@@ -858,24 +862,13 @@ fn change_one_percent(src: &Path, round: u64) -> Result<u64, Error> {
 /// Runs `program args` through `child measure`, with `cache` as the cache home of both restic
 /// and rustic_core (so that no earlier round's cache helps).
 fn measured(cache: &Path, program: &Path, args: &[&str]) -> Result<Vec<String>, Error> {
-    let out = Command::new(std::env::current_exe()?)
+    let mut command = Command::new(std::env::current_exe()?);
+    command
         .env("XDG_CACHE_HOME", cache)
         .args(["child", "measure"])
         .arg(program)
-        .args(args)
-        .output()?;
-    if !out.status.success() {
-        return Err(format!(
-            "measuring {} {args:?} failed: {}",
-            program.display(),
-            String::from_utf8_lossy(&out.stderr)
-        )
-        .into());
-    }
-    Ok(String::from_utf8(out.stdout)?
-        .split_whitespace()
-        .map(str::to_owned)
-        .collect())
+        .args(args);
+    words_of(command)
 }
 
 /// Fails unless the restored tree `restored` holds exactly the files of `src`, byte for byte.

@@ -937,6 +937,36 @@ fn affected_snapshots(
     Ok(affected)
 }
 
+/// The repository at `at`, opened, indexed and locked (shared, for as long as the lock is
+/// kept), and the node at `path` of snapshot `id` (absolute, as the snapshot holds it; `/` is its
+/// root).
+fn node_at(
+    at: &Location,
+    id: rustic_core::repofile::SnapshotId,
+    path: &str,
+) -> Result<
+    (
+        Repository<rustic_core::IndexedFullStatus>,
+        lock::Held,
+        rustic_core::repofile::Node,
+    ),
+    RepoError,
+> {
+    let backend = backend(at);
+    let repo = open_existing(at, unopened_hidden(Arc::clone(&backend))?)?;
+    let held = lock::acquire(&backend, &repo.key(), false)?;
+    let repo = repo.to_indexed()?;
+    let snap = snapshot_in(&repo, id)?;
+    let inside = path.trim_start_matches('/');
+    if !inside.is_empty() && !plain(Path::new(inside)) {
+        return Err(RepoError::Refused(format!("{path:?} is not a plain path")));
+    }
+    let node = repo
+        .node_from_snapshot_and_path(&snap, inside)
+        .map_err(|_| RepoError::Refused(format!("{path} is not in the snapshot")))?;
+    Ok((repo, held, node))
+}
+
 /// One directory of snapshot `id` at `path` (absolute, as the snapshot holds it): directories
 /// first, then by name, at most `max` entries. A stream's file (a dump) shows its real size,
 /// summed from its content, where the tree records none.
@@ -950,19 +980,9 @@ pub async fn list_dir(
     let at = at.clone();
     let id = snapshot_id(id)?;
     let path = path.to_owned();
-    let backend = backend(&at);
     run_blocking(move || {
-        let repo = open_existing(&at, unopened_hidden(Arc::clone(&backend))?)?;
-        let _lock = lock::acquire(&backend, &repo.key(), false)?;
-        let repo = repo.to_indexed()?;
-        let snap = snapshot_in(&repo, id)?;
+        let (repo, _lock, dir) = node_at(&at, id, &path)?;
         let inside = path.trim_start_matches('/');
-        if !inside.is_empty() && !plain(Path::new(inside)) {
-            return Err(RepoError::Refused(format!("{path:?} is not a plain path")));
-        }
-        let dir = repo
-            .node_from_snapshot_and_path(&snap, inside)
-            .map_err(|_| RepoError::Refused(format!("{path} is not in the snapshot")))?;
         let subtree = dir.subtree.ok_or_else(|| {
             RepoError::Refused(format!("{path} in the snapshot is not a directory"))
         })?;
@@ -1100,19 +1120,9 @@ pub async fn export<W: std::io::Write + Send + 'static>(
     let at = at.clone();
     let id = snapshot_id(id)?;
     let path = path.to_owned();
-    let backend = backend(&at);
     run_blocking(move || {
-        let repo = open_existing(&at, unopened_hidden(Arc::clone(&backend))?)?;
-        let _lock = lock::acquire(&backend, &repo.key(), false)?;
-        let repo = repo.to_indexed()?;
-        let snap = snapshot_in(&repo, id)?;
+        let (repo, _lock, node) = node_at(&at, id, &path)?;
         let inside = path.trim_start_matches('/');
-        if !inside.is_empty() && !plain(Path::new(inside)) {
-            return Err(RepoError::Refused(format!("{path:?} is not a plain path")));
-        }
-        let node = repo
-            .node_from_snapshot_and_path(&snap, inside)
-            .map_err(|_| RepoError::Refused(format!("{path} is not in the snapshot")))?;
         let written = |e: std::io::Error| RepoError::Refused(format!("sending {path}: {e}"));
         if node.is_file() {
             let mut out = out(false);

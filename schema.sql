@@ -244,10 +244,11 @@ CREATE TABLE backup_record_targets (
 -- the previous run was still going), and how many fire times a scheduled run stands for.
 ALTER TABLE backup_tasks ADD COLUMN last_skip TEXT NOT NULL DEFAULT '';
 ALTER TABLE backup_records ADD COLUMN coalesced INTEGER NOT NULL DEFAULT 0;
--- Live log lines of backup runs and restores. The agent numbers each record's lines from 1, so a
--- batch sent twice is stored once and a log stream resumes after the last line it delivered.
-CREATE TABLE run_logs (
-    kind      TEXT    NOT NULL CHECK (kind IN ('backup', 'restore')),
+-- Live log lines of backup runs, restores and checks. The agent numbers each record's lines from
+-- 1, so a batch sent twice is stored once and a log stream resumes after the last line it
+-- delivered. (Its name is quoted as SQLite stores it after migration 0017 renamed it.)
+CREATE TABLE "run_logs" (
+    kind      TEXT    NOT NULL CHECK (kind IN ('backup', 'restore', 'verify')),
     record_id INTEGER NOT NULL,
     seq       INTEGER NOT NULL,
     at        TEXT    NOT NULL,

@@ -156,6 +156,7 @@ impl Client {
         let path = match kind {
             Kind::Backup => routes::agent_record_log(id),
             Kind::Restore => routes::agent_restore_log(id),
+            Kind::Verify => routes::agent_verify_log(id),
         };
         self.post(&path, batch).await
     }
@@ -192,6 +193,7 @@ impl Client {
 pub enum Kind {
     Backup,
     Restore,
+    Verify,
 }
 
 #[cfg(test)]

@@ -145,6 +145,7 @@ impl Reporter {
                 match self.inner.kind {
                     Kind::Backup => "run",
                     Kind::Restore => "restore",
+                    Kind::Verify => "check",
                 },
                 e.message
             )),

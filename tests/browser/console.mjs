@@ -388,6 +388,9 @@ try {
     await page.click("#verify");
     await page.waitForSelector('#verify-result[data-status="success"]', { timeout: 60000 });
     const verdict = (await page.textContent("#verify-result")).trim();
+    await page.waitForSelector('#verify-log .log-end[data-status="success"]', { timeout: 60000 });
+    const checkLog = await page.textContent("#verify-log");
+    check(checkLog.includes("the repository is whole"), `the check's live log: ${checkLog}`);
     await shot("25-checked");
     await page.click("nav >> text=Storage targets");
     const line = await (await page.waitForSelector('#targets tr[data-name="repo-disk"] .repository')).textContent();

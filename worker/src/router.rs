@@ -93,11 +93,13 @@ routes! {
     BackupRecordFiles: Get routes::BACKUP_RECORD_FILES, None => api::verifies::files;
     VerifyRecords: Get routes::VERIFY_RECORDS, None => api::verifies::list;
     VerifyRecord: Get routes::VERIFY_RECORD, None => api::verifies::get;
+    VerifyRecordLogs: Get routes::VERIFY_RECORD_LOGS, None => |ctx| api::logs::stream(ctx, Kind::Verify);
     RestoreRecords: Get routes::RESTORE_RECORDS, None => api::restores::list;
     RestoreRecord: Get routes::RESTORE_RECORD, None => api::restores::get;
     RestoreRecordLogs: Get routes::RESTORE_RECORD_LOGS, None => |ctx| api::logs::stream(ctx, Kind::Restore);
     AgentRecordLog: Post routes::AGENT_RECORD_LOG, None => |ctx| api::agent::log_batch(ctx, Kind::Backup);
     AgentRestoreLog: Post routes::AGENT_RESTORE_LOG, None => |ctx| api::agent::log_batch(ctx, Kind::Restore);
+    AgentVerifyLog: Post routes::AGENT_VERIFY_LOG, None => |ctx| api::agent::log_batch(ctx, Kind::Verify);
     StreamTicket: Post routes::AUTH_STREAM_TICKET, None => api::logs::ticket;
     BackupRecordDownload: Get routes::BACKUP_RECORD_DOWNLOAD, Refusals("backup_record.download") => api::download::download;
     AgentRelayChunk: Post routes::AGENT_RELAY_CHUNK, None => api::agent::chunk;

@@ -2,6 +2,8 @@
 //! removes the data no snapshot uses any more, under an exclusive restic lock (refused while
 //! anyone else holds a lock); a check reads the repository back under a shared one.
 
+use crate::client::{Client, Kind};
+use crate::report::Reporter;
 use crate::repository::{self, Location};
 use crate::storage::{Store, Tools};
 use std::sync::Arc;
@@ -70,28 +72,84 @@ pub async fn prune(repo: &Repo<'_>, tools: &Tools) -> Result<PruneReport, Comman
     })
 }
 
+/// Checks a repository (or one snapshot of it) for verification record `verify_id`, with a
+/// live log: what is checked, each problem found, and the verdict.
 pub async fn verify(
     repo: &Repo<'_>,
-    snapshot: Option<&str>,
-    read_data_percent: u8,
+    (verify_id, snapshot, read_data_percent): (i64, Option<&str>, u8),
     tools: &Tools,
+    client: Option<&Client>,
+) -> Result<VerifyReport, CommandError> {
+    let reporter = Reporter::start(client.cloned(), Kind::Verify, verify_id, None);
+    let percent = read_data_percent.min(100);
+    reporter.info(match snapshot {
+        Some(id) => format!(
+            "checking snapshot {} and the repository structure it needs, reading all of its data",
+            &id[..id.len().min(8)]
+        ),
+        None => format!("checking the repository's structure and reading {percent}% of its data"),
+    });
+    let outcome = check_reported(repo, snapshot, percent, tools, &reporter).await;
+    reporter
+        .conclude(outcome, |r| {
+            if r.errors.is_empty() {
+                format!(
+                    "{} snapshot(s) checked: the repository is whole",
+                    r.snapshots
+                )
+            } else {
+                format!(
+                    "{} snapshot(s) checked: {} problem(s), {} damaged pack(s), {} snapshot(s) affected",
+                    r.snapshots,
+                    r.errors.len(),
+                    r.damaged_packs.len(),
+                    r.affected_snapshots.len()
+                )
+            }
+        })
+        .await
+}
+
+async fn check_reported(
+    repo: &Repo<'_>,
+    snapshot: Option<&str>,
+    percent: u8,
+    tools: &Tools,
+    reporter: &Reporter,
 ) -> Result<VerifyReport, CommandError> {
     let failed = |message: String| CommandError {
         code: ErrorCode::BackupRunFailed,
         message,
     };
     let (at, config) = open(repo, tools, failed).await?;
-    let checked = repository::check(&at, snapshot, read_data_percent.min(100))
+    let checked = repository::check(&at, snapshot, percent)
         .await
         .map_err(|e| failed(config.scrub(&e.to_string())))?;
-    let scrub = |list: Vec<String>| list.iter().map(|t| config.scrub(t)).collect();
-    Ok(VerifyReport {
+    let scrub =
+        |list: Vec<String>| -> Vec<String> { list.iter().map(|t| config.scrub(t)).collect() };
+    let report = VerifyReport {
         snapshots: checked.snapshots,
         errors: scrub(checked.errors),
         warnings: scrub(checked.warnings),
         damaged_packs: checked.damaged_packs,
         affected_snapshots: checked.affected,
-    })
+    };
+    for warning in &report.warnings {
+        reporter.warn(warning.clone());
+    }
+    for error in &report.errors {
+        reporter.error(error.clone());
+    }
+    for pack in &report.damaged_packs {
+        reporter.error(format!("damaged pack {pack}"));
+    }
+    if !report.affected_snapshots.is_empty() {
+        reporter.error(format!(
+            "snapshots that need the damaged data: {}",
+            report.affected_snapshots.join(", ")
+        ));
+    }
+    Ok(report)
 }
 
 /// One directory of a stored snapshot: a path the snapshot does not hold is `NODE_FS_NOT_FOUND`,

@@ -153,7 +153,7 @@ pub async fn execute(
         .await
         .map(CommandReport::PruneRepository),
         CommandSpec::VerifyRepository {
-            verify_id: _,
+            verify_id,
             storage_type,
             config,
             path,
@@ -167,9 +167,9 @@ pub async fn execute(
                 path,
                 password,
             },
-            snapshot_id.as_deref(),
-            *read_data_percent,
+            (*verify_id, snapshot_id.as_deref(), *read_data_percent),
             tools,
+            client,
         )
         .await
         .map(CommandReport::Verify),

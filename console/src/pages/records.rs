@@ -258,6 +258,8 @@ fn RecordView(record: BackupRecordOutput, reload: impl Fn() + Copy + 'static) ->
     let picked = RwSignal::new(BTreeSet::<String>::new());
     // A repository record's check: started here, followed until it ends.
     let checking = RwSignal::new(None::<Result<VerifyRecordOutput, Failure>>);
+    // Its live log, followed from the moment it starts.
+    let check_log = RwSignal::new(None::<i64>);
     let verify = move |_| {
         leptos::task::spawn_local(async move {
             let started = api::post::<VerifyRecordOutput>(
@@ -266,7 +268,10 @@ fn RecordView(record: BackupRecordOutput, reload: impl Fn() + Copy + 'static) ->
             )
             .await;
             let mut check = match started {
-                Ok(check) => check,
+                Ok(check) => {
+                    check_log.set(Some(check.id));
+                    check
+                }
                 Err(failure) => {
                     checking.set(Some(Err(failure)));
                     return;
@@ -339,6 +344,7 @@ fn RecordView(record: BackupRecordOutput, reload: impl Fn() + Copy + 'static) ->
                 Ok(check) => view! { <CheckView check /> }.into_any(),
                 Err(failure) => view! { <ErrorNote failure /> }.into_any(),
             })}
+            {move || check_log.get().map(|check| view! { <CheckLog check /> })}
         </section>
         <section class="card">
             <h2>{t("records.targets")}</h2>
@@ -457,6 +463,14 @@ fn SnapshotBrowser(record_id: i64, picked: RwSignal<BTreeSet<String>>) -> impl I
             {move || error.get().map(|failure| view! { <ErrorNote failure /> })}
         </section>
     }
+}
+
+/// A check's live log.
+#[component]
+fn CheckLog(check: i64) -> impl IntoView {
+    let live = Live::new();
+    live::follow(routes::verify_record_logs(check), live);
+    view! { <LogView id="verify-log" live /> }
 }
 
 /// Where a check stands, or what it found.

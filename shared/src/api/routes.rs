@@ -93,6 +93,11 @@ pub const AGENT_RESTORE_LOG: &str = "/api/agent/restores/:id";
 pub fn agent_restore_log(id: i64) -> String {
     with_id(AGENT_RESTORE_LOG, id)
 }
+/// Where an agent posts a check's log lines.
+pub const AGENT_VERIFY_LOG: &str = "/api/agent/verifies/:id";
+pub fn agent_verify_log(id: i64) -> String {
+    with_id(AGENT_VERIFY_LOG, id)
+}
 /// Where an agent posts chunk `seq` of a relayed download (the body is the raw bytes).
 pub const AGENT_RELAY_CHUNK: &str = "/api/agent/relays/:id";
 pub fn agent_relay_chunk(id: i64, seq: u64) -> String {
@@ -126,6 +131,10 @@ pub const VERIFY_RECORDS: &str = "/api/verify/records";
 pub const VERIFY_RECORD: &str = "/api/verify/records/:id";
 pub fn verify_record(id: i64) -> String {
     with_id(VERIFY_RECORD, id)
+}
+pub const VERIFY_RECORD_LOGS: &str = "/api/verify/records/:id/logs/stream";
+pub fn verify_record_logs(id: i64) -> String {
+    with_id(VERIFY_RECORD_LOGS, id)
 }
 pub const STORAGE_TARGET_PRUNE: &str = "/api/storage-targets/:id/prune";
 pub fn storage_target_prune(id: i64) -> String {

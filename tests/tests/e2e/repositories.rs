@@ -1151,6 +1151,17 @@ async fn a_damaged_pack_fails_the_check_and_names_the_records_that_need_it() -> 
         "{ok:?}"
     );
     ensure!(ok.snapshots == 1 && ok.errors.is_empty(), "{ok:?}");
+    // Its live log says what was checked and the verdict, and ends with the status.
+    let (_, _, events) = server
+        .read_log_stream(&routes::verify_record_logs(ok.id), &admin, None)
+        .await?;
+    let said: Vec<&str> = events.iter().map(|e| e.data.as_str()).collect();
+    ensure!(
+        said.iter().any(|l| l.contains("reading all of its data"))
+            && said.iter().any(|l| l.contains("the repository is whole"))
+            && said.last() == Some(&r#"{"status":"success"}"#),
+        "{said:#?}"
+    );
     let whole = verified(
         &server,
         &admin,
@@ -1192,6 +1203,19 @@ async fn a_damaged_pack_fails_the_check_and_names_the_records_that_need_it() -> 
     ensure!(bad.damaged_packs == [name.clone()], "{bad:?}");
     ensure!(bad.affected_records == [second.id], "{bad:?}");
     ensure!(!bad.error.is_empty() && !bad.errors.is_empty(), "{bad:?}");
+    let (_, _, events) = server
+        .read_log_stream(&routes::verify_record_logs(bad.id), &admin, None)
+        .await?;
+    ensure!(
+        events
+            .iter()
+            .any(|e| e.data.contains(&format!("damaged pack {name}")) && e.data.contains("error")),
+        "the damaged pack is named in the check's log at error level: {events:?}"
+    );
+    ensure!(
+        events.last().map(|e| e.data.as_str()) == Some(r#"{"status":"failed"}"#),
+        "{events:?}"
+    );
     let fine = verified(
         &server,
         &admin,

@@ -1,5 +1,5 @@
-//! Live logs as Server-Sent Events: `GET /api/backup/records/:id/logs/stream` and
-//! `GET /api/restore/records/:id/logs/stream`.
+//! Live logs as Server-Sent Events: `GET /api/backup/records/:id/logs/stream`,
+//! `GET /api/restore/records/:id/logs/stream` and `GET /api/verify/records/:id/logs/stream`.
 //!
 //! The stream replays the stored lines after `Last-Event-ID` (each line's `id` is its sequence
 //! number), then follows the record while it runs by reading D1 once a second — a Worker has no
@@ -120,6 +120,10 @@ pub async fn stream(ctx: Ctx<'_>, kind: Kind) -> Result<Response, ApiError> {
                 ErrorCode::RestoreRecordNotFound,
                 format!("restore {id} does not exist"),
             ),
+            Kind::Verify => ApiError::new(
+                ErrorCode::VerifyRecordNotFound,
+                format!("verification record {id} does not exist"),
+            ),
         });
     }
     let last = match ctx.req.headers().get("Last-Event-ID")? {
@@ -163,6 +167,7 @@ fn ticketable(path: &str) -> bool {
     match steps.as_slice() {
         ["", "api", "backup", "records", id, "logs", "stream"]
         | ["", "api", "restore", "records", id, "logs", "stream"]
+        | ["", "api", "verify", "records", id, "logs", "stream"]
         | ["", "api", "backup", "records", id, "download"] => numeric(id),
         _ => false,
     }
@@ -194,6 +199,7 @@ mod tests {
     fn tickets_open_streams_and_downloads_only() {
         assert!(ticketable("/api/backup/records/7/logs/stream"));
         assert!(ticketable("/api/restore/records/12/logs/stream"));
+        assert!(ticketable("/api/verify/records/3/logs/stream"));
         assert!(ticketable("/api/backup/records/7/download"));
         for no in [
             "/api/backup/records/7",

@@ -8,11 +8,12 @@ use stowage_shared::protocol::LOG_RECORD_MAX_LINES;
 use stowage_shared::status::RunStatus;
 use worker::D1Database;
 
-/// Whose log: a backup run's or a restore's.
+/// Whose log: a backup run's, a restore's or a check's.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
     Backup,
     Restore,
+    Verify,
 }
 
 impl Kind {
@@ -20,6 +21,7 @@ impl Kind {
         match self {
             Kind::Backup => "backup",
             Kind::Restore => "restore",
+            Kind::Verify => "verify",
         }
     }
 }
@@ -67,6 +69,17 @@ pub async fn append(
             count(
                 db,
                 "SELECT count(*) AS n FROM restore_records
+             WHERE id = ?1 AND node_id = ?2 AND status = 'running'",
+                record_id,
+                node_id,
+            )
+            .await?
+        }
+        // A check reports lines only: its progress is not kept.
+        (Kind::Verify, _) => {
+            count(
+                db,
+                "SELECT count(*) AS n FROM verify_records
              WHERE id = ?1 AND node_id = ?2 AND status = 'running'",
                 record_id,
                 node_id,
@@ -206,11 +219,20 @@ pub async fn state(
             )
             .await
         }
+        Kind::Verify => {
+            super::first(
+                db,
+                "SELECT status, '' AS progress FROM verify_records WHERE id = ?1",
+                &[int(record_id)],
+            )
+            .await
+        }
     }
 }
 
-/// Drops the log lines of up to 200 runs and 200 restores that finished before `before` (a tick
-/// at a time, so one statement never runs long); returns how many lines went.
+/// Drops the log lines of up to 200 runs, 200 restores and 200 checks that finished before
+/// `before` (a check's too when its record is gone with its target), a tick at a time, so one
+/// statement never runs long; returns how many lines went.
 pub async fn purge(db: &D1Database, before: &str) -> Result<usize, StoreError> {
     let changes = super::batch(
         db,
@@ -229,6 +251,14 @@ pub async fn purge(db: &D1Database, before: &str) -> Result<usize, StoreError> {
                     SELECT DISTINCT l.record_id FROM run_logs l
                     JOIN restore_records r ON r.id = l.record_id
                     WHERE l.kind = 'restore' AND r.finished_at < ?1 LIMIT 200)",
+                &[text(before)],
+            )?,
+            super::stmt(
+                db,
+                "DELETE FROM run_logs WHERE kind = 'verify' AND record_id IN (
+                    SELECT DISTINCT l.record_id FROM run_logs l
+                    LEFT JOIN verify_records v ON v.id = l.record_id
+                    WHERE l.kind = 'verify' AND (v.id IS NULL OR v.finished_at < ?1) LIMIT 200)",
                 &[text(before)],
             )?,
         ],

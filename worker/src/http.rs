@@ -209,10 +209,44 @@ pub async fn read_bounded(response: &mut worker::Response, limit: usize) -> Resu
     Ok(String::from_utf8_lossy(&out).into_owned())
 }
 
+/// `Content-Disposition` for a download named `name` (any text: a snapshot's file names are the
+/// user's): an ASCII `filename` for old clients, and RFC 6266's UTF-8 `filename*`. Header values
+/// must be visible ASCII, so a raw name with other characters could not even be sent.
+pub fn attachment(name: &str) -> String {
+    let ascii: String = name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_graphic() && c != '"' && c != '\\' || c == ' ' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    let encoded =
+        percent_encoding::utf8_percent_encode(name, percent_encoding::NON_ALPHANUMERIC).to_string();
+    format!("attachment; filename=\"{ascii}\"; filename*=UTF-8''{encoded}")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use stowage_shared::api::LoginRequest;
+
+    #[test]
+    fn attachment_names_are_ascii_with_the_utf8_name_beside() {
+        assert_eq!(
+            attachment("backup.tar.zst"),
+            "attachment; filename=\"backup.tar.zst\"; filename*=UTF-8''backup%2Etar%2Ezst"
+        );
+        let header = attachment("résumé \"q\"\n.pdf");
+        assert!(header.is_ascii() && !header.contains('\n'), "{header}");
+        assert!(
+            header.starts_with("attachment; filename=\"r_sum_ _q__.pdf\""),
+            "{header}"
+        );
+        assert!(header.ends_with("filename*=UTF-8''r%C3%A9sum%C3%A9%20%22q%22%0A%2Epdf"));
+    }
 
     #[test]
     fn json_content_types() {

@@ -99,20 +99,19 @@ fn write_tree(root: &Path) -> Result<()> {
     Ok(())
 }
 
-/// A file or folder of record `record`'s snapshot through `GET …/download?{query}`: the status,
-/// the attachment header and the body.
+/// A file or folder of record `record`'s snapshot through `GET …/download?path=…` (from
+/// `target` when given): the status, the attachment header and the body.
 async fn export(
     server: &Server,
     admin: &str,
     record: i64,
-    query: &str,
+    (path, target): (&str, Option<i64>),
 ) -> Result<(u16, String, Vec<u8>)> {
-    let url = server.url(&format!(
-        "{}?{query}",
-        routes::backup_record_download(record)
-    ));
+    let mut query = vec![("path", path.to_owned())];
+    query.extend(target.map(|t| ("storageTargetId", t.to_string())));
     let resp = reqwest::Client::new()
-        .get(url)
+        .get(server.url(&routes::backup_record_download(record)))
+        .query(&query)
         .bearer_auth(admin)
         .send()
         .await?;
@@ -261,6 +260,8 @@ async fn repository_runs_dedup_and_plain_restic_reads_them() -> Result<()> {
         );
     }
     std::fs::write(src.join("docs/reports/q2.csv"), "c,d\n3,4\n")?;
+    // A name that is not ASCII, which a download's header must carry all the same.
+    std::fs::write(src.join("docs/Übersicht – 2026.txt"), "ü\n")?;
     let third = run(&server, &admin, task.id).await?;
     assert_eq!(third.status, "success", "{third:?}");
 
@@ -449,16 +450,16 @@ async fn repository_runs_dedup_and_plain_restic_reads_them() -> Result<()> {
         &server,
         &admin,
         third.id,
-        &format!(
-            "path={}/media/big.bin&storageTargetId={}",
-            src.display(),
-            targets[1]
+        (
+            &format!("{}/media/big.bin", src.display()),
+            Some(targets[1]),
         ),
     )
     .await?;
-    assert_eq!(
-        (status, name.as_str()),
-        (200, "attachment; filename=\"big.bin\"")
+    assert_eq!(status, 200);
+    assert!(
+        name.starts_with("attachment; filename=\"big.bin\""),
+        "{name}"
     );
     assert!(
         body == expected[Path::new("media/big.bin")].body,
@@ -469,12 +470,28 @@ async fn repository_runs_dedup_and_plain_restic_reads_them() -> Result<()> {
         &server,
         &admin,
         third.id,
-        &format!("path={}/docs", src.display()),
+        (
+            &format!("{}/docs/Übersicht – 2026.txt", src.display()),
+            None,
+        ),
     )
     .await?;
-    assert_eq!(
-        (status, name.as_str()),
-        (200, "attachment; filename=\"docs.tar\"")
+    assert_eq!((status, body.as_slice()), (200, "ü\n".as_bytes()));
+    assert!(
+        name.ends_with("filename*=UTF-8''%C3%9Cbersicht%20%E2%80%93%202026%2Etxt"),
+        "{name}"
+    );
+    let (status, name, body) = export(
+        &server,
+        &admin,
+        third.id,
+        (&format!("{}/docs", src.display()), None),
+    )
+    .await?;
+    assert_eq!(status, 200);
+    assert!(
+        name.starts_with("attachment; filename=\"docs.tar\""),
+        "{name}"
     );
     let unpacked = work.path().join("unpacked");
     std::fs::create_dir(&unpacked)?;
@@ -496,7 +513,7 @@ async fn repository_runs_dedup_and_plain_restic_reads_them() -> Result<()> {
         &server,
         &admin,
         third.id,
-        &format!("path={}/nowhere", src.display()),
+        (&format!("{}/nowhere", src.display()), None),
     )
     .await?;
     assert_eq!(status, 502, "{}", String::from_utf8_lossy(&body));
@@ -505,7 +522,7 @@ async fn repository_runs_dedup_and_plain_restic_reads_them() -> Result<()> {
         "{}",
         String::from_utf8_lossy(&body)
     );
-    let (status, _, _) = export(&server, &admin, third.id, "path=docs").await?;
+    let (status, _, _) = export(&server, &admin, third.id, ("docs", None)).await?;
     assert_eq!(status, 400, "a relative path is refused");
 
     // Whole restore to the original paths, after the source was damaged: back as it was.

@@ -119,8 +119,7 @@ pub async fn download(ctx: Ctx<'_>) -> Result<Response, ApiError> {
         .unwrap_or(&chosen.path)
         .rsplit('/')
         .find(|part| !part.is_empty())
-        .map_or_else(|| format!("record-{id}"), str::to_owned)
-        .replace(|c: char| c == '"' || c == '\\' || c.is_control(), "_");
+        .map_or_else(|| format!("record-{id}"), str::to_owned);
     let via_agent = ctx.query("via")?.as_deref() == Some("agent") || snapshot.is_some();
     ctx.audit_success(
         &db,
@@ -214,10 +213,7 @@ pub async fn download(ctx: Ctx<'_>) -> Result<Response, ApiError> {
         RelayKind::File => ("application/octet-stream", file_name),
     };
     headers.set("Content-Type", content_type)?;
-    headers.set(
-        "Content-Disposition",
-        &format!("attachment; filename=\"{file_name}\""),
-    )?;
+    headers.set("Content-Disposition", &crate::http::attachment(&file_name))?;
     // A snapshot's file is read out of the repository blob by blob (each authenticated): its
     // length and hash are not known before it is sent.
     if !is_snapshot {

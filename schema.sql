@@ -460,3 +460,7 @@ ALTER TABLE storage_targets ADD COLUMN check_due_at TEXT;
 -- What a relayed download carries: `file` (an archive, or a file of a snapshot) or `tar` (a
 -- snapshot's folder, streamed as a tar by the agent, which says so with its first chunk).
 ALTER TABLE relays ADD COLUMN kind TEXT NOT NULL DEFAULT 'file' CHECK (kind IN ('file', 'tar'));
+-- When a recovery kit of the target's repository was last handed out. A target whose repository
+-- holds backups is not deleted with them left in place until its password was saved once: the
+-- password lives only in this row.
+ALTER TABLE storage_targets ADD COLUMN recovery_kit_at TEXT;

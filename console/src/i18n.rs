@@ -35,6 +35,7 @@ const TEXTS: &[(&str, &str, &str)] = &[
     ("action.edit", "Edit", "编辑"),
     ("action.add", "Add", "添加"),
     ("action.cancel", "Cancel", "取消"),
+    ("action.close", "Close", "关闭"),
     ("tasks.new", "New backup task", "新建备份任务"),
     ("tasks.edit", "Edit backup task", "编辑备份任务"),
     (
@@ -191,6 +192,28 @@ const TEXTS: &[(&str, &str, &str)] = &[
     ("storage.pruning", "pruning…", "正在清理…"),
     ("storage.prune", "Prune now", "立即清理"),
     ("storage.check", "Check", "校验"),
+    ("storage.recovery_kit", "Recovery kit", "恢复包"),
+    (
+        "storage.kit_saved",
+        "recovery kit handed out",
+        "恢复包已取出",
+    ),
+    (
+        "storage.kit_never",
+        "recovery kit never saved: the password exists only in Stowage",
+        "从未保存恢复包：仓库密码只存在于 Stowage 中",
+    ),
+    (
+        "storage.kit_explain",
+        "The recovery kit holds the repository's password and the restic commands that restore without Stowage. Enter your password to see it.",
+        "恢复包包含仓库密码和无需 Stowage 即可恢复的 restic 命令。输入你的密码以查看。",
+    ),
+    (
+        "storage.kit_keep",
+        "Keep this sheet where Stowage is not (printed, or in a password manager): without it the repository cannot be opened.",
+        "请将此内容保存在 Stowage 之外（打印或存入密码管理器）：没有它将无法打开仓库。",
+    ),
+    ("storage.kit_show", "Show the recovery kit", "显示恢复包"),
     ("storage.started", "started", "已开始"),
     ("records.targets", "Where it is stored", "存储位置"),
     ("records.log", "Log", "日志"),

@@ -183,6 +183,9 @@ error_codes! {
     BackupRecordDownloadFailed = ("BACKUP_RECORD_DOWNLOAD_FAILED", 502),
     /// The storage target holds no restic repository yet (a repository task's first run makes it).
     StorageRepositoryMissing = ("STORAGE_REPOSITORY_MISSING", 409),
+    /// The target's repository holds backups and its password was never handed out in a recovery
+    /// kit: deleting the target and leaving them there would leave them unreadable.
+    StorageRecoveryKitRequired = ("STORAGE_RECOVERY_KIT_REQUIRED", 409),
     /// The target's repository is busy: another run is creating it (one run at a time until it
     /// exists), or it is being pruned (no run writes while a prune runs, no prune while a run
     /// writes).

@@ -36,6 +36,35 @@ pub struct RecoveryKit {
     pub notes: Vec<String>,
 }
 
+impl RecoveryKit {
+    /// The kit as a sheet to print or keep offline: everything needed to restore without
+    /// Stowage, the password included.
+    pub fn text(&self) -> String {
+        let mut out = format!(
+            "Stowage recovery kit: storage target {:?} (id {})\n\nrepository: {}\npassword:   {}\n",
+            self.target_name,
+            self.target_id,
+            self.repository,
+            self.password.expose()
+        );
+        let sections = [
+            ("Set these variables first", &self.environment),
+            ("restic options this target needs", &self.options),
+            ("Commands (in order)", &self.commands),
+            ("Notes", &self.notes),
+        ];
+        for (title, lines) in sections {
+            if !lines.is_empty() {
+                out.push_str(&format!("\n{title}:\n"));
+                for line in lines {
+                    out.push_str(&format!("  {line}\n"));
+                }
+            }
+        }
+        out
+    }
+}
+
 /// Where restic finds a target's repository, and what it must be told.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RepositoryAddress {
@@ -217,6 +246,28 @@ pub fn kit(
 mod tests {
     use super::*;
     use crate::storage::{LocalDiskConfig, StorageType};
+
+    #[test]
+    fn the_kit_sheet_holds_the_address_password_and_commands() {
+        let local = StorageConfig::LocalDisk(LocalDiskConfig {
+            base_path: "/srv/backups".to_owned(),
+        });
+        let sheet = kit(3, "nas", &local, SecretString::new("s3cr3t-pw")).text();
+        assert!(sheet.contains("storage target \"nas\" (id 3)"), "{sheet}");
+        assert!(
+            sheet.contains("repository: /srv/backups/restic\n"),
+            "{sheet}"
+        );
+        assert!(sheet.contains("password:   s3cr3t-pw\n"), "{sheet}");
+        assert!(
+            sheet.contains("  restic --repo '/srv/backups/restic' check --read-data\n"),
+            "{sheet}"
+        );
+        assert!(
+            !sheet.contains("Set these variables"),
+            "a local disk needs none: {sheet}"
+        );
+    }
 
     #[test]
     fn each_target_type_has_a_restic_address_without_its_secrets() {

@@ -395,10 +395,23 @@ try {
     await page.click("nav >> text=Storage targets");
     const line = await (await page.waitForSelector('#targets tr[data-name="repo-disk"] .repository')).textContent();
     check(line.includes("restic repository") && line.includes("next prune"), `the repository's state: ${line}`);
+    check(line.includes("recovery kit never saved"), `a kit never handed out says so: ${line}`);
+    // The recovery kit: a wrong password is refused; the right one shows the sheet.
+    await page.click('#targets tr[data-name="repo-disk"] button.recovery-kit');
+    await page.fill("#kit-password", "not my password");
+    await page.click("#show-kit");
+    await page.waitForSelector('#recovery-kit-form .error');
+    await page.fill("#kit-password", process.env.STOWAGE_TEST_NEW_PASSWORD);
+    await page.click("#show-kit");
+    const kit = await (await page.waitForSelector("#recovery-kit")).textContent();
+    check(kit.includes("password:") && kit.includes("restic --repo"), `the kit sheet: ${kit}`);
+    await shot("26-recovery-kit");
+    await page.click("#close-kit");
+    await page.waitForFunction(() => document.querySelector('#targets tr[data-name="repo-disk"] .repository')?.textContent.includes("recovery kit handed out"));
     await page.click('#targets tr[data-name="repo-disk"] button.prune');
     await page.waitForSelector('#targets tr[data-name="repo-disk"] .upkeep');
-    await shot("26-prune-started");
-    done.repository = { verdict, line };
+    await shot("27-prune-started");
+    done.repository = { verdict, line, kit };
   } else {
     throw new Error(`unknown phase ${phase}`);
   }

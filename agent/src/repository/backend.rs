@@ -23,6 +23,10 @@ use tokio::task::JoinHandle;
 /// Pack uploads in flight at once per repository.
 const UPLOADS_IN_FLIGHT: usize = 4;
 
+/// Packs kept whole in memory, the last ones read, where the storage reads ranges poorly (FTP,
+/// rclone remotes): reading a file's blobs one by one would read their pack once per blob.
+const PACKS_KEPT: usize = 2;
+
 #[derive(Debug)]
 pub struct StoreBackend {
     store: Arc<Store>,
@@ -31,6 +35,8 @@ pub struct StoreBackend {
     handle: Handle,
     uploads: Arc<Semaphore>,
     in_flight: Mutex<Vec<JoinHandle<Result<(), String>>>>,
+    /// The last packs read whole, newest first (see [`PACKS_KEPT`]).
+    packs: Mutex<std::collections::VecDeque<(Id, Bytes)>>,
 }
 
 fn backend_error(what: String, e: impl std::fmt::Display) -> Box<RusticError> {
@@ -50,6 +56,7 @@ impl StoreBackend {
             handle,
             uploads: Arc::new(Semaphore::new(UPLOADS_IN_FLIGHT)),
             in_flight: Mutex::new(Vec::new()),
+            packs: Mutex::default(),
         }
     }
 
@@ -97,6 +104,28 @@ impl StoreBackend {
         self.handle
             .block_on(self.store.delete(path))
             .map_err(|e| super::RepoError::Rustic(format!("removing {path}: {e}")))
+    }
+
+    /// See [`Store::reads_ranges_well`].
+    pub fn reads_ranges_well(&self) -> bool {
+        self.store.reads_ranges_well()
+    }
+
+    /// Pack `id` whole, from the packs kept or read now (and kept).
+    fn whole_pack(&self, id: &Id) -> RusticResult<Bytes> {
+        let kept = || {
+            self.packs
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+        };
+        if let Some((_, pack)) = kept().iter().find(|(kept, _)| kept == id) {
+            return Ok(pack.clone());
+        }
+        let pack = self.read_full(FileType::Pack, id)?;
+        let mut packs = kept();
+        packs.push_front((*id, pack.clone()));
+        packs.truncate(PACKS_KEPT);
+        Ok(pack)
     }
 
     /// The bytes of every pack the repository holds.
@@ -184,13 +213,18 @@ impl ReadBackend for StoreBackend {
         length: u32,
     ) -> RusticResult<Bytes> {
         let path = self.path(tpe, id);
-        let bytes = self
-            .handle
-            .block_on(
-                self.store
-                    .read_range(&path, u64::from(offset), u64::from(length)),
-            )
-            .map_err(|e| backend_error(format!("reading {path}"), e))?;
+        let bytes = if tpe == FileType::Pack && !self.store.reads_ranges_well() {
+            let pack = self.whole_pack(id)?;
+            let start = (offset as usize).min(pack.len());
+            pack.slice(start..(start + length as usize).min(pack.len()))
+        } else {
+            self.handle
+                .block_on(
+                    self.store
+                        .read_range(&path, u64::from(offset), u64::from(length)),
+                )
+                .map_err(|e| backend_error(format!("reading {path}"), e))?
+        };
         if bytes.len() != length as usize {
             return Err(backend_error(
                 format!("reading {path}"),
@@ -266,6 +300,12 @@ impl WriteBackend for StoreBackend {
 
     fn remove(&self, tpe: FileType, id: &Id, _cacheable: bool) -> RusticResult<()> {
         self.flush()?;
+        if tpe == FileType::Pack {
+            self.packs
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .retain(|(kept, _)| kept != id);
+        }
         let path = self.path(tpe, id);
         self.handle
             .block_on(self.store.delete(&path))

@@ -44,7 +44,7 @@ struct LockFile {
 }
 
 /// The AEAD of a master key: its 64 bytes are the encryption key, then Poly1305's k and r.
-fn cipher(key: &MasterKey) -> Result<Aes256CtrPoly1305Aes, RepoError> {
+pub(super) fn cipher(key: &MasterKey) -> Result<Aes256CtrPoly1305Aes, RepoError> {
     let parts = [&key.encrypt[..], &key.mac.k[..], &key.mac.r[..]].concat();
     let bytes: [u8; 64] = parts.try_into().map_err(|_| {
         RepoError::Rustic("the repository's master key has the wrong length".into())

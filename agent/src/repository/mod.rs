@@ -13,6 +13,7 @@
 pub mod backend;
 mod keyfile;
 mod lock;
+mod restorer;
 pub mod streams;
 
 use crate::pipeline::Excludes;
@@ -538,7 +539,7 @@ pub async fn restore(
             .sum();
         std::fs::create_dir_all(&staging)
             .map_err(|e| RepoError::Refused(format!("creating the staging directory: {e}")))?;
-        write_contents(&repo, &entries, &staging, &counters)?;
+        restorer::write_contents(&repo, &backend, &entries, &staging, &counters)?;
         // rustic_core then makes the directories, links and special files and sets every
         // entry's metadata (modes, owners, times, extended attributes); the files written above
         // match the snapshot by size and time, so it reads none of their contents again.
@@ -550,71 +551,6 @@ pub async fn restore(
         Ok(RestoredSnapshot { files, bytes })
     })
     .await
-}
-
-/// Files whose contents a restore writes at once.
-const RESTORE_WRITERS: usize = 4;
-
-/// Writes the contents of the files among `entries` under `staging`, [`RESTORE_WRITERS`] files at
-/// a time, each one blob after another (every blob authenticated as it is read), and gives each
-/// the snapshot's modification time. rustic_core's own restore reads with 20 threads (a
-/// constant) and queues every blob it has read for writing without a bound: about 300 MiB of
-/// memory on two cores whatever the pack size (`make bench`), where restic needs under 100.
-/// A stream's file (a dump: its recorded size is 0) is left to rustic_core.
-fn write_contents<S: rustic_core::IndexedFull + Sync>(
-    repo: &Repository<S>,
-    entries: &[(PathBuf, rustic_core::repofile::Node)],
-    staging: &Path,
-    counters: &Counters,
-) -> Result<(), RepoError> {
-    use std::io::Write as _;
-    let mut files = Vec::new();
-    for (path, node) in entries {
-        if let (true, Some(mtime)) = (node.is_file(), node.meta.mtime)
-            && file_length(repo, node)? == node.meta.size
-        {
-            files.push((path, node, std::time::SystemTime::from(mtime)));
-        }
-    }
-    let next = std::sync::atomic::AtomicUsize::new(0);
-    let write_one = |path: &Path, node: &rustic_core::repofile::Node, mtime| {
-        let dest = staging.join(path);
-        let failed =
-            |e: std::io::Error| RepoError::Refused(format!("writing {}: {e}", dest.display()));
-        if let Some(parent) = dest.parent() {
-            std::fs::create_dir_all(parent).map_err(failed)?;
-        }
-        let mut file = std::fs::File::create(&dest).map_err(failed)?;
-        for id in node.content.iter().flatten() {
-            let data = repo.get_blob_cached(
-                &rustic_core::BlobId::from(*id),
-                rustic_core::repofile::BlobType::Data,
-            )?;
-            file.write_all(&data).map_err(failed)?;
-            counters.add_source(data.len() as u64);
-        }
-        file.set_modified(mtime).map_err(failed)
-    };
-    std::thread::scope(|scope| {
-        let workers: Vec<_> = (0..RESTORE_WRITERS)
-            .map(|_| {
-                scope.spawn(|| {
-                    while let Some((path, node, mtime)) =
-                        files.get(next.fetch_add(1, std::sync::atomic::Ordering::Relaxed))
-                    {
-                        write_one(path, node, *mtime)?;
-                    }
-                    Ok::<(), RepoError>(())
-                })
-            })
-            .collect();
-        for worker in workers {
-            worker
-                .join()
-                .map_err(|_| RepoError::Stopped("a restore writer stopped".into()))??;
-        }
-        Ok(())
-    })
 }
 
 /// Writes the files at `paths` (absolute, as the snapshot holds them) of snapshot `id` into

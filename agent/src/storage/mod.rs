@@ -342,6 +342,12 @@ impl Store {
         }
     }
 
+    /// Whether a ranged read costs about what it reads: not on FTP (see [`Store::read_range`])
+    /// nor on an rclone remote (a process per read).
+    pub fn reads_ranges_well(&self) -> bool {
+        !matches!(self, Store::Ftp(_) | Store::Rclone(_))
+    }
+
     /// `len` bytes of the object `path` from `offset` (fewer only when the object ends first).
     pub async fn read_range(
         &self,

@@ -16,6 +16,7 @@ use stowage_shared::api::{
     PruneStarted, RcloneBackendsOutput, RepositoryState, StorageTargetDetail, StorageTargetRequest,
     StorageTargetSummary, StorageTestResult, StorageUsageOutput, VerifyRecordOutput, routes,
 };
+use stowage_shared::recovery::RecoveryKit;
 use stowage_shared::storage::StorageType;
 
 /// The form of each type. Google Drive's credentials come from its connect flow and rclone's
@@ -126,6 +127,8 @@ pub fn StorageTargets() -> impl IntoView {
     let usage = RwSignal::new(BTreeMap::<i64, Option<Result<StorageUsageOutput, Failure>>>::new());
     let editing = RwSignal::new(None::<StorageTargetDetail>);
     let error = RwSignal::new(None::<Failure>);
+    // The target whose recovery kit is being asked for (id, name).
+    let kit_for = RwSignal::new(None::<(i64, String)>);
     // Tests and measurements carry a target's credentials to an agent: by default to a node whose
     // tasks use the target; a target no task uses yet needs a node chosen here.
     let nodes = LocalResource::new(|| api::get::<Vec<NodeOutput>>(routes::NODES));
@@ -269,6 +272,9 @@ pub fn StorageTargets() -> impl IntoView {
             view! { <TargetForm editing=current on_saved=move || { editing.set(None); list.refetch(); } on_cancel=move || editing.set(None) /> }
         }}
         {move || error.get().map(|failure| view! { <ErrorNote failure /> })}
+        {move || kit_for.get().map(|(id, name)| view! {
+            <RecoveryKitPanel id name on_close=move || { kit_for.set(None); list.refetch(); } />
+        })}
         <p>
             <label>{t("storage.run_on")} " "
                 <select id="storage-node" on:change=move |ev| run_on.set(event_target_value(&ev).parse().ok())>
@@ -292,6 +298,7 @@ pub fn StorageTargets() -> impl IntoView {
                                 let status_class = format!("status {}", target.last_test_status);
                                 let starred = target.starred;
                                 let has_repository = target.repository.is_some();
+                                let kit_name = target.name.clone();
                                 view! {
                                     <tr data-name=target.name.clone()>
                                         <td>
@@ -333,6 +340,7 @@ pub fn StorageTargets() -> impl IntoView {
                                             {has_repository.then(|| view! {
                                                 <button class="link prune" on:click=move |_| prune(id)>{t("storage.prune")}</button>
                                                 <button class="link check" on:click=move |_| check(id)>{t("storage.check")}</button>
+                                                <button class="link recovery-kit" on:click=move |_| kit_for.set(Some((id, kit_name.clone())))>{t("storage.recovery_kit")}</button>
                                             })}
                                             <button class="link edit" on:click=move |_| edit(id)>{t("action.edit")}</button>
                                             <button class="link delete" on:click=move |_| remove(id, name.clone())>{t("action.delete")}</button>
@@ -375,7 +383,53 @@ fn repository_text(r: &RepositoryState, say: impl Fn(&'static str) -> String) ->
     if !r.prune_error.is_empty() {
         parts.push(r.prune_error.clone());
     }
+    parts.push(match &r.recovery_kit_at {
+        Some(at) => format!("{} {}", say("storage.kit_saved"), format::when(at)),
+        None => say("storage.kit_never"),
+    });
     parts.join(" · ")
+}
+
+/// Asks for the current password and shows the target's recovery kit: the repository's address,
+/// its password and the restic commands, as a sheet to keep where Stowage is not.
+#[component]
+fn RecoveryKitPanel(id: i64, name: String, on_close: impl Fn() + Copy + 'static) -> impl IntoView {
+    let password = RwSignal::new(String::new());
+    let kit = RwSignal::new(None::<Result<RecoveryKit, Failure>>);
+    let submit = move |ev: leptos::ev::SubmitEvent| {
+        ev.prevent_default();
+        let body = serde_json::json!({"currentPassword": password.get_untracked()});
+        leptos::task::spawn_local(async move {
+            let answer =
+                api::post::<RecoveryKit>(&routes::storage_target_recovery_kit(id), &body).await;
+            if answer.is_ok() {
+                password.set(String::new());
+            }
+            kit.set(Some(answer));
+        });
+    };
+    view! {
+        <section class="card narrow-form" id="recovery-kit-panel">
+            <h2>{t("storage.recovery_kit")} ": " {name}</h2>
+            {move || match kit.get() {
+                Some(Ok(kit)) => view! {
+                    <p class="hint">{t("storage.kit_keep")}</p>
+                    <pre id="recovery-kit">{kit.text()}</pre>
+                }.into_any(),
+                other => view! {
+                    <form id="recovery-kit-form" on:submit=submit>
+                        <p class="hint">{t("storage.kit_explain")}</p>
+                        <label>{t("profile.old")}
+                            <input id="kit-password" type="password" autocomplete="current-password" required bind:value=password />
+                        </label>
+                        {other.and_then(Result::err).map(|failure| view! { <ErrorNote failure /> })}
+                        <button id="show-kit" type="submit">{t("storage.kit_show")}</button>
+                    </form>
+                }.into_any(),
+            }}
+            <button class="link" id="close-kit" on:click=move |_| on_close()>{t("action.close")}</button>
+        </section>
+    }
 }
 
 fn usage_text(u: &StorageUsageOutput) -> String {

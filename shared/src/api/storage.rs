@@ -197,6 +197,10 @@ pub struct RepositoryState {
     pub pruning: bool,
     /// When the tick prunes next (none: scheduled prunes are off).
     pub prune_due_at: Option<String>,
+    /// When a recovery kit (the repository's password) was last handed out; none: never, and
+    /// the password exists only in Stowage.
+    #[serde(default)]
+    pub recovery_kit_at: Option<String>,
     pub pruned_at: Option<String>,
     /// Bytes the last successful prune removed from the repository's packs.
     pub prune_freed_bytes: u64,

@@ -258,6 +258,32 @@ async fn the_console_sets_up_backs_up_downloads_restores_and_counts_it() -> Resu
         !beneath.join("hosts").exists(),
         "only the picked folder is restored"
     );
+    // The kit sheet the browser showed opens the repository with plain restic.
+    let sheet = fifth["repository"]["kit"]
+        .as_str()
+        .context("the kit sheet")?;
+    let password = sheet
+        .lines()
+        .find_map(|l| l.strip_prefix("password:"))
+        .map(str::trim)
+        .context("the sheet names the password")?;
+    let pw = tempfile::NamedTempFile::new()?;
+    std::fs::write(pw.path(), password)?;
+    let listed = Command::new("restic")
+        .arg("--repo")
+        .arg(repo_store.path().join("restic"))
+        .arg("--password-file")
+        .arg(pw.path())
+        .args(["--no-cache", "snapshots", "--json"])
+        .output()
+        .context("restic is not installed (scripts/install.sh installs it)")?;
+    ensure!(
+        listed.status.success(),
+        "restic with the kit's password: {}",
+        String::from_utf8_lossy(&listed.stderr)
+    );
+    let snapshots: Value = serde_json::from_slice(&listed.stdout)?;
+    ensure!(snapshots.as_array().map(Vec::len) == Some(1), "{snapshots}");
     eventually(
         "the prune started in the browser to end",
         Duration::from_secs(60),

@@ -1361,5 +1361,46 @@ async fn a_damaged_pack_fails_the_check_and_names_the_records_that_need_it() -> 
         )
         .await?
         .expect_error(400, "BACKUP_RECORD_NOT_VERIFIABLE")?;
+
+    // The target goes, its backups stay: not before the repository's password was saved.
+    for id in [task.id, archive.id] {
+        server
+            .delete(
+                &format!("{}?keepBackups=true", routes::backup_task(id)),
+                Some(&admin),
+            )
+            .await?
+            .expect_ok::<serde_json::Value>()?;
+    }
+    let target = routes::storage_target(target_id);
+    server
+        .delete(&target, Some(&admin))
+        .await?
+        .expect_error(409, "STORAGE_TARGET_HAS_BACKUPS")?;
+    let keep = format!("{target}?deleteBackups=false");
+    server
+        .delete(&keep, Some(&admin))
+        .await?
+        .expect_error(409, "STORAGE_RECOVERY_KIT_REQUIRED")?;
+    let kit: RecoveryKit = server
+        .post(
+            &routes::storage_target_recovery_kit(target_id),
+            Some(&admin),
+            &json!({"currentPassword": ADMIN_PASSWORD}),
+        )
+        .await?
+        .expect_ok()?;
+    server
+        .delete(&keep, Some(&admin))
+        .await?
+        .expect_ok::<serde_json::Value>()?;
+    server
+        .get(&target, Some(&admin))
+        .await?
+        .expect_error(404, "STORAGE_TARGET_NOT_FOUND")?;
+    ensure!(
+        snapshot_ids(&repo, kit.password.expose())?.len() == 2,
+        "the repository stays, and opens with the kit's password"
+    );
     Ok(())
 }

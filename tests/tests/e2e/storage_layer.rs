@@ -221,6 +221,21 @@ async fn repository_round_trip(name: &str, store: &Store, repo: &std::path::Path
         std::fs::read(back.join("big.bin"))? == noise,
         "{name}: big.bin differs"
     );
+    // One file read blob by blob (what a download or a database restore does): on FTP and
+    // rclone remotes its packs are read whole, once each.
+    let (read, lengths) = repository::read_files(
+        &at,
+        &second.snapshot_id,
+        vec![src.path().join("big.bin")],
+        Vec::new(),
+        std::sync::Arc::default(),
+    )
+    .await
+    .with_context(|| format!("{name}: reading big.bin"))?;
+    ensure!(
+        read == noise && lengths == [noise.len() as u64],
+        "{name}: big.bin read back differs"
+    );
     let pw = out.path().join("pw");
     std::fs::write(&pw, "layer-repo-pw")?;
     let check = std::process::Command::new("restic")

@@ -14,12 +14,13 @@ use crate::secrets::Sealer;
 use crate::store::storage_targets::{self as targets};
 use serde_json::Value;
 use stowage_shared::api::{
-    Deleted, Role, StorageTargetRequest, StorageTestResult, StorageUsageOutput,
+    Deleted, Role, StorageTargetRequest, StorageTestResult, StorageUsageOutput, routes,
 };
 use stowage_shared::notifications::Message;
 use stowage_shared::protocol::CommandReport;
 use stowage_shared::protocol::CommandSpec;
 use stowage_shared::recovery::RecoveryKitRequest;
+use stowage_shared::status::BackupFormat;
 use stowage_shared::storage::{StorageConfig, StorageType, drop_nulls};
 use stowage_shared::time::Timestamp;
 use stowage_shared::validate;
@@ -164,17 +165,36 @@ pub async fn delete(ctx: Ctx<'_>) -> Result<Response, ApiError> {
             ));
         }
     };
-    find(&db, id).await?;
+    let target = find(&db, id).await?;
     let holding = crate::store::tasks::names_using_target(&db, id).await?;
     if holding.is_empty() {
         let rows = crate::store::records::with_copies_on(&db, id).await?;
+        // Left in place, a repository's backups can only be read with its password, which
+        // lives only in this row: it must have been handed out in a recovery kit first.
+        let unreadable = || {
+            target.repo_password_sealed.is_some()
+                && target.recovery_kit_at.is_none()
+                && rows
+                    .iter()
+                    .any(|r| crate::ops::runs::format(r) == BackupFormat::Repository)
+        };
         match (rows.is_empty(), delete_backups) {
-            (true, _) | (false, Some(false)) => {}
+            (true, _) => {}
+            (false, Some(false)) if unreadable() => {
+                return Err(ApiError::new(
+                    ErrorCode::StorageRecoveryKitRequired,
+                    format!(
+                        "this target's restic repository holds backups, and its password exists only in Stowage: save its recovery kit first (POST {}), or delete the backups with ?deleteBackups=true",
+                        routes::storage_target_recovery_kit(id)
+                    ),
+                ));
+            }
+            (false, Some(false)) => {}
             (false, None) => {
                 return Err(ApiError::new(
                     ErrorCode::StorageTargetHasBackups,
                     format!(
-                        "{} backup(s) are stored on this target; say what happens to them: ?deleteBackups=true removes them from the target first, ?deleteBackups=false leaves them there (Stowage can no longer reach them)",
+                        "{} backup(s) are stored on this target; say what happens to them: ?deleteBackups=true removes them from the target first, ?deleteBackups=false leaves them there (Stowage can no longer reach them; a repository's need its recovery kit saved first)",
                         rows.len()
                     ),
                 ));
@@ -458,6 +478,7 @@ pub async fn recovery_kit(mut ctx: Ctx<'_>) -> Result<Response, ApiError> {
     let password = crate::ops::targets::repository_password(&db, &sealer, &row).await?;
     let kit =
         stowage_shared::recovery::kit(row.id, &row.name, &open_config(&sealer, &row)?, password);
+    targets::note_recovery_kit(&db, id, &time::format(ctx.now)).await?;
     ctx.audit_success(
         &db,
         &principal,

@@ -182,6 +182,7 @@ pub fn summary(row: &TargetRow) -> StorageTargetSummary {
             prune_freed_bytes: u64::try_from(row.prune_freed_bytes).unwrap_or(0),
             prune_error: row.prune_error.clone(),
             check_due_at: row.check_due_at.clone(),
+            recovery_kit_at: row.recovery_kit_at.clone(),
         }),
     }
 }

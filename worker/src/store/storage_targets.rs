@@ -38,6 +38,8 @@ pub struct TargetRow {
     pub prune_freed_bytes: i64,
     pub prune_error: String,
     pub check_due_at: Option<String>,
+    /// When a recovery kit of the repository was last handed out.
+    pub recovery_kit_at: Option<String>,
 }
 
 macro_rules! target_select {
@@ -46,7 +48,8 @@ macro_rules! target_select {
             "SELECT id, uid, name, type, description, enabled, starred, config_sealed, config_version,
                     quota_bytes, last_tested_at, last_test_status, last_test_message, created_at, updated_at,
                     repo_password_sealed, repo_ready_at, prune_started_at, prune_command_id,
-                    prune_due_at, pruned_at, prune_freed_bytes, prune_error, check_due_at
+                    prune_due_at, pruned_at, prune_freed_bytes, prune_error, check_due_at,
+                    recovery_kit_at
              FROM storage_targets ",
             $tail
         )
@@ -249,7 +252,6 @@ pub async fn set_repo_password_once(
     .map(drop)
 }
 
-/// Notes that the target's repository exists (a snapshot landed in it), once.
 /// Notes that a snapshot landed in the target's repository: the first time, the repository is
 /// ready (any number of runs may write from now on), and its first prune and check are due.
 pub async fn mark_repository_ready(
@@ -264,6 +266,17 @@ pub async fn mark_repository_ready(
         "UPDATE storage_targets SET repo_ready_at = ?2, prune_due_at = ?3, check_due_at = ?4
          WHERE id = ?1 AND repo_ready_at IS NULL",
         &[int(id), text(now), opt_text(prune_due), opt_text(check_due)],
+    )
+    .await
+    .map(drop)
+}
+
+/// Notes that a recovery kit of the target's repository was handed out.
+pub async fn note_recovery_kit(db: &D1Database, id: i64, now: &str) -> Result<(), StoreError> {
+    run(
+        db,
+        "UPDATE storage_targets SET recovery_kit_at = ?2 WHERE id = ?1",
+        &[int(id), text(now)],
     )
     .await
     .map(drop)

@@ -1013,6 +1013,8 @@ fn measure_repository(work: &Path, size: u64) -> Result<RepoRow, Error> {
 }
 
 fn main() -> Result<(), Error> {
+    // As the agent's own `main` does: the measured code runs in this process.
+    stowage_agent::cap_malloc_arenas();
     let args: Vec<String> = std::env::args().skip(1).collect();
     if args.first().map(String::as_str) == Some("child") {
         return child(&args[1..]);

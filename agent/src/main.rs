@@ -37,6 +37,7 @@ const EXIT_TOKEN_REJECTED: u8 = 3;
 const EXIT_TOO_OLD: u8 = 4;
 
 fn main() -> ExitCode {
+    stowage_agent::cap_malloc_arenas();
     let cli = Cli::parse();
     tracing_subscriber::fmt()
         .with_env_filter(

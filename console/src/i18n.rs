@@ -173,11 +173,11 @@ const TEXTS: &[(&str, &str, &str)] = &[
         "Checking the snapshot…",
         "正在校验快照…",
     ),
-    ("records.verify_whole", "The snapshot is whole", "快照完好"),
+    ("records.verify_whole", "The backup is whole", "备份完好"),
     (
         "records.verify_damaged",
-        "The snapshot is damaged",
-        "快照已损坏",
+        "The backup is damaged",
+        "备份已损坏",
     ),
     (
         "records.verify_affected",

@@ -190,9 +190,6 @@ error_codes! {
     /// exists), or it is being pruned (no run writes while a prune runs, no prune while a run
     /// writes).
     StorageRepositoryBusy = ("STORAGE_REPOSITORY_BUSY", 409),
-    /// Only repository backups can be checked this way (an archive is checked against its
-    /// SHA-256 whenever it is restored or downloaded).
-    BackupRecordNotVerifiable = ("BACKUP_RECORD_NOT_VERIFIABLE", 400),
     /// The record is an archive, one file: it is downloaded or restored, not browsed.
     BackupRecordNotBrowsable = ("BACKUP_RECORD_NOT_BROWSABLE", 400),
     /// No verification record has this id.

@@ -88,6 +88,17 @@ pub enum CommandSpec {
         snapshot_id: Option<String>,
         read_data_percent: u8,
     },
+    /// Check a stored archive end to end (verification record `verifyId`): its SHA-256 and size
+    /// against the record, every byte decompressed, a file archive's tar walked to its end and
+    /// counted against its manifest, a dump's length against its sections. Nothing is written.
+    #[serde(rename_all = "camelCase")]
+    VerifyArchive {
+        verify_id: i64,
+        source: StoredObject,
+        sha256: String,
+        bytes: u64,
+        compression: crate::tasks::Compression,
+    },
     /// Remove the data no snapshot uses any more from a target's repository (restic's `prune`),
     /// under an exclusive restic lock.
     #[serde(rename_all = "camelCase")]
@@ -318,7 +329,9 @@ impl CommandSpec {
             CommandSpec::StorageUsage { .. } => CommandKind::StorageUsage,
             CommandSpec::RcloneBackends => CommandKind::RcloneBackends,
             CommandSpec::PruneRepository { .. } => CommandKind::PruneRepository,
-            CommandSpec::VerifyRepository { .. } => CommandKind::Verify,
+            CommandSpec::VerifyRepository { .. } | CommandSpec::VerifyArchive { .. } => {
+                CommandKind::Verify
+            }
             CommandSpec::ListSnapshot { .. } => CommandKind::ListSnapshot,
             CommandSpec::RunBackup { .. } => CommandKind::RunBackup,
             CommandSpec::DeleteArtifacts { .. } => CommandKind::DeleteArtifacts,

@@ -210,6 +210,12 @@ try {
     await page.waitForSelector('#restore-log .log-end[data-status="success"]', { timeout: 60000 });
     check((await page.textContent("#restore-status")).includes("success"), "the restore succeeded");
     await shot("12-restored");
+    // Check the archive: read whole by the agent, its log says so.
+    await page.click("#verify");
+    await page.waitForSelector('#verify-result[data-status="success"]', { timeout: 60000 });
+    await page.waitForSelector('#verify-log .log-end[data-status="success"]', { timeout: 60000 });
+    const archiveLog = await page.textContent("#verify-log");
+    check(archiveLog.includes("the archive is whole"), `the archive check's log: ${archiveLog}`);
     // The list: one backup; a filter that matches none says what to do.
     await page.click("nav >> text=Backups");
     await page.waitForSelector("#records tbody tr");

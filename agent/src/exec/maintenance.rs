@@ -5,13 +5,15 @@
 use crate::client::{Client, Kind};
 use crate::report::Reporter;
 use crate::repository::{self, Location};
+use crate::restore;
 use crate::storage::{Store, Tools};
 use std::sync::Arc;
 use stowage_shared::ErrorCode;
 use stowage_shared::SecretString;
-use stowage_shared::artifact::REPOSITORY_DIR;
-use stowage_shared::protocol::{CommandError, PruneReport, VerifyReport};
+use stowage_shared::artifact::{BackupManifest, REPOSITORY_DIR, manifest_path};
+use stowage_shared::protocol::{CommandError, PruneReport, StoredObject, VerifyReport};
 use stowage_shared::storage::{StorageConfig, StorageType};
+use stowage_shared::tasks::Compression;
 
 /// Where a maintenance command's repository is.
 #[derive(Debug)]
@@ -186,4 +188,180 @@ pub async fn list_snapshot(
         };
         error(code)(config.scrub(&e.to_string()))
     })
+}
+
+/// A stored archive to check end to end, and what its record says it is.
+#[derive(Debug)]
+pub struct ArchiveCheck<'a> {
+    pub verify_id: i64,
+    pub source: &'a StoredObject,
+    pub sha256: &'a str,
+    pub bytes: u64,
+    pub compression: Compression,
+}
+
+/// Checks a stored archive for verification record `verify_id`, with a live log. What the
+/// archive is found to be (its hash, size, contents and manifest against the record) are
+/// findings of a finished check; only a target that cannot be opened fails the command.
+pub async fn verify_archive(
+    job: &ArchiveCheck<'_>,
+    tools: &Tools,
+    client: Option<&Client>,
+) -> Result<VerifyReport, CommandError> {
+    let reporter = Reporter::start(client.cloned(), Kind::Verify, job.verify_id, None);
+    reporter.info(format!(
+        "reading the archive {} ({} bytes) on target {} to its end: its SHA-256, every byte decompressed, its contents against its manifest",
+        job.source.path, job.bytes, job.source.target_id
+    ));
+    let outcome = archive_findings(job, tools, &reporter).await;
+    if let Ok(report) = &outcome {
+        for error in &report.errors {
+            reporter.error(error.clone());
+        }
+    }
+    reporter
+        .conclude(outcome, |r| {
+            if r.errors.is_empty() {
+                "the archive is whole".to_owned()
+            } else {
+                format!(
+                    "{} problem(s) found: the archive is damaged",
+                    r.errors.len()
+                )
+            }
+        })
+        .await
+}
+
+async fn archive_findings(
+    job: &ArchiveCheck<'_>,
+    tools: &Tools,
+    reporter: &Reporter,
+) -> Result<VerifyReport, CommandError> {
+    let failed = |message: String| CommandError {
+        code: ErrorCode::BackupRunFailed,
+        message,
+    };
+    let config = StorageConfig::parse(job.source.storage_type, &job.source.config)
+        .map_err(|e| failed(format!("the target's config: {e}")))?;
+    let scrub = |e: &dyn std::fmt::Display| config.scrub(&e.to_string());
+    let store = Store::open(&config, tools)
+        .await
+        .map_err(|e| failed(format!("opening the target: {}", scrub(&e))))?;
+    let mut errors = Vec::new();
+    let manifest = match store.read(&manifest_path(&job.source.path)).await {
+        Ok(bytes) => serde_json::from_slice::<BackupManifest>(&bytes)
+            .map_err(|e| {
+                errors.push(format!(
+                    "the manifest beside the archive is unreadable: {e}"
+                ))
+            })
+            .ok(),
+        Err(e) => {
+            errors.push(format!(
+                "the manifest beside the archive cannot be read: {}",
+                scrub(&e)
+            ));
+            None
+        }
+    };
+    if let Some(m) = manifest.as_ref().filter(|m| m.sha256 != job.sha256) {
+        errors.push(format!(
+            "the manifest names SHA-256 {} but the record {}: the stored backup was replaced",
+            m.sha256, job.sha256
+        ));
+    }
+    let reader = match store.reader(&job.source.path).await {
+        Ok(reader) => reader,
+        Err(e) => {
+            errors.push(format!("the archive cannot be opened: {}", scrub(&e)));
+            return Ok(archive_report(errors));
+        }
+    };
+    let tar = manifest.as_ref().is_none_or(|m| m.kind == "file");
+    let (compression, counters) = (job.compression, reporter.counters());
+    let read = tokio::task::spawn_blocking(move || {
+        let reader = tokio_util::io::SyncIoBridge::new(reader);
+        restore::read_archive(
+            std::io::BufReader::with_capacity(1 << 20, reader),
+            compression,
+            tar,
+            counters,
+        )
+    })
+    .await
+    .map_err(|e| failed(format!("the check stopped: {e}")))?;
+    let found = match read {
+        Ok(found) => found,
+        Err(e) => {
+            errors.push(format!(
+                "the archive cannot be read to its end: {}",
+                scrub(&e)
+            ));
+            return Ok(archive_report(errors));
+        }
+    };
+    if found.sha256 != job.sha256 || found.bytes != job.bytes {
+        errors.push(format!(
+            "the stored archive does not match its record: SHA-256 {}, {} bytes; the record says {}, {} bytes",
+            found.sha256, found.bytes, job.sha256, job.bytes
+        ));
+    }
+    if let Some(m) = &manifest {
+        errors.extend(contents_problems(m, &found));
+    }
+    reporter.info(format!(
+        "read {} bytes ({} decompressed){}",
+        found.bytes,
+        found.plain_bytes,
+        if tar {
+            format!(
+                ": {} files and links, {} bytes of file data",
+                found.entries, found.file_bytes
+            )
+        } else {
+            String::new()
+        }
+    ));
+    Ok(archive_report(errors))
+}
+
+/// How an archive's contents disagree with its manifest.
+fn contents_problems(m: &BackupManifest, found: &restore::ArchiveContents) -> Vec<String> {
+    let mut problems = Vec::new();
+    match m.kind.as_str() {
+        "file" if found.entries != m.files || found.file_bytes != m.source_bytes => {
+            problems.push(format!(
+                "it holds {} files and links with {} bytes of data; its manifest says {} and {}",
+                found.entries, found.file_bytes, m.files, m.source_bytes
+            ));
+        }
+        "sqlite" if found.head != b"SQLite format 3\0" => {
+            problems.push("it does not begin as an SQLite database does".to_owned());
+        }
+        _ => {}
+    }
+    if let Some(end) = m
+        .sections
+        .iter()
+        .map(|s| s.offset + s.preamble + s.bytes)
+        .max()
+        && end != found.plain_bytes
+    {
+        problems.push(format!(
+            "its dumps come to {} bytes; its manifest's sections to {end}",
+            found.plain_bytes
+        ));
+    }
+    problems
+}
+
+fn archive_report(errors: Vec<String>) -> VerifyReport {
+    VerifyReport {
+        snapshots: 0,
+        errors,
+        warnings: Vec::new(),
+        damaged_packs: Vec::new(),
+        affected_snapshots: Vec::new(),
+    }
 }

@@ -152,6 +152,25 @@ pub async fn execute(
         )
         .await
         .map(CommandReport::PruneRepository),
+        CommandSpec::VerifyArchive {
+            verify_id,
+            source,
+            sha256,
+            bytes,
+            compression,
+        } => maintenance::verify_archive(
+            &maintenance::ArchiveCheck {
+                verify_id: *verify_id,
+                source,
+                sha256,
+                bytes: *bytes,
+                compression: *compression,
+            },
+            tools,
+            client,
+        )
+        .await
+        .map(CommandReport::Verify),
         CommandSpec::VerifyRepository {
             verify_id,
             storage_type,

@@ -20,8 +20,11 @@ use tokio::runtime::Handle;
 use tokio::sync::Semaphore;
 use tokio::task::JoinHandle;
 
-/// Pack uploads in flight at once per repository.
+/// Pack uploads in flight at once per repository: a few, to hide a remote store's latency; two
+/// on a local disk, where a write is a copy into the page cache and each pack in flight is up
+/// to 8 MiB more memory.
 const UPLOADS_IN_FLIGHT: usize = 4;
+const LOCAL_UPLOADS_IN_FLIGHT: usize = 2;
 
 /// Packs kept whole in memory, the last ones read, where the storage reads ranges poorly (FTP,
 /// rclone remotes): reading a file's blobs one by one would read their pack once per blob.
@@ -50,11 +53,16 @@ fn backend_error(what: String, e: impl std::fmt::Display) -> Box<RusticError> {
 
 impl StoreBackend {
     pub fn new(store: Arc<Store>, root: &str, handle: Handle) -> Self {
+        let uploads = if store.is_local() {
+            LOCAL_UPLOADS_IN_FLIGHT
+        } else {
+            UPLOADS_IN_FLIGHT
+        };
         Self {
             store,
             root: root.trim_matches('/').to_owned(),
             handle,
-            uploads: Arc::new(Semaphore::new(UPLOADS_IN_FLIGHT)),
+            uploads: Arc::new(Semaphore::new(uploads)),
             in_flight: Mutex::new(Vec::new()),
             packs: Mutex::default(),
         }

@@ -198,6 +198,16 @@ pub fn acquire(
     key: &MasterKey,
     exclusive: bool,
 ) -> Result<Held, RepoError> {
+    acquire_renewing(be, key, exclusive, REFRESH_EVERY)
+}
+
+/// [`acquire`], renewing the lock every `every`.
+fn acquire_renewing(
+    be: &Arc<StoreBackend>,
+    key: &MasterKey,
+    exclusive: bool,
+    every: Duration,
+) -> Result<Held, RepoError> {
     if let Some(lock) = conflicting(be, key, exclusive, None)? {
         return Err(refused(&lock));
     }
@@ -211,7 +221,7 @@ pub fn acquire(
     let renewer = std::thread::spawn(move || {
         let mut current = path;
         // Until the holder drops the sender (or sends): renew at every timeout.
-        while let Err(RecvTimeoutError::Timeout) = stopped.recv_timeout(REFRESH_EVERY) {
+        while let Err(RecvTimeoutError::Timeout) = stopped.recv_timeout(every) {
             // restic renews the same way: a new lock first, then the old one goes.
             if let Ok(renewed) = write_lock(&be, &key, exclusive) {
                 let _ = be.delete_raw(&current);
@@ -248,6 +258,56 @@ mod tests {
         assert!(!running(pid), "a zombie counts as gone");
         child.wait().expect("reaped");
         assert!(!running(pid));
+    }
+
+    /// A held lock is written anew on time (a new file, then the old one goes), stays a live
+    /// lock of this process, and is gone once released.
+    #[test]
+    fn a_held_lock_is_renewed_and_removed_on_release() {
+        let runtime = tokio::runtime::Runtime::new().expect("runtime");
+        let dir = tempfile::tempdir().expect("tmp");
+        let config = stowage_shared::storage::StorageConfig::LocalDisk(
+            stowage_shared::storage::LocalDiskConfig {
+                base_path: dir.path().display().to_string(),
+            },
+        );
+        let store = runtime
+            .block_on(crate::storage::Store::open(
+                &config,
+                &crate::storage::Tools::default(),
+            ))
+            .expect("store");
+        let be = Arc::new(StoreBackend::new(
+            Arc::new(store),
+            "restic",
+            runtime.handle().clone(),
+        ));
+        let key = MasterKey::new();
+        let live = |path: &str| match found(&be, &key, path) {
+            Found::Live(lock) => Some(lock),
+            _ => None,
+        };
+        let held = acquire_renewing(&be, &key, false, Duration::from_millis(50)).expect("lock");
+        let first = be.list_raw("locks").expect("list");
+        assert_eq!(first.len(), 1);
+        let taken = live(&first[0]).expect("a live lock");
+        assert!(!taken.exclusive && taken.pid == i64::from(std::process::id()));
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        let renewed = loop {
+            let now = be.list_raw("locks").expect("list");
+            if now.len() == 1 && now[0] != first[0] {
+                break now[0].clone();
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the lock was never renewed: {now:?}"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        };
+        let lock = live(&renewed).expect("the renewed lock is live");
+        assert!(lock.time > taken.time, "{} after {}", lock.time, taken.time);
+        drop(held);
+        assert!(be.list_raw("locks").expect("list").is_empty());
     }
 
     #[test]

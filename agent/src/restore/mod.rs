@@ -105,6 +105,83 @@ impl<R: Read> Read for Hashing<R> {
     }
 }
 
+/// What reading a stored archive from end to end found.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ArchiveContents {
+    /// The SHA-256 (lowercase hex) and size of the archive as stored.
+    pub sha256: String,
+    pub bytes: u64,
+    /// Its length decompressed.
+    pub plain_bytes: u64,
+    /// A tar's entries other than directories (files and links, as a backup counts them), and
+    /// the data bytes of its regular files.
+    pub entries: u64,
+    pub file_bytes: u64,
+    /// Its first 16 bytes, decompressed.
+    pub head: Vec<u8>,
+}
+
+/// Counts what passes through, and keeps the first 16 bytes.
+struct Plain<R> {
+    inner: R,
+    bytes: u64,
+    head: Vec<u8>,
+}
+
+impl<R: Read> Read for Plain<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        let keep = (16 - self.head.len()).min(n);
+        self.head.extend_from_slice(&buf[..keep]);
+        self.bytes += n as u64;
+        Ok(n)
+    }
+}
+
+/// Reads the archive from `source` to its end and writes nothing: hashed as stored,
+/// decompressed, and (`tar`) walked entry by entry with every entry's data read. An error means
+/// it cannot be read whole (it does not decompress, or the tar is cut short or malformed).
+/// Blocking: run it on a blocking thread.
+pub fn read_archive(
+    source: impl Read,
+    compression: Compression,
+    tar: bool,
+    counters: Arc<Counters>,
+) -> io::Result<ArchiveContents> {
+    let mut hashing = Hashing::new(source, counters);
+    let mut found = ArchiveContents::default();
+    {
+        let decoded: Box<dyn Read + '_> = match compression {
+            Compression::None => Box::new(&mut hashing),
+            Compression::Zstd { .. } => Box::new(zstd::stream::read::Decoder::new(&mut hashing)?),
+        };
+        let mut plain = Plain {
+            inner: decoded,
+            bytes: 0,
+            head: Vec::with_capacity(16),
+        };
+        if tar {
+            let mut archive = tar::Archive::new(&mut plain);
+            for entry in archive.entries()? {
+                let mut entry = entry?;
+                let kind = entry.header().entry_type();
+                if kind.is_dir() {
+                    continue;
+                }
+                found.entries += 1;
+                if kind.is_file() {
+                    found.file_bytes += io::copy(&mut entry, &mut io::sink())?;
+                }
+            }
+        }
+        // The rest (a dump, or a tar's end blocks and padding).
+        io::copy(&mut plain, &mut io::sink())?;
+        (found.plain_bytes, found.head) = (plain.bytes, plain.head);
+    }
+    (found.sha256, found.bytes) = hashing.finish()?;
+    Ok(found)
+}
+
 /// A directory of the archive: its mode and time are applied once its contents are in place.
 #[derive(Debug, Clone, Copy)]
 struct DirMeta {
@@ -764,6 +841,43 @@ mod tests {
         );
         assert!(err.to_string().contains("nothing was restored"), "{err}");
         assert_eq!(snapshot(work.path()), before, "nothing changed");
+    }
+
+    /// An archive read whole: its hash and size as stored, its files and data as the backup
+    /// counted them; cut short, it cannot be read to its end.
+    #[tokio::test]
+    async fn an_archive_is_read_whole_and_counted() {
+        let work = tempfile::tempdir().expect("tmp");
+        let source = work.path().join("site");
+        tree(&source);
+        let target = tempfile::tempdir().expect("tmp");
+        let (_store, archive) = back_up(&source, target.path()).await;
+        let stored = std::fs::read(target.path().join("a.tar.zst")).expect("read");
+        let zstd = Compression::Zstd { level: 3 };
+        let found = read_archive(&stored[..], zstd, true, Arc::default()).expect("read whole");
+        assert_eq!(
+            (found.sha256.as_str(), found.bytes),
+            (archive.sha256.as_str(), archive.bytes)
+        );
+        assert_eq!(
+            (found.entries, found.file_bytes),
+            (archive.files, archive.source_bytes)
+        );
+        assert!(found.plain_bytes > found.file_bytes);
+        assert_eq!(
+            &found.head[..],
+            &zstd::decode_all(&stored[..]).expect("zstd")[..16]
+        );
+
+        let cut = &stored[..stored.len() - 100];
+        assert!(read_archive(cut, zstd, true, Arc::default()).is_err());
+        let mut flipped = stored.clone();
+        let middle = flipped.len() / 2;
+        flipped[middle] ^= 0x01;
+        // One flipped bit: it no longer decodes, or it hashes to something else.
+        if let Ok(f) = read_archive(&flipped[..], zstd, true, Arc::default()) {
+            assert_ne!(f.sha256, archive.sha256);
+        }
     }
 
     #[tokio::test]

@@ -342,6 +342,11 @@ impl Store {
         }
     }
 
+    /// Whether the target is a directory on this node's disks.
+    pub fn is_local(&self) -> bool {
+        matches!(self, Store::Local(..))
+    }
+
     /// Whether a ranged read costs about what it reads: not on FTP (see [`Store::read_range`])
     /// nor on an rclone remote (a process per read).
     pub fn reads_ranges_well(&self) -> bool {

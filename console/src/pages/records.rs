@@ -334,7 +334,7 @@ fn RecordView(record: BackupRecordOutput, reload: impl Fn() + Copy + 'static) ->
                 {can_restore.then(|| view! {
                     <button id="restore" on:click=move |_| restoring.set(true)>{t("records.restore")}</button>
                 })}
-                {(can_restore && !downloadable).then(|| view! {
+                {can_restore.then(|| view! {
                     <button id="verify" class="link" on:click=verify>{t("records.verify")}</button>
                 })}
                 <button id="delete-record" class="link delete" disabled=running on:click=remove>{t("action.delete")}</button>
@@ -484,10 +484,10 @@ fn CheckView(check: VerifyRecordOutput) -> impl IntoView {
     view! {
         <p id="verify-result" class=class data-status=check.status.as_str()>
             {t(text_key)}
-            {(check.status == RunStatus::Success).then(|| format!(
-                " — {} snapshot(s), {}% of the data read back",
-                check.snapshots, check.read_data_percent
-            ))}
+            {(check.status == RunStatus::Success).then(|| match check.snapshots {
+                0 => format!(" — {}% of the data read back", check.read_data_percent),
+                n => format!(" — {n} snapshot(s), {}% of the data read back", check.read_data_percent),
+            })}
             {(check.status == RunStatus::Failed).then(|| format!(" — {}", check.error))}
             {(!check.affected_records.is_empty()).then(|| view! {
                 <span class="sub"> " " {t("records.verify_affected")} " "

@@ -1342,7 +1342,7 @@ async fn a_damaged_pack_fails_the_check_and_names_the_records_that_need_it() -> 
     ensure!(msg["event"] == "verify_failed", "{msg}");
     ensure!(msg["fields"]["snapshotsAffected"] == 1, "{msg}");
 
-    // An archive record is not checked this way.
+    // An archive record is read whole: whole, then damaged.
     let archive: BackupTaskOutput = server
         .post(
             routes::BACKUP_TASKS,
@@ -1353,14 +1353,50 @@ async fn a_damaged_pack_fails_the_check_and_names_the_records_that_need_it() -> 
         .await?
         .expect_ok()?;
     let tarball = run(&server, &admin, archive.id).await?;
-    server
-        .post(
-            &routes::backup_record_verify(tarball.id),
-            Some(&admin),
-            &json!({}),
-        )
-        .await?
-        .expect_error(400, "BACKUP_RECORD_NOT_VERIFIABLE")?;
+    ensure!(tarball.status == "success", "{tarball:?}");
+    let whole = verified(
+        &server,
+        &admin,
+        &routes::backup_record_verify(tarball.id),
+        json!({}),
+    )
+    .await?;
+    ensure!(
+        whole.status == "success" && whole.errors.is_empty() && whole.snapshots == 0,
+        "{whole:?}"
+    );
+    let (_, _, events) = server
+        .read_log_stream(&routes::verify_record_logs(whole.id), &admin, None)
+        .await?;
+    ensure!(
+        events.iter().any(|e| e.data.contains("2 files and links"))
+            && events
+                .iter()
+                .any(|e| e.data.contains("the archive is whole")),
+        "{events:?}"
+    );
+    // Damage it in place: same size, other bytes.
+    let stored = local.join(&tarball.targets[0].path);
+    let mut bytes = std::fs::read(&stored)?;
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0xff;
+    std::fs::write(&stored, bytes)?;
+    let damaged = verified(
+        &server,
+        &admin,
+        &routes::backup_record_verify(tarball.id),
+        json!({}),
+    )
+    .await?;
+    ensure!(damaged.status == "failed", "{damaged:?}");
+    ensure!(damaged.affected_records == [tarball.id], "{damaged:?}");
+    ensure!(
+        damaged
+            .errors
+            .iter()
+            .any(|e| e.contains("does not match its record") || e.contains("cannot be read")),
+        "{damaged:?}"
+    );
 
     // The target goes, its backups stay: not before the repository's password was saved.
     for id in [task.id, archive.id] {

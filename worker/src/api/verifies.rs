@@ -1,5 +1,5 @@
 //! A record's snapshot, browsed and checked: `GET /api/backup/records/:id/files?path=` lists one
-//! of its directories through an agent. Checks of repositories: `POST /api/backup/records/:id/verify` checks one record's snapshot,
+//! of its directories through an agent. Checks: `POST /api/backup/records/:id/verify` checks one record's snapshot or archive,
 //! `POST /api/storage-targets/:id/verify` a whole target's repository; `GET /api/verify/records`
 //! lists the checks (`?taskId&backupRecordId&status`), `GET /api/verify/records/:id` shows one.
 
@@ -9,7 +9,7 @@ use crate::error::ApiError;
 use crate::http;
 use crate::ops::fleet::{Needs, choose_for_target};
 use crate::ops::runs::{Purpose, StoredCopy, stored_copy};
-use crate::ops::verifies::{Check, output, start};
+use crate::ops::verifies::{Check, What, output, start};
 use crate::store::storage_targets;
 use crate::store::verifies;
 use stowage_shared::ErrorCode;
@@ -46,14 +46,6 @@ pub async fn record(mut ctx: Ctx<'_>) -> Result<Response, ApiError> {
         Purpose::Restore,
     )
     .await?;
-    if copy.snapshot_id.is_empty() {
-        return Err(ApiError::new(
-            ErrorCode::BackupRecordNotVerifiable,
-            format!(
-                "record {record_id} is an archive: its SHA-256 is checked whenever it is restored or downloaded; only repository snapshots are checked this way"
-            ),
-        ));
-    }
     let target = storage_targets::get(&db, copy.target_id)
         .await?
         .ok_or_else(|| crate::ops::targets::not_found(copy.target_id))?;
@@ -63,12 +55,11 @@ pub async fn record(mut ctx: Ctx<'_>) -> Result<Response, ApiError> {
         &sealer,
         &Check {
             target: &target,
-            record: Some((
-                record.id,
-                record.task_id,
-                &record.task_name,
-                &copy.snapshot_id,
-            )),
+            what: if copy.snapshot_id.is_empty() {
+                What::Archive(&record, &copy)
+            } else {
+                What::Snapshot(&record, &copy.snapshot_id)
+            },
             read_data_percent: body.read_data_percent.unwrap_or(100),
             // The node that wrote the snapshot reaches the target (a local disk is only its).
             node: body.node_id.or(Some(record.node_id)),
@@ -108,7 +99,7 @@ pub async fn target(mut ctx: Ctx<'_>) -> Result<Response, ApiError> {
         &sealer,
         &Check {
             target: &target,
-            record: None,
+            what: What::Repository,
             read_data_percent: body.read_data_percent.unwrap_or(TARGET_READ_PERCENT),
             node: body.node_id,
             triggered_by: &principal.user.username,

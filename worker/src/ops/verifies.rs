@@ -1,13 +1,15 @@
-//! Checks of repositories (restic's `check`, run by a node): of one record's snapshot (its trees
-//! and all of its data by default) or of a whole target (its structure and a share of its data).
-//! Each check is a verification record; one that finds damage names the records whose snapshot
-//! needs the damaged data and raises `verify_failed`.
+//! Checks run by a node: of a repository (restic's `check`) for one record's snapshot (its trees
+//! and all of its data by default) or a whole target (its structure and a share of its data),
+//! and of a record's archive (read whole: its SHA-256, every byte decompressed, its contents
+//! against its manifest). Each check is a verification record; one that finds damage names the
+//! records that need the damaged data and raises `verify_failed`.
 
 use crate::config::Config;
 use crate::error::ApiError;
 use crate::ops::fleet::{Needs, choose_for_target};
 use crate::ops::targets::{open_config, repository_password};
 use crate::secrets::Sealer;
+use crate::store::records::{RecordRow, RecordTargetRow};
 use crate::store::storage_targets::TargetRow;
 use crate::store::verifies::{self, Found, NewVerify, VerifyRow};
 use stowage_shared::ErrorCode;
@@ -23,11 +25,21 @@ use worker::D1Database;
 #[derive(Debug)]
 pub struct Check<'a> {
     pub target: &'a TargetRow,
-    /// A record's snapshot on the target, with the record's task; none: the whole repository.
-    pub record: Option<(i64, Option<i64>, &'a str, &'a str)>,
+    pub what: What<'a>,
     pub read_data_percent: u8,
     pub node: Option<i64>,
     pub triggered_by: &'a str,
+}
+
+/// The subject of a check.
+#[derive(Debug, Clone, Copy)]
+pub enum What<'a> {
+    /// The target's whole repository.
+    Repository,
+    /// A record's snapshot in the target's repository.
+    Snapshot(&'a RecordRow, &'a str),
+    /// A record's archive on the target (always read whole).
+    Archive(&'a RecordRow, &'a RecordTargetRow),
 }
 
 /// Starts a check on a node that uses the target. Returns the verification record's id.
@@ -39,7 +51,8 @@ pub async fn start(
     now: Timestamp,
 ) -> Result<i64, ApiError> {
     let row = check.target;
-    if row.repo_ready_at.is_none() {
+    let archive = matches!(check.what, What::Archive(..));
+    if row.repo_ready_at.is_none() && !archive {
         return Err(ApiError::new(
             ErrorCode::StorageRepositoryMissing,
             format!("storage target {:?} holds no repository to check", row.name),
@@ -61,36 +74,49 @@ pub async fn start(
         Needs::storage(target.kind()),
     )
     .await?;
-    let password = repository_password(db, sealer, row).await?;
-    let (record_id, task_id, task_name, snapshot) = match check.record {
-        Some((record, task, name, snapshot)) => {
-            (Some(record), task, name, Some(snapshot.to_owned()))
-        }
-        None => (None, None, "", None),
+    let record = match check.what {
+        What::Repository => None,
+        What::Snapshot(record, _) | What::Archive(record, _) => Some(record),
     };
     let verify_id = verifies::start(
         db,
         &NewVerify {
-            backup_record_id: record_id,
-            task_id,
-            task_name,
+            backup_record_id: record.map(|r| r.id),
+            task_id: record.and_then(|r| r.task_id),
+            task_name: record.map_or("", |r| &r.task_name),
             target_id: row.id,
             target_name: &row.name,
             node_id,
-            read_data_percent: check.read_data_percent,
+            read_data_percent: if archive {
+                100
+            } else {
+                check.read_data_percent
+            },
             triggered_by: check.triggered_by,
         },
         &time::format(now),
     )
     .await?;
-    let spec = CommandSpec::VerifyRepository {
-        verify_id,
-        storage_type: target.kind(),
-        config: target.to_json(),
-        path: REPOSITORY_DIR.to_owned(),
-        password,
-        snapshot_id: snapshot,
-        read_data_percent: check.read_data_percent,
+    let spec = match check.what {
+        What::Archive(record, copy) => CommandSpec::VerifyArchive {
+            verify_id,
+            source: crate::ops::runs::stored_object(db, sealer, row, copy).await?,
+            sha256: record.checksum.clone(),
+            bytes: u64::try_from(record.bytes).unwrap_or(0),
+            compression: stowage_shared::artifact::compression_of(&copy.path),
+        },
+        What::Repository | What::Snapshot(..) => CommandSpec::VerifyRepository {
+            verify_id,
+            storage_type: target.kind(),
+            config: target.to_json(),
+            path: REPOSITORY_DIR.to_owned(),
+            password: repository_password(db, sealer, row).await?,
+            snapshot_id: match check.what {
+                What::Snapshot(_, snapshot) => Some(snapshot.to_owned()),
+                _ => None,
+            },
+            read_data_percent: check.read_data_percent,
+        },
     };
     let command_id = crate::ops::commands::enqueue(db, sealer, node_id, &spec, now).await?;
     verifies::attach(db, verify_id, command_id).await?;
@@ -153,10 +179,11 @@ pub async fn settle(
         ),
     };
     let affected_json = json_list(affected)?;
-    let records = if affected.is_empty() {
-        Vec::new()
-    } else {
-        verifies::records_of_snapshots(db, row.target_id, &affected_json).await?
+    let records = match (affected.is_empty(), outcome, row.backup_record_id) {
+        (false, ..) => verifies::records_of_snapshots(db, row.target_id, &affected_json).await?,
+        // A record's check that found problems beyond packs (an archive's): that record.
+        (true, Ok(r), Some(record)) if !r.errors.is_empty() => vec![record],
+        _ => Vec::new(),
     };
     let ended = verifies::finish(
         db,
@@ -245,7 +272,7 @@ pub async fn start_due(
     for row in &due {
         let check = Check {
             target: row,
-            record: None,
+            what: What::Repository,
             read_data_percent: settings.repository_check_read_percent.min(100),
             node: None,
             triggered_by: "schedule",

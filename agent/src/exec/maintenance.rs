@@ -112,6 +112,14 @@ pub async fn verify(
         .await
 }
 
+/// A check that could not run (as opposed to one that found damage).
+fn check_failed(message: String) -> CommandError {
+    CommandError {
+        code: ErrorCode::BackupRunFailed,
+        message,
+    }
+}
+
 async fn check_reported(
     repo: &Repo<'_>,
     snapshot: Option<&str>,
@@ -119,10 +127,7 @@ async fn check_reported(
     tools: &Tools,
     reporter: &Reporter,
 ) -> Result<VerifyReport, CommandError> {
-    let failed = |message: String| CommandError {
-        code: ErrorCode::BackupRunFailed,
-        message,
-    };
+    let failed = check_failed;
     let (at, config) = open(repo, tools, failed).await?;
     let checked = repository::check(&at, snapshot, percent)
         .await
@@ -238,10 +243,7 @@ async fn archive_findings(
     tools: &Tools,
     reporter: &Reporter,
 ) -> Result<VerifyReport, CommandError> {
-    let failed = |message: String| CommandError {
-        code: ErrorCode::BackupRunFailed,
-        message,
-    };
+    let failed = check_failed;
     let config = StorageConfig::parse(job.source.storage_type, &job.source.config)
         .map_err(|e| failed(format!("the target's config: {e}")))?;
     let scrub = |e: &dyn std::fmt::Display| config.scrub(&e.to_string());

@@ -261,6 +261,11 @@ pub fn StorageTargets() -> impl IntoView {
                     error.set(None);
                     list.refetch();
                 }
+                // The repository's password exists only here: the kit first, then the delete.
+                Err(failure) if failure.code == "STORAGE_RECOVERY_KIT_REQUIRED" => {
+                    error.set(Some(failure));
+                    kit_for.set(Some((id, name)));
+                }
                 Err(failure) => error.set(Some(failure)),
             }
         });

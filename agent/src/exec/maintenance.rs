@@ -13,7 +13,7 @@ use stowage_shared::SecretString;
 use stowage_shared::artifact::{BackupManifest, REPOSITORY_DIR, manifest_path};
 use stowage_shared::protocol::{CommandError, PruneReport, StoredObject, VerifyReport};
 use stowage_shared::storage::{StorageConfig, StorageType};
-use stowage_shared::tasks::Compression;
+use stowage_shared::tasks::{Compression, TaskType};
 
 /// Where a maintenance command's repository is.
 #[derive(Debug)]
@@ -280,7 +280,12 @@ async fn archive_findings(
             return Ok(archive_report(errors));
         }
     };
-    let tar = manifest.as_ref().is_none_or(|m| m.kind == "file");
+    // The manifest's type (a file archive when unknown: the first manifests were of those).
+    let kind = manifest
+        .as_ref()
+        .and_then(|m| TaskType::parse(&m.kind))
+        .unwrap_or(TaskType::File);
+    let tar = kind == TaskType::File;
     let (compression, counters) = (job.compression, reporter.counters());
     let read = tokio::task::spawn_blocking(move || {
         let reader = tokio_util::io::SyncIoBridge::new(reader);
@@ -310,7 +315,7 @@ async fn archive_findings(
         ));
     }
     if let Some(m) = &manifest {
-        errors.extend(contents_problems(m, &found));
+        errors.extend(contents_problems(m, kind, &found));
     }
     reporter.info(format!(
         "read {} bytes ({} decompressed){}",
@@ -329,16 +334,20 @@ async fn archive_findings(
 }
 
 /// How an archive's contents disagree with its manifest.
-fn contents_problems(m: &BackupManifest, found: &restore::ArchiveContents) -> Vec<String> {
+fn contents_problems(
+    m: &BackupManifest,
+    kind: TaskType,
+    found: &restore::ArchiveContents,
+) -> Vec<String> {
     let mut problems = Vec::new();
-    match m.kind.as_str() {
-        "file" if found.entries != m.files || found.file_bytes != m.source_bytes => {
+    match kind {
+        TaskType::File if found.entries != m.files || found.file_bytes != m.source_bytes => {
             problems.push(format!(
                 "it holds {} files and links with {} bytes of data; its manifest says {} and {}",
                 found.entries, found.file_bytes, m.files, m.source_bytes
             ));
         }
-        "sqlite" if found.head != b"SQLite format 3\0" => {
+        TaskType::Sqlite if found.head != b"SQLite format 3\0" => {
             problems.push("it does not begin as an SQLite database does".to_owned());
         }
         _ => {}

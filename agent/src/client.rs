@@ -43,6 +43,20 @@ impl ClientError {
     }
 }
 
+/// What an error answer means for the agent: a rejected token or protocol is final.
+pub fn refusal(status: u16, code: String, message: String) -> ClientError {
+    match ErrorCode::from_code(&code) {
+        Some(code @ (ErrorCode::NodeInvalidToken | ErrorCode::AgentProtocolUnsupported)) => {
+            ClientError::Rejected { code, message }
+        }
+        _ => ClientError::Refused {
+            status,
+            code,
+            message,
+        },
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct Client {
     http: reqwest::Client,
@@ -121,19 +135,7 @@ impl Client {
                 .data
                 .ok_or_else(|| ClientError::Decode("a success without data".to_owned()));
         }
-        match ErrorCode::from_code(&envelope.code) {
-            Some(code @ (ErrorCode::NodeInvalidToken | ErrorCode::AgentProtocolUnsupported)) => {
-                Err(ClientError::Rejected {
-                    code,
-                    message: envelope.message,
-                })
-            }
-            _ => Err(ClientError::Refused {
-                status,
-                code: envelope.code,
-                message: envelope.message,
-            }),
-        }
+        Err(refusal(status, envelope.code, envelope.message))
     }
 
     pub async fn heartbeat(
@@ -141,6 +143,41 @@ impl Client {
         req: &HeartbeatRequest,
     ) -> Result<HeartbeatResponse, ClientError> {
         self.post(routes::AGENT_HEARTBEAT, req).await
+    }
+
+    /// The request that opens the agent's link: `ws://` or `wss://` as the server is `http://`
+    /// or `https://`, with the node's token in a header (never in the URL, which logs keep).
+    pub fn link_request(
+        &self,
+    ) -> Result<tokio_tungstenite::tungstenite::handshake::client::Request, ClientError> {
+        use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+        use tokio_tungstenite::tungstenite::http::HeaderValue;
+        let url = match self.server.split_once("://") {
+            Some(("https", rest)) => format!("wss://{rest}{}", routes::AGENT_LINK),
+            Some(("http", rest)) => format!("ws://{rest}{}", routes::AGENT_LINK),
+            _ => {
+                return Err(ClientError::Decode(format!(
+                    "not an http(s) server: {}",
+                    self.server
+                )));
+            }
+        };
+        let mut req = url
+            .into_client_request()
+            .map_err(|e| ClientError::Decode(e.to_string()))?;
+        let header =
+            |v: &str| HeaderValue::from_str(v).map_err(|e| ClientError::Decode(e.to_string()));
+        let headers = req.headers_mut();
+        headers.insert(AGENT_TOKEN_HEADER, header(self.token.expose())?);
+        headers.insert(
+            AGENT_PROTOCOL_HEADER,
+            header(&AGENT_PROTOCOL_VERSION.to_string())?,
+        );
+        headers.insert(
+            "User-Agent",
+            header(concat!("stowage-agent/", env!("CARGO_PKG_VERSION")))?,
+        );
+        Ok(req)
     }
 
     pub async fn poll(&self) -> Result<PollResponse, ClientError> {

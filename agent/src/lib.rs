@@ -8,6 +8,7 @@ pub mod client;
 pub mod config;
 pub mod dbconn;
 pub mod exec;
+pub mod link;
 pub mod paths;
 pub mod pipeline;
 pub mod poll;

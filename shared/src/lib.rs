@@ -10,6 +10,7 @@ pub mod artifact;
 pub mod commands;
 pub mod databases;
 pub mod envelope;
+pub mod link;
 pub mod nodes;
 pub mod notifications;
 pub mod protocol;

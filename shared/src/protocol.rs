@@ -10,13 +10,16 @@ use crate::status::CommandKind;
 use serde::{Deserialize, Serialize};
 
 /// The agent protocol version this build speaks; the Worker refuses agents older than it supports.
-pub const AGENT_PROTOCOL_VERSION: u32 = 2;
+pub const AGENT_PROTOCOL_VERSION: u32 = 3;
 
 /// Header that carries a node's token on every agent request.
 pub const AGENT_TOKEN_HEADER: &str = "X-Agent-Token";
 /// Header that carries the agent's protocol version on every agent request.
 pub const AGENT_PROTOCOL_HEADER: &str = "X-Stowage-Protocol";
 /// The oldest agent protocol the Worker still serves.
+///
+/// 3: the agent holds a link (`GET /api/agent/link`, a WebSocket) and is woken when work is
+/// queued; a version-2 agent heartbeats and polls over HTTP, which the Worker still serves.
 ///
 /// 2: run commands carry a task spec of any type (files, database dumps, SQLite) and database
 /// restores exist; a version-1 agent could not read them.

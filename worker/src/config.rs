@@ -68,6 +68,8 @@ pub struct Config {
     pub timings: Timings,
     pub google: GoogleOauth,
     pub releases_url: String,
+    /// The nodes' Durable Objects (agent links, liveness, wake-ups).
+    pub links: crate::links::Links,
 }
 
 /// Where the Google Drive authorization goes.
@@ -127,6 +129,7 @@ impl Config {
                 )?,
             },
             releases_url: http_url(env, RELEASES_URL, DEFAULT_RELEASES_URL)?,
+            links: crate::links::Links::from_env(env)?,
         })
     }
 }

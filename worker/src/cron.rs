@@ -12,8 +12,11 @@ use crate::store::{
     sessions, settings, system, throttle,
 };
 use chrono::Duration;
-use stowage_shared::notifications::Message;
 use stowage_shared::time::{self, Timestamp};
+
+/// At most this many nodes are marked offline by one tick (each queues a notification, and an
+/// invocation may run 1,000 D1 statements); more wait for the next tick.
+const OFFLINE_PER_TICK: i64 = 100;
 
 /// What one tick did, for the log.
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -45,25 +48,19 @@ pub async fn tick(state: &AppState, now: Timestamp) -> Result<TickReport, ApiErr
     let cutoff = time::format(state.config.throttle.window_cutoff(now));
     let settings = settings::load(&state.db).await?;
     let timings = settings.timings(state.config.timings);
+    // The nodes' objects mark a silent node offline themselves; this is the backstop for one
+    // whose object never did, judged on `lastSeenAt`, which a live node's object refreshes at
+    // least every flush interval. Bounded per tick, like every notification it queues.
     let went_offline = nodes::mark_silent_offline(
         &state.db,
-        &time::format(now - timings.offline_after),
+        &time::format(now - timings.offline_after - stowage_shared::link::last_seen_slack()),
         &now_text,
+        OFFLINE_PER_TICK,
     )
     .await?;
     for node in &went_offline {
         let last_seen = node.last_seen_at.as_deref().unwrap_or("never");
-        let message = Message::node(
-            &settings.site_name,
-            &settings.site_url,
-            false,
-            node.id,
-            &node.name,
-            last_seen,
-            &now_text,
-        );
-        let key = format!("node:{}:offline:{last_seen}", node.id);
-        notify::emit(state, &message, &key, now).await?;
+        crate::ops::fleet::announce(&state.db, node.id, &node.name, false, last_seen, now).await?;
     }
     let mut report = TickReport {
         sessions_purged: sessions::purge(&state.db, &now_text, &revoked_before).await?,

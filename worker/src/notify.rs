@@ -239,20 +239,22 @@ pub async fn deliver_due(state: &AppState, now: Timestamp) -> Result<Delivered, 
 
 /// Hands out what just finished and sends what is due, after the response went out.
 pub fn soon(env: &Env, worker_ctx: &worker::Context) {
-    let env = env.clone();
-    worker_ctx.wait_until(async move {
-        let now = crate::now();
-        let result = async {
-            let state = AppState::from_env(&env)?;
-            let settings = settings::load(&state.db).await?;
-            sweep(&state, &settings, now).await?;
-            deliver_due(&state, now).await
-        }
-        .await;
-        if let Err(err) = result {
-            worker::console_error!("notification delivery failed: {err}");
-        }
-    });
+    worker_ctx.wait_until(send_now(env.clone()));
+}
+
+/// Hands out what just finished and sends what is due; errors are logged (the tick retries).
+pub async fn send_now(env: Env) {
+    let now = crate::now();
+    let result = async {
+        let state = AppState::from_env(&env)?;
+        let settings = settings::load(&state.db).await?;
+        sweep(&state, &settings, now).await?;
+        deliver_due(&state, now).await
+    }
+    .await;
+    if let Err(err) = result {
+        worker::console_error!("notification delivery failed: {err}");
+    }
 }
 
 /// One attempt to send `message` through `config`. The error is what the receiver or the network

@@ -70,6 +70,7 @@ routes! {
     NodeFsList: Get routes::NODE_FS_LIST, None => api::nodes::fs_list;
     NodeRotateToken: Post routes::NODE_ROTATE_TOKEN, Refusals("node.rotate_token") => api::nodes::rotate_token;
     AgentHeartbeat: Post routes::AGENT_HEARTBEAT, None => api::agent::heartbeat;
+    AgentLink: Get routes::AGENT_LINK, None => api::agent::link;
     AgentPoll: Post routes::AGENT_POLL, None => api::agent::poll;
     AgentResult: Post routes::AGENT_COMMAND_RESULT, None => api::agent::result;
     StorageTargets: Get routes::STORAGE_TARGETS, None => api::storage_targets::list;

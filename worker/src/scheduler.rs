@@ -48,7 +48,15 @@ pub async fn run_due(state: &AppState, now: Timestamp) -> Result<Scheduled, ApiE
                 Some(record_id) => {
                     let handed = async {
                         require_tools(&state.db, task.node_id, needs(&task)?).await?;
-                        hand_out(&state.db, &sealer, &task, record_id, now).await
+                        hand_out(
+                            &state.db,
+                            &state.config.links,
+                            &sealer,
+                            &task,
+                            record_id,
+                            now,
+                        )
+                        .await
                     };
                     if let Err(e) = handed.await {
                         // The run cannot start (its node lacks the task's programs, say): the

@@ -17,6 +17,8 @@ pub const AUTH_PASSWORD: &str = "/api/auth/password";
 pub const NODES: &str = "/api/nodes";
 pub const AGENT_HEARTBEAT: &str = "/api/agent/heartbeat";
 pub const AGENT_POLL: &str = "/api/agent/commands/poll";
+/// The agent's link: a WebSocket held by its node's Durable Object (`shared::link`).
+pub const AGENT_LINK: &str = "/api/agent/link";
 
 pub const NODE: &str = "/api/nodes/:id";
 pub fn node(id: i64) -> String {

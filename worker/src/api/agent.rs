@@ -6,6 +6,7 @@ use crate::auth;
 use crate::config::AppState;
 use crate::error::ApiError;
 use crate::http;
+use crate::links;
 use crate::ops;
 use crate::store::commands::{self, Outcome};
 use crate::store::logs;
@@ -15,11 +16,10 @@ use base64::Engine;
 use stowage_shared::api::NodeStatus;
 use stowage_shared::commands::CommandStatus;
 use stowage_shared::commands::{ReportDecision, Stored, judge_report, lease_until};
-use stowage_shared::notifications::Message;
 use stowage_shared::protocol::{
     AGENT_PROTOCOL_HEADER, AGENT_TOKEN_HEADER, ClaimedCommand, CommandResult, HeartbeatRequest,
-    HeartbeatResponse, LOG_BATCH_MAX_LINES, LOG_LINE_MAX_CHARS, LogBatchAccepted,
-    MIN_AGENT_PROTOCOL_VERSION, PollResponse, ResultAccepted, RunLogBatch,
+    LOG_BATCH_MAX_LINES, LOG_LINE_MAX_CHARS, LogBatchAccepted, MIN_AGENT_PROTOCOL_VERSION,
+    PollResponse, ResultAccepted, RunLogBatch,
 };
 use stowage_shared::protocol::{RELAY_CHUNK, RELAY_MAX_WAITING};
 use stowage_shared::status::RelayKind;
@@ -58,16 +58,11 @@ pub async fn agent(ctx: &Ctx<'_>) -> Result<(AppState, AgentIdentity), ApiError>
     Ok((state, node))
 }
 
-fn clip(text: &str) -> String {
-    text.chars().take(256).collect()
-}
-
-/// How many heartbeats, and polls, one node may make in [`PACE_WINDOW_SECS`]. An agent
-/// heartbeats every few seconds (every second at the shortest setting) and polls every second or
-/// two, a few times at once when it starts several commands: anything far faster is a broken or
-/// hostile agent, refused before any other work is done for it.
+/// How many polls one node may make in [`PACE_WINDOW_SECS`]. An agent polls when woken, at each
+/// (re)connect and, without a link, every second or two, a few times at once when it starts
+/// several commands: anything far faster is a broken or hostile agent, refused before any other
+/// work is done for it. (Heartbeats are paced by the node's object, in memory.)
 const PACE_WINDOW_SECS: i64 = 10;
-const MAX_HEARTBEATS: i64 = 20;
 const MAX_POLLS: i64 = 100;
 
 async fn paced(
@@ -88,60 +83,38 @@ async fn paced(
     }
 }
 
+/// The node as its object is told about it.
+fn link_node(node: &AgentIdentity) -> links::Node<'_> {
+    links::Node {
+        id: node.id,
+        name: &node.name,
+        // Offline in D1 after having been seen: a heartbeat now means it came back.
+        offline_since: (node.status == NodeStatus::Offline)
+            .then_some(node.last_seen_at.as_deref())
+            .flatten(),
+    }
+}
+
+/// `POST /api/agent/heartbeat`: the heartbeat of an agent without a link (protocol 2, or one
+/// whose link cannot be held). The node's object answers it, as it answers one on a link.
 pub async fn heartbeat(mut ctx: Ctx<'_>) -> Result<Response, ApiError> {
-    let (AppState { db, config }, node) = agent(&ctx).await?;
-    paced(&db, node.id, "heartbeat", ctx.now, MAX_HEARTBEATS).await?;
+    let (AppState { config, .. }, node) = agent(&ctx).await?;
     let body: HeartbeatRequest =
         http::read_json(&mut ctx.req, config.max_json_body, ErrorCode::InvalidInput).await?;
-    let capabilities = serde_json::to_string(&body.capabilities)
-        .map_err(|e| ApiError::internal("encode capabilities", e))?;
-    let now = time::format(ctx.now);
-    let hb = nodes::Heartbeat {
-        hostname: &clip(&body.hostname),
-        ip_address: &clip(&body.ip_address),
-        os: &clip(&body.os),
-        arch: &clip(&body.arch),
-        agent_version: &clip(&body.agent_version),
-        capabilities: &capabilities,
-    };
-    nodes::heartbeat(&db, node.id, &hb, &now).await?;
-    let settings = crate::store::settings::load(&db).await?;
-    let state = AppState { db, config };
-    if node.status == NodeStatus::Offline
-        && let Some(last_seen) = node.last_seen_at.as_deref()
-    {
-        // It was seen before and the tick marked it offline: it is back.
-        let message = Message::node(
-            &settings.site_name,
-            &settings.site_url,
-            true,
-            node.id,
-            &node.name,
-            last_seen,
-            &now,
-        );
-        let key = format!("node:{}:online:{last_seen}", node.id);
-        crate::notify::emit(&state, &message, &key, ctx.now).await?;
-        ctx.notify_soon();
+    config.links.beat(&link_node(&node), &body).await
+}
+
+/// `GET /api/agent/link`: the agent's link, a WebSocket its node's object holds (`shared::link`).
+pub async fn link(ctx: Ctx<'_>) -> Result<Response, ApiError> {
+    let (AppState { config, .. }, node) = agent(&ctx).await?;
+    let upgrade = ctx.req.headers().get("Upgrade")?.unwrap_or_default();
+    if !upgrade.eq_ignore_ascii_case("websocket") {
+        return Err(ApiError::new(
+            ErrorCode::InvalidInput,
+            "this route opens a WebSocket (send Upgrade: websocket)",
+        ));
     }
-    let AppState { db, config } = state;
-    let t = settings.timings(config.timings);
-    let until = time::format(lease_until(ctx.now, t.lease));
-    let renewed = commands::renew(&db, node.id, &body.running, &now, &until).await?;
-    let lost = body
-        .running
-        .iter()
-        .copied()
-        .filter(|id| !renewed.contains(id))
-        .collect();
-    http::ok(&HeartbeatResponse {
-        node_id: node.id,
-        node_name: node.name,
-        heartbeat_interval_secs: t.heartbeat.num_seconds().unsigned_abs(),
-        poll_interval_secs: t.poll.num_seconds().unsigned_abs(),
-        lease_secs: t.lease.num_seconds().unsigned_abs(),
-        lost,
-    })
+    config.links.connect(&link_node(&node)).await
 }
 
 pub async fn poll(ctx: Ctx<'_>) -> Result<Response, ApiError> {

@@ -36,6 +36,7 @@ pub async fn discover(mut ctx: Ctx<'_>) -> Result<Response, ApiError> {
     .await?;
     let answer = crate::ops::commands::call(
         &db,
+        &config.links,
         &sealer,
         node_id,
         &CommandSpec::DiscoverDatabases { connection },

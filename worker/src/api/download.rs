@@ -173,7 +173,8 @@ pub async fn download(ctx: Ctx<'_>) -> Result<Response, ApiError> {
         entry,
     };
     let command_id =
-        crate::ops::commands::enqueue(&db, &sealer, node_id, &command, ctx.now).await?;
+        crate::ops::commands::enqueue(&db, &config.links, &sealer, node_id, &command, ctx.now)
+            .await?;
     relays::attach(&db, relay_id, command_id).await?;
 
     // Answer with an error, not a broken 200, when the agent cannot even start.

@@ -84,7 +84,7 @@ pub async fn update(mut ctx: Ctx<'_>) -> Result<Response, ApiError> {
 }
 
 pub async fn delete(ctx: Ctx<'_>) -> Result<Response, ApiError> {
-    let (AppState { db, .. }, principal) = ctx.signed_in(Role::Admin).await?;
+    let (AppState { db, config }, principal) = ctx.signed_in(Role::Admin).await?;
     let id = ctx.id()?;
     if !nodes::delete_unused(&db, id).await? {
         find(&db, id).await?;
@@ -97,6 +97,7 @@ pub async fn delete(ctx: Ctx<'_>) -> Result<Response, ApiError> {
             ),
         ));
     }
+    config.links.close(id).await?;
     ctx.audit_success(&db, &principal, "node.delete", ("node", id))
         .await?;
     http::ok(&Deleted { deleted: true })
@@ -110,6 +111,8 @@ pub async fn rotate_token(ctx: Ctx<'_>) -> Result<Response, ApiError> {
     if !nodes::set_token_hash(&db, id, &auth::node_token_hash(token.expose()), &now).await? {
         return Err(not_found(id));
     }
+    // A link opened with the old token goes with it.
+    config.links.close(id).await?;
     ctx.audit_success(&db, &principal, "node.rotate_token", ("node", id))
         .await?;
     http::ok(&NodeWithToken {
@@ -138,6 +141,7 @@ pub async fn fs_list(ctx: Ctx<'_>) -> Result<Response, ApiError> {
     let spec = CommandSpec::ListDir { path };
     let answer = commands::call(
         &db,
+        &config.links,
         &config.sealer()?,
         id,
         &spec,

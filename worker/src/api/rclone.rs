@@ -125,6 +125,7 @@ async fn version_backends(
     };
     let answer = commands::call(
         db,
+        &config.links,
         &config.sealer()?,
         node.id,
         &CommandSpec::RcloneBackends,

@@ -111,7 +111,7 @@ pub async fn run_now(ctx: Ctx<'_>) -> Result<Response, ApiError> {
                 ),
             )
         })?;
-    hand_out(&db, &sealer, &task, record_id, ctx.now).await?;
+    hand_out(&db, &config.links, &sealer, &task, record_id, ctx.now).await?;
     ctx.audit_success(&db, &principal, "backup_task.run", ("backup_task", task_id))
         .await?;
     http::created(&answer(&db, record_id).await?)

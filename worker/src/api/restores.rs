@@ -352,7 +352,8 @@ pub async fn start(mut ctx: Ctx<'_>) -> Result<Response, ApiError> {
         },
     };
     let command_id =
-        crate::ops::commands::enqueue(&db, &sealer, node_id, &command, ctx.now).await?;
+        crate::ops::commands::enqueue(&db, &config.links, &sealer, node_id, &command, ctx.now)
+            .await?;
     restores::attach(&db, restore_id, command_id).await?;
     ctx.audit_success(
         &db,

@@ -280,6 +280,7 @@ async fn run_test(
     };
     match commands::call(
         db,
+        &config.links,
         sealer,
         node_id,
         &spec,
@@ -360,6 +361,7 @@ pub async fn usage(ctx: Ctx<'_>) -> Result<Response, ApiError> {
     };
     let answer = commands::call(
         &db,
+        &config.links,
         &sealer,
         node_id,
         &spec,

@@ -224,6 +224,7 @@ pub async fn files(ctx: Ctx<'_>) -> Result<Response, ApiError> {
     };
     let answer = crate::ops::commands::call(
         &db,
+        &config.links,
         &sealer,
         node,
         &spec,

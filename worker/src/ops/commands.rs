@@ -3,6 +3,7 @@
 //! Specs are sealed because some carry credentials.
 
 use crate::error::ApiError;
+use crate::links::Links;
 use crate::secrets::Identity;
 use crate::secrets::Sealer;
 use crate::store::commands;
@@ -14,8 +15,11 @@ use stowage_shared::protocol::{CommandError, CommandSpec};
 use stowage_shared::time::{self, Timestamp};
 use worker::D1Database;
 
+/// Queues `spec` for `node_id` and wakes the node's agent, which claims it at once when it holds
+/// a link (without one, at its next poll).
 pub async fn enqueue(
     db: &D1Database,
+    links: &Links,
     sealer: &Sealer,
     node_id: i64,
     spec: &CommandSpec,
@@ -24,9 +28,9 @@ pub async fn enqueue(
     let uid = crate::secrets::random_id()?;
     let plain = serde_json::to_vec(spec).map_err(|e| ApiError::internal("encode command", e))?;
     let sealed = sealer.seal(Identity::Command(&uid), &plain)?;
-    commands::enqueue(db, &uid, node_id, spec.kind(), &sealed, &time::format(now))
-        .await
-        .map_err(ApiError::from)
+    let id = commands::enqueue(db, &uid, node_id, spec.kind(), &sealed, &time::format(now)).await?;
+    links.wake(node_id).await;
+    Ok(id)
 }
 
 /// Opens a claimed command's spec for the agent that claimed it.
@@ -45,8 +49,10 @@ pub struct ErrorPolicy {
 
 /// Queues `spec` for `node_id` and waits up to `wait` for its result. On timeout a command no agent
 /// has claimed is given up, so no agent works on an answer nobody will read.
+#[allow(clippy::too_many_arguments)]
 pub async fn call(
     db: &D1Database,
+    links: &Links,
     sealer: &Sealer,
     node_id: i64,
     spec: &CommandSpec,
@@ -55,7 +61,7 @@ pub async fn call(
     errors: ErrorPolicy,
 ) -> Result<CommandReport, ApiError> {
     const STEP_MS: i64 = 200;
-    let command_id = enqueue(db, sealer, node_id, spec, now).await?;
+    let command_id = enqueue(db, links, sealer, node_id, spec, now).await?;
     let timeout = || {
         ApiError::new(
             ErrorCode::AgentCommandTimeout,

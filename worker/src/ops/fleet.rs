@@ -10,14 +10,16 @@ use stowage_shared::nodes::effective_status;
 use stowage_shared::time::{self, Timestamp};
 use worker::D1Database;
 
-/// A node's status now: online while its heartbeats keep coming, whatever its row last said.
+/// A node's status now: as its row says (the node's object writes every change), unless the
+/// row's `lastSeenAt` is older than the object could leave it for a live node (the object flushes
+/// it at most once a minute), which proves the node silent even if no object said so.
 pub fn status(row: &NodeRow, config: &Config, now: Timestamp) -> NodeStatus {
     let last_seen = row.last_seen_at.as_deref().and_then(time::parse);
     effective_status(
         row.status == NodeStatus::Online,
         last_seen,
         now,
-        config.timings.offline_after,
+        config.timings.offline_after + stowage_shared::link::last_seen_slack(),
     )
 }
 
@@ -208,4 +210,73 @@ pub async fn find(db: &D1Database, id: i64) -> Result<NodeRow, ApiError> {
 
 pub fn not_found(id: i64) -> ApiError {
     ApiError::new(ErrorCode::NodeNotFound, format!("node {id} does not exist"))
+}
+
+/// Queues the "node offline" or "node back online" notification for a change of status the
+/// caller just wrote. `last_seen` names the occurrence, so noticing it twice sends once.
+pub async fn announce(
+    db: &D1Database,
+    node_id: i64,
+    name: &str,
+    online: bool,
+    last_seen: &str,
+    now: Timestamp,
+) -> Result<(), ApiError> {
+    let settings = crate::store::settings::load(db).await?;
+    let message = stowage_shared::notifications::Message::node(
+        &settings.site_name,
+        &settings.site_url,
+        online,
+        node_id,
+        name,
+        last_seen,
+        &time::format(now),
+    );
+    let state = if online { "online" } else { "offline" };
+    let key = format!("node:{node_id}:{state}:{last_seen}");
+    crate::notify::emit_to(db, &message, &key, now).await
+}
+
+fn clip(text: &str) -> String {
+    text.chars().take(256).collect()
+}
+
+/// Writes what a heartbeat says about the machine and marks the node online.
+pub async fn record_heartbeat(
+    db: &D1Database,
+    node_id: i64,
+    heartbeat: &stowage_shared::protocol::HeartbeatRequest,
+    now: &str,
+) -> Result<(), ApiError> {
+    let capabilities = serde_json::to_string(&heartbeat.capabilities)
+        .map_err(|e| ApiError::internal("encode capabilities", e))?;
+    let row = nodes::Heartbeat {
+        hostname: &clip(&heartbeat.hostname),
+        ip_address: &clip(&heartbeat.ip_address),
+        os: &clip(&heartbeat.os),
+        arch: &clip(&heartbeat.arch),
+        agent_version: &clip(&heartbeat.agent_version),
+        capabilities: &capabilities,
+    };
+    Ok(nodes::heartbeat(db, node_id, &row, now).await?)
+}
+
+/// A digest of what a heartbeat says about the machine (not what it runs): the node's object
+/// writes the row again only when this changes. Not stored anywhere lasting, so std's hasher
+/// (stable within one build) is enough.
+pub fn machine_digest(heartbeat: &stowage_shared::protocol::HeartbeatRequest) -> String {
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    (
+        &heartbeat.hostname,
+        &heartbeat.ip_address,
+        &heartbeat.os,
+        &heartbeat.arch,
+        &heartbeat.agent_version,
+    )
+        .hash(&mut hasher);
+    serde_json::to_string(&heartbeat.capabilities)
+        .unwrap_or_default()
+        .hash(&mut hasher);
+    format!("{:016x}", hasher.finish())
 }

@@ -72,7 +72,7 @@ pub async fn start(
         path: REPOSITORY_DIR.to_owned(),
         password,
     };
-    match crate::ops::commands::enqueue(db, sealer, node_id, &spec, now).await {
+    match crate::ops::commands::enqueue(db, &config.links, sealer, node_id, &spec, now).await {
         Ok(command_id) => {
             targets::attach_prune(db, row.id, command_id).await?;
             Ok(PruneStarted {

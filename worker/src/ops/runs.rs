@@ -3,6 +3,7 @@
 //! download or restore.
 
 use crate::error::ApiError;
+use crate::links::Links;
 use crate::ops::targets::open_config;
 use crate::secrets::Sealer;
 use crate::store::records::{
@@ -58,6 +59,7 @@ pub fn needs(task: &TaskRow) -> Result<crate::ops::fleet::Needs, ApiError> {
 /// with its destinations. (Callers have checked that the node has the task's programs.)
 pub async fn hand_out(
     db: &D1Database,
+    links: &Links,
     sealer: &Sealer,
     task: &TaskRow,
     record_id: i64,
@@ -133,7 +135,8 @@ pub async fn hand_out(
         db_password,
         destinations,
     };
-    let command_id = crate::ops::commands::enqueue(db, sealer, task.node_id, &command, now).await?;
+    let command_id =
+        crate::ops::commands::enqueue(db, links, sealer, task.node_id, &command, now).await?;
     let planned: Vec<PlannedTarget<'_>> = planned
         .iter()
         .map(|(target_id, name)| PlannedTarget {
@@ -169,6 +172,7 @@ pub async fn fail_unstarted(
 /// the task's retention when the run stored its backup.
 pub async fn settle(
     db: &D1Database,
+    links: &Links,
     sealer: &Sealer,
     command_id: i64,
     outcome: Result<&RunBackupReport, &CommandError>,
@@ -238,7 +242,7 @@ pub async fn settle(
             if status != RunStatus::Failed
                 && let Some(task_id) = records::get(db, record_id).await?.and_then(|r| r.task_id)
             {
-                apply_retention(db, sealer, task_id, at).await?;
+                apply_retention(db, links, sealer, task_id, at).await?;
             }
             Ok(())
         }
@@ -458,6 +462,7 @@ async fn remove_batch(
 ) -> Result<(), ApiError> {
     let answer = crate::ops::commands::call(
         db,
+        &config.links,
         sealer,
         node,
         &CommandSpec::DeleteArtifacts { objects },
@@ -495,6 +500,7 @@ async fn remove_batch(
 /// marked with the rule's reason now and as removed when the agent reports the objects gone.
 async fn apply_retention(
     db: &D1Database,
+    links: &Links,
     sealer: &Sealer,
     task_id: i64,
     now: Timestamp,
@@ -557,6 +563,7 @@ async fn apply_retention(
         let objects = stored_objects(db, sealer, &records::targets_of(db, &ids).await?).await?;
         let command_id = crate::ops::commands::enqueue(
             db,
+            links,
             sealer,
             writer,
             &CommandSpec::DeleteArtifacts { objects },

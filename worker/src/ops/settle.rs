@@ -24,11 +24,27 @@ pub async fn settle(
     let now = time::format(at);
     match (kind, result.outcome()) {
         (_, Ok(Report::RunBackup(report))) => {
-            runs::settle(db, &config.sealer()?, command_id, Ok(report), at).await?;
+            runs::settle(
+                db,
+                &config.links,
+                &config.sealer()?,
+                command_id,
+                Ok(report),
+                at,
+            )
+            .await?;
             Ok(true)
         }
         (CommandKind::RunBackup, Err(error)) => {
-            runs::settle(db, &config.sealer()?, command_id, Err(error), at).await?;
+            runs::settle(
+                db,
+                &config.links,
+                &config.sealer()?,
+                command_id,
+                Err(error),
+                at,
+            )
+            .await?;
             Ok(true)
         }
         (_, Ok(Report::DeleteArtifacts(report))) => {

@@ -118,7 +118,8 @@ pub async fn start(
             read_data_percent: check.read_data_percent,
         },
     };
-    let command_id = crate::ops::commands::enqueue(db, sealer, node_id, &spec, now).await?;
+    let command_id =
+        crate::ops::commands::enqueue(db, &config.links, sealer, node_id, &spec, now).await?;
     verifies::attach(db, verify_id, command_id).await?;
     Ok(verify_id)
 }

@@ -188,18 +188,22 @@ pub struct WentOffline {
     pub last_seen_at: Option<String>,
 }
 
-/// Marks nodes silent since before `cutoff` offline; returns the ones that changed.
+/// Marks at most `limit` nodes silent since before `cutoff` offline; returns the ones that
+/// changed.
 pub async fn mark_silent_offline(
     db: &D1Database,
     cutoff: &str,
     now: &str,
+    limit: i64,
 ) -> Result<Vec<WentOffline>, StoreError> {
     all(
         db,
         "UPDATE nodes SET status = 'offline', updated_at = ?2
-         WHERE status = 'online' AND (last_seen_at IS NULL OR last_seen_at <= ?1)
+         WHERE id IN (SELECT id FROM nodes
+                      WHERE status = 'online' AND (last_seen_at IS NULL OR last_seen_at <= ?1)
+                      ORDER BY last_seen_at LIMIT ?3)
          RETURNING id, name, last_seen_at",
-        &[text(cutoff), text(now)],
+        &[text(cutoff), text(now), int(limit)],
     )
     .await
 }
@@ -228,4 +232,56 @@ pub async fn pace(
     )
     .await?;
     Ok(row.map_or(1, |r| r.calls))
+}
+
+/// Writes a live node's `lastSeenAt` (the object's batched flush) and says how many commands
+/// wait for it; `None` when the row is not marked online (the tick's backstop marked it
+/// offline meanwhile, or it was deleted): the caller then marks it back online itself.
+pub async fn flush_seen(db: &D1Database, id: i64, seen: &str) -> Result<Option<i64>, StoreError> {
+    #[derive(Deserialize)]
+    struct Pending {
+        pending: i64,
+    }
+    let row: Option<Pending> = first(
+        db,
+        "UPDATE nodes SET last_seen_at = ?2
+         WHERE id = ?1 AND status = 'online'
+         RETURNING (SELECT COUNT(*) FROM agent_commands
+                    WHERE node_id = ?1 AND status = 'pending') AS pending",
+        &[int(id), text(seen)],
+    )
+    .await?;
+    Ok(row.map(|r| r.pending))
+}
+
+/// Marks a node online again after the tick's backstop marked it offline; false when it was
+/// not offline (or is gone).
+pub async fn mark_online(db: &D1Database, id: i64, seen: &str) -> Result<bool, StoreError> {
+    let changed = run(
+        db,
+        "UPDATE nodes SET status = 'online', last_seen_at = ?2, updated_at = ?2
+         WHERE id = ?1 AND status = 'offline'",
+        &[int(id), text(seen)],
+    )
+    .await?;
+    Ok(changed > 0)
+}
+
+/// Marks one node offline (its object heard nothing for the threshold); `None` when it was not
+/// online.
+pub async fn mark_offline(
+    db: &D1Database,
+    id: i64,
+    seen: &str,
+    now: &str,
+) -> Result<Option<WentOffline>, StoreError> {
+    first(
+        db,
+        "UPDATE nodes SET status = 'offline', last_seen_at = MAX(COALESCE(last_seen_at, ''), ?2),
+                updated_at = ?3
+         WHERE id = ?1 AND status = 'online'
+         RETURNING id, name, last_seen_at",
+        &[int(id), text(seen), text(now)],
+    )
+    .await
 }

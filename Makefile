@@ -6,7 +6,7 @@ SHELL := bash
 
 export PORT ?= 8787
 
-.PHONY: help install build agent dev test bench fmt layout lint unit e2e deploy-check clean
+.PHONY: help install build agent dev test bench loadtest fmt layout lint unit e2e deploy-check clean
 
 help:
 	@echo "make dev     install what is missing, build, migrate local D1, serve on http://127.0.0.1:$(PORT)"
@@ -14,6 +14,7 @@ help:
 	@echo "make bench   the agent's backup and restore against tar|zstd, memory, 3 targets vs 1 (SIZES=\"256M 1G\"),"
 	@echo "             its database dumps against pg_dump/mariadb-dump | zstd (DB_SIZE=256M),"
 	@echo "             and its repositories against restic (first, no-change, 1 % changed, restore)"
+	@echo "make loadtest  N simulated agents (AGENTS=\"2000\") speaking the real protocol against make dev"
 
 install:
 	@scripts/install.sh
@@ -41,6 +42,14 @@ bench:
 	  apt-get update -qq && apt-get install -y -qq restic; }
 	cargo build --locked --release -p stowage-agent --example bench
 	./target/release/examples/bench $(SIZES)
+
+# The control plane under a simulated fleet: for each N of AGENTS, a fresh `make dev`, N enrolled
+# agents on the real protocol, an idle and a loaded phase (IDLE_SECS, LOAD_SECS). Not part of
+# `make test`: it takes minutes and measures, it does not check.
+AGENTS ?= 2000
+loadtest: build agent
+	cargo build --locked --release -p stowage-agent --example loadtest
+	./target/release/examples/loadtest $(AGENTS)
 
 fmt:
 	cargo fmt --all -- --check

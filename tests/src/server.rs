@@ -57,6 +57,55 @@ pub struct Server {
     log_path: PathBuf,
     jwt_secret: Option<String>,
     pub(crate) http: reqwest::Client,
+    vars: Vec<(String, String)>,
+}
+
+/// Starts `wrangler dev` on `port` (0: any free one) in its own process group, its output
+/// appended to `log_path`; the receiver gets the address from its "Ready on" line.
+fn launch(
+    state: &Path,
+    env_file: &Path,
+    vars: &[(String, String)],
+    port: u16,
+    log_path: &Path,
+) -> Result<(Child, mpsc::Receiver<String>)> {
+    let mut cmd = tool("wrangler");
+    cmd.args(["dev", "--ip", "127.0.0.1", "--port"])
+        .arg(port.to_string())
+        .args(["--inspector-port", "0"])
+        .arg("--persist-to")
+        .arg(state)
+        .arg("--env-file")
+        .arg(env_file)
+        .arg("--show-interactive-dev-session=false")
+        .env("WRANGLER_LOG_PATH", state.join("wrangler-logs"));
+    for (key, value) in vars {
+        cmd.arg("--var").arg(format!("{key}:{value}"));
+    }
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log_path)?;
+    cmd.stdout(Stdio::piped())
+        .stderr(log.try_clone()?)
+        .process_group(0);
+    let mut child = cmd.spawn().context("spawning wrangler dev")?;
+    let stdout = child
+        .stdout
+        .take()
+        .ok_or_else(|| anyhow!("wrangler dev has no stdout"))?;
+    // Copy stdout to the log and report the address from wrangler's "Ready on" line.
+    let (ready_tx, ready_rx) = mpsc::channel::<String>();
+    std::thread::spawn(move || {
+        let mut log = log;
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = writeln!(log, "{line}");
+            if let Some(url) = line.split("Ready on ").nth(1) {
+                let _ = ready_tx.send(url.trim().to_owned());
+            }
+        }
+    });
+    Ok((child, ready_rx))
 }
 
 impl Server {
@@ -97,47 +146,6 @@ impl Server {
             writeln!(f, "SEAL_KEY={}", random_hex()?)?;
         }
 
-        let mut cmd = tool("wrangler");
-        cmd.args([
-            "dev",
-            "--ip",
-            "127.0.0.1",
-            "--port",
-            "0",
-            "--inspector-port",
-            "0",
-        ])
-        .arg("--persist-to")
-        .arg(state.path())
-        .arg("--env-file")
-        .arg(&env_file)
-        .arg("--show-interactive-dev-session=false")
-        .env("WRANGLER_LOG_PATH", state.path().join("wrangler-logs"));
-        for (key, value) in &opts.vars {
-            cmd.arg("--var").arg(format!("{key}:{value}"));
-        }
-        let log = std::fs::File::create(&log_path)?;
-        cmd.stdout(Stdio::piped())
-            .stderr(log.try_clone()?)
-            .process_group(0);
-        let mut child = cmd.spawn().context("spawning wrangler dev")?;
-        let stdout = child
-            .stdout
-            .take()
-            .ok_or_else(|| anyhow!("wrangler dev has no stdout"))?;
-
-        // Copy stdout to the log and report the address from wrangler's "Ready on" line.
-        let (ready_tx, ready_rx) = mpsc::channel::<String>();
-        std::thread::spawn(move || {
-            let mut log = log;
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                let _ = writeln!(log, "{line}");
-                if let Some(url) = line.split("Ready on ").nth(1) {
-                    let _ = ready_tx.send(url.trim().to_owned());
-                }
-            }
-        });
-
         let http = reqwest::Client::builder()
             .user_agent("stowage-e2e")
             // Tests pause for seconds in blocking wrangler calls; a pooled connection the server
@@ -145,6 +153,7 @@ impl Server {
             .pool_max_idle_per_host(0)
             .timeout(Duration::from_secs(60))
             .build()?;
+        let (child, ready_rx) = launch(state.path(), &env_file, &opts.vars, 0, &log_path)?;
         let mut server = Server {
             child,
             base_url: String::new(),
@@ -152,40 +161,81 @@ impl Server {
             log_path,
             jwt_secret,
             http,
+            vars: opts.vars,
         };
+        server.wait_ready(&ready_rx).await?;
+        Ok(server)
+    }
+
+    /// Stops this `wrangler dev` (its whole process group, at once, as a crash would) and starts
+    /// it again on the same port with the same state: every Durable Object and connection is gone,
+    /// D1 is as it was.
+    pub async fn restart(&mut self) -> Result<()> {
+        let port: u16 = self
+            .base_url
+            .rsplit(':')
+            .next()
+            .and_then(|p| p.trim_end_matches('/').parse().ok())
+            .context("the server's port")?;
+        if let Ok(pid) = i32::try_from(self.child.id()) {
+            let _ = killpg(Pid::from_raw(pid), Signal::SIGKILL);
+        }
+        let _ = self.child.wait();
+        let env_file = self.state.path().join("secrets.env");
         let deadline = Instant::now() + START_TIMEOUT;
-        server.base_url = loop {
+        loop {
+            // The old workerd may hold the port for a moment after it died.
+            if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+                break;
+            }
+            ensure!(Instant::now() < deadline, "port {port} stayed taken");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let (child, ready_rx) = launch(
+            self.state.path(),
+            &env_file,
+            &self.vars,
+            port,
+            &self.log_path,
+        )?;
+        self.child = child;
+        self.wait_ready(&ready_rx).await
+    }
+
+    async fn wait_ready(&mut self, ready_rx: &mpsc::Receiver<String>) -> Result<()> {
+        let deadline = Instant::now() + START_TIMEOUT;
+        self.base_url = loop {
             match ready_rx.try_recv() {
                 Ok(url) => break url,
                 Err(mpsc::TryRecvError::Disconnected) => {
                     bail!(
                         "wrangler dev exited before it was ready:\n{}",
-                        server.log_tail()
+                        self.log_tail()
                     )
                 }
                 Err(mpsc::TryRecvError::Empty) => {}
             }
-            if let Some(status) = server.child.try_wait()? {
-                bail!("wrangler dev exited with {status}:\n{}", server.log_tail());
+            if let Some(status) = self.child.try_wait()? {
+                bail!("wrangler dev exited with {status}:\n{}", self.log_tail());
             }
             if Instant::now() > deadline {
                 bail!(
                     "wrangler dev was not ready after {START_TIMEOUT:?}:\n{}",
-                    server.log_tail()
+                    self.log_tail()
                 );
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         };
         // "Ready" means the socket listens; wait until the Worker itself answers.
         loop {
-            let health = server.http.get(server.url(routes::HEALTH)).send().await;
+            let health = self.http.get(self.url(routes::HEALTH)).send().await;
             if matches!(&health, Ok(r) if r.status() == StatusCode::OK) {
-                return Ok(server);
+                return Ok(());
             }
             if Instant::now() > deadline {
                 bail!(
                     "the Worker never answered /api/health:\n{}",
-                    server.log_tail()
+                    self.log_tail()
                 );
             }
             tokio::time::sleep(Duration::from_millis(50)).await;

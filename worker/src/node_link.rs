@@ -472,7 +472,21 @@ impl NodeLink {
                 other != gone
             });
             if !others {
-                self.state.storage().put(MEMORY_KEY, &memory).await?;
+                // The agent may be gone for good: judge it by the threshold in force now (read
+                // again, a setting may have changed since), from its last sign of life.
+                memory.timings = None;
+                let timings = self.timings(&mut memory, crate::now()).await.map_err(js)?;
+                let silent_at = at(memory.heard) + timings.offline_after;
+                let storage = self.state.storage();
+                let sooner = match storage.get_alarm().await? {
+                    Some(alarm) => silent_at.timestamp_millis() < alarm,
+                    None => true,
+                };
+                if sooner {
+                    storage.set_alarm(silent_at.max(crate::now())).await?;
+                    self.alarm_set.set(true);
+                }
+                storage.put(MEMORY_KEY, &memory).await?;
             }
             *self.memory.borrow_mut() = Some(memory);
         }

@@ -10,6 +10,23 @@ pub enum NodeStatus {
     Offline,
 }
 
+impl NodeStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NodeStatus::Online => "online",
+            NodeStatus::Offline => "offline",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "online" => Some(NodeStatus::Online),
+            "offline" => Some(NodeStatus::Offline),
+            _ => None,
+        }
+    }
+}
+
 /// What an agent found on its machine, reported with every heartbeat.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]

@@ -75,6 +75,15 @@ pub struct CronStatus {
     pub healthy: bool,
 }
 
+/// D1's cost of one isolate's statements (see [`SystemInfo::d1_usage`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct D1Usage {
+    pub statements: u64,
+    pub rows_read: u64,
+    pub rows_written: u64,
+}
+
 /// `GET /api/system/info` (admin).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -91,6 +100,10 @@ pub struct SystemInfo {
     pub limits: SystemLimits,
     pub cron: CronStatus,
     pub seal_key_configured: bool,
+    /// What the statements of the isolate that answered cost in D1 since it started (D1's own
+    /// figures). Locally the whole control plane runs in one isolate; in production, one of many.
+    #[serde(default)]
+    pub d1_usage: D1Usage,
 }
 
 /// `GET /api/system/update-check`.

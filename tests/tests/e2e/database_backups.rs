@@ -56,12 +56,12 @@ pub(crate) fn sql(engine: &str, database: Option<&str>, statement: &str) -> Resu
 
 /// A session of the superuser's client that holds a lock until dropped (or `release`), so that a
 /// dump waits while the test looks at its process.
-struct Lock {
+pub(crate) struct Lock {
     child: Child,
 }
 
 impl Lock {
-    fn hold(engine: &str, database: &str, statement: &str) -> Result<Self> {
+    pub(crate) fn hold(engine: &str, database: &str, statement: &str) -> Result<Self> {
         let mut cmd = match engine {
             "mysql" => {
                 let mut c = Command::new("mariadb");
@@ -101,7 +101,7 @@ impl Lock {
         Ok(Self { child })
     }
 
-    fn release(mut self, statement: &str) -> Result<()> {
+    pub(crate) fn release(mut self, statement: &str) -> Result<()> {
         if let Some(stdin) = self.child.stdin.as_mut() {
             writeln!(stdin, "{statement}")?;
         }
@@ -229,7 +229,11 @@ async fn run_held(
 }
 
 /// A local directory target on the test's node.
-async fn local_target(server: &Server, admin: &str, dir: &std::path::Path) -> Result<i64> {
+pub(crate) async fn local_target(
+    server: &Server,
+    admin: &str,
+    dir: &std::path::Path,
+) -> Result<i64> {
     let t: StorageTargetDetail = server
         .post(
             routes::STORAGE_TARGETS,

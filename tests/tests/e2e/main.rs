@@ -11,6 +11,7 @@ mod errors;
 mod google_drive;
 mod hardening;
 mod health;
+mod links;
 mod nodes;
 mod notifications;
 mod operations;

@@ -88,7 +88,10 @@ pub async fn stats(ctx: Ctx<'_>) -> Result<Response, ApiError> {
     let timings = crate::store::settings::load(&db)
         .await?
         .timings(config.timings);
-    let seen_since = time::format(ctx.now - timings.offline_after);
+    // As `fleet::status` judges a node: its row, unless lastSeenAt is older than the node's
+    // object could leave it for a live node.
+    let seen_since =
+        time::format(ctx.now - timings.offline_after - stowage_shared::link::last_seen_slack());
     let tasks = store::task_counts(&db).await?;
     let records = counts(&store::records_by_status(&db, &since).await?);
     let totals = store::totals(&db, &seen_since).await?;

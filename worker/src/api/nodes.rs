@@ -8,7 +8,9 @@ use crate::http;
 use crate::ops::commands;
 use crate::ops::fleet::{find, not_found, output};
 use crate::store::nodes::{self};
-use stowage_shared::api::{Deleted, NodeOutput, NodeRequest, NodeStatus, NodeWithToken, Role};
+use stowage_shared::api::{
+    Deleted, NodeOutput, NodeRequest, NodeStatus, NodeWithToken, Page, Role,
+};
 use stowage_shared::nodes::NodeName;
 use stowage_shared::protocol::CommandReport;
 use stowage_shared::protocol::CommandSpec;
@@ -29,11 +31,38 @@ fn duplicate(name: &NodeName) -> ApiError {
     )
 }
 
+/// `GET /api/nodes`: every node by name, as BackupX answers; with `page`, `pageSize`, `status`
+/// or `q`, one page of them (`{items, total, page, pageSize}`), which is what a console showing
+/// a fleet of thousands asks for.
 pub async fn list(ctx: Ctx<'_>) -> Result<Response, ApiError> {
     let (AppState { db, config }, _) = ctx.signed_in(Role::Viewer).await?;
-    let rows = nodes::list(&db).await?;
-    let out: Vec<NodeOutput> = rows.iter().map(|r| output(r, &config, ctx.now)).collect();
-    http::ok(&out)
+    let status = match ctx.query("status")?.as_deref() {
+        None | Some("") => None,
+        Some(raw) => Some(NodeStatus::parse(raw).ok_or_else(|| {
+            ApiError::new(ErrorCode::InvalidInput, "status must be online or offline")
+        })?),
+    };
+    let text = ctx.query("q")?.filter(|q| !q.trim().is_empty());
+    let paged = ["page", "pageSize"]
+        .iter()
+        .any(|name| ctx.query(name).ok().flatten().is_some());
+    if !paged && status.is_none() && text.is_none() {
+        let rows = nodes::list(&db).await?;
+        let out: Vec<NodeOutput> = rows.iter().map(|r| output(r, &config, ctx.now)).collect();
+        return http::ok(&out);
+    }
+    let paging = ctx.paging(500, ErrorCode::InvalidInput)?;
+    let filter = nodes::Filter {
+        status,
+        text: text.as_deref().map(str::trim),
+    };
+    let (rows, total) = nodes::page(&db, &filter, paging.limit(), paging.offset()).await?;
+    http::ok(&Page {
+        items: rows.iter().map(|r| output(r, &config, ctx.now)).collect(),
+        total,
+        page: paging.page,
+        page_size: paging.page_size,
+    })
 }
 
 pub async fn get(ctx: Ctx<'_>) -> Result<Response, ApiError> {

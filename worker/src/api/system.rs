@@ -7,7 +7,9 @@ use crate::error::ApiError;
 use crate::http;
 use crate::store::system;
 use serde::Deserialize;
-use stowage_shared::api::{CronStatus, Role, SystemInfo, SystemLimits, TableRows, UpdateCheck};
+use stowage_shared::api::{
+    CronStatus, D1Usage, Role, SystemInfo, SystemLimits, TableRows, UpdateCheck,
+};
 use stowage_shared::protocol::{AGENT_PROTOCOL_VERSION, MIN_AGENT_PROTOCOL_VERSION};
 use stowage_shared::time;
 use worker::{Headers, Method, Request, RequestInit, Response};
@@ -17,6 +19,7 @@ fn secs(d: chrono::Duration) -> u64 {
 }
 
 pub async fn info(ctx: Ctx<'_>) -> Result<Response, ApiError> {
+    let (statements, rows_read, rows_written) = crate::store::usage::totals();
     let (AppState { db, config }, _) = ctx.signed_in(Role::Admin).await?;
     let timings = config.timings;
     let last_tick_at = system::last_tick_at(&db).await?;
@@ -56,6 +59,11 @@ pub async fn info(ctx: Ctx<'_>) -> Result<Response, ApiError> {
             healthy,
         },
         seal_key_configured: config.seal_key.is_some(),
+        d1_usage: D1Usage {
+            statements,
+            rows_read,
+            rows_written,
+        },
     })
 }
 

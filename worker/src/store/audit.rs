@@ -56,10 +56,11 @@ pub fn insert(db: &D1Database, e: &Entry<'_>) -> Result<D1PreparedStatement, Sto
 }
 
 pub async fn record(db: &D1Database, e: &Entry<'_>) -> Result<(), StoreError> {
-    insert(db, e)?
+    let result = insert(db, e)?
         .run()
         .await
         .map_err(|err| StoreError::new("audit insert", err))?;
+    super::counted(&result);
     Ok(())
 }
 
@@ -100,10 +101,16 @@ pub async fn record_counted(
     struct Id {
         id: i64,
     }
-    let row: Option<Id> = insert(db, e)?
-        .first(None)
+    let result = insert(db, e)?
+        .all()
         .await
         .map_err(|err| StoreError::new("audit insert", err))?;
+    super::counted(&result);
+    let row: Option<Id> = result
+        .results::<Id>()
+        .map_err(|err| StoreError::new("audit insert", err))?
+        .into_iter()
+        .next();
     let audit_id = row.map_or(0, |r| r.id);
     run(
         db,

@@ -64,15 +64,45 @@ pub(crate) fn stmt(
     db.prepare(sql).bind(args).map_err(|e| d1_error(sql, e))
 }
 
+/// What this isolate's statements have cost in D1, from D1's own figures for each (`meta`).
+/// Locally every request and Durable Object of `wrangler dev` runs in one isolate, so these are
+/// the whole control plane's (`make loadtest` reads them); in production, one isolate's share.
+pub mod usage {
+    use std::sync::atomic::{AtomicU64, Ordering};
+
+    static STATEMENTS: AtomicU64 = AtomicU64::new(0);
+    static ROWS_READ: AtomicU64 = AtomicU64::new(0);
+    static ROWS_WRITTEN: AtomicU64 = AtomicU64::new(0);
+
+    pub(crate) fn count(meta: Option<&worker::D1ResultMeta>) {
+        STATEMENTS.fetch_add(1, Ordering::Relaxed);
+        if let Some(m) = meta {
+            let n = |v: Option<usize>| u64::try_from(v.unwrap_or(0)).unwrap_or(0);
+            ROWS_READ.fetch_add(n(m.rows_read), Ordering::Relaxed);
+            ROWS_WRITTEN.fetch_add(n(m.rows_written), Ordering::Relaxed);
+        }
+    }
+
+    /// Statements, rows read and rows written so far.
+    pub fn totals() -> (u64, u64, u64) {
+        (
+            STATEMENTS.load(Ordering::Relaxed),
+            ROWS_READ.load(Ordering::Relaxed),
+            ROWS_WRITTEN.load(Ordering::Relaxed),
+        )
+    }
+}
+
+pub(crate) fn counted(result: &worker::D1Result) {
+    usage::count(result.meta().ok().flatten().as_ref());
+}
+
 pub(crate) async fn first<T: DeserializeOwned>(
     db: &D1Database,
     sql: &'static str,
     args: &[JsValue],
 ) -> Result<Option<T>, StoreError> {
-    stmt(db, sql, args)?
-        .first::<T>(None)
-        .await
-        .map_err(|e| d1_error(sql, e))
+    Ok(all(db, sql, args).await?.into_iter().next())
 }
 
 pub(crate) async fn all<T: DeserializeOwned>(
@@ -80,11 +110,12 @@ pub(crate) async fn all<T: DeserializeOwned>(
     sql: &'static str,
     args: &[JsValue],
 ) -> Result<Vec<T>, StoreError> {
-    stmt(db, sql, args)?
+    let result = stmt(db, sql, args)?
         .all()
         .await
-        .and_then(|r| r.results::<T>())
-        .map_err(|e| d1_error(sql, e))
+        .map_err(|e| d1_error(sql, e))?;
+    counted(&result);
+    result.results::<T>().map_err(|e| d1_error(sql, e))
 }
 
 /// Runs a statement and returns how many rows it changed.
@@ -97,6 +128,7 @@ pub(crate) async fn run(
         .run()
         .await
         .map_err(|e| d1_error(sql, e))?;
+    counted(&result);
     Ok(result
         .meta()
         .ok()
@@ -114,6 +146,7 @@ pub(crate) async fn batch(
         .batch(statements)
         .await
         .map_err(|e| StoreError::new("d1 batch", e))?;
+    results.iter().for_each(counted);
     Ok(results
         .iter()
         .map(|r| r.meta().ok().flatten().and_then(|m| m.changes).unwrap_or(0))

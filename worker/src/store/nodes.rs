@@ -2,7 +2,7 @@
 //! into a row that could reach a response.
 
 use super::StoreError;
-use super::{all, first, int, run, text};
+use super::{all, first, int, opt_text, run, text};
 use serde::Deserialize;
 use stowage_shared::api::NodeStatus;
 use worker::D1Database;
@@ -25,20 +25,73 @@ pub struct NodeRow {
 
 /// Every query that returns a [`NodeRow`] selects exactly these columns.
 macro_rules! node_select {
-    ($tail:literal) => {
+    ($($tail:expr),*) => {
         concat!(
             "SELECT n.id, n.name, n.status, n.hostname, n.ip_address, n.os, n.arch, n.agent_version,
                     n.capabilities, n.last_seen_at, n.created_at,
                     (SELECT COUNT(*) FROM agent_commands c
                      WHERE c.node_id = n.id AND c.status IN ('pending', 'claimed')) AS queue_depth
              FROM nodes n ",
-            $tail
+            $($tail),*
         )
     };
 }
 
 pub async fn list(db: &D1Database) -> Result<Vec<NodeRow>, StoreError> {
     all(db, node_select!("ORDER BY n.name COLLATE NOCASE"), &[]).await
+}
+
+/// What a page of nodes is filtered by; `None` matches everything.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Filter<'a> {
+    /// As marked in the row (the nodes' objects keep it current).
+    pub status: Option<NodeStatus>,
+    /// A case-insensitive substring of the name, hostname or address.
+    pub text: Option<&'a str>,
+}
+
+macro_rules! node_where {
+    () => {
+        "WHERE (?1 IS NULL OR n.status = ?1)
+           AND (?2 IS NULL OR instr(lower(n.name || ' ' || n.hostname || ' ' || n.ip_address),
+                                    lower(?2)) > 0) "
+    };
+}
+
+/// One page of nodes by name, and how many match in all. The queue depth is counted for the
+/// page's rows only, through the queue's index.
+pub async fn page(
+    db: &D1Database,
+    f: &Filter<'_>,
+    limit: i64,
+    offset: i64,
+) -> Result<(Vec<NodeRow>, u64), StoreError> {
+    let args = [
+        opt_text(f.status.map(|s| s.as_str())),
+        opt_text(f.text),
+        int(limit),
+        int(offset),
+    ];
+    let rows: Vec<NodeRow> = all(
+        db,
+        node_select!(
+            node_where!(),
+            "ORDER BY n.name COLLATE NOCASE LIMIT ?3 OFFSET ?4"
+        ),
+        &args,
+    )
+    .await?;
+    #[derive(Deserialize)]
+    struct Count {
+        n: i64,
+    }
+    let count: Option<Count> = first(
+        db,
+        concat!("SELECT COUNT(*) AS n FROM nodes n ", node_where!()),
+        &args[..2],
+    )
+    .await?;
+    Ok((rows, count.map_or(0, |c| c.n.unsigned_abs())))
 }
 
 pub async fn get(db: &D1Database, id: i64) -> Result<Option<NodeRow>, StoreError> {

@@ -96,6 +96,7 @@ pub async fn database_bytes(db: &D1Database) -> Result<Option<u64>, StoreError> 
         .all()
         .await
         .map_err(|e| StoreError::new("d1 size", e))?;
+    super::counted(&result);
     Ok(result
         .meta()
         .ok()

@@ -351,8 +351,14 @@ async fn run(n: usize, idle: Duration, load: Duration) -> Result<()> {
 
     let stats = Arc::new(Stats::default());
     eprintln!("==> starting {n} agents");
+    let mut fleet = Vec::with_capacity(n);
     for (i, (_, token)) in tokens.iter().enumerate() {
-        tokio::spawn(agent(i, base.clone(), token.clone(), Arc::clone(&stats)));
+        fleet.push(tokio::spawn(agent(
+            i,
+            base.clone(),
+            token.clone(),
+            Arc::clone(&stats),
+        )));
         // A fleet coming up over a few seconds, not in one burst.
         if i % 100 == 99 {
             tokio::time::sleep(Duration::from_millis(100)).await;
@@ -516,14 +522,19 @@ async fn run(n: usize, idle: Duration, load: Duration) -> Result<()> {
         start.2,
         lost
     );
+    for agent in fleet {
+        agent.abort();
+    }
     drop(dev);
     Ok(())
 }
 
 fn main() -> Result<()> {
     // Every agent holds a WebSocket and an HTTP connection; so does the server for each.
-    let _ =
-        nix::sys::resource::setrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE, 65_536, 65_536);
+    use nix::sys::resource::{Resource, getrlimit, setrlimit};
+    if let Ok((_, hard)) = getrlimit(Resource::RLIMIT_NOFILE) {
+        let _ = setrlimit(Resource::RLIMIT_NOFILE, hard, hard);
+    }
     let sizes: Vec<usize> = std::env::args()
         .skip(1)
         .map(|a| a.parse().context("N must be a number"))

@@ -69,9 +69,12 @@ pub enum Alarm {
     Alive { flush: bool, next: Timestamp },
 }
 
-/// The decision at an alarm. A node is offline once nothing came from it for `offline_after`,
-/// open link or not (a half-open TCP connection stays "open" for minutes); otherwise the alarm
-/// comes back when the node would turn silent or the next flush is due, whichever is first.
+/// The decision at an alarm, which comes about once a minute: a node is offline once nothing
+/// came from it for `offline_after`, open link or not (a half-open TCP connection stays "open"
+/// for minutes), so a silent node is found out within `offline_after` plus a minute (a closed
+/// link brings the alarm forward to the threshold itself). Otherwise `lastSeenAt` is flushed when
+/// a minute passed and something new was heard, and the alarm comes back at the next flush, or
+/// at the threshold when that is later: one wake-up a minute per idle node.
 pub fn at_alarm(live: Liveness, now: Timestamp, offline_after: Duration) -> Alarm {
     let silent_at = live.heard + offline_after;
     if now >= silent_at {
@@ -85,7 +88,7 @@ pub fn at_alarm(live: Liveness, now: Timestamp, offline_after: Duration) -> Alar
     } else {
         live.flushed.unwrap_or(now)
     };
-    let next = silent_at.min(flushed + last_seen_flush());
+    let next = silent_at.max(flushed + last_seen_flush());
     Alarm::Alive {
         flush,
         next: next.max(now + Duration::seconds(1)),
@@ -143,35 +146,36 @@ mod tests {
     }
 
     #[test]
-    fn last_seen_is_flushed_at_most_once_a_minute() {
+    fn last_seen_is_flushed_at_most_once_a_minute_by_one_alarm_a_minute() {
         let after = Duration::seconds(35);
         let mut live = Liveness {
             heard: at(100),
             flushed: Some(at(50)),
         };
-        // 50 s since the last flush: not yet; the alarm returns when the minute is up.
+        // 50 s since the last flush: not yet; the alarm returns when silence would begin
+        // (heard + 35 s), later than the minute.
         assert_eq!(
             at_alarm(live, at(100), after),
             Alarm::Alive {
                 flush: false,
-                next: at(110)
+                next: at(135)
             }
         );
-        // A minute since: flush, then come back when silence would begin (heard + 35 s).
+        // A minute since: flush, then come back a minute later.
         assert_eq!(
             at_alarm(live, at(110), after),
             Alarm::Alive {
                 flush: true,
-                next: at(135)
+                next: at(170)
             }
         );
         // Nothing new heard since the last flush: nothing to write.
-        live.heard = at(40);
+        live.heard = at(60);
         assert_eq!(
             at_alarm(live, at(70), after),
             Alarm::Alive {
                 flush: false,
-                next: at(75)
+                next: at(110)
             }
         );
         // A fresh object (memory lost) writes once.

@@ -630,6 +630,8 @@ const TEXTS: &[(&str, &str, &str)] = &[
         "还没有节点。添加一个，然后在那台机器上运行显示的命令。",
     ),
     ("nodes.rotate", "New token", "更换令牌"),
+    ("nodes.search", "Name, host or address", "名称、主机或地址"),
+    ("nodes.none_match", "No node matches.", "没有匹配的节点。"),
     ("action.copy", "Copy", "复制"),
     ("action.done", "Done", "完成"),
     ("NODE_INVALID", "Check the node's name.", "请检查节点名称。"),

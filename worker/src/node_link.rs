@@ -165,6 +165,10 @@ impl DurableObject for NodeLink {
             return Ok(());
         }
         match serde_json::from_str::<Up>(&text) {
+            Ok(Up::Heartbeat(_)) if self.paced(now).is_err() => {
+                // A flood is a broken or hostile agent: its link goes, and it must reconnect.
+                let _ = ws.close(Some(4008), Some("heartbeats too often"));
+            }
             Ok(Up::Heartbeat(heartbeat)) => match self.beat(memory, &heartbeat, now).await {
                 Ok(response) => ws.send(&Down::Heartbeat(response))?,
                 Err(err) => worker::console_error!("link heartbeat failed: {err}"),
@@ -349,22 +353,7 @@ impl NodeLink {
     /// `POST /beat`: a heartbeat over HTTP, paced here rather than with a D1 write per call.
     async fn http_beat(&self, mut req: Request) -> Result<Response, ApiError> {
         let now = crate::now();
-        {
-            let mut beats = self.beats.borrow_mut();
-            while beats.front().is_some_and(|t| ms(now) - t >= PACE_WINDOW_MS) {
-                beats.pop_front();
-            }
-            if beats.len() >= MAX_HEARTBEATS {
-                return Err(ApiError::new(
-                    ErrorCode::AgentRateLimited,
-                    format!(
-                        "this node sends heartbeats too often; at most {MAX_HEARTBEATS} in {} s",
-                        PACE_WINDOW_MS / 1000
-                    ),
-                ));
-            }
-            beats.push_back(ms(now));
-        }
+        self.paced(now)?;
         let memory = self.memory_for(&req).await?;
         let heartbeat: HeartbeatRequest = req
             .json()
@@ -372,6 +361,26 @@ impl NodeLink {
             .map_err(|e| ApiError::new(ErrorCode::InvalidInput, format!("heartbeat: {e}")))?;
         let response = self.beat(memory, &heartbeat, now).await?;
         crate::http::ok(&response)
+    }
+
+    /// Counts a heartbeat (either transport) in this instance's window; refuses one past the
+    /// limit before anything else is done for it.
+    fn paced(&self, now: Timestamp) -> Result<(), ApiError> {
+        let mut beats = self.beats.borrow_mut();
+        while beats.front().is_some_and(|t| ms(now) - t >= PACE_WINDOW_MS) {
+            beats.pop_front();
+        }
+        if beats.len() >= MAX_HEARTBEATS {
+            return Err(ApiError::new(
+                ErrorCode::AgentRateLimited,
+                format!(
+                    "this node sends heartbeats too often; at most {MAX_HEARTBEATS} in {} s",
+                    PACE_WINDOW_MS / 1000
+                ),
+            ));
+        }
+        beats.push_back(ms(now));
+        Ok(())
     }
 
     /// A heartbeat, from either transport: the node row is written when it was not marked

@@ -4,9 +4,11 @@
 use crate::api::{self, Failure};
 use crate::format;
 use crate::i18n::t;
-use crate::widgets::{ErrorNote, list_view};
+use crate::widgets::{ErrorNote, Pager};
 use leptos::prelude::*;
-use stowage_shared::api::{Deleted, NodeOutput, NodeRequest, NodeStatus, NodeWithToken, routes};
+use stowage_shared::api::{
+    Deleted, NodeOutput, NodeRequest, NodeStatus, NodeWithToken, Page, routes,
+};
 
 /// The commands that put `token` on a machine and start its agent against `server`. The token
 /// goes into a 0600 file, never onto the agent's command line (where `ps` would show it).
@@ -44,9 +46,32 @@ fn origin() -> String {
         .unwrap_or_default()
 }
 
+/// Nodes per page: a fleet of thousands is read a page at a time.
+const PAGE_SIZE: u64 = 50;
+
+/// The list's query string for a search, a status and a page.
+fn query(search: &str, status: &str, page: u64) -> String {
+    let mut q = format!("?page={page}&pageSize={PAGE_SIZE}");
+    if !status.is_empty() {
+        q.push_str(&format!("&status={status}"));
+    }
+    let search = search.trim();
+    if !search.is_empty() {
+        let encoded: String = form_urlencoded::byte_serialize(search.as_bytes()).collect();
+        q.push_str(&format!("&q={encoded}"));
+    }
+    q
+}
+
 #[component]
 pub fn Nodes() -> impl IntoView {
-    let list = LocalResource::new(|| api::get::<Vec<NodeOutput>>(routes::NODES));
+    let search = RwSignal::new(String::new());
+    let status = RwSignal::new(String::new());
+    let page = RwSignal::new(1_u64);
+    let list = LocalResource::new(move || {
+        let q = query(&search.get(), &status.get(), page.get());
+        async move { api::get::<Page<NodeOutput>>(&format!("{}{q}", routes::NODES)).await }
+    });
     let shown = RwSignal::new(None::<NodeWithToken>);
     let error = RwSignal::new(None::<Failure>);
     let name = RwSignal::new(String::new());
@@ -132,10 +157,31 @@ pub fn Nodes() -> impl IntoView {
             })}
         </section>
         <section class="card">
-            {list_view(list, "nodes.empty", move |nodes| view! {
+            <form class="row filters" on:submit=|ev| ev.prevent_default()>
+                <input id="node-search" type="search" placeholder=move || t("nodes.search")
+                    on:input=move |ev| { search.set(event_target_value(&ev)); page.set(1); } />
+                <label>{t("records.status")}
+                    <select id="node-status" on:change=move |ev| { status.set(event_target_value(&ev)); page.set(1); }>
+                        <option value="">{t("records.any")}</option>
+                        <option value="online">{t("dash.online")}</option>
+                        <option value="offline">{t("dash.offline")}</option>
+                    </select>
+                </label>
+            </form>
+            {move || match list.get() {
+                None => view! { <p class="hint">{t("loading")}</p> }.into_any(),
+                Some(Err(failure)) => view! { <ErrorNote failure /> }.into_any(),
+                Some(Ok(nodes)) if nodes.items.is_empty() => {
+                    let filtered = !search.get_untracked().trim().is_empty() || !status.get_untracked().is_empty();
+                    view! { <p class="empty">{t(if filtered { "nodes.none_match" } else { "nodes.empty" })}</p> }.into_any()
+                }
+                Some(Ok(nodes)) => {
+                    let pages = nodes.total.div_ceil(PAGE_SIZE).max(1);
+                    let (here, total) = (nodes.page, nodes.total);
+                    view! {
                     <table id="nodes">
                         <tbody>
-                            {nodes.into_iter().map(|node| {
+                            {nodes.items.into_iter().map(|node| {
                                 let id = node.id;
                                 let online = node.status == NodeStatus::Online;
                                 let row_name = node.name.clone();
@@ -177,7 +223,10 @@ pub fn Nodes() -> impl IntoView {
                             }).collect_view()}
                         </tbody>
                     </table>
-            }.into_any())}
+                        <Pager page_of_id="nodes-page-of" here pages total go=move |p| page.set(p) />
+                    }.into_any()
+                }
+            }}
         </section>
     }
 }
@@ -185,6 +234,15 @@ pub fn Nodes() -> impl IntoView {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_list_asks_for_one_page_filtered() {
+        assert_eq!(query("", "", 1), "?page=1&pageSize=50");
+        assert_eq!(
+            query(" nas 01 ", "offline", 3),
+            "?page=3&pageSize=50&status=offline&q=nas+01"
+        );
+    }
 
     #[test]
     fn capabilities_read_in_one_line() {

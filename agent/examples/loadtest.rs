@@ -81,6 +81,22 @@ struct Stats {
     queued: Mutex<HashMap<String, Instant>>,
 }
 
+/// The API as the administrator calls it.
+#[derive(Clone)]
+struct Api {
+    http: reqwest::Client,
+    base: String,
+    admin: String,
+}
+
+impl Api {
+    fn get(&self, path: &str) -> reqwest::RequestBuilder {
+        self.http
+            .get(format!("{}{path}", self.base))
+            .bearer_auth(&self.admin)
+    }
+}
+
 /// `scripts/dev.sh` in its own process group, stopped on drop.
 struct Dev {
     child: Child,
@@ -292,12 +308,8 @@ async fn claim(client: &Client, stats: &Stats) -> Result<()> {
     }
 }
 
-async fn usage(http: &reqwest::Client, base: &str, admin: &str) -> Result<(u64, u64)> {
-    let info: SystemInfo = call(
-        http.get(format!("{base}{}", routes::SYSTEM_INFO))
-            .bearer_auth(admin),
-    )
-    .await?;
+async fn usage(api: &Api) -> Result<(u64, u64)> {
+    let info: SystemInfo = call(api.get(routes::SYSTEM_INFO)).await?;
     Ok((info.d1_usage.statements, info.d1_usage.rows_written))
 }
 
@@ -328,6 +340,11 @@ async fn run(n: usize, idle: Duration, load: Duration) -> Result<()> {
     )
     .await?;
     let admin = login["token"].as_str().context("token")?.to_owned();
+    let api = Api {
+        http: http.clone(),
+        base: base.clone(),
+        admin: admin.clone(),
+    };
 
     eprintln!("==> enrolling {n} nodes");
     let tokens: Vec<(i64, String)> = futures_util::stream::iter(0..n)
@@ -386,9 +403,9 @@ async fn run(n: usize, idle: Duration, load: Duration) -> Result<()> {
     stats.agent.take();
     stats.http_requests.swap(0, Ordering::Relaxed);
 
-    let (s0, w0) = usage(&http, &base, &admin).await?;
+    let (s0, w0) = usage(&api).await?;
     tokio::time::sleep(idle).await;
-    let (s1, w1) = usage(&http, &base, &admin).await?;
+    let (s1, w1) = usage(&api).await?;
     let idle_agent = stats.agent.take();
     let idle_http = stats.http_requests.swap(0, Ordering::Relaxed);
     let minutes = idle.as_secs_f64() / 60.0;
@@ -404,22 +421,11 @@ async fn run(n: usize, idle: Duration, load: Duration) -> Result<()> {
         format!("{}?page=1&pageSize=50", routes::NODES),
         routes::DASHBOARD_STATS.to_owned(),
     ] {
-        let (http, base, admin, stats, stop) = (
-            http.clone(),
-            base.clone(),
-            admin.clone(),
-            Arc::clone(&stats),
-            Arc::clone(&stop),
-        );
+        let (api, stats, stop) = (api.clone(), Arc::clone(&stats), Arc::clone(&stop));
         tasks.push(tokio::spawn(async move {
             while !stop.load(Ordering::Relaxed) {
                 let t = stats.console.start();
-                match http
-                    .get(format!("{base}{path}"))
-                    .bearer_auth(&admin)
-                    .send()
-                    .await
-                {
+                match api.get(&path).send().await {
                     Ok(r) if r.status().is_success() => stats.console.done(t),
                     _ => stats.console.failed(),
                 }
@@ -428,13 +434,7 @@ async fn run(n: usize, idle: Duration, load: Duration) -> Result<()> {
         }));
     }
     {
-        let (http, base, admin, stats, stop) = (
-            http.clone(),
-            base.clone(),
-            admin.clone(),
-            Arc::clone(&stats),
-            Arc::clone(&stop),
-        );
+        let (api, stats, stop) = (api.clone(), Arc::clone(&stats), Arc::clone(&stop));
         let ids: Vec<i64> = tokens.iter().map(|(id, _)| *id).collect();
         tasks.push(tokio::spawn(async move {
             let mut seq = 0u64;
@@ -447,15 +447,10 @@ async fn run(n: usize, idle: Duration, load: Duration) -> Result<()> {
                     .lock()
                     .unwrap_or_else(|e| e.into_inner())
                     .insert(path.clone(), Instant::now());
-                let (http, base, admin, stats) = (
-                    http.clone(),
-                    base.clone(),
-                    admin.clone(),
-                    Arc::clone(&stats),
-                );
+                let (api, stats) = (api.clone(), Arc::clone(&stats));
                 tokio::spawn(async move {
-                    let url = format!("{base}{}?path={path}", routes::node_fs_list(id));
-                    match http.get(url).bearer_auth(&admin).send().await {
+                    let url = format!("{}?path={path}", routes::node_fs_list(id));
+                    match api.get(&url).send().await {
                         Ok(r) if r.status().is_success() => {}
                         _ => stats.start.failed(),
                     }

@@ -19,6 +19,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use stowage_agent::client::Client;
+use stowage_agent::poll::jitter;
 use stowage_shared::api::{FsListing, NodeWithToken, SystemInfo, routes};
 use stowage_shared::link::{self, Down, Up};
 use stowage_shared::protocol::{CommandReport, CommandResult, CommandSpec, HeartbeatRequest};
@@ -198,12 +199,6 @@ async fn agent(i: usize, base: String, token: String, stats: Arc<Stats>) {
         failures += 1;
         tokio::time::sleep(link::reconnect_delay(failures.min(6), jitter())).await;
     }
-}
-
-fn jitter() -> f64 {
-    let mut b = [0u8; 4];
-    let _ = getrandom::getrandom(&mut b);
-    f64::from(u32::from_le_bytes(b)) / f64::from(u32::MAX)
 }
 
 async fn hold(i: usize, client: &Client, stats: &Stats) -> Result<()> {

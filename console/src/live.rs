@@ -37,6 +37,14 @@ impl Live {
         }
     }
 
+    /// Forgets what was delivered, for a stream of another record.
+    pub fn reset(&self) {
+        self.lines.set(Vec::new());
+        self.progress.set(None);
+        self.end.set(None);
+        self.failure.set(None);
+    }
+
     fn after(&self) -> u64 {
         self.lines
             .with_untracked(|l| l.last().map_or(0, |line| line.seq))

@@ -69,13 +69,16 @@ pub enum Alarm {
     Alive { flush: bool, next: Timestamp },
 }
 
-/// The decision at an alarm, which comes about once a minute: a node is offline once nothing
-/// came from it for `offline_after`, open link or not (a half-open TCP connection stays "open"
-/// for minutes), so a silent node is found out within `offline_after` plus a minute (a closed
-/// link brings the alarm forward to the threshold itself). Otherwise `lastSeenAt` is flushed when
-/// a minute passed and something new was heard, and the alarm comes back at the next flush, or
-/// at the threshold when that is later: one wake-up a minute per idle node.
-pub fn at_alarm(live: Liveness, now: Timestamp, offline_after: Duration) -> Alarm {
+/// The decision at an alarm. A node is offline once nothing came from it for `offline_after`,
+/// open link or not (a half-open TCP connection stays "open" for minutes). Otherwise
+/// `lastSeenAt` is flushed when a minute passed and something new was heard, and the alarm comes
+/// back:
+/// - with a link open (`linked`), at the next flush, or at the threshold when that is later: one
+///   wake-up a minute per idle node, and a hung connection found out within the threshold plus a
+///   minute (a link that closes brings the alarm forward to the threshold itself);
+/// - without one (an agent on HTTP, or gone), at the threshold or the next flush, whichever comes
+///   first, since no close will announce its silence.
+pub fn at_alarm(live: Liveness, now: Timestamp, offline_after: Duration, linked: bool) -> Alarm {
     let silent_at = live.heard + offline_after;
     if now >= silent_at {
         return Alarm::Offline;
@@ -88,7 +91,12 @@ pub fn at_alarm(live: Liveness, now: Timestamp, offline_after: Duration) -> Alar
     } else {
         live.flushed.unwrap_or(now)
     };
-    let next = silent_at.max(flushed + last_seen_flush());
+    let next_flush = flushed + last_seen_flush();
+    let next = if linked {
+        silent_at.max(next_flush)
+    } else {
+        silent_at.min(next_flush)
+    };
     Alarm::Alive {
         flush,
         next: next.max(now + Duration::seconds(1)),
@@ -138,9 +146,9 @@ mod tests {
             flushed: Some(at(0)),
         };
         let after = Duration::seconds(35);
-        assert_eq!(at_alarm(live, at(35), after), Alarm::Offline);
+        assert_eq!(at_alarm(live, at(35), after, true), Alarm::Offline);
         assert!(matches!(
-            at_alarm(live, at(34), after),
+            at_alarm(live, at(34), after, true),
             Alarm::Alive { flush: false, .. }
         ));
     }
@@ -155,7 +163,7 @@ mod tests {
         // 50 s since the last flush: not yet; the alarm returns when silence would begin
         // (heard + 35 s), later than the minute.
         assert_eq!(
-            at_alarm(live, at(100), after),
+            at_alarm(live, at(100), after, true),
             Alarm::Alive {
                 flush: false,
                 next: at(135)
@@ -163,7 +171,7 @@ mod tests {
         );
         // A minute since: flush, then come back a minute later.
         assert_eq!(
-            at_alarm(live, at(110), after),
+            at_alarm(live, at(110), after, true),
             Alarm::Alive {
                 flush: true,
                 next: at(170)
@@ -172,17 +180,25 @@ mod tests {
         // Nothing new heard since the last flush: nothing to write.
         live.heard = at(60);
         assert_eq!(
-            at_alarm(live, at(70), after),
+            at_alarm(live, at(70), after, true),
             Alarm::Alive {
                 flush: false,
                 next: at(110)
+            }
+        );
+        // Without a link, the alarm comes back when silence would begin.
+        assert_eq!(
+            at_alarm(live, at(70), after, false),
+            Alarm::Alive {
+                flush: false,
+                next: at(95)
             }
         );
         // A fresh object (memory lost) writes once.
         live.flushed = None;
         live.heard = at(70);
         assert!(matches!(
-            at_alarm(live, at(70), after),
+            at_alarm(live, at(70), after, true),
             Alarm::Alive { flush: true, .. }
         ));
     }

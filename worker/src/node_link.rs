@@ -483,8 +483,15 @@ impl NodeLink {
             if !others {
                 // The agent may be gone for good: judge it by the threshold in force now (read
                 // again, a setting may have changed since), from its last sign of life.
-                memory.timings = None;
-                let timings = self.timings(&mut memory, crate::now()).await.map_err(js)?;
+                let cached = memory.timings.take();
+                let timings = match self.timings(&mut memory, crate::now()).await {
+                    Ok(t) => t,
+                    Err(err) => {
+                        worker::console_warn!("offline threshold not read again: {err}");
+                        memory.timings = cached;
+                        self.timings(&mut memory, crate::now()).await.map_err(js)?
+                    }
+                };
                 let silent_at = at(memory.heard) + timings.offline_after;
                 let storage = self.state.storage();
                 let sooner = match storage.get_alarm().await? {
@@ -546,7 +553,7 @@ impl NodeLink {
         };
         let heard_text = time::format(at(memory.heard));
         let storage = self.state.storage();
-        match link::at_alarm(live, now, timings.offline_after) {
+        match link::at_alarm(live, now, timings.offline_after, !links.is_empty()) {
             Alarm::Offline => {
                 let seen = if memory.heard > ms(self.started) || memory.online {
                     heard_text.as_str()

@@ -188,27 +188,39 @@ pub fn RecordPage() -> impl IntoView {
         let id = id();
         async move { api::get::<BackupRecordOutput>(&routes::backup_record(id)).await }
     });
+    // The log is followed once per record, not once per reading of it: the record is read again
+    // when its stream ends, and that must not start the log over.
+    let live = Live::new();
+    Effect::new(move |_| {
+        let id = id();
+        live.reset();
+        live::follow(routes::backup_record_logs(id), live);
+    });
     view! {
         {move || match record.get() {
             None => view! { <p class="hint">{t("loading")}</p> }.into_any(),
             Some(Err(failure)) => view! { <ErrorNote failure /> }.into_any(),
-            Some(Ok(r)) => view! { <RecordView record=r reload=move || record.refetch() /> }.into_any(),
+            Some(Ok(r)) => view! { <RecordView record=r live reload=move || record.refetch() /> }.into_any(),
         }}
     }
 }
 
 #[component]
-fn RecordView(record: BackupRecordOutput, reload: impl Fn() + Copy + 'static) -> impl IntoView {
+fn RecordView(
+    record: BackupRecordOutput,
+    live: Live,
+    reload: impl Fn() + Copy + 'static,
+) -> impl IntoView {
     let lang = use_lang();
     let id = record.id;
-    let live = Live::new();
-    live.progress.set(record.progress.clone());
+    if live.progress.get_untracked().is_none() {
+        live.progress.set(record.progress.clone());
+    }
     let running = record.status == RunStatus::Running;
-    live::follow(routes::backup_record_logs(id), live);
     // The stream's end means the record changed: read it again for its figures.
     Effect::new(move |was: Option<bool>| {
         let ended = live.end.get().is_some();
-        if running && ended && was == Some(false) {
+        if running && ended && was != Some(true) {
             reload();
         }
         ended

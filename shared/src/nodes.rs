@@ -77,16 +77,18 @@ impl Timings {
     }
 }
 
-/// A node is online while it was marked so and has been heard from within `offline_after`; the
-/// tick writes the same verdict to the table, this reading keeps answers right between ticks.
+/// A node is online while it was marked so and its last recorded sighting is within `stale_after`.
+/// The node's object writes every change of status; callers pass the threshold plus the slack a
+/// live node's `lastSeenAt` may lag by (`link::last_seen_slack`), so that only a node no object
+/// answered for is judged by its age.
 pub fn effective_status(
     marked_online: bool,
     last_seen: Option<Timestamp>,
     now: Timestamp,
-    offline_after: Duration,
+    stale_after: Duration,
 ) -> NodeStatus {
     match last_seen {
-        Some(seen) if marked_online && now - seen < offline_after => NodeStatus::Online,
+        Some(seen) if marked_online && now - seen < stale_after => NodeStatus::Online,
         _ => NodeStatus::Offline,
     }
 }
